@@ -1,0 +1,31 @@
+"""Revenue per country: a join of two CSV tables on the customer key, then an aggregate."""
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+import sparkflow as sf
+
+orders = sf.source(
+    "orders", "data/orders.csv", schema="order_id INT, customer_id INT, amount DOUBLE, order_date DATE", size="5GB"
+)
+customers = sf.source("customers", "data/customers.csv", schema="customer_id INT, name STRING, country STRING")
+
+
+@sf.stage(partition_by="customer_id", memory="3GB")
+def enrich(orders: DataFrame, customers: DataFrame) -> DataFrame:
+    """Each order with its customer's country (a join: both inputs share the key)."""
+    return orders.join(customers, "customer_id").select("order_id", "customer_id", "country", "amount", "order_date")
+
+
+@sf.stage(partition_by="country", retries=3)
+def revenue_by_country(enriched: DataFrame) -> DataFrame:
+    """Revenue and order count per country."""
+    return enriched.groupBy("country").agg(
+        F.round(F.sum("amount"), 2).alias("revenue"),
+        F.count("*").alias("orders"),
+    )
+
+
+@sf.pipeline(storage="s3://my-bucket/sparkflow/")
+def revenue():
+    return revenue_by_country(enrich(orders, customers))

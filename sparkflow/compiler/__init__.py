@@ -1,0 +1,110 @@
+"""The compiler: pipeline -> graph -> passes -> Plan -> target definition.
+
+>>> text = compile_pipeline(wordcount, "aws")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+
+import networkx as nx
+
+from sparkflow.compiler.context import Context
+from sparkflow.compiler.graph import SourceNode, StageNode, build, node
+from sparkflow.compiler.passes import PASSES
+from sparkflow.compiler.schedule import schedule
+from sparkflow.dsl.pipeline import Pipeline
+from sparkflow.errors import CompileError
+from sparkflow.plan import Plan, PlanInput, PlanSource, PlanTask
+from sparkflow.targets import get_target
+
+__all__ = ["PASSES", "CompileError", "build", "compile_pipeline", "plan_pipeline"]
+
+
+def plan_pipeline(pipeline: Pipeline, target: str) -> Plan:
+    """Build the graph of ``pipeline``, run every pass for ``target`` and return the Plan."""
+    context = Context(pipeline, get_target(target, pipeline.origin))
+    graph = build(pipeline)
+    for compiler_pass in PASSES:
+        graph = compiler_pass(graph, context)
+    return to_plan(graph, pipeline)
+
+
+def compile_pipeline(pipeline: Pipeline, target: str) -> str:
+    """The definition of ``pipeline`` for ``target`` as text; the same input always gives the same bytes.
+
+    Raises:
+        CompileError: with every problem found, each naming the user's file and line.
+    """
+    plan = plan_pipeline(pipeline, target)
+    chosen = get_target(target)
+    text = chosen.emit(plan)
+    problems = chosen.check(plan, text)
+    if problems:
+        raise CompileError(problems)
+    return text
+
+
+def to_plan(graph: nx.DiGraph, pipeline: Pipeline) -> Plan:
+    """Freeze the compiled graph into a Plan with a deterministic order (declaration order)."""
+    order = {node_id: node(graph, node_id).order for node_id in graph}
+    topological = list(nx.lexicographical_topological_sort(graph, key=order.__getitem__))
+    sources: list[PlanSource] = []
+    tasks: list[PlanTask] = []
+    for node_id in topological:
+        item = node(graph, node_id)
+        if isinstance(item, SourceNode):
+            src = item.source
+            sources.append(PlanSource(src.name, src.uri, src.format, src.size_bytes, src.options, src.origin))
+            continue
+        assert isinstance(item, StageNode)
+        inputs = tuple(PlanInput(param, upstream, _kind(graph, upstream)) for param, upstream in item.inputs)
+        options = item.options
+        tasks.append(
+            PlanTask(
+                id=item.id,
+                stage=item.stage,
+                inputs=inputs,
+                output=options.output,
+                placement=item.placement,
+                memory_mb=options.memory_mb,
+                timeout_s=options.timeout_s,
+                retries=options.retries,
+                engine=options.engine,
+                partition=options.partition,
+                partition_by=options.partition_by,
+                location=item.location,
+                origin=item.origin,
+                call_origin=item.call_origin,
+            )
+        )
+    stages = graph.subgraph(task.id for task in tasks)
+    return Plan(
+        pipeline=pipeline.name,
+        source_file=_display_path(pipeline.origin.file),
+        storage=pipeline.storage,
+        kv=pipeline.kv,
+        sources=tuple(sources),
+        tasks=tuple(tasks),
+        sinks=tuple(graph.graph["sinks"]),
+        schedule=schedule(stages, order),
+    )
+
+
+def _kind(graph: nx.DiGraph, node_id: str) -> str:
+    item = node(graph, node_id)
+    return "source" if isinstance(item, SourceNode) else item.options.output
+
+
+def _display_path(path: str) -> str:
+    """The pipeline file relative to its project root (the nearest folder up with a pyproject.toml or .git),
+    in POSIX form, so generated headers are the same on every machine and from every working directory."""
+    absolute = os.path.abspath(path)
+    folder = os.path.dirname(absolute)
+    while True:
+        if any(os.path.exists(os.path.join(folder, marker)) for marker in ("pyproject.toml", ".git")):
+            return os.path.relpath(absolute, folder).replace(os.sep, "/")
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return os.path.basename(absolute)
+        folder = parent

@@ -1,0 +1,94 @@
+"""``@sf.pipeline``: a function that composes stages; tracing it gives the graph."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, overload
+
+from sparkflow.dsl import trace as _trace
+from sparkflow.dsl.names import check_name
+from sparkflow.errors import DefinitionError, Origin
+
+KV_SCHEMES = ("sqlite", "dynamodb", "firestore")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A declared pipeline: the function and its options. Decorating records; :meth:`trace` runs it.
+
+    Attributes:
+        fn: the user's function; it calls stages and returns the output(s) to keep.
+        name: the pipeline's name (state machine and workflow name, storage prefix).
+        storage: the storage root URI every run writes under (``s3://``, ``gs://`` or a local folder);
+            None until deploy time.
+        kv: the KV store URI for small values (``sqlite:///path``, ``dynamodb://table``,
+            ``firestore://collection``); None for the default.
+        origin: where the pipeline was declared.
+    """
+
+    fn: Callable[[], Any]
+    name: str
+    storage: str | None
+    kv: str | None
+    origin: Origin
+
+    def trace(self) -> _trace.Trace:
+        """Run the pipeline function with a fresh trace and return what it recorded."""
+        recorded = _trace.Trace()
+        with _trace.tracing(recorded):
+            result = self.fn()
+        recorded.finish(result, self.origin, self.name)
+        return recorded
+
+
+@overload
+def pipeline(fn: Callable[[], Any], /) -> Pipeline: ...
+
+
+@overload
+def pipeline(
+    *, name: str | None = None, storage: str | None = None, kv: str | None = None
+) -> Callable[[Callable[[], Any]], Pipeline]: ...
+
+
+def pipeline(
+    fn: Callable[[], Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    storage: str | None = None,
+    kv: str | None = None,
+) -> Pipeline | Callable[[Callable[[], Any]], Pipeline]:
+    """Declare a pipeline. Usable bare (``@sf.pipeline``) or with options.
+
+    Args:
+        name: the pipeline's name; the function's name by default.
+        storage: where runs write their data, e.g. ``"s3://my-bucket/sparkflow/"``.
+        kv: where small values go: ``"sqlite:///path/kv.db"``, ``"dynamodb://table"`` or
+            ``"firestore://collection"``; a SQLite file under the run when local, by default.
+
+    Example:
+        >>> @pipeline(storage="s3://my-bucket/sparkflow/")
+        ... def wordcount():
+        ...     return top(counts(words(books)))  # doctest: +SKIP
+    """
+
+    def decorate(function: Callable[[], Any]) -> Pipeline:
+        code = getattr(function, "__code__", None)
+        origin = Origin(code.co_filename, code.co_firstlineno) if code else Origin("<unknown>", 0)
+        pipeline_name = check_name(name if name is not None else function.__name__, what="pipeline", origin=origin)
+        if storage is not None and (not isinstance(storage, str) or not storage.strip()):
+            raise DefinitionError(f"storage={storage!r} must be a URI such as 's3://bucket/prefix/'", origin)
+        if kv is not None:
+            scheme = kv.split("://", 1)[0] if isinstance(kv, str) and "://" in kv else None
+            if scheme not in KV_SCHEMES:
+                raise DefinitionError(
+                    f"kv={kv!r} is not a KV store URI: use sqlite:///path, dynamodb://table or firestore://collection",
+                    origin,
+                )
+        return Pipeline(function, pipeline_name, storage, kv, origin)
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate

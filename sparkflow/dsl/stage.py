@@ -1,0 +1,215 @@
+"""``@sf.stage``: a plain PySpark function that the compiler may run on its own function or on chunks."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
+
+from sparkflow.dsl import trace as _trace
+from sparkflow.dsl.names import check_name
+from sparkflow.errors import DefinitionError, Origin
+from sparkflow.units import parse_duration, parse_size
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+ENGINES = ("spark",)
+PARTITIONS = ("whole", "rows", "key")
+OUTPUTS = ("dataset", "value")
+DEFAULT_MEMORY_MB = 2048
+DEFAULT_TIMEOUT_S = 900
+DEFAULT_RETRIES = 2
+_VALUE_ANNOTATIONS = {"int", "float", "str", "bool", "dict", "list"}
+
+
+@dataclass(frozen=True)
+class StageOptions:
+    """Everything a stage declares, parsed and checked once.
+
+    Attributes:
+        partition: ``whole`` (runs on its entire input), ``rows`` (any split of the input is fine) or ``key``
+            (rows with equal ``partition_by`` values must meet in one task).
+        partition_by: the key columns when ``partition == "key"``.
+        memory_mb: memory of the function that runs it.
+        timeout_s: how long one run may take.
+        retries: how often a failed run is retried (besides the provider's own retries of throttling).
+        engine: what runs the DataFrame code.
+        output: ``dataset`` (a DataFrame, stored as Parquet) or ``value`` (a small JSON value, stored in the KV store).
+        chunk_size: bytes per chunk when the input is split, or None to derive it.
+    """
+
+    partition: str = "whole"
+    partition_by: tuple[str, ...] = ()
+    memory_mb: int = DEFAULT_MEMORY_MB
+    timeout_s: int = DEFAULT_TIMEOUT_S
+    retries: int = DEFAULT_RETRIES
+    engine: str = "spark"
+    output: str = "dataset"
+    chunk_size: int | None = None
+
+
+class Stage(Generic[P, R]):
+    """A decorated stage: still the user's function, plus what the decorator recorded.
+
+    Outside a pipeline, calling it runs the function (so stage logic is unit-testable on a small DataFrame).
+    While a pipeline is being traced, calling it records a node and returns a placeholder for its output.
+    """
+
+    def __init__(self, fn: Callable[P, R], name: str, options: StageOptions, origin: Origin) -> None:
+        self.fn = fn
+        self.name = name
+        self.options = options
+        self.origin = origin
+        self.signature = inspect.signature(fn)
+        self.__wrapped__ = fn
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", name)
+        self.__qualname__ = getattr(fn, "__qualname__", name)
+        self.__module__ = getattr(fn, "__module__", __name__)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        active = _trace.current()
+        if active is None:
+            return self.fn(*args, **kwargs)
+        # A placeholder, typed as R so that user code type-checks exactly like a plain call.
+        return cast(R, active.record(self, args, kwargs, depth=2))
+
+    def __repr__(self) -> str:
+        return f"<sparkflow stage {self.name!r} at {self.origin}>"
+
+
+@overload
+def stage(fn: Callable[P, R], /) -> Stage[P, R]: ...
+
+
+@overload
+def stage(
+    *,
+    name: str | None = None,
+    partition: str | None = None,
+    partition_by: str | Sequence[str] | None = None,
+    memory: str | int | None = None,
+    timeout: str | int | None = None,
+    retries: int | None = None,
+    engine: str | None = None,
+    output: str | None = None,
+    chunk_size: str | int | None = None,
+) -> Callable[[Callable[P, R]], Stage[P, R]]: ...
+
+
+def stage(
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    partition: str | None = None,
+    partition_by: str | Sequence[str] | None = None,
+    memory: str | int | None = None,
+    timeout: str | int | None = None,
+    retries: int | None = None,
+    engine: str | None = None,
+    output: str | None = None,
+    chunk_size: str | int | None = None,
+) -> Stage[P, R] | Callable[[Callable[P, R]], Stage[P, R]]:
+    """Declare a stage. Usable bare (``@sf.stage``) or with options (``@sf.stage(memory="4GB")``).
+
+    Args:
+        name: the stage's name; the function's name by default.
+        partition: ``"rows"`` if any split of the input rows gives the same result, ``"whole"`` (default)
+            if the stage needs its entire input in one task.
+        partition_by: column(s) whose equal values must meet in one task (a group-by or join key).
+        memory: memory of the function that runs the stage, e.g. ``"2GB"`` (default 2 GB).
+        timeout: how long one run may take, e.g. ``"15m"`` (default 15 minutes).
+        retries: how often a failed run is retried (default 2).
+        engine: ``"spark"`` (default).
+        output: ``"dataset"`` or ``"value"``; by default read from the return annotation
+            (``-> DataFrame`` is a dataset; ``-> int``, ``float``, ``str``, ``bool``, ``dict``, ``list`` a value).
+        chunk_size: bytes per chunk when the input is split, e.g. ``"256MB"`` (derived when omitted).
+
+    Example:
+        >>> @stage(partition_by="word", memory="1GB")
+        ... def counts(words):
+        ...     return words.groupBy("word").count()
+    """
+
+    def decorate(function: Callable[P, R]) -> Stage[P, R]:
+        code = getattr(function, "__code__", None)
+        origin = Origin(code.co_filename, code.co_firstlineno) if code else Origin("<unknown>", 0)
+        if not callable(function) or isinstance(function, Stage):
+            raise DefinitionError("@sf.stage must decorate a plain function", origin)
+        stage_name = check_name(name if name is not None else function.__name__, what="stage", origin=origin)
+        options = _parse_options(
+            function,
+            origin,
+            partition=partition,
+            partition_by=partition_by,
+            memory=memory,
+            timeout=timeout,
+            retries=retries,
+            engine=engine,
+            output=output,
+            chunk_size=chunk_size,
+        )
+        return Stage(function, stage_name, options, origin)
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate
+
+
+def _parse_options(
+    function: Callable[..., Any],
+    origin: Origin,
+    *,
+    partition: str | None,
+    partition_by: str | Sequence[str] | None,
+    memory: str | int | None,
+    timeout: str | int | None,
+    retries: int | None,
+    engine: str | None,
+    output: str | None,
+    chunk_size: str | int | None,
+) -> StageOptions:
+    if partition is not None and partition_by is not None:
+        raise DefinitionError("give either partition= or partition_by=, not both", origin)
+    if partition is not None and partition not in ("rows", "whole"):
+        raise DefinitionError(
+            f"partition={partition!r} is not known: use 'rows' (any split is fine) or 'whole'; "
+            "for key-local stages use partition_by='column'",
+            origin,
+        )
+    keys: tuple[str, ...] = ()
+    if partition_by is not None:
+        keys = (partition_by,) if isinstance(partition_by, str) else tuple(partition_by)
+        if not keys or not all(isinstance(key, str) and key for key in keys):
+            raise DefinitionError(
+                f"partition_by={partition_by!r} must be a column name or a list of column names", origin
+            )
+    if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10):
+        raise DefinitionError(f"retries={retries!r} must be a whole number from 0 to 10", origin)
+    if engine is not None and engine not in ENGINES:
+        raise DefinitionError(f"engine={engine!r} is not available; use one of: {', '.join(ENGINES)}", origin)
+    if output is not None and output not in OUTPUTS:
+        raise DefinitionError(f"output={output!r} is not known; use 'dataset' or 'value'", origin)
+    return StageOptions(
+        partition="key" if keys else (partition or "whole"),
+        partition_by=keys,
+        memory_mb=DEFAULT_MEMORY_MB
+        if memory is None
+        else -(-parse_size(memory, field="memory", origin=origin) // 1024**2),
+        timeout_s=DEFAULT_TIMEOUT_S if timeout is None else parse_duration(timeout, field="timeout", origin=origin),
+        retries=DEFAULT_RETRIES if retries is None else retries,
+        engine=engine or "spark",
+        output=output or _output_from_annotation(function),
+        chunk_size=None if chunk_size is None else parse_size(chunk_size, field="chunk_size", origin=origin),
+    )
+
+
+def _output_from_annotation(function: Callable[..., Any]) -> str:
+    """``value`` when the return annotation names a small JSON type, else ``dataset``."""
+    annotation = inspect.signature(function).return_annotation
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    base = text.split("[", 1)[0].strip()
+    return "value" if base in _VALUE_ANNOTATIONS else "dataset"

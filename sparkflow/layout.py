@@ -1,0 +1,30 @@
+"""Where every dataset of a run lives. Shared by the compiler (to write locations into definitions) and the
+runtime (to read and write them), so the two can never disagree. Light: no imports beyond the stdlib."""
+
+from __future__ import annotations
+
+RUN_ID_PLACEHOLDER = "{run_id}"
+
+
+def location_template(pipeline: str, node: str) -> str:
+    """The output location of ``node`` relative to the storage root, with ``{run_id}`` left open."""
+    return f"{pipeline}/{RUN_ID_PLACEHOLDER}/{node}/"
+
+
+def with_slash(root: str) -> str:
+    """A storage root always ends with one ``/``, so templates append without doubling or missing one."""
+    return root.rstrip("/") + "/"
+
+
+def node_location(root: str, pipeline: str, run_id: str, node: str) -> str:
+    """Absolute location of ``node``'s output in run ``run_id``."""
+    return with_slash(root) + location_template(pipeline, node).replace(RUN_ID_PLACEHOLDER, run_id)
+
+
+def run_location(root: str, pipeline: str, run_id: str) -> str:
+    return f"{with_slash(root)}{pipeline}/{run_id}/"
+
+
+def value_key(pipeline: str, run_id: str, node: str) -> str:
+    """The KV-store key under which a value stage's result is kept."""
+    return f"{pipeline}/{run_id}/{node}"

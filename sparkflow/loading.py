@@ -1,0 +1,86 @@
+"""Find pipelines from what a user types: a file path (``examples/wordcount/pipeline.py``), a module
+(``examples.wordcount.pipeline``) or one pipeline (``module:attr`` / ``path.py:attr``).
+
+Used by the CLI and by the runtime (which loads the module fixed at deploy time), so it stays light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
+from types import ModuleType
+
+from sparkflow.dsl.pipeline import Pipeline
+from sparkflow.errors import SparkflowError
+
+
+def load_pipelines(spec: str) -> list[Pipeline]:
+    """All pipelines ``spec`` names, in the order they are declared."""
+    target, _, attr = spec.partition(":") if not _is_windows_drive(spec) else (spec, "", "")
+    module = _load_module(target)
+    if attr:
+        found = getattr(module, attr, None)
+        if not isinstance(found, Pipeline):
+            raise SparkflowError(f"{spec}: {attr!r} is not a pipeline (decorate a function with @sf.pipeline)")
+        return [found]
+    pipelines = {id(value): value for value in vars(module).values() if isinstance(value, Pipeline)}
+    if not pipelines:
+        raise SparkflowError(f"{target}: no pipeline found; decorate a function with @sf.pipeline")
+    return sorted(pipelines.values(), key=lambda p: (p.origin.file, p.origin.line))
+
+
+def load_pipeline(spec: str, name: str | None = None) -> Pipeline:
+    """The one pipeline ``spec`` names (or the one called ``name`` among several)."""
+    pipelines = load_pipelines(spec)
+    if name is not None:
+        for pipeline in pipelines:
+            if pipeline.name == name:
+                return pipeline
+        raise SparkflowError(f"{spec}: no pipeline named {name!r} (found: {', '.join(p.name for p in pipelines)})")
+    if len(pipelines) > 1:
+        names = ", ".join(p.name for p in pipelines)
+        raise SparkflowError(f"{spec} holds several pipelines ({names}): name one as {spec}:<attribute>")
+    return pipelines[0]
+
+
+def _is_windows_drive(spec: str) -> bool:
+    return len(spec) > 2 and spec[1] == ":" and spec[2] in "\\/"
+
+
+def _load_module(target: str) -> ModuleType:
+    if target.endswith(".py") or os.sep in target or "/" in target:
+        return _load_file(target)
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as error:
+        raise SparkflowError(f"cannot import {target!r}: {error}; pass a file path or an importable module") from error
+
+
+def _load_file(path: str) -> ModuleType:
+    absolute = os.path.abspath(path)
+    if not os.path.isfile(absolute):
+        raise SparkflowError(f"{path}: no such pipeline file")
+    # A stable module name per file: the same file loaded twice is the same module, and Spark's workers can
+    # be told to pickle its functions by value (see the Spark engine).
+    digest = hashlib.sha1(absolute.encode()).hexdigest()[:10]
+    name = f"sparkflow_user_{os.path.splitext(os.path.basename(absolute))[0]}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, absolute)
+    if spec is None or spec.loader is None:
+        raise SparkflowError(f"{path}: cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    folder = os.path.dirname(absolute)
+    sys.path.insert(0, folder)  # so the pipeline can import modules that sit beside it
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]  # a half-imported module must not be found by the next load
+        raise
+    finally:
+        sys.path.remove(folder)
+    return module

@@ -1,0 +1,122 @@
+"""The Plan: the contract between the compiler and everything that consumes it (targets, local executor).
+
+Plain frozen dataclasses with a deterministic order and no heavy imports (no networkx), so the targets and
+the local executor can take a Plan without pulling in the compiler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sparkflow.errors import Origin
+
+
+@dataclass(frozen=True)
+class PlanSource:
+    """An input that exists before the run."""
+
+    name: str
+    uri: str
+    format: str
+    size_bytes: int | None
+    options: tuple[tuple[str, Any], ...]
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    """One input of a task: the stage parameter it feeds and the node it comes from."""
+
+    param: str
+    node: str
+    kind: str  # "source", "dataset" or "value"
+
+
+@dataclass(frozen=True)
+class PlanTask:
+    """One stage call, as it will run.
+
+    Attributes:
+        id: node id, unique in the pipeline (also the state / step name).
+        stage: the stage's name.
+        inputs: in the order of the stage's parameters.
+        output: ``dataset`` or ``value``.
+        placement: ``function`` (Lambda / Cloud Run).
+        location: output location relative to the storage root, with ``{run_id}`` open.
+        origin: where the stage was declared; call_origin: where the pipeline calls it.
+    """
+
+    id: str
+    stage: str
+    inputs: tuple[PlanInput, ...]
+    output: str
+    placement: str
+    memory_mb: int
+    timeout_s: int
+    retries: int
+    engine: str
+    partition: str
+    partition_by: tuple[str, ...]
+    location: str
+    origin: Origin
+    call_origin: Origin
+
+
+@dataclass(frozen=True)
+class Run:
+    """Run one task."""
+
+    task: str
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """Run steps one after another."""
+
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """Run branches at the same time; done when all are done."""
+
+    branches: tuple[Step, ...]
+
+
+Step = Run | Sequence | Parallel
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A compiled pipeline.
+
+    Attributes:
+        pipeline: the pipeline's name.
+        source_file: the pipeline file, as shown in generated headers (relative to the working directory).
+        storage: the declared storage root, or None.
+        kv: the declared KV store URI, or None.
+        sources: by name.
+        tasks: in a deterministic topological order.
+        sinks: the node ids the pipeline returns.
+        schedule: the order tasks run in: nested sequences and parallel branches.
+    """
+
+    pipeline: str
+    source_file: str
+    storage: str | None
+    kv: str | None
+    sources: tuple[PlanSource, ...]
+    tasks: tuple[PlanTask, ...]
+    sinks: tuple[str, ...]
+    schedule: Step
+
+    def task(self, task_id: str) -> PlanTask:
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        raise KeyError(task_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable view (for tools and debugging)."""
+        return asdict(self)

@@ -1,0 +1,26 @@
+"""The AWS target: Step Functions (ASL) driving Lambda functions that run the sparkflow runtime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sparkflow.errors import SparkflowError
+from sparkflow.plan import Plan
+from sparkflow.targets.aws import check, emit, limits
+from sparkflow.targets.base import FunctionLimits
+
+
+@dataclass(frozen=True)
+class AwsTarget:
+    name: str = "aws"
+    suffix: str = ".asl.json"
+    function_limits: FunctionLimits = limits.FUNCTION
+
+    def emit(self, plan: Plan) -> str:
+        return emit.emit(plan)
+
+    def check(self, plan: Plan, definition: str) -> list[SparkflowError]:
+        return check.check(plan, definition)
+
+
+TARGET = AwsTarget()

@@ -1,0 +1,30 @@
+"""AWS limits that sparkflow checks, each with the page it comes from."""
+
+from __future__ import annotations
+
+from sparkflow.targets.base import FunctionLimits, Limit
+
+_SFN_QUOTAS = "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html"
+_LAMBDA_QUOTAS = "https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html"
+
+# Lambda: "Function memory allocation: 128 MB to 10,240 MB" and "Function timeout: 900 seconds (15 minutes)".
+FUNCTION = FunctionLimits(
+    memory_mb=Limit(10_240, "MB", "Lambda memory limit", _LAMBDA_QUOTAS),
+    timeout_s=Limit(900, "s", "Lambda timeout limit", _LAMBDA_QUOTAS),
+)
+# Step Functions: "Maximum size of state machine definition: 1 MB" (hard quota). Counted on the minified
+# definition, which is what `sparkflow deploy` submits.
+DEFINITION_BYTES = Limit(1_048_576, "bytes", "state machine definition limit", _SFN_QUOTAS)
+# "Maximum input or output size for a task, state, or execution: 256 KiB of data as a UTF-8 encoded string".
+PAYLOAD_BYTES = Limit(262_144, "bytes", "state payload limit", _SFN_QUOTAS)
+# "Maximum execution history size: 25,000 events" (hard quota, Standard workflows).
+HISTORY_EVENTS = Limit(25_000, "events", "execution history limit", _SFN_QUOTAS)
+# State names: "Length Constraints: Minimum length of 1. Maximum length of 80", and must not contain white space,
+# brackets, wildcards, special characters or control characters; CloudWatch logging wants only 0-9A-Za-z-_.
+# https://docs.aws.amazon.com/step-functions/latest/apireference/API_StateExitedEventDetails.html
+STATE_NAME_CHARS = Limit(
+    80,
+    "characters",
+    "state name limit",
+    "https://docs.aws.amazon.com/step-functions/latest/apireference/API_StateExitedEventDetails.html",
+)
