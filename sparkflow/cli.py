@@ -101,5 +101,73 @@ def graph(pipeline: str, target: str) -> None:
             click.echo(to_mermaid(plan_pipeline(item, target)), nl=False)
 
 
+def _parse_inputs(values: tuple[str, ...]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for value in values:
+        name, separator, location = value.partition("=")
+        if not separator or not name or not location:
+            raise click.BadParameter(
+                f"{value!r}: write NAME=PATH, e.g. --input books=data/books/", param_hint="--input"
+            )
+        parsed[name] = location
+    return parsed
+
+
+@main.command()
+@click.argument("pipeline", metavar="PIPELINE")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=PATH", help="Read source NAME from PATH instead.")
+@click.option("--storage", default=".sparkflow", show_default=True, help="Folder the run writes under.")
+@click.option("--run-id", help="The run's id (default: a new one).")
+@click.option("--resume", is_flag=True, help="Continue run --run-id: skip nodes already committed.")
+@click.option("--workers", type=click.IntRange(min=1), help="Nodes run at once (default: the number of cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout instead of a table.")
+def run(
+    pipeline: str,
+    inputs: tuple[str, ...],
+    storage: str,
+    run_id: str | None,
+    resume: bool,
+    workers: int | None,
+    as_json: bool,
+) -> None:
+    """Run PIPELINE here, with Spark in local mode and a local folder as storage.
+
+    Exits 0 when the run succeeded, 1 when a stage failed.
+    """
+    import json
+
+    from rich.console import Console
+
+    from sparkflow.compiler import plan_pipeline
+    from sparkflow.loading import load_pipeline
+    from sparkflow.progress import Progress, summary_table
+    from sparkflow.runtime.local import run_plan
+
+    console = Console(stderr=True)
+    with _user_errors():
+        if resume and not run_id:
+            raise click.UsageError("--resume needs the --run-id of the run to continue")
+        chosen = load_pipeline(pipeline)
+        plan = plan_pipeline(chosen, "aws")
+        summary = run_plan(
+            plan,
+            chosen,
+            storage_root=storage,
+            run_id=run_id,
+            inputs=_parse_inputs(inputs),
+            resume=resume,
+            workers=workers,
+            on_update=None if as_json else Progress(console),
+        )
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
+    else:
+        Console().print(summary_table(summary))
+        for sink, location in summary.outputs.items():
+            click.echo(f"output {sink}: {location}")
+    if summary.status != "succeeded":
+        sys.exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,62 @@
+"""What `sparkflow run` shows: live progress while a run goes, and a table per stage at the end (rich)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sparkflow.runtime.local import NodeSummary, RunSummary
+
+_STYLE = {"committed": "green", "already-committed": "cyan", "failed": "red", "running": "yellow"}
+
+
+class Progress:
+    """Prints one line whenever a node starts or ends (works in terminals, CI logs and pipes alike)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.lock = threading.Lock()
+
+    def __call__(self, summary: RunSummary, node: NodeSummary) -> None:
+        with self.lock:
+            done = sum(1 for n in summary.nodes.values() if n.status in ("committed", "already-committed"))
+            total = len(summary.nodes)
+            style = _STYLE.get(node.status, "white")
+            extra = f" in {node.seconds:.1f} s" if node.seconds is not None and node.status != "running" else ""
+            self.console.print(f"[{done}/{total}] {node.node}: [{style}]{node.status}[/{style}]{extra}")
+
+
+def summary_table(summary: RunSummary) -> Table:
+    table = Table(title=f"run {summary.run_id} of {summary.pipeline}: {summary.status} in {summary.seconds:.1f} s")
+    for column in ("stage", "status", "rows", "bytes", "seconds", "output"):
+        table.add_column(column, justify="right" if column in ("rows", "bytes", "seconds") else "left")
+    for node in summary.nodes.values():
+        table.add_row(
+            node.node,
+            f"[{_STYLE.get(node.status, 'white')}]{node.status}[/]",
+            _number(node.rows),
+            _number(node.bytes),
+            "" if node.seconds is None else f"{node.seconds:.2f}",
+            _output(node),
+        )
+    return table
+
+
+def _number(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def _output(node: NodeSummary) -> str:
+    if node.error:
+        return node.error.splitlines()[0][:200]
+    if node.value is not None:
+        return f"{_short(node.value)} ({node.output})"
+    return node.output or ""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,53 @@
+"""Container entry point.
+
+    python -m sparkflow.runtime '{"version": 1, ...}'     # run one event given as an argument
+    SPARKFLOW_EVENT='{...}' python -m sparkflow.runtime   # or in an environment variable
+    python -m sparkflow.runtime serve                     # serve the HTTP entry on $PORT (Cloud Run)
+
+Prints the result as JSON on stdout; exits 0 on success, 2 on an error retrying cannot fix, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from sparkflow.errors import ConfinementError, EventError, InputError, SparkflowError
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["serve"]:
+        from wsgiref.simple_server import make_server
+
+        from sparkflow.runtime.http import app
+
+        port = int(os.environ.get("PORT", "8080"))
+        with make_server("0.0.0.0", port, app) as server:
+            server.serve_forever()
+        return 0
+    text = argv[0] if argv else os.environ.get("SPARKFLOW_EVENT")
+    if not text:
+        print("error: pass the event as an argument or in SPARKFLOW_EVENT", file=sys.stderr)
+        return 2
+    try:
+        from sparkflow.runtime.deployed import deployed_config
+        from sparkflow.runtime.execute import handle_event
+
+        event = json.loads(text)
+        result = handle_event(event, deployed_config())
+    except json.JSONDecodeError as error:
+        print(f"error: the event is not JSON: {error}", file=sys.stderr)
+        return 2
+    except (EventError, InputError, ConfinementError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except SparkflowError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

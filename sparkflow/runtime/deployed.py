@@ -1,0 +1,52 @@
+"""The configuration of a deployed function, read from its environment (set in the image or template):
+
+* ``SPARKFLOW_PIPELINE``: the pipeline it serves, ``package.module:attribute`` or ``path/to/pipeline.py``
+  (fixed at deploy time: an event can name a node, never code to import);
+* ``SPARKFLOW_STORAGE_ROOT``: the storage root (default: the pipeline's ``storage=``);
+* ``SPARKFLOW_KV``: the KV store URI (default: the pipeline's ``kv=``);
+* ``SPARKFLOW_ALLOWED_INPUTS``: comma-separated locations sources may be read from besides the declared ones;
+* ``SPARKFLOW_WORKDIR``: scratch folder (default: the system temporary folder, /tmp on Lambda).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from sparkflow.errors import EnvironmentProblem
+from sparkflow.runtime.execute import RuntimeConfig
+
+_VARIABLES = (
+    "SPARKFLOW_PIPELINE",
+    "SPARKFLOW_STORAGE_ROOT",
+    "SPARKFLOW_KV",
+    "SPARKFLOW_ALLOWED_INPUTS",
+    "SPARKFLOW_WORKDIR",
+)
+
+
+def deployed_config() -> RuntimeConfig:
+    """The configuration for the current environment, loaded once per distinct environment (warm reuse)."""
+    return _config(tuple(os.environ.get(name) for name in _VARIABLES))
+
+
+@cache
+def _config(values: tuple[str | None, ...]) -> RuntimeConfig:
+    spec, root, kv, allowed, workdir = values
+    if not spec:
+        raise EnvironmentProblem(
+            "SPARKFLOW_PIPELINE is not set: set it where the function is deployed to the pipeline it serves, "
+            "e.g. 'mypackage.pipeline:wordcount' or '/var/task/pipeline.py'"
+        )
+    from sparkflow.loading import load_pipeline
+
+    pipeline = load_pipeline(spec)
+    storage_root = root or pipeline.storage
+    if not storage_root:
+        raise EnvironmentProblem(
+            f"pipeline {pipeline.name!r} declares no storage= and SPARKFLOW_STORAGE_ROOT is not set: set one of them"
+        )
+    readable = tuple(item.strip() for item in (allowed or "").split(",") if item.strip())
+    return RuntimeConfig(
+        pipeline=pipeline, storage_root=storage_root, kv=kv or None, readable=readable, workdir=workdir
+    )

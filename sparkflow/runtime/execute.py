@@ -1,0 +1,291 @@
+"""Run one node of one run: the single entry that every platform entry point (Lambda, Cloud Run, container,
+the local executor) calls.
+
+Order of work, so that a bad event touches nothing: validate the event, find the node, check every location
+against the confinement, and only then read, compute, upload and commit.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sparkflow.dsl.pipeline import Pipeline
+from sparkflow.dsl.source import Source
+from sparkflow.dsl.trace import StageCall, Trace
+from sparkflow.errors import ConfinementError, EnvironmentProblem, EventError, InputError
+from sparkflow.layout import node_location, run_location, value_key
+from sparkflow.runtime import logs, storage
+from sparkflow.runtime.protocol import EVENT_VERSION, validate_event, validate_result
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How this process serves a pipeline; fixed where it is deployed, never taken from an event.
+
+    Attributes:
+        pipeline: the pipeline this function serves.
+        storage_root: runs may only write under this root (an event's ``run.storage`` must lie within it).
+        kv: the KV store URI; None uses the pipeline's ``kv=`` or, on a local disk, SQLite under the run.
+        readable: further locations sources may be read from (deploy-time allow list, or local ``--input``).
+        workdir: scratch folder for local copies (Lambda: /tmp); a temporary folder by default.
+    """
+
+    pipeline: Pipeline
+    storage_root: str
+    kv: str | None = None
+    readable: tuple[str, ...] = ()
+    workdir: str | None = None
+
+
+_TRACES: dict[int, Trace] = {}
+
+
+def pipeline_trace(pipeline: Pipeline) -> Trace:
+    """The pipeline's trace, computed once per process (tracing runs only the pipeline function)."""
+    key = id(pipeline)
+    if key not in _TRACES:
+        _TRACES[key] = pipeline.trace()
+    return _TRACES[key]
+
+
+def source_uri(pipeline: Pipeline, source: Source) -> str:
+    """A declared source location; a relative local path is relative to the pipeline file's folder."""
+    if storage.is_remote(source.uri) or source.uri.startswith("file://") or os.path.isabs(source.uri):
+        return source.uri
+    return os.path.join(os.path.dirname(os.path.abspath(pipeline.origin.file)), source.uri)
+
+
+def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
+    """Run the node ``event`` names and return the result (see ``schemas/result-1.schema.json``).
+
+    Raises:
+        EventError: the event is malformed or names something this function does not serve.
+        ConfinementError: a location lies outside what this run may touch.
+        InputError: an input is missing, unreadable or corrupt.
+    """
+    checked = validate_event(event)
+    started = time.monotonic()
+    pipeline = config.pipeline
+    if checked["pipeline"] != pipeline.name:
+        raise EventError(
+            f"event field 'pipeline' is {checked['pipeline']!r}, but this function serves {pipeline.name!r}"
+        )
+    trace = pipeline_trace(pipeline)
+    call = trace.calls.get(checked["node"])
+    if call is None:
+        raise EventError(
+            f"event field 'node': pipeline {pipeline.name!r} has no node {checked['node']!r} "
+            f"(nodes: {', '.join(trace.calls)})"
+        )
+    run = checked["run"]
+    run_id: str = run["id"]
+    if not storage.is_within(run["storage"], config.storage_root):
+        raise ConfinementError(
+            f"event field 'run.storage': {run['storage']!r} is outside the pipeline's storage root "
+            f"{config.storage_root!r}; nothing was read or written"
+        )
+    overrides: dict[str, str] = run.get("params", {}).get("sources", {})
+    for name in overrides:
+        if name not in trace.sources:
+            raise EventError(
+                f"event field 'run.params.sources.{name}': pipeline {pipeline.name!r} has no source {name!r} "
+                f"(sources: {', '.join(trace.sources) or 'none'})"
+            )
+    declared = tuple(source_uri(pipeline, source) for source in trace.sources.values())
+    confinement = storage.Confinement(run["storage"], declared + config.readable)
+    location = confinement.check_write(node_location(run["storage"], pipeline.name, run_id, call.node_id), "output")
+    inputs = _input_locations(call, trace, pipeline, run, overrides, confinement)
+    context = _Context(pipeline.name, call.node_id, run_id, checked.get("attempt") or storage.new_attempt_id())
+
+    existing = storage.read_manifest(location)
+    if existing is not None:
+        logs.log("stage skipped: already committed", **context.fields())
+        return _result(context, existing, location, started, "already-committed")
+
+    logs.log("stage start", **context.fields())
+    try:
+        manifest = _run(call, inputs, location, run, config, context)
+    except Exception as error:
+        logs.log(
+            "stage failed", severity="ERROR", error=type(error).__name__, detail=str(error)[:2000], **context.fields()
+        )
+        raise
+    result = _result(context, manifest, location, started, "committed")
+    output = result["output"]
+    logs.log(
+        "stage end", seconds=result["seconds"], rows=output.get("rows"), bytes=output.get("bytes"), **context.fields()
+    )
+    logs.emit_metrics(pipeline.name, call.node_id, result["seconds"], output.get("rows", 0), output.get("bytes", 0))
+    return result
+
+
+@dataclass(frozen=True)
+class _Context:
+    pipeline: str
+    node: str
+    run_id: str
+    attempt: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"pipeline": self.pipeline, "node": self.node, "run_id": self.run_id, "attempt": self.attempt}
+
+
+@dataclass(frozen=True)
+class _Input:
+    param: str
+    kind: str  # source, dataset, value
+    location: str  # a URI; for values the KV key
+    source: Source | None = None
+
+
+def _input_locations(
+    call: StageCall,
+    trace: Trace,
+    pipeline: Pipeline,
+    run: dict[str, Any],
+    overrides: dict[str, str],
+    confinement: storage.Confinement,
+) -> list[_Input]:
+    found: list[_Input] = []
+    for param, upstream in call.inputs:
+        if upstream in trace.sources:
+            source = trace.sources[upstream]
+            uri = overrides.get(upstream) or source_uri(pipeline, source)
+            found.append(_Input(param, "source", confinement.check_read(uri, f"source {upstream!r}"), source))
+        elif trace.calls[upstream].stage.options.output == "value":
+            found.append(_Input(param, "value", value_key(pipeline.name, run["id"], upstream)))
+        else:
+            uri = node_location(run["storage"], pipeline.name, run["id"], upstream)
+            found.append(_Input(param, "dataset", confinement.check_read(uri, f"input {param!r}")))
+    return found
+
+
+def _run(
+    call: StageCall,
+    inputs: list[_Input],
+    location: str,
+    run: dict[str, Any],
+    config: RuntimeConfig,
+    context: _Context,
+) -> dict[str, Any]:
+    options = call.stage.options
+    needs_spark = options.output == "dataset" or any(item.kind != "value" for item in inputs)
+    spark = None
+    if needs_spark:
+        from sparkflow.runtime import spark as engine
+
+        spark = engine.session(options.memory_mb)
+        module = sys.modules.get(config.pipeline.fn.__module__)
+        if module is not None:
+            engine.ship_module(module)
+    kv = None
+    with tempfile.TemporaryDirectory(prefix=f"sparkflow-{context.node}-", dir=config.workdir) as scratch:
+        from sparkflow.runtime import datasets
+
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for index, item in enumerate(inputs):
+            folder = os.path.join(scratch, f"in{index}")
+            if item.kind == "value":
+                kv = kv or _open_kv(config, run)
+                value = kv.get(item.location)
+            elif item.kind == "source":
+                assert item.source is not None
+                value = datasets.read_source(spark, item.source, item.location, folder)
+            else:
+                value = datasets.read_dataset(spark, item.location, folder, f"input {item.param!r}")
+            _bind(call, item.param, value, args, kwargs)
+        try:
+            output = call.stage.fn(*args, **kwargs)
+            if options.output == "value":
+                kv = kv or _open_kv(config, run)
+                key = value_key(context.pipeline, context.run_id, context.node)
+                kv.put(key, output)
+                manifest: dict[str, Any] = {"kind": "value", "key": key, "value": output, "files": []}
+            else:
+                manifest = _write_output(call, output, location, scratch, context)
+        except Exception as error:
+            if datasets.is_malformed_record(error):
+                names = ", ".join(repr(item.location) for item in inputs if item.kind == "source")
+                raise InputError(
+                    f"stage {call.stage.name!r}: a corrupt record in its input ({names}): "
+                    f"{str(error).strip().splitlines()[0]}; fix or remove the record"
+                ) from error
+            raise
+        finally:
+            if kv is not None:
+                kv.close()
+    manifest.update(
+        {"version": EVENT_VERSION, "node": context.node, "run_id": context.run_id, "attempt": context.attempt}
+    )
+    storage.commit(location, manifest)
+    return manifest
+
+
+def _bind(call: StageCall, param: str, value: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
+    parameters = call.stage.signature.parameters
+    name = param if param in parameters else param.rstrip("0123456789")
+    kind = parameters[name].kind
+    if kind is inspect.Parameter.KEYWORD_ONLY:
+        kwargs[name] = value
+    else:
+        args.append(value)
+
+
+def _write_output(call: StageCall, output: Any, location: str, scratch: str, context: _Context) -> dict[str, Any]:
+    from pyspark.sql import DataFrame
+
+    from sparkflow.runtime import datasets
+
+    if not isinstance(output, DataFrame):
+        raise TypeError(
+            f"stage {call.stage.name!r} ({call.stage.origin}) returned {type(output).__name__}, but it is declared to "
+            "return a DataFrame: return one, or annotate the function's return type (e.g. -> float) for a value"
+        )
+    folder, rows = datasets.write_dataset(output, os.path.join(scratch, "out"))
+    files = storage.upload_attempt(folder, location, context.attempt)
+    return {"kind": "dataset", "files": [name for name, _ in files], "rows": rows, "bytes": sum(s for _, s in files)}
+
+
+def _open_kv(config: RuntimeConfig, run: dict[str, Any]) -> Any:
+    from sparkflow.runtime.kv import open_kv
+
+    uri = config.kv or config.pipeline.kv
+    if uri:
+        return open_kv(uri)
+    root = run_location(run["storage"], config.pipeline.name, run["id"])
+    if storage.is_remote(root):
+        raise EnvironmentProblem(
+            f"pipeline {config.pipeline.name!r} passes values between stages but has no KV store: "
+            "set kv='dynamodb://table' (or firestore://collection) on @sf.pipeline, or SPARKFLOW_KV where deployed"
+        )
+    return open_kv(f"sqlite:///{os.path.join(storage.normalize(root), '_kv.sqlite')}")
+
+
+def _result(context: _Context, manifest: dict[str, Any], location: str, started: float, status: str) -> dict[str, Any]:
+    if manifest.get("kind") == "value":
+        output: dict[str, Any] = {"kind": "value", "key": manifest["key"], "value": manifest["value"]}
+    else:
+        output = {
+            "kind": "dataset",
+            "uri": location + "/",
+            "rows": manifest["rows"],
+            "bytes": manifest["bytes"],
+            "files": len(manifest["files"]),
+        }
+    result = {
+        "version": EVENT_VERSION,
+        "pipeline": context.pipeline,
+        "node": context.node,
+        "run_id": context.run_id,
+        "status": status,
+        "seconds": round(time.monotonic() - started, 3),
+        "output": output,
+    }
+    return validate_result(result)

@@ -1,0 +1,229 @@
+"""The local executor: runs a Plan on this machine through the very runtime entry the clouds invoke.
+
+Independent stages run concurrently (threads sharing the process's one SparkSession), each as soon as all of
+its inputs are committed; failed attempts are retried as the state machines would retry them. Running again
+with the same run id (``--resume``) skips every node whose output is already committed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sparkflow.dsl.pipeline import Pipeline
+from sparkflow.errors import SparkflowError
+from sparkflow.layout import node_location, run_location, value_key
+from sparkflow.plan import Plan, PlanTask
+from sparkflow.runtime import logs, storage
+from sparkflow.runtime.execute import RuntimeConfig, handle_event
+from sparkflow.runtime.protocol import EVENT_VERSION
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+@-]{0,79}$")
+
+
+@dataclass
+class NodeSummary:
+    """What happened to one node."""
+
+    node: str
+    status: str = "pending"  # pending, running, committed, already-committed, failed, not-run
+    rows: int | None = None
+    bytes: int | None = None
+    seconds: float | None = None
+    output: str | None = None
+    value: Any = None
+    attempts: int = 0
+    error: str | None = None
+
+
+@dataclass
+class RunSummary:
+    """The outcome of a local run (``sparkflow run --json`` prints it)."""
+
+    pipeline: str
+    run_id: str
+    storage: str
+    status: str = "running"  # running, succeeded, failed
+    seconds: float = 0.0
+    nodes: dict[str, NodeSummary] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+
+
+def run_plan(
+    plan: Plan,
+    pipeline: Pipeline,
+    *,
+    storage_root: str,
+    run_id: str | None = None,
+    inputs: dict[str, str] | None = None,
+    resume: bool = False,
+    workers: int | None = None,
+    kv: str | None = None,
+    on_update: Callable[[RunSummary, NodeSummary], None] | None = None,
+) -> RunSummary:
+    """Run ``plan`` here and return its summary (status ``failed`` when a node failed: nothing is raised).
+
+    Args:
+        storage_root: local folder (or URI) every run writes under.
+        run_id: the run's id; new by default. An existing run is continued only with ``resume=True``.
+        inputs: source name -> location overriding the declared locations.
+        resume: continue the run ``run_id``: nodes already committed are skipped.
+        workers: how many nodes may run at once (default: the number of cores).
+        kv: the KV store URI (default: the pipeline's ``kv=``, else SQLite under the run).
+        on_update: called whenever a node starts or ends.
+
+    The runtime's JSON log lines go to ``_logs.jsonl`` in the run's folder (a local folder) or to stderr.
+    """
+    if run_id is not None and not _RUN_ID.match(run_id):
+        raise SparkflowError(
+            f"--run-id {run_id!r}: use letters, digits and . _ - = + @ (at most 80, no leading symbol)"
+        )
+    run_id = run_id or new_run_id()
+    if not storage.is_remote(storage_root):
+        storage_root = os.path.abspath(storage_root)
+        os.makedirs(storage_root, exist_ok=True)
+    overrides = dict(inputs or {})
+    unknown = sorted(set(overrides) - {source.name for source in plan.sources})
+    if unknown:
+        known = ", ".join(source.name for source in plan.sources) or "none"
+        raise SparkflowError(
+            f"--input {unknown[0]}=...: pipeline {plan.pipeline!r} has no such source (sources: {known})"
+        )
+    run_dir = run_location(storage_root, plan.pipeline, run_id)
+    if _exists(run_dir) and not resume:
+        raise SparkflowError(f"run {run_id!r} already exists under {storage_root}: pass --resume to continue it")
+    if resume and not _exists(run_dir):
+        raise SparkflowError(f"--resume: there is no run {run_id!r} under {storage_root} to continue")
+    config = RuntimeConfig(pipeline=pipeline, storage_root=storage_root, kv=kv, readable=tuple(overrides.values()))
+    summary = RunSummary(plan.pipeline, run_id, storage_root, nodes={t.id: NodeSummary(t.id) for t in plan.tasks})
+    started = time.monotonic()
+    with _log_file(run_dir):
+        _execute(plan, config, summary, overrides, workers or os.cpu_count() or 1, on_update)
+    summary.seconds = round(time.monotonic() - started, 3)
+    summary.status = "succeeded" if all(n.status in _DONE for n in summary.nodes.values()) else "failed"
+    if summary.status == "succeeded":
+        for sink in plan.sinks:
+            task = plan.task(sink)
+            summary.outputs[sink] = (
+                f"kv:{value_key(plan.pipeline, run_id, sink)}"
+                if task.output == "value"
+                else node_location(storage_root, plan.pipeline, run_id, sink)
+            )
+    return summary
+
+
+_DONE = ("committed", "already-committed")
+
+
+@contextmanager
+def _log_file(run_dir: str) -> Iterator[None]:
+    if storage.is_remote(run_dir):
+        yield
+        return
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "_logs.jsonl"), "a", encoding="utf-8") as handle:
+        previous = logs.configure(handle)
+        try:
+            yield
+        finally:
+            logs.configure(previous)
+
+
+def _exists(location: str) -> bool:
+    fs, path = storage.filesystem(location)
+    return bool(fs.exists(path))
+
+
+def _execute(
+    plan: Plan,
+    config: RuntimeConfig,
+    summary: RunSummary,
+    overrides: dict[str, str],
+    workers: int,
+    on_update: Callable[[RunSummary, NodeSummary], None] | None,
+) -> None:
+    upstream = {task.id: {i.node for i in task.inputs if i.kind != "source"} for task in plan.tasks}
+    pending = {task.id: task for task in plan.tasks}
+    running: dict[Future[dict[str, Any]], PlanTask] = {}
+    failed = False
+
+    def notify(node: NodeSummary) -> None:
+        if on_update:
+            on_update(summary, node)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sparkflow-node") as pool:
+        while pending or running:
+            if not failed:
+                ready = [t for t in pending.values() if all(summary.nodes[u].status in _DONE for u in upstream[t.id])]
+                for task in ready:
+                    del pending[task.id]
+                    node = summary.nodes[task.id]
+                    node.status = "running"
+                    notify(node)
+                    event = _event(plan, task, summary, config, overrides)
+                    running[pool.submit(_attempts, event, config, task, node)] = task
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                task = running.pop(future)
+                node = summary.nodes[task.id]
+                try:
+                    _record(node, future.result())
+                except Exception as error:  # the node failed for good: report it, start nothing new
+                    node.status = "failed"
+                    node.error = f"{type(error).__name__}: {error}"
+                    failed = True
+                notify(node)
+    for node in summary.nodes.values():
+        if node.status == "pending":
+            node.status = "not-run"
+
+
+def _event(
+    plan: Plan, task: PlanTask, summary: RunSummary, config: RuntimeConfig, overrides: dict[str, str]
+) -> dict[str, Any]:
+    params = {"sources": overrides} if overrides else {}
+    return {
+        "version": EVENT_VERSION,
+        "pipeline": plan.pipeline,
+        "node": task.id,
+        "run": {"id": summary.run_id, "storage": config.storage_root, "params": params},
+    }
+
+
+def _attempts(event: dict[str, Any], config: RuntimeConfig, task: PlanTask, node: NodeSummary) -> dict[str, Any]:
+    """Run the node, retrying up to ``task.retries`` times unless the error is one retrying cannot fix."""
+    while True:
+        node.attempts += 1
+        try:
+            return handle_event(event, config)
+        except SparkflowError:
+            raise
+        except Exception:
+            if node.attempts > task.retries:
+                raise
+
+
+def _record(node: NodeSummary, result: dict[str, Any]) -> None:
+    output = result["output"]
+    node.status = result["status"]
+    node.seconds = result["seconds"]
+    if output["kind"] == "dataset":
+        node.rows, node.bytes, node.output = output["rows"], output["bytes"], output["uri"]
+    else:
+        node.value, node.output = output["value"], f"kv:{output['key']}"

@@ -1,0 +1,113 @@
+"""The Spark engine: one local SparkSession per process, created on first use and kept for warm invocations.
+
+The configuration is for short single-machine jobs (see docs in the README and PERFORMANCE-NOTES): no UI,
+few shuffle partitions, no adaptive re-planning, loopback networking, the serial collector and C1-only JIT
+(halves CPU time of tiny stages), driver memory from the stage's ``memory=``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import threading
+from functools import cache
+from importlib import resources
+from types import ModuleType
+from typing import Any
+
+from sparkflow.errors import EnvironmentProblem
+
+MINIMUM_JAVA = 17
+_LOCK = threading.Lock()
+_SESSION: Any = None
+# What the JVM may take of the function's memory; the rest is for Python, the OS and the page cache.
+_DRIVER_SHARE = 0.6
+
+
+@cache
+def java_version(java: str | None = None) -> int:
+    """The major version of the Java that Spark will start, or an EnvironmentProblem saying what to install."""
+    executable = java or _java_executable()
+    try:
+        completed = subprocess.run([executable, "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise EnvironmentProblem(
+            f"cannot run Java ({executable}): {error}. Install Java {MINIMUM_JAVA} or newer "
+            "(e.g. `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME"
+        ) from error
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', completed.stderr + completed.stdout)
+    if not match:
+        raise EnvironmentProblem(f"cannot tell the version of Java at {executable}: {completed.stderr.strip()!r}")
+    major = int(match.group(1))
+    if major == 1 and match.group(2):  # "1.8.0" style
+        major = int(match.group(2))
+    if major < MINIMUM_JAVA:
+        raise EnvironmentProblem(
+            f"Java {major} at {executable} is too old: PySpark 4 needs Java {MINIMUM_JAVA} or newer "
+            "(e.g. `apt-get install openjdk-17-jre-headless`, then set JAVA_HOME)"
+        )
+    return major
+
+
+def _java_executable() -> str:
+    home = os.environ.get("JAVA_HOME")
+    if home:
+        candidate = os.path.join(home, "bin", "java")
+        if os.path.exists(candidate):
+            return candidate
+        raise EnvironmentProblem(
+            f"JAVA_HOME is {home!r} but {candidate} does not exist: point JAVA_HOME at a Java {MINIMUM_JAVA}+ "
+            "installation or unset it"
+        )
+    found = shutil.which("java")
+    if not found:
+        raise EnvironmentProblem(
+            f"Java is not installed: PySpark needs Java {MINIMUM_JAVA} or newer "
+            "(e.g. `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME"
+        )
+    return found
+
+
+def session(memory_mb: int) -> Any:
+    """The process's SparkSession; the first call decides its memory."""
+    global _SESSION
+    with _LOCK:
+        if _SESSION is not None and _SESSION.sparkContext._jsc is not None:
+            return _SESSION
+        java_version()
+        from pyspark.sql import SparkSession
+
+        # Spark picks a non-loopback address (and warns) unless told; functions talk to nobody.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        driver_mb = max(512, int(memory_mb * _DRIVER_SHARE))
+        log_config = resources.files("sparkflow.runtime").joinpath("conf/log4j2.properties")
+        jvm_options = f"-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile=file:{log_config}"
+        builder = (
+            SparkSession.builder.master(f"local[{os.cpu_count() or 1}]")
+            .appName("sparkflow")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.shuffle.partitions", str(max(2, os.cpu_count() or 1)))
+            .config("spark.sql.adaptive.enabled", "false")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.driver.memory", f"{driver_mb}m")
+            .config("spark.driver.extraJavaOptions", jvm_options)
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
+        )
+        _SESSION = builder.getOrCreate()
+        _SESSION.sparkContext.setLogLevel("ERROR")
+        return _SESSION
+
+
+def ship_module(module: ModuleType) -> None:
+    """Let Spark's Python workers unpickle the user's functions (UDFs) by value: the pipeline module is
+    loaded from a file and is not importable by name in the workers."""
+    from pyspark import cloudpickle
+
+    with contextlib.suppress(ValueError):  # already registered, or a built-in module
+        cloudpickle.register_pickle_by_value(module)  # type: ignore[no-untyped-call]

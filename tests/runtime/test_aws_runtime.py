@@ -1,0 +1,132 @@
+"""Every example's generated ASL, run by moto's Step Functions interpreter with each Lambda invocation answered
+in-process by ``sparkflow.runtime.aws.handler`` and S3 (and DynamoDB) served by moto, succeeds and writes
+exactly what `sparkflow run` writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sparkflow.compiler import compile_pipeline, plan_pipeline
+from sparkflow.loading import load_pipeline
+from sparkflow.runtime import aws as lambda_entry
+from sparkflow.runtime import storage
+from sparkflow.runtime.execute import pipeline_trace, source_uri
+from sparkflow.runtime.local import run_plan
+from tests.aws_moto import LambdaDouble, MotoAws, StageFailure, substitute
+from tests.examples import EXAMPLES, example_ids
+from tests.runtime.reference import rows
+
+pytestmark = [pytest.mark.spark, pytest.mark.moto]
+BUCKET = "sparkflow-test"
+
+
+def runtime_handler(payload: dict[str, Any]) -> Any:
+    """The Lambda function: the real runtime entry; an exception becomes a function error of its type."""
+    try:
+        return lambda_entry.handler(payload, None)
+    except Exception as error:
+        raise StageFailure(type(error).__name__, str(error)) from error
+
+
+def upload_sources(aws: MotoAws, pipeline: Any, prefix: str) -> dict[str, str]:
+    """Copy every source of ``pipeline`` into moto's S3; return source name -> its S3 location."""
+    s3 = aws.client("s3")
+    locations: dict[str, str] = {}
+    for name, source in pipeline_trace(pipeline).sources.items():
+        local = Path(source_uri(pipeline, source))
+        files = sorted(p for p in local.rglob("*") if p.is_file()) if local.is_dir() else [local]
+        for file in files:
+            relative = file.relative_to(local).as_posix() if local.is_dir() else file.name
+            s3.upload_file(str(file), BUCKET, f"{prefix}/{name}/{relative}")
+        locations[name] = (
+            f"s3://{BUCKET}/{prefix}/{name}/" if local.is_dir() else f"s3://{BUCKET}/{prefix}/{name}/{local.name}"
+        )
+    return locations
+
+
+def committed_rows(spark: Any, location: str, scratch: Path) -> list[tuple[Any, ...]]:
+    from sparkflow.runtime.datasets import local_copy
+
+    return rows(spark.read.parquet(*local_copy(storage.committed_files(location, "output"), str(scratch))))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
+def test_asl_runs_the_runtime_in_moto(
+    spark: Any, path: Path, tmp_path: Path, moto_aws: MotoAws, lambda_double: LambdaDouble, monkeypatch: Any
+) -> None:
+    s3 = moto_aws.client("s3")
+    if BUCKET not in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=BUCKET)
+    table = f"values-{uuid.uuid4().hex[:8]}"
+    moto_aws.client("dynamodb").create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    pipeline = load_pipeline(str(path))
+    prefix = f"data/{uuid.uuid4().hex[:8]}"
+    sources = upload_sources(moto_aws, pipeline, prefix)
+    root = f"s3://{BUCKET}/root/"
+    for name, value in {
+        "AWS_ENDPOINT_URL": moto_aws.endpoint,
+        "SPARKFLOW_PIPELINE": str(path),
+        "SPARKFLOW_STORAGE_ROOT": root,
+        "SPARKFLOW_KV": f"dynamodb://{table}",
+        "SPARKFLOW_ALLOWED_INPUTS": f"s3://{BUCKET}/{prefix}/",
+    }.items():
+        monkeypatch.setenv(name, value)
+    lambda_double.delay = 0
+    lambda_double.handler = runtime_handler
+
+    definition = compile_pipeline(pipeline, "aws")
+    function = moto_aws.create_function("stage")
+    values = {name: function for name in re.findall(r"\$\{(StageFunction\d+MB)\}", definition)}
+    arn = moto_aws.create_state_machine(pipeline.name, substitute(definition, {"StorageRoot": root, **values}))
+    execution = moto_aws.run(arn, {"sources": sources}, timeout=240)
+    assert execution["status"] == "SUCCEEDED", execution
+    output = json.loads(execution["output"])
+    run_id = output["run_id"]
+    assert sorted(call.node for call in lambda_double.calls) == sorted(pipeline_trace(pipeline).calls)
+
+    local = run_plan(plan_pipeline(pipeline, "aws"), pipeline, storage_root=str(tmp_path / "local"))
+    assert local.status == "succeeded"
+    for sink, location in output["outputs"].items():
+        assert location == f"{root}{pipeline.name}/{run_id}/{sink}/"
+        assert committed_rows(spark, location, tmp_path / sink) == committed_rows(
+            spark, local.outputs[sink], tmp_path / f"{sink}-local"
+        ), sink
+    assert os.environ["SPARKFLOW_STORAGE_ROOT"] == root
+
+
+def test_failing_stage_fails_the_execution_naming_it(
+    spark: Any, tmp_path: Path, moto_aws: MotoAws, lambda_double: LambdaDouble, monkeypatch: Any
+) -> None:
+    path = next(p for p in EXAMPLES if p.parent.name == "wordcount")
+    pipeline = load_pipeline(str(path))
+    root = f"s3://{BUCKET}/root/"
+    for name, value in {
+        "AWS_ENDPOINT_URL": moto_aws.endpoint,
+        "SPARKFLOW_PIPELINE": str(path),
+        "SPARKFLOW_STORAGE_ROOT": root,
+    }.items():
+        monkeypatch.setenv(name, value)
+    lambda_double.delay = 0
+    lambda_double.handler = runtime_handler
+    definition = compile_pipeline(pipeline, "aws")
+    function = moto_aws.create_function("stage")
+    values = {name: function for name in re.findall(r"\$\{(StageFunction\d+MB)\}", definition)}
+    arn = moto_aws.create_state_machine(pipeline.name, substitute(definition, {"StorageRoot": root, **values}))
+    # The books location is outside what the function may read: a ConfinementError, which is not retried.
+    execution = moto_aws.run(arn, {"sources": {"books": f"s3://{BUCKET}/nowhere/"}}, timeout=120)
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "StageFailed"
+    assert "stage words failed" in execution["cause"] and "ConfinementError" in execution["cause"]
+    assert [call.node for call in lambda_double.calls] == ["words"]
