@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLES := $(wildcard examples/*/pipeline.py)
-TARGETS := aws
+TARGETS := aws gcp
 
 .PHONY: demo test lint typecheck unit definitions check-definitions bench clean
 

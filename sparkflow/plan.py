@@ -7,6 +7,7 @@ the local executor can take a Plan without pulling in the compiler.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any
 
 from sparkflow.errors import Origin
@@ -112,10 +113,13 @@ class Plan:
     schedule: Step
 
     def task(self, task_id: str) -> PlanTask:
-        for task in self.tasks:
-            if task.id == task_id:
-                return task
-        raise KeyError(task_id)
+        """The task called ``task_id`` (KeyError if there is none); O(1), so emitters may call it per task."""
+        return self._tasks_by_id[task_id]
+
+    @cached_property
+    def _tasks_by_id(self) -> dict[str, PlanTask]:
+        # Not a field: it is derived, so it stays out of equality, hashing and to_dict().
+        return {task.id: task for task in self.tasks}
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable view (for tools and debugging)."""

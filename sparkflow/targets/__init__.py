@@ -11,6 +11,7 @@ from sparkflow.targets.base import Target
 # name -> module exposing TARGET; imported only when used so the CLI and the runtime stay light.
 _REGISTRY = {
     "aws": "sparkflow.targets.aws",
+    "gcp": "sparkflow.targets.gcp",
 }
 
 

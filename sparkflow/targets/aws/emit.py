@@ -176,16 +176,16 @@ def _next(next_state: str | None) -> dict[str, Any]:
 
 def _ordered(states: dict[str, Any], start: str) -> list[str]:
     """States in the order they run (depth first from ``start``), so the file reads top to bottom."""
-    seen: list[str] = []
+    seen: dict[str, None] = {}  # an ordered set: a list would make this quadratic in the number of states
     pending = [start]
     while pending:
         name = pending.pop()
         if name in seen or name not in states:
             continue
-        seen.append(name)
+        seen[name] = None
         state = states[name]
         followers = [catch["Next"] for catch in state.get("Catch", ())]
         if "Next" in state:
             followers.append(state["Next"])
         pending.extend(reversed(followers))
-    return seen + sorted(set(states) - set(seen))
+    return [*seen, *sorted(set(states) - seen.keys())]

@@ -1,0 +1,30 @@
+"""The GCP target: Workflows driving a Cloud Run service that runs the sparkflow runtime.
+
+``deploy`` (in :mod:`sparkflow.targets.gcp.deploy`) is not imported here: it needs the
+``google-cloud-workflows`` client, which compiling does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sparkflow.errors import SparkflowError
+from sparkflow.plan import Plan
+from sparkflow.targets.base import FunctionLimits
+from sparkflow.targets.gcp import check, emit, limits
+
+
+@dataclass(frozen=True)
+class GcpTarget:
+    name: str = "gcp"
+    suffix: str = ".workflows.yaml"
+    function_limits: FunctionLimits = limits.FUNCTION
+
+    def emit(self, plan: Plan) -> str:
+        return emit.emit(plan)
+
+    def check(self, plan: Plan, definition: str) -> list[SparkflowError]:
+        return check.check(plan, definition)
+
+
+TARGET = GcpTarget()

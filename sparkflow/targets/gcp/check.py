@@ -1,0 +1,155 @@
+"""Limits of an emitted Workflows definition: size, steps per execution, parallel steps, variables, timeouts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+
+from sparkflow.errors import DefinitionError, SparkflowError
+from sparkflow.plan import Plan
+from sparkflow.targets.gcp import emit, limits
+
+_EXPRESSION = re.compile(r"\$\{(.*)\}", re.DOTALL)
+# What the main workflow may keep in variables: the run object (ids, the storage root and the execution
+# argument, at most 32 KB) and, only while a failed stage raises, its error map. Anything else, above all a
+# kept HTTP response (up to 2 MB), could overflow the variable memory as pipelines grow.
+_SMALL_VARIABLES = frozenset({emit.ARGS, emit.RUN, emit.ERROR})
+
+
+def check(plan: Plan, text: str) -> list[SparkflowError]:
+    """Every limit the definition ``text`` of ``plan`` breaks, each naming the user's code where it can."""
+    document: dict[str, Any] = yaml.safe_load(text)
+    problems: list[SparkflowError] = []
+    origin = plan.tasks[0].origin if plan.tasks else None
+    size = len(text.encode())
+    if size > limits.SOURCE_BYTES.value:
+        problems.append(
+            DefinitionError(
+                f"pipeline {plan.pipeline!r}: the workflow source is {size:,} bytes, over the "
+                f"{limits.SOURCE_BYTES.describe()}: split the pipeline into several pipelines",
+                origin,
+            )
+        )
+    for task in plan.tasks:
+        if task.placement == "function" and task.timeout_s > limits.HTTP_TIMEOUT_S.value:
+            problems.append(
+                DefinitionError(
+                    f"stage {task.stage!r}: timeout={task.timeout_s:,} s is over the "
+                    f"{limits.HTTP_TIMEOUT_S.describe()}: lower timeout= to 30 minutes or less "
+                    "(or split the stage's input with partition= / partition_by=)",
+                    task.origin,
+                )
+            )
+    steps = estimate_steps(document)
+    if steps > limits.STEPS_PER_EXECUTION.value:
+        problems.append(
+            DefinitionError(
+                f"pipeline {plan.pipeline!r}: a run may execute {steps:,} steps, over the "
+                f"{limits.STEPS_PER_EXECUTION.describe()}: split the pipeline or lower retries=",
+                origin,
+            )
+        )
+    for name, parallel, depth in _parallel_steps(document["main"]["steps"], 1):
+        branches = len(parallel.get("branches", ()))
+        if branches > limits.BRANCHES_PER_PARALLEL.value:
+            problems.append(
+                DefinitionError(f"step {name!r} has {branches} branches: {limits.BRANCHES_PER_PARALLEL.describe()}")
+            )
+        if depth > limits.PARALLEL_DEPTH.value:
+            problems.append(
+                DefinitionError(f"step {name!r} is nested {depth} deep: {limits.PARALLEL_DEPTH.describe()}")
+            )
+    for variable in sorted(_variables(document["main"]) - _SMALL_VARIABLES):
+        problems.append(
+            DefinitionError(
+                f"pipeline {plan.pipeline!r}: the workflow keeps variable {variable!r}, which may grow past the "
+                f"{limits.VARIABLES_BYTES.describe()}",
+                origin,
+            )
+        )
+    for expression in sorted(set(_expressions(document))):
+        if len(expression) > limits.EXPRESSION_CHARS.value:
+            problems.append(
+                DefinitionError(
+                    f"pipeline {plan.pipeline!r}: an expression is {len(expression):,} characters long, over the "
+                    f"{limits.EXPRESSION_CHARS.describe()}: shorten the pipeline or stage names ({expression[:60]}...)",
+                    origin,
+                )
+            )
+    return problems
+
+
+def estimate_steps(document: dict[str, Any]) -> int:
+    """Steps of a run in which every retry of every stage is used and the last stage then fails (the worst case).
+
+    Every step runs at most once (there are no loops); a retried step runs again and first runs the retry
+    predicate (one call plus its steps).
+    """
+    predicate = document.get(emit.RETRY_PREDICATE)
+    per_predicate = 1 + len(predicate["steps"]) if predicate else 0
+    return _count_steps(document["main"]["steps"], per_predicate)
+
+
+def _count_steps(steps: list[dict[str, Any]], per_predicate: int) -> int:
+    total = 0
+    for item in steps:
+        ((_, step),) = item.items()
+        total += 1
+        total += _count_steps(step.get("steps", []), per_predicate)
+        for branch in step.get("parallel", {}).get("branches", ()):
+            total += _count_steps([branch], per_predicate)
+        if "retry" in step:
+            retries = int(step["retry"]["max_retries"])
+            # every failed attempt asks the predicate; all but the last are run again
+            total += (retries + 1) * per_predicate + retries
+        total += _count_steps(step.get("except", {}).get("steps", []), per_predicate)
+    return total
+
+
+def _parallel_steps(steps: list[dict[str, Any]], depth: int) -> Iterator[tuple[str, dict[str, Any], int]]:
+    """Every parallel step with its nesting depth (1 = not inside another parallel step)."""
+    for item in steps:
+        ((name, step),) = item.items()
+        yield from _parallel_steps(step.get("steps", []), depth)
+        if "parallel" in step:
+            yield name, step["parallel"], depth
+            for branch in step["parallel"].get("branches", ()):
+                yield from _parallel_steps([branch], depth + 1)
+
+
+def _variables(subworkflow: dict[str, Any]) -> set[str]:
+    """The variables a subworkflow defines: its parameters, assignments, call results and caught errors."""
+    found = set(subworkflow.get("params", ()))
+    pending: list[Any] = [subworkflow["steps"]]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        for assignment in node.get("assign", ()) if isinstance(node.get("assign"), list) else ():
+            for name in assignment:
+                found.add(re.split(r"[.\[]", str(name), maxsplit=1)[0])
+        if isinstance(node.get("result"), str):
+            found.add(node["result"])
+        if isinstance(node.get("except"), dict) and "as" in node["except"]:
+            found.add(str(node["except"]["as"]))
+        pending.extend(node.values())
+    return found
+
+
+def _expressions(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        match = _EXPRESSION.fullmatch(node)
+        if match:
+            yield match.group(1)
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _expressions(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _expressions(value)

@@ -1,0 +1,270 @@
+"""Fixtures of the GCP target's tests.
+
+* ``workflows``: runs a generated definition in ``workflows-emulator`` (a third-party Workflows interpreter),
+  its ``http.*`` calls answered in-process by a :class:`StageDouble` standing in for the Cloud Run runtime.
+* ``workflows_api``: a local HTTP server on 127.0.0.1 standing in for the Workflows REST API, and a real
+  ``WorkflowsClient`` pointed at it with anonymous credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import yaml
+
+from sparkflow.compiler import compile_pipeline, plan_pipeline
+from sparkflow.layout import node_location, value_key
+from sparkflow.loading import load_pipeline
+from sparkflow.plan import Plan
+from sparkflow.runtime.protocol import EVENT_VERSION, validate_event, validate_result
+from sparkflow.targets.gcp.emit import EXECUTION_ID_ENV, SERVICE_URL_ENV, STORAGE_ROOT_ENV
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted(ROOT.glob("examples/*/pipeline.py"))
+RESOURCES = Path(__file__).parent / "resources"
+SCHEMA = Path(__file__).parent / "schemas" / "gcp-workflows.schema.json"
+
+RUN_ID = "3f0c1d2e-4b5a-4c6d-8e9f-0a1b2c3d4e5f"  # execution ids are UUIDs
+STORAGE = "gs://bucket/sparkflow/"
+SERVICE_URL = "https://sparkflow-runtime-abc123-ew.a.run.app"
+
+
+def example_id(path: Path) -> str:
+    return path.parent.name
+
+
+def compiled(spec: str | Path, name: str | None = None) -> tuple[Plan, str]:
+    """The Plan and the gcp definition of the pipeline ``spec`` names."""
+    pipeline = load_pipeline(str(spec), name)
+    return plan_pipeline(pipeline, "gcp"), compile_pipeline(pipeline, "gcp")
+
+
+def http_error(code: int) -> Exception:
+    """The error Workflows raises when a call answers ``code``: tags HttpError, with code, headers and body.
+
+    (https://cloud.google.com/workflows/docs/reference/syntax/error-types)
+    """
+    from workflows_emulator.utils import WorkflowError
+
+    return WorkflowError(
+        message=f"HTTP server responded with error code {code}",
+        tags=["HttpError"],
+        code=code,
+        headers={"Content-Type": "application/json"},
+        body={"error": "StageError", "message": "boom"},
+    )
+
+
+def connection_error() -> Exception:
+    from workflows_emulator.utils import WorkflowError
+
+    return WorkflowError(message="connection reset by peer", tags=["ConnectionError"])
+
+
+@dataclass
+class StageDouble:
+    """Answers the workflow's ``http.post`` calls like the deployed runtime: one valid result per event.
+
+    Records every call and every protocol problem (an invalid event, a stage called before one of its inputs
+    was written, a wrong URL, auth or timeout) instead of raising them, so a test reports them plainly rather
+    than as a workflow failure.
+
+    Attributes:
+        failures: node -> the errors its first calls raise, one per call; later calls (and other nodes) succeed.
+    """
+
+    plan: Plan
+    failures: dict[str, list[Exception]] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    committed: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(
+        self,
+        method: str,
+        url: str,
+        timeout: float = 300,
+        body: Any = None,
+        headers: Any = None,
+        query: Any = None,
+        auth: Any = None,
+        **_: Any,
+    ) -> dict[str, Any]:
+        event = json.loads(json.dumps(body))  # what goes over the wire
+        node = str(event.get("node")) if isinstance(event, dict) else "?"
+        with self.lock:
+            attempt = self.calls.count(node)
+            self.calls.append(node)
+            self.events.append(event)
+            self._check(method, url, timeout, auth, event, node)
+            errors = self.failures.get(node, [])
+            if attempt < len(errors):
+                raise errors[attempt]
+            self.committed.add(node)
+        task = self.plan.task(node)
+        if task.output == "value":
+            output: dict[str, Any] = {"kind": "value", "key": value_key(self.plan.pipeline, RUN_ID, node), "value": 1}
+        else:
+            uri = node_location(event["run"]["storage"], self.plan.pipeline, event["run"]["id"], node)
+            output = {"kind": "dataset", "uri": uri, "rows": 3, "bytes": 1024, "files": 1}
+        result = {
+            "version": EVENT_VERSION,
+            "pipeline": self.plan.pipeline,
+            "node": node,
+            "run_id": event["run"]["id"],
+            "status": "committed",
+            "seconds": 0.5,
+            "output": output,
+        }
+        return {"code": 200, "headers": {"Content-Type": "application/json"}, "body": validate_result(result)}
+
+    def _check(self, method: str, url: str, timeout: float, auth: Any, event: Any, node: str) -> None:
+        try:
+            validate_event(event)
+        except Exception as error:
+            self.problems.append(f"invalid event for {node}: {error}")
+            return
+        task = self.plan.task(node)
+        if (method, url, auth) != ("POST", SERVICE_URL, {"type": "OIDC"}):
+            self.problems.append(f"{node}: called with {method} {url} auth={auth}")
+        if timeout != task.timeout_s:
+            self.problems.append(f"{node}: timeout {timeout}, the stage declares {task.timeout_s}")
+        missing = [i.node for i in task.inputs if i.kind != "source" and i.node not in self.committed]
+        if missing:
+            self.problems.append(f"{node} called before its inputs {missing} were committed")
+
+
+Execute = Callable[..., Any]
+
+
+@pytest.fixture
+def workflows(monkeypatch: pytest.MonkeyPatch) -> Iterator[Execute]:
+    """``run(text, double, args=None)``: the return value of executing ``text`` in workflows-emulator.
+
+    The emulator reads ``sys.get_env`` from the process environment; its backoff waits are recorded in
+    ``run.delays`` instead of slept.
+    """
+    import workflows_emulator.lib.http_utils as http_utils
+    import workflows_emulator.main as emulator
+
+    monkeypatch.setenv(EXECUTION_ID_ENV, RUN_ID)
+    monkeypatch.setenv(STORAGE_ROOT_ENV, STORAGE)
+    monkeypatch.setenv(SERVICE_URL_ENV, SERVICE_URL)
+    delays: list[float] = []
+    monkeypatch.setattr(emulator, "sleep", delays.append)
+
+    def run(text: str, double: StageDouble, args: Any = None) -> Any:
+        monkeypatch.setattr(http_utils, "request", double)
+        return emulator.execute_workflow(yaml.safe_load(text), {"args": args})
+
+    run.delays = delays  # type: ignore[attr-defined]
+    yield run
+
+
+_NAME = re.compile(r"^/v1/(projects/[^/]+/locations/[^/]+/workflows/[^/:]+)$")
+_PARENT = re.compile(r"^/v1/(projects/[^/]+/locations/[^/]+)/workflows$")
+
+
+@dataclass
+class FakeWorkflowsApi:
+    """The part of the Workflows REST API (v1) that deploy uses: get, create and patch a workflow.
+
+    Create and patch answer a finished long-running operation. ``requests`` lists (method, path, query, body)
+    of every request, ``workflows`` the stored resources by name.
+    """
+
+    workflows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[tuple[str, str, dict[str, list[str]], Any]] = field(default_factory=list)
+    revisions: int = 0
+
+    def handle(self, method: str, target: str, body: Any) -> tuple[int, dict[str, Any]]:
+        parts = urlsplit(target)
+        query = parse_qs(parts.query)
+        self.requests.append((method, parts.path, query, body))
+        if "/locations/denied/" in parts.path + "/":
+            return 403, {"error": {"code": 403, "message": "permission denied", "status": "PERMISSION_DENIED"}}
+        name = _NAME.match(parts.path)
+        parent = _PARENT.match(parts.path)
+        if method == "GET" and name:
+            found = self.workflows.get(name.group(1))
+            return (200, found) if found else _not_found(name.group(1))
+        if method == "POST" and parent:
+            full = f"{parent.group(1)}/workflows/{query['workflowId'][0]}"
+            if full in self.workflows:
+                return 409, {"error": {"code": 409, "message": f"{full} exists", "status": "ALREADY_EXISTS"}}
+            self.workflows[full] = {"name": full, "state": "ACTIVE", **self._revised(body)}
+            return 200, self._operation(full)
+        if method == "PATCH" and name and name.group(1) in self.workflows:
+            fields = [path for path in query.get("updateMask", [""])[0].split(",") if path]
+            stored = self.workflows[name.group(1)]
+            stored.update(self._revised({key: body.get(key, {} if key == "userEnvVars" else "") for key in fields}))
+            return 200, self._operation(name.group(1))
+        return _not_found(parts.path)
+
+    def _revised(self, changes: dict[str, Any]) -> dict[str, Any]:
+        self.revisions += 1
+        return {**changes, "revisionId": f"{self.revisions:06d}-abc"}
+
+    def _operation(self, name: str) -> dict[str, Any]:
+        workflow = {"@type": "type.googleapis.com/google.cloud.workflows.v1.Workflow", **self.workflows[name]}
+        return {
+            "name": f"{name.rsplit('/workflows/', 1)[0]}/operations/op-{self.revisions}",
+            "done": True,
+            "response": workflow,
+        }
+
+
+def _not_found(what: str) -> tuple[int, dict[str, Any]]:
+    return 404, {"error": {"code": 404, "message": f"{what} not found", "status": "NOT_FOUND"}}
+
+
+@pytest.fixture
+def workflows_api() -> Iterator[tuple[FakeWorkflowsApi, Any]]:
+    """The fake API on 127.0.0.1 and a ``WorkflowsClient`` (REST transport, anonymous credentials) using it."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import workflows_v1
+
+    api = FakeWorkflowsApi()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            status, document = api.handle(self.command, self.path, json.loads(raw) if raw else None)
+            data = json.dumps(document).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PATCH = do_DELETE = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:  # keep the test output clean
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    client = workflows_v1.WorkflowsClient(
+        credentials=AnonymousCredentials(),
+        transport="rest",
+        client_options={"api_endpoint": f"http://127.0.0.1:{server.server_address[1]}"},
+    )
+    try:
+        yield api, client
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -1,0 +1,18 @@
+"""A stage that may run longer than a Workflows HTTP call can wait (30 minutes)."""
+
+from pyspark.sql import DataFrame
+
+import sparkflow as sf
+
+events = sf.source("events", "data/events.jsonl", format="json")
+
+
+@sf.stage(timeout="45m")
+def slow(events: DataFrame) -> DataFrame:
+    """Fits Cloud Run's 60 minutes, not Workflows' 30."""
+    return events
+
+
+@sf.pipeline(storage="gs://bucket/sparkflow/")
+def long_stage():
+    return slow(events)

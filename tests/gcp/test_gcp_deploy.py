@@ -1,0 +1,97 @@
+"""deploy() against a local stand-in for the Workflows REST API: create, update what changed, then nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import EXAMPLES, FakeWorkflowsApi, compiled
+
+from sparkflow.errors import DefinitionError
+from sparkflow.targets.gcp.deploy import DeployError, deploy
+
+NAME = "projects/proj-1/locations/europe-west1/workflows/{}"
+ENV = {"SPARKFLOW_SERVICE_URL": "https://runtime-abc-ew.a.run.app", "SPARKFLOW_STORAGE_ROOT": "gs://bucket/sparkflow"}
+
+
+def writes(api: FakeWorkflowsApi) -> list[tuple[str, str, dict[str, list[str]], Any]]:
+    return [request for request in api.requests if request[0] != "GET"]
+
+
+def test_create_then_update_then_nothing(workflows_api: tuple[FakeWorkflowsApi, Any]) -> None:
+    api, client = workflows_api
+    plan, text = compiled(EXAMPLES[0])
+    name = NAME.format(plan.pipeline)
+    other = NAME.format("someone_else")
+    api.workflows[other] = {"name": other, "sourceContents": "main: {steps: []}", "revisionId": "000009-xyz"}
+    before_other = dict(api.workflows[other])
+
+    assert deploy(plan.pipeline, text, "proj-1", "europe-west1", ENV, client=client) == name
+    ((method, path, query, body),) = writes(api)
+    assert (method, path, query["workflowId"]) == (
+        "POST",
+        "/v1/projects/proj-1/locations/europe-west1/workflows",
+        [plan.pipeline],
+    )
+    assert body["sourceContents"] == text
+    assert body["userEnvVars"] == {**ENV, "SPARKFLOW_STORAGE_ROOT": "gs://bucket/sparkflow/"}  # one trailing '/'
+    created_revision = api.workflows[name]["revisionId"]
+
+    api.requests.clear()
+    changed = {**ENV, "SPARKFLOW_SERVICE_URL": "https://runtime-def-ew.a.run.app"}
+    assert deploy(plan.pipeline, text, "proj-1", "europe-west1", changed, client=client) == name
+    ((method, path, query, body),) = writes(api)
+    assert (method, path) == ("PATCH", f"/v1/{name}")
+    assert query["updateMask"] == ["userEnvVars"]  # the source did not change, so it is not sent as changed
+    assert api.workflows[name]["userEnvVars"]["SPARKFLOW_SERVICE_URL"] == "https://runtime-def-ew.a.run.app"
+    assert api.workflows[name]["sourceContents"] == text
+    assert api.workflows[name]["revisionId"] != created_revision
+
+    api.requests.clear()
+    assert deploy(plan.pipeline, text, "proj-1", "europe-west1", changed, client=client) == name
+    assert [(method, path) for method, path, _, _ in api.requests] == [("GET", f"/v1/{name}")]
+
+    api.requests.clear()
+    new_text = text.replace("timeout: 900", "timeout: 600")
+    deploy(plan.pipeline, new_text, "proj-1", "europe-west1", changed, client=client)
+    ((method, path, query, body),) = writes(api)
+    assert (method, query["updateMask"]) == ("PATCH", ["sourceContents"])
+    assert api.workflows[name]["sourceContents"] == new_text
+
+    assert api.workflows[other] == before_other
+    assert set(api.workflows) == {name, other}
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SPARKFLOW_SERVICE_URL": "https://x"}, "'SPARKFLOW_STORAGE_ROOT' is missing"),
+        ({**ENV, "GOOGLE_CLOUD_PROJECT_ID": "p"}, "'GOOGLE_CLOUD_PROJECT_ID' is reserved"),
+    ],
+)
+def test_bad_environment_is_refused_before_any_request(
+    env: dict[str, str], message: str, workflows_api: tuple[FakeWorkflowsApi, Any]
+) -> None:
+    api, client = workflows_api
+    with pytest.raises(DefinitionError, match=message):
+        deploy("wordcount", "main: {}", "proj-1", "europe-west1", env, client=client)
+    assert api.requests == []
+
+
+def test_pipeline_name_that_is_no_workflow_id_is_refused(workflows_api: tuple[FakeWorkflowsApi, Any]) -> None:
+    api, client = workflows_api
+    with pytest.raises(DefinitionError, match="cannot be a workflow id"):
+        deploy("trailing_", "main: {}", "proj-1", "europe-west1", ENV, client=client)
+    assert api.requests == []
+
+
+def test_api_errors_become_deploy_errors(workflows_api: tuple[FakeWorkflowsApi, Any]) -> None:
+    _, client = workflows_api
+    with pytest.raises(DeployError, match=r"deploying workflow projects/proj-1/locations/denied/workflows/wordcount "):
+        deploy("wordcount", "main: {}", "proj-1", "denied", ENV, client=client)
+
+
+@pytest.mark.parametrize(("project", "region"), [("proj-1", "europe-west1/../x"), ("Proj 1", "europe-west1")])
+def test_malformed_project_or_region_is_refused(project: str, region: str) -> None:
+    with pytest.raises(DefinitionError, match="project and region"):
+        deploy("wordcount", "main: {}", project, region, ENV)
