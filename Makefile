@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	@for target in $(TARGETS); do $(BIN)/sparkflow compile $(EXAMPLES) --target $$target; done
+	$(BIN)/sparkflow run examples/wordcount/pipeline.py --storage .sparkflow
 
 test: $(STAMP) lint typecheck unit
 
@@ -38,6 +39,7 @@ check-definitions: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/compile_time.py
+	$(BIN)/python bench/cold_start.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -16,6 +16,8 @@ from types import ModuleType
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import SparkflowError
 
+_SOURCE_DIGEST = "__sparkflow_source_digest__"
+
 
 def load_pipelines(spec: str) -> list[Pipeline]:
     """All pipelines ``spec`` names, in the order they are declared."""
@@ -64,20 +66,28 @@ def _load_file(path: str) -> ModuleType:
     if not os.path.isfile(absolute):
         raise SparkflowError(f"{path}: no such pipeline file")
     # A stable module name per file: the same file loaded twice is the same module, and Spark's workers can
-    # be told to pickle its functions by value (see the Spark engine).
+    # be told to pickle its functions by value (see the Spark engine). A file edited since it was loaded is
+    # loaded again, so a long-lived process (tests, a notebook) never compiles stale code.
     digest = hashlib.sha1(absolute.encode()).hexdigest()[:10]
     name = f"sparkflow_user_{os.path.splitext(os.path.basename(absolute))[0]}_{digest}"
-    if name in sys.modules:
-        return sys.modules[name]
+    with open(absolute, "rb") as handle:
+        source = handle.read()
+    source_digest = hashlib.sha1(source).hexdigest()
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, _SOURCE_DIGEST, None) == source_digest:
+        return loaded
     spec = importlib.util.spec_from_file_location(name, absolute)
     if spec is None or spec.loader is None:
         raise SparkflowError(f"{path}: cannot be loaded as a Python module")
     module = importlib.util.module_from_spec(spec)
+    setattr(module, _SOURCE_DIGEST, source_digest)
     folder = os.path.dirname(absolute)
     sys.path.insert(0, folder)  # so the pipeline can import modules that sit beside it
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        # Compiled from the bytes just read, not through the loader: a cached .pyc is validated by mtime and
+        # size only, so an edit within the same second that keeps the size would run the old code.
+        exec(compile(source, absolute, "exec"), module.__dict__)
     except BaseException:
         del sys.modules[name]  # a half-imported module must not be found by the next load
         raise

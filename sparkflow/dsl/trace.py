@@ -90,11 +90,13 @@ class Trace:
         try:
             bound = stage.signature.bind(*args, **kwargs)
         except TypeError as error:
-            params = ", ".join(stage.signature.parameters) or "none"
+            params = stage.signature.parameters
             given = len(args) + len(kwargs)
+            takes = f"{len(params)} input{'' if len(params) == 1 else 's'} ({', '.join(params)})"
             self.problems.append(
                 DefinitionError(
-                    f"stage {stage.name!r} is called with {given} input(s) but takes ({params}): {error}",
+                    f"stage {stage.name!r} takes {takes} but is called with {given} ({error}): "
+                    "pass one source or stage output per parameter",
                     origin,
                 )
             )

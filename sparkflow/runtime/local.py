@@ -19,7 +19,7 @@ from typing import Any
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import SparkflowError
-from sparkflow.layout import node_location, run_location, value_key
+from sparkflow.layout import node_location, run_location, value_key, with_slash
 from sparkflow.plan import Plan, PlanTask
 from sparkflow.runtime import logs, storage
 from sparkflow.runtime.execute import RuntimeConfig, handle_event
@@ -202,7 +202,7 @@ def _event(
         "version": EVENT_VERSION,
         "pipeline": plan.pipeline,
         "node": task.id,
-        "run": {"id": summary.run_id, "storage": config.storage_root, "params": params},
+        "run": {"id": summary.run_id, "storage": with_slash(config.storage_root), "params": params},
     }
 
 

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import EXAMPLES, SCHEMA, compiled, example_id
+from tests.gcp.conftest import EXAMPLES, SCHEMA, compiled, example_id
 
 from sparkflow.cli import main
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import EXAMPLES, FakeWorkflowsApi, compiled
+from tests.gcp.conftest import EXAMPLES, FakeWorkflowsApi, compiled
 
 from sparkflow.errors import DefinitionError
 from sparkflow.targets.gcp.deploy import DeployError, deploy

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+from tests.gcp.conftest import (
     EXAMPLES,
     RESOURCES,
     RUN_ID,

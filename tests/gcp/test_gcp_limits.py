@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import EXAMPLES, RESOURCES, compiled
+from tests.gcp.conftest import EXAMPLES, RESOURCES, compiled
 
 from sparkflow.compiler import compile_pipeline, plan_pipeline
 from sparkflow.errors import CompileError, SparkflowError

@@ -26,7 +26,7 @@ def words_event(root: Path, attempt: str | None = None) -> dict[str, Any]:
         "version": 1,
         "pipeline": "wordcount",
         "node": "words",
-        "run": {"id": "r1", "storage": str(root)},
+        "run": {"id": "r1", "storage": f"{root}/"},
     }
     if attempt:
         document["attempt"] = attempt

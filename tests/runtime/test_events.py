@@ -16,6 +16,8 @@ from tests.examples import example
 
 
 def event(node: str = "words", pipeline: str = "wordcount", **run: Any) -> dict[str, Any]:
+    if "storage" in run:
+        run["storage"] = run["storage"].rstrip("/") + "/"
     return {"version": 1, "pipeline": pipeline, "node": node, "run": {"id": "r1", **run}}
 
 
@@ -41,21 +43,25 @@ def nothing_written(root: Path) -> bool:
         ({"version": 1, "pipeline": "wordcount", "node": "words"}, r"event field 'run' is missing"),
         ({"version": 2, "pipeline": "wordcount", "node": "words", "run": {}}, r"event field 'version' is 2"),
         (
-            {"version": 1, "pipeline": "wordcount", "node": "nope", "run": {"id": "r1", "storage": "/x"}},
+            {"version": 1, "pipeline": "wordcount", "node": "nope", "run": {"id": "r1", "storage": "/x/"}},
             r"no node 'nope'",
         ),
         (
-            {"version": 1, "pipeline": "other", "node": "words", "run": {"id": "r1", "storage": "/x"}},
+            {"version": 1, "pipeline": "other", "node": "words", "run": {"id": "r1", "storage": "/x/"}},
             r"serves 'wordcount'",
         ),
         (
-            {"version": 1, "pipeline": "wordcount", "node": "words", "run": {"id": "../up", "storage": "/x"}},
+            {"version": 1, "pipeline": "wordcount", "node": "words", "run": {"id": "../up", "storage": "/x/"}},
             r"'run.id'",
         ),
-        ({"version": 1, "pipeline": "wordcount", "node": "w s", "run": {"id": "r", "storage": "/x"}}, r"field 'node'"),
+        ({"version": 1, "pipeline": "wordcount", "node": "w s", "run": {"id": "r", "storage": "/x/"}}, r"field 'node'"),
         (
-            {"version": 1, "pipeline": "wordcount", "node": "words", "run": {"id": "r", "storage": "/x"}, "code": "x"},
+            {"version": 1, "pipeline": "wordcount", "node": "words", "run": {"id": "r", "storage": "/x/"}, "code": "x"},
             r"field 'code' is not allowed",
+        ),
+        (
+            {"version": 1, "pipeline": "wordcount", "node": "words", "run": {"id": "r", "storage": "/x"}},
+            r"'run.storage'",
         ),
         ([1, 2], r"must be a JSON object"),
     ],

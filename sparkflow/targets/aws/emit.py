@@ -84,7 +84,15 @@ def definition(plan: Plan) -> dict[str, Any]:
 class _Builder:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
-        self.parallel_count = 0
+        # Parallel states are numbered in reading order (sequences are built back to front, so number first).
+        self.parallel_numbers: dict[int, int] = {}
+        self._number(plan.schedule)
+
+    def _number(self, step: Step) -> None:
+        if isinstance(step, Parallel):
+            self.parallel_numbers[id(step)] = len(self.parallel_numbers) + 1
+        for inner in step.branches if isinstance(step, Parallel) else step.steps if isinstance(step, Sequence) else ():
+            self._number(inner)
 
     def step(self, step: Step, states: dict[str, Any], next_state: str | None) -> str:
         """Add the states of ``step`` to ``states``, continuing at ``next_state`` (None: end of branch).
@@ -103,8 +111,7 @@ class _Builder:
         return self._parallel(step, states, next_state)
 
     def _parallel(self, step: Parallel, states: dict[str, Any], next_state: str | None) -> str:
-        self.parallel_count += 1
-        name = f"Parallel-{self.parallel_count}"
+        name = f"Parallel-{self.parallel_numbers[id(step)]}"
         branches = []
         for branch in step.branches:
             branch_states: dict[str, Any] = {}

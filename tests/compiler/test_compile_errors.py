@@ -1,0 +1,153 @@
+"""Every user mistake is an error that names the user's file and line and says what to fix.
+
+Each case is a small real pipeline file under tests/resources/; the expected line is found in that file by
+its text, so the assertion checks the place the error points at, not a number copied from the output.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+from sparkflow.compiler import PASSES, compile_pipeline
+from sparkflow.compiler.context import Context
+from sparkflow.compiler.graph import StageNode
+from sparkflow.compiler.passes.validate import validate
+from sparkflow.dsl.stage import StageOptions
+from sparkflow.errors import CompileError, DefinitionError, Origin, SparkflowError
+from sparkflow.loading import load_pipelines
+from sparkflow.targets import get_target
+
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+
+
+def at(name: str, text: str) -> str:
+    """The regex of ``<file>:<line>: `` where ``text`` first occurs in tests/resources/``name``."""
+    path = RESOURCES / name
+    lines = path.read_text().splitlines()
+    line = next(number for number, content in enumerate(lines, 1) if text in content)
+    return re.escape(f"{path}:{line}: ")
+
+
+def compile_file(name: str, target: str = "aws") -> str:
+    [pipeline] = load_pipelines(str(RESOURCES / name))
+    return compile_pipeline(pipeline, target)
+
+
+def test_the_base_pipeline_compiles() -> None:
+    assert '"node": "words"' in compile_file("pipeline_ok.py")
+
+
+def test_unknown_target_suggests_the_nearest_name() -> None:
+    with pytest.raises(
+        CompileError, match=at("pipeline_ok.py", "@sf.pipeline") + r"unknown target 'awz': did you mean 'aws'\?"
+    ):
+        compile_file("pipeline_ok.py", "awz")
+
+
+def test_unknown_target_far_from_every_name_lists_the_known_ones() -> None:
+    with pytest.raises(CompileError, match=r"unknown target 'kubernetes': \(known targets: aws, gcp\)"):
+        compile_file("pipeline_ok.py", "kubernetes")
+
+
+def test_memory_over_the_lambda_limit() -> None:
+    pattern = (
+        at("bad_memory.py", "@sf.stage")
+        + r"stage 'words': memory=12,288 MB is over the aws Lambda memory limit of 10,240 MB.*lower memory="
+    )
+    with pytest.raises(CompileError, match=pattern):
+        compile_file("bad_memory.py")
+
+
+def test_timeout_over_the_lambda_limit() -> None:
+    pattern = (
+        at("bad_timeout.py", "@sf.stage")
+        + r"stage 'words': timeout=960 s is over the aws Lambda timeout limit of 900 s.*lower timeout="
+    )
+    with pytest.raises(CompileError, match=pattern):
+        compile_file("bad_timeout.py")
+
+
+def test_duplicate_stage_names_name_both_places() -> None:
+    first = RESOURCES / "bad_duplicate_stage.py"
+    pattern = at("bad_duplicate_stage.py", '@sf.stage(name="words")') + (
+        rf"duplicate stage name 'words': also declared at {re.escape(str(first))}:8; rename one"
+    )
+    with pytest.raises(CompileError, match=pattern):
+        compile_file("bad_duplicate_stage.py")
+
+
+def test_wrong_number_of_inputs() -> None:
+    pattern = (
+        at("bad_wrong_arity.py", "return words(books, more_books)")
+        + r"stage 'words' takes 1 input \(lines\) but is called with 2"
+    )
+    with pytest.raises(CompileError, match=pattern):
+        compile_file("bad_wrong_arity.py")
+
+
+def test_pipeline_returning_nothing() -> None:
+    pattern = at("bad_returns_nothing.py", "@sf.pipeline") + r"pipeline 'wordcount' returns nothing: return the output"
+    with pytest.raises(CompileError, match=pattern):
+        compile_file("bad_returns_nothing.py")
+
+
+def test_input_neither_source_nor_stage_output() -> None:
+    pattern = at("bad_unknown_input.py", 'return words("data/books/")') + (
+        r"input 'lines' of stage 'words' is neither a source nor a stage output "
+        r"\(got str 'data/books/'\): pass sf.source"
+    )
+    with pytest.raises(CompileError, match=pattern):
+        compile_file("bad_unknown_input.py")
+
+
+@pytest.mark.parametrize(
+    ("name", "where", "message"),
+    [
+        ("bad_size.py", "sf.source(", r"size='40 gigs' is not a size: write a number and a unit .* e\.g\. '512MB'"),
+        ("bad_memory_size.py", "@sf.stage", r"memory='lots' is not a size: write a number and a unit"),
+        ("bad_duration.py", "@sf.stage", r"timeout='15 minutes' has an unknown unit 'minutes': use ms, s, m, h or d"),
+        (
+            "bad_stage_name.py",
+            "@sf.stage",
+            r"stage name 'count-words' may contain only letters, digits and '_'.*'count_words'",
+        ),
+        ("bad_source_name.py", "sf.source(", r"source name 'my books' may contain only letters.*'my_books'"),
+        ("bad_long_name.py", "@sf.stage", r"stage name 'w{20}'\.\.\. is 65 characters long; the limit is 64"),
+    ],
+)
+def test_declaration_errors_name_the_line(name: str, where: str, message: str) -> None:
+    with pytest.raises(DefinitionError, match=at(name, where) + message):
+        load_pipelines(str(RESOURCES / name))
+
+
+def test_all_problems_of_a_pipeline_are_reported_at_once() -> None:
+    with pytest.raises(CompileError) as raised:
+        compile_file("bad_duplicate_stage.py")
+    assert all(isinstance(problem, SparkflowError) and problem.file for problem in raised.value.problems)
+    assert isinstance(raised.value, ValueError)  # callers may catch the built-in too
+
+
+def test_a_cycle_is_reported_by_the_validate_pass() -> None:
+    [pipeline] = load_pipelines(str(RESOURCES / "pipeline_ok.py"))
+    graph = nx.DiGraph(pipeline=pipeline, sinks=("b",), problems=[])
+    for order, (name, upstream) in enumerate((("a", "c"), ("b", "a"), ("c", "b"))):
+        origin = Origin(str(RESOURCES / "pipeline_ok.py"), 9)
+        node = StageNode(name, name, StageOptions(), (("frame", upstream),), origin, origin, order)
+        graph.add_node(name, node=node)
+    graph.add_edges_from([("c", "a"), ("a", "b"), ("b", "c")])
+    pattern = (
+        at("pipeline_ok.py", "@sf.pipeline")
+        + r"pipeline 'wordcount' has a cycle: (a -> b -> c|b -> c -> a|c -> a -> b)"
+    )
+    with pytest.raises(CompileError, match=pattern):
+        validate(graph, Context(pipeline, get_target("aws")))
+    graph.remove_edge("b", "c")
+    assert validate(graph, Context(pipeline, get_target("aws"))) is graph
+
+
+def test_validate_is_the_first_pass() -> None:
+    assert PASSES[0] is validate
