@@ -10,9 +10,9 @@ import jsonschema
 import pytest
 import yaml
 from click.testing import CliRunner
-from tests.gcp.conftest import EXAMPLES, SCHEMA, compiled, example_id
 
 from sparkflow.cli import main
+from tests.gcp.conftest import EXAMPLES, SCHEMA, compiled, example_id
 
 
 def golden(example: Path) -> Path:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.gcp.conftest import EXAMPLES, FakeWorkflowsApi, compiled
 
 from sparkflow.errors import DefinitionError
 from sparkflow.targets.gcp.deploy import DeployError, deploy
+from tests.gcp.conftest import EXAMPLES, FakeWorkflowsApi, compiled
 
 NAME = "projects/proj-1/locations/europe-west1/workflows/{}"
 ENV = {"SPARKFLOW_SERVICE_URL": "https://runtime-abc-ew.a.run.app", "SPARKFLOW_STORAGE_ROOT": "gs://bucket/sparkflow"}

@@ -7,6 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from workflows_emulator.utils import WorkflowError
+
+from sparkflow.compiler import plan_pipeline
+from sparkflow.layout import node_location
+from sparkflow.loading import load_pipeline
+from sparkflow.plan import Plan
+from sparkflow.targets.gcp.emit import emit
 from tests.gcp.conftest import (
     EXAMPLES,
     RESOURCES,
@@ -19,13 +26,6 @@ from tests.gcp.conftest import (
     example_id,
     http_error,
 )
-from workflows_emulator.utils import WorkflowError
-
-from sparkflow.compiler import plan_pipeline
-from sparkflow.layout import node_location
-from sparkflow.loading import load_pipeline
-from sparkflow.plan import Plan
-from sparkflow.targets.gcp.emit import emit
 
 
 def expected_outputs(plan: Plan) -> dict[str, str]:

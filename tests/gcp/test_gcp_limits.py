@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.gcp.conftest import EXAMPLES, RESOURCES, compiled
 
 from sparkflow.compiler import compile_pipeline, plan_pipeline
 from sparkflow.errors import CompileError, SparkflowError
@@ -14,6 +13,7 @@ from sparkflow.loading import load_pipeline
 from sparkflow.targets import get_target
 from sparkflow.targets.gcp import check, limits
 from sparkflow.targets.gcp.emit import emit
+from tests.gcp.conftest import EXAMPLES, RESOURCES, compiled
 
 
 def _parallel_depths(steps: list[dict[str, object]], depth: int = 1) -> list[tuple[int, int]]:

@@ -1,0 +1,97 @@
+"""The runtime's entry points and what they promise: light imports, no compiler, structured logs and metrics,
+the container entry's exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sparkflow.runtime import logs
+from tests.examples import ROOT, example
+
+FORBIDDEN = ("networkx", "sparkflow.compiler", "sparkflow.targets", "boto3", "pyspark", "jsonschema", "fsspec")
+
+
+@pytest.mark.parametrize("module", ["sparkflow.runtime.aws", "sparkflow.runtime.http", "sparkflow.runtime.__main__"])
+def test_importing_an_entry_point_stays_light(module: str) -> None:
+    code = (
+        f"import sys, {module}\n"
+        f"print([m for m in {FORBIDDEN!r} if m in sys.modules or any(k.startswith(m + '.') for k in sys.modules)])"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert json.loads(found.stdout.strip().replace("'", '"')) == []
+
+
+def test_runtime_never_imports_the_compiler_or_targets() -> None:
+    """Statically: no module under sparkflow/runtime imports sparkflow.compiler or sparkflow.targets."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "sparkflow" / "runtime").rglob("*.py")
+        if any(name in path.read_text() for name in ("sparkflow.compiler", "sparkflow.targets", "import networkx"))
+    ]
+    assert offenders == []
+
+
+def test_log_lines_are_json_with_severity() -> None:
+    stream = io.StringIO()
+    logs.log("stage end", stream=stream, node="words", rows=3)
+    record = json.loads(stream.getvalue())
+    assert record["severity"] == "INFO" and record["message"] == "stage end" and record["rows"] == 3
+
+
+def test_embedded_metric_format_only_on_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    logs.emit_metrics("wordcount", "words", 1.5, 10, 2048, stream=stream)
+    assert stream.getvalue() == ""
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "stage")
+    logs.emit_metrics("wordcount", "words", 1.5, 10, 2048, stream=stream)
+    document = json.loads(stream.getvalue())
+    directive = document["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "sparkflow" and directive["Dimensions"] == [["pipeline", "node"]]
+    names = {metric["Name"] for metric in directive["Metrics"]}
+    assert names == {"StageSeconds", "StageRows", "StageBytes"}
+    assert all(name in document for name in names) and document["node"] == "words"
+
+
+def run_container(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "sparkflow.runtime", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        timeout=300,
+    )
+
+
+def test_container_entry_refuses_a_bad_event(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    env = {"SPARKFLOW_PIPELINE": str(example("wordcount")), "SPARKFLOW_STORAGE_ROOT": str(root)}
+    answer = run_container(['{"version": 1}'], env)
+    assert answer.returncode == 2 and "event field 'pipeline' is missing" in answer.stderr
+    answer = run_container(["not json"], env)
+    assert answer.returncode == 2 and "the event is not JSON" in answer.stderr
+    answer = run_container(['{"version": 1}'], {"SPARKFLOW_PIPELINE": ""})
+    assert answer.returncode == 1 and "SPARKFLOW_PIPELINE is not set" in answer.stderr
+    assert not any(root.iterdir())
+
+
+@pytest.mark.spark
+def test_container_entry_runs_a_stage(tmp_path: Path) -> None:
+    env = {"SPARKFLOW_PIPELINE": str(example("wordcount")), "SPARKFLOW_STORAGE_ROOT": str(tmp_path)}
+    event = {"version": 1, "pipeline": "wordcount", "node": "words", "run": {"id": "c1", "storage": f"{tmp_path}/"}}
+    answer = run_container([json.dumps(event)], env)
+    assert answer.returncode == 0, answer.stderr
+    result = json.loads(answer.stdout.strip().splitlines()[-1])
+    assert result["status"] == "committed" and result["output"]["rows"] > 0
+    started = [json.loads(line) for line in answer.stderr.splitlines() if line.startswith('{"attempt"')]
+    assert [line["message"] for line in started] == ["stage start", "stage end"]
