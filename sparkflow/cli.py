@@ -142,13 +142,14 @@ def run(
     from sparkflow.loading import load_pipeline
     from sparkflow.progress import Progress, summary_table
     from sparkflow.runtime.local import run_plan
+    from sparkflow.targets.local import LOCAL
 
     console = Console(stderr=True)
     with _user_errors():
         if resume and not run_id:
             raise click.UsageError("--resume needs the --run-id of the run to continue")
         chosen = load_pipeline(pipeline)
-        plan = plan_pipeline(chosen, "aws")
+        plan = plan_pipeline(chosen, LOCAL)
         summary = run_plan(
             plan,
             chosen,

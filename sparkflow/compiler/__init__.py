@@ -17,13 +17,16 @@ from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import CompileError
 from sparkflow.plan import Plan, PlanInput, PlanSource, PlanTask
 from sparkflow.targets import get_target
+from sparkflow.targets.base import Target
 
 __all__ = ["PASSES", "CompileError", "build", "compile_pipeline", "plan_pipeline"]
 
 
-def plan_pipeline(pipeline: Pipeline, target: str) -> Plan:
-    """Build the graph of ``pipeline``, run every pass for ``target`` and return the Plan."""
-    context = Context(pipeline, get_target(target, pipeline.origin))
+def plan_pipeline(pipeline: Pipeline, target: str | Target) -> Plan:
+    """Build the graph of ``pipeline``, run every pass for ``target`` (a name, or a Target such as
+    :data:`sparkflow.targets.local.LOCAL`) and return the Plan."""
+    chosen = get_target(target, pipeline.origin) if isinstance(target, str) else target
+    context = Context(pipeline, chosen)
     graph = build(pipeline)
     for compiler_pass in PASSES:
         graph = compiler_pass(graph, context)

@@ -33,9 +33,16 @@ class FunctionLimits:
 class Target(Protocol):
     """A compile target: turns a Plan into the text of one definition file."""
 
-    name: str
-    suffix: str  # file name suffix of the definition, e.g. ".asl.json"
-    function_limits: FunctionLimits
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def suffix(self) -> str:
+        """File name suffix of the definition, e.g. ``.asl.json``."""
+        ...
+
+    @property
+    def function_limits(self) -> FunctionLimits: ...
 
     def emit(self, plan: Plan) -> str:
         """The definition, deterministic: the same plan gives the same bytes."""

@@ -1,0 +1,40 @@
+"""The limits of `sparkflow run`: this machine, not a cloud function. Not a compile target (it emits nothing);
+the local executor plans with it so that a stage declared for a container-sized machine still runs here."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from sparkflow.errors import SparkflowError
+from sparkflow.plan import Plan
+from sparkflow.targets.base import FunctionLimits, Limit
+
+
+def _memory_mb() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1024**2)
+    except (ValueError, OSError, AttributeError):  # not POSIX: no ceiling worth checking
+        return 1 << 30
+
+
+_THIS_MACHINE = FunctionLimits(
+    memory_mb=Limit(_memory_mb(), "MB", "memory of this machine", "os.sysconf"),
+    timeout_s=Limit(7 * 24 * 3600, "s", "local run limit", "sparkflow"),
+)
+
+
+@dataclass(frozen=True)
+class LocalTarget:
+    name: str = "local"
+    suffix: str = ""
+    function_limits: FunctionLimits = _THIS_MACHINE
+
+    def emit(self, plan: Plan) -> str:
+        raise SparkflowError("the local target runs plans (sparkflow run); it has no definition to emit")
+
+    def check(self, plan: Plan, definition: str) -> list[SparkflowError]:
+        return []
+
+
+LOCAL = LocalTarget()
