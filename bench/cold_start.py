@@ -3,7 +3,8 @@
 * cold: a whole process, ``python -m sparkflow.runtime EVENT`` (the container entry), from process start to
   the printed result: interpreter, imports, JVM and SparkSession start, read, compute, write, commit;
 * warm: the second event handled by the same process (the SparkSession is reused);
-* baseline: a plain PySpark script doing the same work with ``SparkSession.builder.getOrCreate()`` defaults.
+* baseline: a plain PySpark script doing the same work with ``SparkSession.builder.getOrCreate()`` defaults;
+* duckdb: the same stage, unchanged, in a process with ``SPARKFLOW_ENGINE=duckdb`` (sqlframe on DuckDB, no JVM).
 
 Run: ``.venv/bin/python bench/cold_start.py [--runs 3]``. Prints medians and ratios against the baseline.
 """
@@ -54,8 +55,9 @@ WARM = textwrap.dedent(
     from sparkflow.runtime.execute import handle_event
     event = json.loads(sys.argv[1])
     times = []
+    prefix = event["run"]["id"]
     for run in ("warm-1", "warm-2", "warm-3"):
-        event["run"]["id"] = run
+        event["run"]["id"] = f"{prefix}-{run}"  # a new run each time: never an already-committed skip
         started = time.perf_counter()
         handle_event(event, deployed_config())
         times.append(time.perf_counter() - started)
@@ -91,7 +93,8 @@ def main() -> None:
                 }
             )
 
-        cold, baseline = [], []
+        duck_env = {**env, "SPARKFLOW_ENGINE": "duckdb"}
+        cold, baseline, duck = [], [], []
         for index in range(args.runs):
             # Interleave the variants so that machine noise hits both alike.
             baseline.append(
@@ -106,10 +109,15 @@ def main() -> None:
                 )
             )
             cold.append(_timed([sys.executable, "-m", "sparkflow.runtime", event(f"cold-{index}")], env))
+            duck.append(_timed([sys.executable, "-m", "sparkflow.runtime", event(f"duck-{index}")], duck_env))
         warm_out = subprocess.run(
             [sys.executable, "-c", WARM, event("x")], env=env, capture_output=True, text=True, check=True
         ).stdout
         warm = json.loads(warm_out.strip().splitlines()[-1])
+        duck_out = subprocess.run(
+            [sys.executable, "-c", WARM, event("d")], env=duck_env, capture_output=True, text=True, check=True
+        ).stdout
+        duck_warm = json.loads(duck_out.strip().splitlines()[-1])
     base = statistics.median(baseline)
     rows = [
         ("plain PySpark, defaults (baseline)", base),
@@ -117,12 +125,15 @@ def main() -> None:
         ("sparkflow stage, first call in process", warm[0]),
         ("sparkflow stage, warm (2nd call)", warm[1]),
         ("sparkflow stage, warm (3rd call)", warm[2]),
+        ("sparkflow/duckdb stage, cold (whole process)", statistics.median(duck)),
+        ("sparkflow/duckdb stage, warm (2nd call)", duck_warm[1]),
     ]
-    print(f"{'variant':<42} {'seconds':>8} {'vs baseline':>12}")
+    print(f"{'variant':<46} {'seconds':>8} {'vs baseline':>12}")
     for name, seconds in rows:
-        print(f"{name:<42} {seconds:>8.2f} {seconds / base:>12.2f}")
+        print(f"{name:<46} {seconds:>8.2f} {seconds / base:>12.3f}")
     print(
-        f"(cold runs: {', '.join(f'{s:.2f}' for s in cold)}; baseline runs: {', '.join(f'{s:.2f}' for s in baseline)})"
+        f"(cold runs: {', '.join(f'{s:.2f}' for s in cold)}; baseline runs: {', '.join(f'{s:.2f}' for s in baseline)}; "
+        f"duckdb runs: {', '.join(f'{s:.2f}' for s in duck)})"
     )
 
 

@@ -15,7 +15,7 @@ from sparkflow.units import parse_duration, parse_size
 P = ParamSpec("P")
 R = TypeVar("R")
 
-ENGINES = ("spark",)
+ENGINES = ("spark", "duckdb")
 PARTITIONS = ("whole", "rows", "key")
 OUTPUTS = ("dataset", "value")
 DEFAULT_MEMORY_MB = 2048
@@ -123,7 +123,8 @@ def stage(
         memory: memory of the function that runs the stage, e.g. ``"2GB"`` (default 2 GB).
         timeout: how long one run may take, e.g. ``"15m"`` (default 15 minutes).
         retries: how often a failed run is retried (default 2).
-        engine: ``"spark"`` (default).
+        engine: ``"spark"`` (default) or ``"duckdb"`` (the same PySpark code on sqlframe + DuckDB: no JVM, fast
+            cold start; see docs/engines.md for what differs).
         output: ``"dataset"`` or ``"value"``; by default read from the return annotation
             (``-> DataFrame`` is a dataset; ``-> int``, ``float``, ``str``, ``bool``, ``dict``, ``list`` a value).
         chunk_size: bytes per chunk when the input is split, e.g. ``"256MB"`` (derived when omitted).

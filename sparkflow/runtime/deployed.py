@@ -5,7 +5,10 @@
 * ``SPARKFLOW_STORAGE_ROOT``: the storage root (default: the pipeline's ``storage=``);
 * ``SPARKFLOW_KV``: the KV store URI (default: the pipeline's ``kv=``);
 * ``SPARKFLOW_ALLOWED_INPUTS``: comma-separated locations sources may be read from besides the declared ones;
-* ``SPARKFLOW_WORKDIR``: scratch folder (default: the system temporary folder, /tmp on Lambda).
+* ``SPARKFLOW_WORKDIR``: scratch folder (default: the system temporary folder, /tmp on Lambda);
+* ``SPARKFLOW_ENGINE``: ``duckdb`` runs every stage this function serves with sqlframe on DuckDB (PySpark imports
+  resolve to sqlframe from before the pipeline is loaded: see :mod:`sparkflow.runtime.duckdb_engine`), ``spark``
+  with Spark; unset, each stage's own ``engine=``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import os
 from functools import cache
 
+from sparkflow.dsl.stage import ENGINES
 from sparkflow.errors import EnvironmentProblem
 from sparkflow.runtime.execute import RuntimeConfig
 
@@ -22,6 +26,7 @@ _VARIABLES = (
     "SPARKFLOW_KV",
     "SPARKFLOW_ALLOWED_INPUTS",
     "SPARKFLOW_WORKDIR",
+    "SPARKFLOW_ENGINE",
 )
 
 
@@ -32,12 +37,18 @@ def deployed_config() -> RuntimeConfig:
 
 @cache
 def _config(values: tuple[str | None, ...]) -> RuntimeConfig:
-    spec, root, kv, allowed, workdir = values
+    spec, root, kv, allowed, workdir, engine = values
     if not spec:
         raise EnvironmentProblem(
             "SPARKFLOW_PIPELINE is not set: set it where the function is deployed to the pipeline it serves, "
             "e.g. 'mypackage.pipeline:wordcount' or '/var/task/pipeline.py'"
         )
+    if engine and engine not in ENGINES:
+        raise EnvironmentProblem(f"SPARKFLOW_ENGINE is {engine!r}: use one of {', '.join(ENGINES)}, or unset it")
+    if engine == "duckdb":  # before the pipeline module is imported, so that its PySpark imports bind sqlframe
+        from sparkflow.runtime import duckdb_engine
+
+        duckdb_engine.activate()
     from sparkflow.loading import load_pipeline
 
     pipeline = load_pipeline(spec)
@@ -48,5 +59,10 @@ def _config(values: tuple[str | None, ...]) -> RuntimeConfig:
         )
     readable = tuple(item.strip() for item in (allowed or "").split(",") if item.strip())
     return RuntimeConfig(
-        pipeline=pipeline, storage_root=storage_root, kv=kv or None, readable=readable, workdir=workdir
+        pipeline=pipeline,
+        storage_root=storage_root,
+        kv=kv or None,
+        readable=readable,
+        workdir=workdir,
+        engine=engine or None,
     )

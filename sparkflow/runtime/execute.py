@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -18,9 +17,10 @@ from typing import Any
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.source import Source
 from sparkflow.dsl.trace import StageCall, Trace
-from sparkflow.errors import ConfinementError, EnvironmentProblem, EventError, InputError
+from sparkflow.errors import ConfinementError, EnvironmentProblem, EventError
 from sparkflow.layout import node_location, run_location, value_key
-from sparkflow.runtime import logs, storage
+from sparkflow.runtime import engines, logs, storage
+from sparkflow.runtime.engines import Engine
 from sparkflow.runtime.protocol import EVENT_VERSION, validate_event, validate_result
 
 
@@ -34,6 +34,9 @@ class RuntimeConfig:
         kv: the KV store URI; None uses the pipeline's ``kv=`` or, on a local disk, SQLite under the run.
         readable: further locations sources may be read from (deploy-time allow list, or local ``--input``).
         workdir: scratch folder for local copies (Lambda: /tmp); a temporary folder by default.
+        engine: run every stage on this engine (``spark`` or ``duckdb``) whatever it declares; None: each stage's
+            own ``engine=``. A process serving ``duckdb`` must have activated it before loading the pipeline
+            (see :mod:`sparkflow.runtime.duckdb_engine`).
     """
 
     pipeline: Pipeline
@@ -41,6 +44,7 @@ class RuntimeConfig:
     kv: str | None = None
     readable: tuple[str, ...] = ()
     workdir: str | None = None
+    engine: str | None = None
 
 
 _TRACES: dict[int, Trace] = {}
@@ -175,19 +179,12 @@ def _run(
     context: _Context,
 ) -> dict[str, Any]:
     options = call.stage.options
-    needs_spark = options.output == "dataset" or any(item.kind != "value" for item in inputs)
-    spark = None
-    if needs_spark:
-        from sparkflow.runtime import spark as engine
-
-        spark = engine.session(options.memory_mb)
-        module = sys.modules.get(config.pipeline.fn.__module__)
-        if module is not None:
-            engine.ship_module(module)
+    needs_engine = options.output == "dataset" or any(item.kind != "value" for item in inputs)
+    engine: Engine | None = None
+    if needs_engine:
+        engine = engines.start(config.engine or options.engine, options.memory_mb, config.pipeline.fn.__module__)
     kv = None
     with tempfile.TemporaryDirectory(prefix=f"sparkflow-{context.node}-", dir=config.workdir) as scratch:
-        from sparkflow.runtime import datasets
-
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         for index, item in enumerate(inputs):
@@ -196,10 +193,11 @@ def _run(
                 kv = kv or _open_kv(config, run)
                 value = kv.get(item.location)
             elif item.kind == "source":
-                assert item.source is not None
-                value = datasets.read_source(spark, item.source, item.location, folder)
+                assert item.source is not None and engine is not None
+                value = engine.read_source(item.source, item.location, folder)
             else:
-                value = datasets.read_dataset(spark, item.location, folder, f"input {item.param!r}")
+                assert engine is not None
+                value = engine.read_dataset(item.location, folder, f"input {item.param!r}")
             _bind(call, item.param, value, args, kwargs)
         try:
             output = call.stage.fn(*args, **kwargs)
@@ -209,14 +207,13 @@ def _run(
                 kv.put(key, output)
                 manifest: dict[str, Any] = {"kind": "value", "key": key, "value": output, "files": []}
             else:
-                manifest = _write_output(call, output, location, scratch, context)
+                assert engine is not None
+                manifest = _write_output(call, engine, output, location, scratch, context)
         except Exception as error:
-            if datasets.is_malformed_record(error):
-                names = ", ".join(repr(item.location) for item in inputs if item.kind == "source")
-                raise InputError(
-                    f"stage {call.stage.name!r}: a corrupt record in its input ({names}): "
-                    f"{str(error).strip().splitlines()[0]}; fix or remove the record"
-                ) from error
+            names = ", ".join(repr(item.location) for item in inputs if item.kind == "source")
+            problem = engine.explain(error, call.stage, names) if engine is not None else None
+            if problem is not None:
+                raise problem from error
             raise
         finally:
             if kv is not None:
@@ -238,17 +235,15 @@ def _bind(call: StageCall, param: str, value: Any, args: list[Any], kwargs: dict
         args.append(value)
 
 
-def _write_output(call: StageCall, output: Any, location: str, scratch: str, context: _Context) -> dict[str, Any]:
-    from pyspark.sql import DataFrame
-
-    from sparkflow.runtime import datasets
-
-    if not isinstance(output, DataFrame):
+def _write_output(
+    call: StageCall, engine: Engine, output: Any, location: str, scratch: str, context: _Context
+) -> dict[str, Any]:
+    if not engine.is_dataframe(output):
         raise TypeError(
             f"stage {call.stage.name!r} ({call.stage.origin}) returned {type(output).__name__}, but it is declared to "
             "return a DataFrame: return one, or annotate the function's return type (e.g. -> float) for a value"
         )
-    folder, rows = datasets.write_dataset(output, os.path.join(scratch, "out"))
+    folder, rows = engine.write(output, os.path.join(scratch, "out"))
     files = storage.upload_attempt(folder, location, context.attempt)
     return {"kind": "dataset", "files": [name for name, _ in files], "rows": rows, "bytes": sum(s for _, s in files)}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sparkflow.dsl.pipeline import Pipeline
+from sparkflow.dsl.stage import ENGINES
 from sparkflow.errors import SparkflowError
 from sparkflow.layout import node_location, run_location, value_key, with_slash
 from sparkflow.plan import Plan, PlanTask
@@ -74,6 +76,7 @@ def run_plan(
     workers: int | None = None,
     kv: str | None = None,
     on_update: Callable[[RunSummary, NodeSummary], None] | None = None,
+    engine: str | None = None,
 ) -> RunSummary:
     """Run ``plan`` here and return its summary (status ``failed`` when a node failed: nothing is raised).
 
@@ -85,6 +88,10 @@ def run_plan(
         workers: how many nodes may run at once (default: the number of cores).
         kv: the KV store URI (default: the pipeline's ``kv=``, else SQLite under the run).
         on_update: called whenever a node starts or ends.
+        engine: run every stage on this engine (``spark`` or ``duckdb``) instead of the one it declares.
+
+    Spark stages run in this process; duckdb stages run in DuckDB worker processes (see
+    :mod:`sparkflow.runtime.duckdb_engine` for why), unless this process was itself activated for DuckDB.
 
     The runtime's JSON log lines go to ``_logs.jsonl`` in the run's folder (a local folder) or to stderr.
     """
@@ -92,6 +99,8 @@ def run_plan(
         raise SparkflowError(
             f"--run-id {run_id!r}: use letters, digits and . _ - = + @ (at most 80, no leading symbol)"
         )
+    if engine is not None and engine not in ENGINES:
+        raise SparkflowError(f"--engine {engine!r} is not available; use one of: {', '.join(ENGINES)}")
     run_id = run_id or new_run_id()
     if not storage.is_remote(storage_root):
         storage_root = os.path.abspath(storage_root)
@@ -108,11 +117,13 @@ def run_plan(
         raise SparkflowError(f"run {run_id!r} already exists under {storage_root}: pass --resume to continue it")
     if resume and not _exists(run_dir):
         raise SparkflowError(f"--resume: there is no run {run_id!r} under {storage_root} to continue")
-    config = RuntimeConfig(pipeline=pipeline, storage_root=storage_root, kv=kv, readable=tuple(overrides.values()))
+    config = RuntimeConfig(
+        pipeline=pipeline, storage_root=storage_root, kv=kv, readable=tuple(overrides.values()), engine=engine
+    )
     summary = RunSummary(plan.pipeline, run_id, storage_root, nodes={t.id: NodeSummary(t.id) for t in plan.tasks})
     started = time.monotonic()
-    with _log_file(run_dir):
-        _execute(plan, config, summary, overrides, workers or os.cpu_count() or 1, on_update)
+    with _log_file(run_dir), _handlers(plan, config) as handler:
+        _execute(plan, config, summary, overrides, workers or os.cpu_count() or 1, on_update, handler)
     summary.seconds = round(time.monotonic() - started, 3)
     summary.status = "succeeded" if all(n.status in _DONE for n in summary.nodes.values()) else "failed"
     if summary.status == "succeeded":
@@ -143,6 +154,43 @@ def _log_file(run_dir: str) -> Iterator[None]:
             logs.configure(previous)
 
 
+_Handler = Callable[[PlanTask, dict[str, Any]], dict[str, Any]]
+
+
+@contextmanager
+def _handlers(plan: Plan, config: RuntimeConfig) -> Iterator[_Handler]:
+    """What runs a task's event: ``handle_event`` here, or a DuckDB worker for duckdb stages (started on demand)."""
+    pools: list[Any] = []
+
+    def handle(task: PlanTask, event: dict[str, Any]) -> dict[str, Any]:
+        from sparkflow.runtime import duckdb_engine
+
+        if (config.engine or task.engine) != "duckdb" or duckdb_engine.is_active():
+            return handle_event(event, config)
+        with lock:
+            if not pools:
+                pools.append(
+                    duckdb_engine.WorkerPool(
+                        duckdb_engine.pipeline_spec(config.pipeline),
+                        {
+                            "storage_root": config.storage_root,
+                            "kv": config.kv,
+                            "readable": list(config.readable),
+                            "workdir": config.workdir,
+                        },
+                    )
+                )
+        result: dict[str, Any] = pools[0].handle_event(event)
+        return result
+
+    lock = threading.Lock()
+    try:
+        yield handle
+    finally:
+        for pool in pools:
+            pool.close()
+
+
 def _exists(location: str) -> bool:
     fs, path = storage.filesystem(location)
     return bool(fs.exists(path))
@@ -155,6 +203,7 @@ def _execute(
     overrides: dict[str, str],
     workers: int,
     on_update: Callable[[RunSummary, NodeSummary], None] | None,
+    handler: _Handler,
 ) -> None:
     upstream = {task.id: {i.node for i in task.inputs if i.kind != "source"} for task in plan.tasks}
     pending = {task.id: task for task in plan.tasks}
@@ -175,7 +224,7 @@ def _execute(
                     node.status = "running"
                     notify(node)
                     event = _event(plan, task, summary, config, overrides)
-                    running[pool.submit(_attempts, event, config, task, node)] = task
+                    running[pool.submit(_attempts, event, handler, task, node)] = task
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -206,12 +255,12 @@ def _event(
     }
 
 
-def _attempts(event: dict[str, Any], config: RuntimeConfig, task: PlanTask, node: NodeSummary) -> dict[str, Any]:
+def _attempts(event: dict[str, Any], handler: _Handler, task: PlanTask, node: NodeSummary) -> dict[str, Any]:
     """Run the node, retrying up to ``task.retries`` times unless the error is one retrying cannot fix."""
     while True:
         node.attempts += 1
         try:
-            return handle_event(event, config)
+            return handler(task, event)
         except SparkflowError:
             raise
         except Exception:

@@ -1,0 +1,424 @@
+"""The ``duckdb`` engine: the user's unchanged PySpark DataFrame code, run by sqlframe on DuckDB (no JVM).
+
+Why: a Spark stage pays seconds of JVM and SparkSession start-up and ships ~490 MB of pyspark; the same code on
+sqlframe's DuckDB session starts in well under a second in ~120 MiB, and DuckDB + sqlframe fit a plain Lambda zip.
+
+**Activation, and why it is per process.** A pipeline module says ``from pyspark.sql import DataFrame, functions
+as F``; ``F.col(...)`` must build sqlframe columns when the stage runs on DuckDB. sqlframe's ``activate("duckdb")``
+points ``pyspark.sql`` (and its submodules) at sqlframe in ``sys.modules``, so modules imported *afterwards* bind
+sqlframe's classes and functions, while modules imported before keep real PySpark. One module object cannot be
+both, and swapping ``sys.modules`` back and forth while Spark runs in other threads would race with PySpark's own
+lazy imports. So a process is either a PySpark process or a DuckDB process, decided before the pipeline module
+(and the user's helper modules) are imported:
+
+* **deployed** (:mod:`sparkflow.runtime.deployed`): a function serving duckdb stages has ``SPARKFLOW_ENGINE=duckdb``
+  in its environment; :func:`activate` runs before the pipeline is loaded, and every stage it serves runs on DuckDB.
+* **local** (``sparkflow run``, :func:`sparkflow.runtime.local.run_plan`): the CLI process loads the pipeline with
+  real PySpark (Spark stages run there, in threads sharing one SparkSession). Each duckdb stage — declared with
+  ``@sf.stage(engine="duckdb")`` or forced by ``--engine duckdb`` — is sent to a :class:`WorkerPool` of worker
+  processes started with ``SPARKFLOW_ENGINE=duckdb``: each activates sqlframe, loads the same pipeline, and runs
+  events through the very same :func:`~sparkflow.runtime.execute.handle_event`, one at a time, keeping its
+  DuckDB session warm for the next event. Spark and DuckDB stages of one pipeline thus mix freely, and
+  storage, commit and the KV store are shared as between cloud functions.
+
+A process that was not activated refuses to run a duckdb stage with an :class:`EnvironmentProblem` saying so,
+instead of failing somewhere inside sqlframe. Operations DuckDB (through sqlframe) cannot run raise
+:class:`EngineUnsupported`, naming the API and the user's line, and suggesting ``engine="spark"``.
+
+Storage formats are the Spark engine's: text (one ``value`` row per line; sqlframe has no ``read.text``, so lines
+are split from DuckDB's ``read_text``), CSV with header / sep / schema, JSON lines, Parquet; outputs are written as
+one Parquet file in the output folder, which the runtime uploads and commits as it does Spark's part files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from types import TracebackType
+from typing import Any
+
+from sparkflow.dsl.source import Source
+from sparkflow.errors import EnvironmentProblem, InputError, Origin, SparkflowError
+
+ENVIRONMENT = "SPARKFLOW_ENGINE"
+_LOCK = threading.Lock()
+_STATE: dict[str, Any] = {"active": False, "session": None}
+# What DuckDB may take of the function's memory; the rest is for Python, the OS and the page cache.
+_MEMORY_SHARE = 0.75
+# DuckDB errors that mean the generated SQL uses something DuckDB lacks (not bad data).
+_UNSUPPORTED_DUCKDB = ("CatalogException", "BinderException", "ParserException", "NotImplementedException")
+# DuckDB errors of its file readers: a corrupt CSV / JSON record or a value that does not fit the schema.
+_MALFORMED = ("CSV Error", "Error when sniffing file", "Malformed JSON", "JSON transform error", "Could not convert")
+# Lines split as Spark's text reader splits them (\n, \r\n or \r), without the empty line after a final newline.
+_TEXT_SQL = (
+    "SELECT CAST(UNNEST(STRING_SPLIT_REGEX(REGEXP_REPLACE(content, '(\\r\\n|\\r|\\n)$', ''), '\\r\\n|\\r|\\n')) "
+    "AS VARCHAR) AS value FROM READ_TEXT([{paths}]) WHERE content <> ''"
+)
+
+
+class EngineUnsupported(SparkflowError, NotImplementedError):
+    """A stage uses a DataFrame API the duckdb engine cannot run; the message names it and suggests Spark."""
+
+
+def activate() -> None:
+    """Make ``pyspark.sql`` imports resolve to sqlframe's DuckDB modules from now on, in this whole process.
+
+    Call it before the pipeline module is imported (see the module docs); calling it again does nothing.
+    """
+    with _LOCK:
+        if _STATE["active"]:
+            return
+        from sqlframe import activate as sqlframe_activate
+
+        sqlframe_activate("duckdb")
+        _STATE["active"] = True
+
+
+def is_active() -> bool:
+    """Whether this process runs PySpark DataFrame code on DuckDB."""
+    return bool(_STATE["active"])
+
+
+def session(memory_mb: int) -> Any:
+    """The process's sqlframe DuckDB session, created on first use (which decides its memory) and kept warm."""
+    with _LOCK:
+        if _STATE["session"] is not None:
+            return _STATE["session"]
+        from sqlframe.duckdb import DuckDBSession
+
+        created = DuckDBSession.builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
+        spill = os.path.join(tempfile.gettempdir(), f"sparkflow-duckdb-{os.getpid()}")
+        connection = created._conn
+        connection.execute(f"SET memory_limit = '{max(256, int(memory_mb * _MEMORY_SHARE))}MB'")
+        connection.execute("SET temp_directory = ?", [spill])  # not the working directory: read-only on Lambda
+        connection.execute("SET preserve_insertion_order = true")
+        _STATE["session"] = created
+        return created
+
+
+class DuckDBEngine:
+    """Reading, writing and errors of the duckdb engine (the :class:`~sparkflow.runtime.engines.Engine` interface)."""
+
+    name = "duckdb"
+
+    def __init__(self, memory_mb: int) -> None:
+        if not is_active():
+            raise EnvironmentProblem(
+                "a stage with engine 'duckdb' needs a process whose PySpark imports resolve to sqlframe: set "
+                f"{ENVIRONMENT}=duckdb where the function is deployed (the pipeline must be loaded after activation), "
+                "or run it with `sparkflow run`, which starts DuckDB workers itself"
+            )
+        self.session = session(memory_mb)
+
+    def read_source(self, source: Source, uri: str, folder: str) -> Any:
+        """A DataFrame over a source, read as Spark's engine reads it (see :func:`datasets.read_source`)."""
+        from sparkflow.runtime import datasets
+
+        paths = datasets.local_copy(datasets.source_files(source, uri), folder)
+        reader = self.session.read
+        try:
+            if source.format == "text":
+                return self._text(paths)
+            if source.format == "parquet":
+                return reader.parquet(*paths)
+            schema = source.option("schema")
+            if source.format == "csv":
+                options: dict[str, Any] = {"header": bool(source.option("header", True))}
+                if source.option("sep"):
+                    options["sep"] = source.option("sep")
+                return reader.csv(paths, schema=schema, **options) if schema else reader.csv(paths, **options)
+            if schema:
+                return reader.json(paths, schema=schema)
+            frame = reader.json(paths)  # DuckDB detects JSON lines (Spark's default layout) by itself
+            # Spark's JSON schema inference orders fields by name; DuckDB keeps the order of first appearance.
+            return frame.select(*sorted(frame.columns))
+        except Exception as error:  # DuckDB sniffs the schema eagerly: a corrupt file fails here
+            raise InputError(
+                f"source {source.name!r}: cannot read {uri!r} as {source.format}: {_first_line(error)}"
+            ) from error
+
+    def read_dataset(self, location: str, folder: str, what: str) -> Any:
+        from sparkflow.runtime import datasets, storage
+
+        paths = datasets.local_copy(storage.committed_files(location, what), folder)
+        if not paths:
+            raise InputError(f"{what}: the committed output at {location!r} lists no files")
+        return self.session.read.parquet(*paths)
+
+    def write(self, frame: Any, folder: str) -> tuple[str, int]:
+        """Write ``frame`` as one Parquet file into ``folder``; rows are counted from its footer."""
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, "part-00000.parquet")
+        frame.write.mode("overwrite").parquet(path)
+        (rows,) = self.session._conn.execute("SELECT count(*) FROM read_parquet(?)", [path]).fetchone()
+        return folder, int(rows)
+
+    def is_dataframe(self, value: Any) -> bool:
+        from sqlframe.base.dataframe import BaseDataFrame
+
+        return isinstance(value, BaseDataFrame)
+
+    def explain(self, error: BaseException, stage: Any, sources: str) -> SparkflowError | None:
+        if isinstance(error, SparkflowError):
+            return None
+        if type(error).__name__ in ("InvalidInputException", "ConversionException") and any(
+            marker in str(error) for marker in _MALFORMED
+        ):
+            return InputError(
+                f"stage {stage.name!r}: a corrupt record in its input ({sources}): {_first_line(error)}; "
+                "fix or remove the record"
+            )
+        api = unsupported_api(error)
+        if api is None:
+            return None
+        origin = _user_line(error, stage.origin.file) or stage.origin
+        return EngineUnsupported(
+            f"stage {stage.name!r}: the duckdb engine cannot run {api} ({_first_line(error)}); "
+            'run this stage on Spark: @sf.stage(engine="spark"), or `sparkflow run --engine spark`',
+            origin,
+        )
+
+    def _text(self, paths: list[str]) -> Any:
+        from sqlglot import parse_one
+
+        listed = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
+        return self.session.sql(parse_one(_TEXT_SQL.format(paths=listed), dialect="duckdb"), qualify=False)
+
+
+def unsupported_api(error: BaseException) -> str | None:
+    """The DataFrame API that ``error`` says the engine lacks (e.g. ``functions.udf``), or None."""
+    from sqlframe.base.exceptions import UnsupportedOperationError
+
+    if isinstance(error, AttributeError) and error.name:
+        owner = error.obj
+        module = getattr(owner, "__name__", None) if isinstance(owner, type(sys)) else type(owner).__module__
+        if module and module.split(".", 1)[0] in ("sqlframe", "pyspark"):
+            label = module.rsplit(".", 1)[-1] if isinstance(owner, type(sys)) else _public(type(owner).__name__)
+            return f"{label}.{error.name}"
+        return None
+    if isinstance(error, NotImplementedError | UnsupportedOperationError):
+        frames = _frames(error.__traceback__)
+        inside = [frame for frame in frames if "sqlframe" in frame.tb_frame.f_code.co_filename.split(os.sep)]
+        if not inside:
+            return type(error).__name__
+        innermost = inside[-1].tb_frame
+        if innermost.f_code.co_qualname.endswith("Column.__call__"):
+            # sqlframe reads an unknown DataFrame attribute as a column: df.mapInPandas(...) calls that column.
+            column = getattr(innermost.f_locals.get("self"), "expression", None)
+            return f"DataFrame.{getattr(column, 'alias_or_name', '?')}"
+        return _public(innermost.f_code.co_qualname)
+    if type(error).__name__ in _UNSUPPORTED_DUCKDB and type(error).__module__.startswith(("duckdb", "_duckdb")):
+        return "this DataFrame code as DuckDB SQL"
+    return None
+
+
+def _public(name: str) -> str:
+    """``_BaseDataFrame.rdd`` / ``DuckDBDataFrame.rdd`` -> ``DataFrame.rdd``: the name PySpark users know."""
+    for prefix in ("_Base", "DuckDB", "Base"):
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+def _frames(tb: TracebackType | None) -> list[TracebackType]:
+    found = []
+    while tb is not None:
+        found.append(tb)
+        tb = tb.tb_next
+    return found
+
+
+def _user_line(error: BaseException, file: str) -> Origin | None:
+    """The last line of the user's stage file on the error's way: where the unsupported call was made."""
+    lines = [tb.tb_lineno for tb in _frames(error.__traceback__) if tb.tb_frame.f_code.co_filename == file]
+    return Origin(file, lines[-1]) if lines else None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+# --- the local executor's DuckDB workers -----------------------------------------------------------------------
+
+
+def pipeline_spec(pipeline: Any) -> str:
+    """How a worker process loads ``pipeline``: its module's import name, or the file it was loaded from."""
+    module = sys.modules.get(pipeline.fn.__module__)
+    spec = getattr(module, "__spec__", None)
+    name = getattr(spec, "name", None)
+    if name and not name.startswith("sparkflow_user_") and name != "__main__":
+        return f"{name}:{_attribute(module, pipeline)}"
+    return f"{pipeline.origin.file}:{_attribute(module, pipeline)}"
+
+
+def _attribute(module: Any, pipeline: Any) -> str:
+    for attribute, value in (vars(module) if module is not None else {}).items():
+        if value is pipeline:
+            return str(attribute)
+    return str(pipeline.fn.__name__)
+
+
+class WorkerPool:
+    """Worker processes that run duckdb stages for a process whose PySpark imports are real (see module docs).
+
+    Each worker handles one event at a time; a busy pool starts another worker, so concurrent stages run in
+    parallel. Workers are kept (warm) until :meth:`close`.
+    """
+
+    def __init__(self, spec: str, config: dict[str, Any]) -> None:
+        self.request = {"pipeline": spec, "config": config}
+        self._idle: list[subprocess.Popen[str]] = []
+        self._all: list[subprocess.Popen[str]] = []
+        self._lock = threading.Lock()
+
+    def handle_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Run ``event`` in a worker; raise what the worker raised (SparkflowErrors keep their class)."""
+        worker = self._acquire()
+        healthy = False
+        try:
+            assert worker.stdin is not None and worker.stdout is not None
+            worker.stdin.write(json.dumps({**self.request, "event": event}) + "\n")
+            worker.stdin.flush()
+            line = worker.stdout.readline()
+            if not line:
+                raise RuntimeError(f"the DuckDB worker process exited (code {worker.wait()}) while running a stage")
+            reply = json.loads(line)
+            healthy = True
+        finally:
+            with self._lock:
+                if healthy:
+                    self._idle.append(worker)
+                else:
+                    worker.kill()
+        _replay_logs(reply.get("logs", ""))
+        if "error" in reply:
+            raise _rebuild(reply["error"])
+        result: dict[str, Any] = reply["result"]
+        return result
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._all, self._idle = self._all, [], []
+        for worker in workers:
+            if worker.stdin is not None:
+                worker.stdin.close()
+        for worker in workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+            if worker.stdout is not None:
+                worker.stdout.close()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _acquire(self) -> subprocess.Popen[str]:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        paths = [path for path in sys.path if path]
+        env = {**os.environ, ENVIRONMENT: "duckdb", "PYTHONPATH": os.pathsep.join(paths)}
+        worker = subprocess.Popen(
+            [sys.executable, "-c", "from sparkflow.runtime.duckdb_engine import serve; serve()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            env=env,
+        )
+        with self._lock:
+            self._all.append(worker)
+        return worker
+
+
+def _replay_logs(text: str) -> None:
+    from sparkflow.runtime import logs
+
+    for line in text.splitlines():
+        record = json.loads(line)
+        message, severity = record.pop("message"), record.pop("severity")
+        logs.log(message, severity, **record)
+
+
+def _rebuild(error: dict[str, Any]) -> Exception:
+    """The worker's exception in this process: SparkflowErrors keep their class (retries depend on it)."""
+    import importlib
+
+    origin = Origin(*error["origin"]) if error.get("origin") else None
+    if error.get("sparkflow"):
+        try:
+            cls = getattr(importlib.import_module(error["module"]), error["type"])
+            if isinstance(cls, type) and issubclass(cls, SparkflowError):
+                rebuilt: Exception = cls(error["message"], origin)
+                return rebuilt
+        except Exception:  # an unusual constructor: keep the message, lose the class
+            pass
+        return SparkflowError(error["message"], origin)
+    return RuntimeError(f"{error['type']}: {error['message']}")
+
+
+def serve() -> None:
+    """A worker's main loop: activate sqlframe, then answer one JSON request per line until stdin closes.
+
+    The replies go to the original stdout; the user's prints and DuckDB's noise go to stderr, so they cannot
+    corrupt the protocol.
+    """
+    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    activate()
+    for line in sys.stdin:
+        reply = _answer(json.loads(line))
+        protocol.write(json.dumps(reply, default=str) + "\n")
+        protocol.flush()
+
+
+_CONFIGS: dict[str, Any] = {}
+
+
+def _answer(request: dict[str, Any]) -> dict[str, Any]:
+    import io
+
+    from sparkflow.runtime import logs
+    from sparkflow.runtime.execute import RuntimeConfig, handle_event
+
+    captured = io.StringIO()
+    previous = logs.configure(captured)
+    try:
+        key = json.dumps([request["pipeline"], request["config"]], sort_keys=True)
+        if key not in _CONFIGS:
+            from sparkflow.loading import load_pipeline
+
+            options = request["config"]
+            _CONFIGS[key] = RuntimeConfig(
+                pipeline=load_pipeline(request["pipeline"]),
+                storage_root=options["storage_root"],
+                kv=options.get("kv"),
+                readable=tuple(options.get("readable", ())),
+                workdir=options.get("workdir"),
+                engine="duckdb",
+            )
+        return {"result": handle_event(request["event"], _CONFIGS[key]), "logs": captured.getvalue()}
+    except Exception as error:
+        described = {
+            "type": type(error).__name__,
+            "module": type(error).__module__,
+            "sparkflow": isinstance(error, SparkflowError),
+            "message": error.message if isinstance(error, SparkflowError) else str(error),
+            "origin": [error.origin.file, error.origin.line]
+            if isinstance(error, SparkflowError) and error.origin
+            else None,
+        }
+        return {"error": described, "logs": captured.getvalue()}
+    finally:
+        logs.configure(previous)

@@ -1,0 +1,91 @@
+"""What runs a stage's DataFrame code: the one small interface both engines implement.
+
+The runtime (:func:`sparkflow.runtime.execute.handle_event`) moves bytes, binds inputs and commits; everything
+that depends on the engine — starting it, reading a source or an upstream dataset from local files, writing a
+DataFrame as Parquet into a local folder, telling a DataFrame from a value, turning an engine error into one the
+user can act on — sits behind :class:`Engine`. ``spark`` is PySpark in local mode (:mod:`sparkflow.runtime.spark`);
+``duckdb`` is the same PySpark DataFrame code run by sqlframe on DuckDB (:mod:`sparkflow.runtime.duckdb_engine`).
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Any, Protocol
+
+from sparkflow.dsl.source import Source
+from sparkflow.errors import SparkflowError
+
+
+class Engine(Protocol):
+    """One engine's reading, writing and error handling, bound to its (process-wide, reused) session."""
+
+    name: str
+
+    def read_source(self, source: Source, uri: str, folder: str) -> Any:
+        """A DataFrame over the source at ``uri`` (copied to ``folder`` first when remote)."""
+
+    def read_dataset(self, location: str, folder: str, what: str) -> Any:
+        """A DataFrame over the committed output of an upstream stage."""
+
+    def write(self, frame: Any, folder: str) -> tuple[str, int]:
+        """Write ``frame`` as Parquet files into ``folder``; return the folder and the number of rows."""
+
+    def is_dataframe(self, value: Any) -> bool:
+        """Whether a stage returned one of this engine's DataFrames."""
+
+    def explain(self, error: BaseException, stage: Any, sources: str) -> SparkflowError | None:
+        """The error to show instead of ``error`` (a corrupt input, an API the engine lacks), or None."""
+
+
+class SparkEngine:
+    """PySpark in local mode: one SparkSession per process (see :mod:`sparkflow.runtime.spark`)."""
+
+    name = "spark"
+
+    def __init__(self, memory_mb: int, module: ModuleType | None) -> None:
+        from sparkflow.runtime import spark
+
+        self.session = spark.session(memory_mb)
+        if module is not None:
+            spark.ship_module(module)
+
+    def read_source(self, source: Source, uri: str, folder: str) -> Any:
+        from sparkflow.runtime import datasets
+
+        return datasets.read_source(self.session, source, uri, folder)
+
+    def read_dataset(self, location: str, folder: str, what: str) -> Any:
+        from sparkflow.runtime import datasets
+
+        return datasets.read_dataset(self.session, location, folder, what)
+
+    def write(self, frame: Any, folder: str) -> tuple[str, int]:
+        from sparkflow.runtime import datasets
+
+        return datasets.write_dataset(frame, folder)
+
+    def is_dataframe(self, value: Any) -> bool:
+        from pyspark.sql import DataFrame
+
+        return isinstance(value, DataFrame)
+
+    def explain(self, error: BaseException, stage: Any, sources: str) -> SparkflowError | None:
+        from sparkflow.errors import InputError
+        from sparkflow.runtime import datasets
+
+        if datasets.is_malformed_record(error):
+            return InputError(
+                f"stage {stage.name!r}: a corrupt record in its input ({sources}): "
+                f"{str(error).strip().splitlines()[0]}; fix or remove the record"
+            )
+        return None
+
+
+def start(name: str, memory_mb: int, pipeline_module: str) -> Engine:
+    """The engine ``name``, started (or reused warm) for a stage of ``memory_mb`` from ``pipeline_module``."""
+    if name == "duckdb":
+        from sparkflow.runtime import duckdb_engine
+
+        return duckdb_engine.DuckDBEngine(memory_mb)
+    return SparkEngine(memory_mb, sys.modules.get(pipeline_module))

@@ -1,0 +1,439 @@
+"""engine="duckdb" gives what Spark gives: every example run with ``--engine duckdb`` against the plain PySpark
+reference, a mixed Spark + DuckDB pipeline, and a table of common DataFrame operations run on both engines.
+
+Known differences are normalised explicitly (and listed in docs/engines.md), never hidden by a loose comparison.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sparkflow.compiler import plan_pipeline
+from sparkflow.loading import load_pipeline
+from sparkflow.runtime.local import run_plan
+from tests.examples import EXAMPLES, example_ids
+from tests.runtime.reference import reference_outputs, rows
+
+
+def committed_frame(spark: Any, location: str) -> Any:
+    manifest = json.loads((Path(location) / "_COMMITTED.json").read_text())
+    return spark.read.parquet(*(str(Path(location) / name) for name in manifest["files"]))
+
+
+def columns(frame: Any) -> list[tuple[str, str]]:
+    return [(field.name, field.dataType.simpleString()) for field in frame.schema.fields]
+
+
+class EveryNode:
+    """A pipeline whose trace names every node a sink: the reference then computes intermediate outputs too."""
+
+    def __init__(self, pipeline: Any) -> None:
+        self.pipeline = pipeline
+        self.origin = pipeline.origin
+
+    def trace(self) -> Any:
+        trace = self.pipeline.trace()
+        trace.sinks = tuple(trace.calls)
+        return trace
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
+def test_example_on_duckdb_equals_plain_pyspark(spark: Any, path: Path, tmp_path: Path) -> None:
+    pipeline = load_pipeline(str(path))
+    summary = run_plan(plan_pipeline(pipeline, "aws"), pipeline, storage_root=str(tmp_path), engine="duckdb")
+    assert summary.status == "succeeded", summary
+    expected = reference_outputs(spark, EveryNode(pipeline))
+    assert set(summary.outputs) <= set(expected) == set(summary.nodes)
+    for node_id, node in summary.nodes.items():  # every node, intermediate ones included
+        if node.output is not None and node.output.startswith("kv:"):  # a value, passed through the KV store
+            assert node.value == pytest.approx(expected[node_id]), node_id
+            continue
+        assert node.output is not None
+        written = committed_frame(spark, node.output)  # DuckDB's Parquet, read back by Spark
+        assert rows(written) == rows(expected[node_id]), node_id
+        assert columns(written) == columns(expected[node_id]), node_id
+        assert node.rows == len(rows(expected[node_id])), node_id
+
+
+MIXED = textwrap.dedent(
+    """
+    from pyspark.sql import DataFrame, functions as F
+    import sparkflow as sf
+
+    events = sf.source("events", "events.csv", schema="user STRING, amount BIGINT")
+
+    @sf.stage(engine="duckdb")
+    def totals(events: DataFrame) -> DataFrame:
+        return events.where(F.col("amount") > 0).groupBy("user").agg(F.sum("amount").alias("total"))
+
+    @sf.stage
+    def ranked(totals: DataFrame) -> DataFrame:
+        return totals.orderBy(F.desc("total"), "user").limit(2)
+
+    @sf.stage(engine="duckdb")
+    def duck_engine(events: DataFrame) -> str:
+        return type(events).__module__
+
+    @sf.stage
+    def spark_engine(events: DataFrame) -> str:
+        return type(events).__module__
+
+    @sf.pipeline
+    def mixed():
+        return ranked(totals(events)), duck_engine(events), spark_engine(events)
+    """
+)
+
+
+@pytest.mark.spark
+def test_stage_engines_mix_in_one_run(spark: Any, tmp_path: Path) -> None:
+    (tmp_path / "pipeline.py").write_text(MIXED)
+    (tmp_path / "events.csv").write_text("user,amount\na,5\nb,7\na,3\nc,-1\nb,1\nd,2\n")
+    pipeline = load_pipeline(str(tmp_path / "pipeline.py"))
+    summary = run_plan(plan_pipeline(pipeline, "aws"), pipeline, storage_root=str(tmp_path / "store"))
+    assert summary.status == "succeeded", summary
+    assert summary.nodes["duck_engine"].value.startswith("sqlframe.duckdb")
+    assert summary.nodes["spark_engine"].value.startswith("pyspark.sql")
+    ranked = committed_frame(spark, summary.outputs["ranked"])
+    # sum() of a BIGINT is DuckDB's HUGEINT, which sqlframe turns into DOUBLE: normalised here, listed in the docs.
+    assert [(user, float(total)) for user, total in ranked.collect()] == [("a", 8.0), ("b", 8.0)]
+    assert columns(ranked) == [("user", "string"), ("total", "double")]
+
+
+UNSUPPORTED = textwrap.dedent(
+    """
+    from pyspark.sql import DataFrame, functions as F
+    import sparkflow as sf
+
+    events = sf.source("events", "events.csv", schema="user STRING, amount BIGINT")
+
+    @sf.stage
+    def shout(events: DataFrame) -> DataFrame:
+        loud = F.udf(lambda text: text.upper(), "string")
+        return events.select(loud("user").alias("user"))
+
+    @sf.pipeline
+    def unsupported():
+        return shout(events)
+    """
+)
+
+
+def test_unsupported_api_names_it_and_suggests_spark(tmp_path: Path) -> None:
+    (tmp_path / "pipeline.py").write_text(UNSUPPORTED)
+    (tmp_path / "events.csv").write_text("user,amount\na,5\n")
+    pipeline = load_pipeline(str(tmp_path / "pipeline.py"))
+    summary = run_plan(plan_pipeline(pipeline, "aws"), pipeline, storage_root=str(tmp_path / "s"), engine="duckdb")
+    node = summary.nodes["shout"]
+    assert summary.status == "failed"
+    assert node.attempts == 1  # a SparkflowError: retrying cannot help
+    assert node.error is not None
+    assert node.error.startswith(f"EngineUnsupported: {tmp_path / 'pipeline.py'}:9: stage 'shout'")
+    assert "cannot run functions.udf" in node.error
+    assert 'engine="spark"' in node.error
+
+
+def test_text_source_lines_match_spark_reader(tmp_path: Path) -> None:
+    """Spark's text reader: one row per line on \\n, \\r\\n or \\r; no row after a final newline; empty lines kept."""
+    from sparkflow.dsl.source import source
+    from sparkflow.runtime import duckdb_engine
+
+    (tmp_path / "a.txt").write_bytes(b"one two\n\nthree, 'four'\r\nfive\rsix\n")
+    (tmp_path / "b.txt").write_bytes(b"no final newline")
+    (tmp_path / "c.txt").write_bytes(b"")
+    books = source("books", str(tmp_path), format="text")
+    engine = duckdb_engine.DuckDBEngine.__new__(duckdb_engine.DuckDBEngine)
+    engine.session = duckdb_engine.session(512)
+    frame = engine.read_source(books, str(tmp_path), str(tmp_path / "copy"))
+    assert frame.columns == ["value"]
+    assert sorted(row[0] for row in frame.collect()) == sorted(
+        ["one two", "", "three, 'four'", "five", "six", "no final newline"]
+    )
+
+
+def test_duckdb_stage_refused_where_not_activated(tmp_path: Path) -> None:
+    from sparkflow.errors import EnvironmentProblem
+    from sparkflow.runtime import duckdb_engine
+
+    with pytest.raises(EnvironmentProblem, match="SPARKFLOW_ENGINE=duckdb"):
+        duckdb_engine.DuckDBEngine(512)
+
+
+# --- a table of common DataFrame operations, run on both engines -------------------------------------------------
+
+PEOPLE = "id INT, name STRING, dept STRING, salary BIGINT, hired DATE, tags STRING"
+PEOPLE_ROWS = [
+    (1, "Ann", "eng", 100, datetime.date(2024, 1, 15), "a,b"),
+    (2, "bob", "eng", 80, datetime.date(2023, 6, 1), "b"),
+    (3, " Cy ", "ops", None, datetime.date(2022, 12, 31), None),
+    (4, None, "ops", 50, None, "c,a,c"),
+    (5, "Eve", None, 70, datetime.date(2024, 2, 29), ""),
+    (6, "Ann", "eng", 80, datetime.date(2024, 1, 15), "a"),
+]
+DEPTS = "dept STRING, floor INT"
+DEPT_ROWS = [("eng", 1), ("ops", 2), ("hr", 3)]
+
+Op = Callable[[Any, Any, Any, Any], Any]  # (people, depts, functions, Window) -> DataFrame
+
+
+def _join(how: str) -> Op:
+    if how.startswith("left_"):  # semi / anti joins keep the left side's columns only
+        return lambda p, d, F, W: d.join(p, "dept", how)
+    # Not the key: after a right / full join USING a column, sqlframe's key is the left side's (see the known
+    # differences below).
+    return lambda p, d, F, W: p.join(d, "dept", how).select("id", "floor")
+
+
+def _window(F: Any, W: Any) -> Any:
+    return W.partitionBy("dept").orderBy(F.desc("salary"), "id")
+
+
+# name -> (operation, columns whose numeric type differs and are compared as float, compare in order)
+OPERATIONS: dict[str, tuple[Op, tuple[int, ...], bool]] = {
+    "select_filter_withColumn": (
+        lambda p, d, F, W: p.where(F.col("salary") > 60).withColumn("twice", F.col("salary") * 2).select("id", "twice"),
+        (),
+        False,
+    ),
+    "arithmetic_cast": (
+        lambda p, d, F, W: p.select(
+            "id", F.round(F.col("salary") / 3, 2).alias("third"), F.col("id").cast("string").alias("text")
+        ),
+        (),
+        False,
+    ),
+    "case_when": (
+        lambda p, d, F, W: p.select(
+            "id", F.when(F.col("salary") >= 80, "high").when(F.col("salary").isNull(), "none").otherwise("low")
+        ),
+        (),
+        False,
+    ),
+    "groupBy_count": (lambda p, d, F, W: p.groupBy("dept").count(), (), False),
+    "groupBy_agg": (
+        lambda p, d, F, W: p.groupBy("dept").agg(
+            F.count("*").alias("n"),
+            F.count("salary").alias("paid"),
+            F.sum("salary").alias("total"),
+            F.avg("salary").alias("mean"),
+            F.min("hired").alias("first"),
+            F.max("name").alias("last"),
+            F.countDistinct("name").alias("names"),
+        ),
+        (3,),  # sum of BIGINT: DuckDB HUGEINT -> DOUBLE
+        False,
+    ),
+    "groupBy_collect_list": (
+        lambda p, d, F, W: p.groupBy("dept").agg(F.sort_array(F.collect_list("id")).alias("ids")),
+        (),
+        False,
+    ),
+    "distinct_dropDuplicates": (
+        lambda p, d, F, W: (
+            p.select("name", "salary").distinct().union(p.dropDuplicates(["dept"]).select("name", "salary"))
+        ),
+        (),
+        False,
+    ),
+    "unionByName_rename_drop": (
+        lambda p, d, F, W: (
+            p.select("id", "dept").unionByName(d.withColumnRenamed("floor", "id").select("dept", "id")).drop("dept")
+        ),
+        (),
+        False,
+    ),
+    **{f"join_{how}": (_join(how), (), False) for how in ("inner", "left", "right", "full", "left_semi", "left_anti")},
+    "join_on_expression": (
+        lambda p, d, F, W: p.join(d, (p.dept == d.dept) & (d.floor > 1), "left").select(p.id, d.floor),
+        (),
+        False,
+    ),
+    "window_ranking": (
+        lambda p, d, F, W: p.select(
+            "id",
+            F.row_number().over(_window(F, W)).alias("row"),
+            F.rank().over(_window(F, W)).alias("rank"),
+            F.dense_rank().over(_window(F, W)).alias("dense"),
+            F.lag("salary").over(_window(F, W)).alias("previous"),
+            F.lead("id", 1, -1).over(_window(F, W)).alias("next"),
+        ),
+        (),
+        False,
+    ),
+    "window_aggregates": (
+        lambda p, d, F, W: p.select(
+            "id",
+            F.sum("salary").over(W.partitionBy("dept")).alias("dept_total"),
+            F.sum("salary").over(_window(F, W).rowsBetween(W.unboundedPreceding, W.currentRow)).alias("running"),
+            F.max("salary").over(W.partitionBy("dept")).alias("top"),
+        ),
+        (1, 2),  # sum of BIGINT: DuckDB HUGEINT -> DOUBLE
+        False,
+    ),
+    "explode_split": (
+        lambda p, d, F, W: p.select("id", F.explode(F.split("tags", ",")).alias("tag")),
+        (),
+        False,
+    ),
+    "string_functions": (
+        lambda p, d, F, W: p.select(
+            "id",
+            F.upper("name"),
+            F.lower("name"),
+            F.length("name"),
+            F.trim("name"),
+            F.concat_ws("-", "name", "dept"),
+            F.concat("name", F.lit("!")),
+            F.substring("name", 1, 2),
+            F.regexp_replace("name", "[aeiou]", "_"),
+            F.regexp_extract("tags", "([a-z]),", 1),
+            F.lpad("dept", 5, "*"),
+            F.initcap("name"),
+            F.instr("name", "n"),
+        ),
+        (),
+        False,
+    ),
+    "date_functions": (
+        lambda p, d, F, W: p.select(
+            "id",
+            F.year("hired"),
+            F.month("hired"),
+            F.dayofmonth("hired"),
+            F.date_add("hired", 30),
+            F.datediff(F.lit(datetime.date(2025, 1, 1)), "hired"),
+            F.date_format("hired", "yyyy-MM"),
+            F.last_day("hired"),
+            F.to_date(F.lit("2024-03-05")),
+            F.dayofweek("hired"),
+        ),
+        (),
+        False,
+    ),
+    "add_months": (lambda p, d, F, W: p.select("id", F.add_months("hired", 1).alias("later")), (), False),
+    "orderBy_limit": (
+        lambda p, d, F, W: p.orderBy(F.desc("salary"), "id").limit(3).select("id", "salary"),
+        (),
+        True,
+    ),
+    "orderBy_nulls_default": (
+        lambda p, d, F, W: p.orderBy("salary", "id").select("id", "salary"),  # Spark: nulls first when ascending
+        (),
+        True,
+    ),
+    "orderBy_desc_nulls": (
+        lambda p, d, F, W: p.orderBy(F.col("name").desc(), "id").select("id", "name"),  # Spark: nulls last
+        (),
+        True,
+    ),
+    "null_handling": (
+        lambda p, d, F, W: p.select(
+            "id",
+            F.coalesce("name", F.lit("?")),
+            F.col("salary").isNull(),
+            F.col("dept").isNotNull(),
+            (F.col("salary") + 1).alias("plus"),
+        ),
+        (),
+        False,
+    ),
+    "fillna_dropna": (
+        lambda p, d, F, W: (
+            p.fillna({"name": "anon", "salary": 0}).dropna(subset=["dept"]).select("id", "name", "salary")
+        ),
+        (),
+        False,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def duck() -> Any:
+    from sparkflow.runtime import duckdb_engine
+
+    return duckdb_engine.session(512)
+
+
+def normalised(frame: Any, as_float: tuple[int, ...], ordered: bool) -> list[tuple[Any, ...]]:
+    found = [
+        tuple(float(value) if index in as_float and value is not None else value for index, value in enumerate(row))
+        for row in frame.collect()
+    ]
+    return found if ordered else sorted(found, key=repr)
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("name", list(OPERATIONS))
+def test_operation_equal_on_both_engines(spark: Any, duck: Any, name: str) -> None:
+    from pyspark.sql import Window as SparkWindow
+    from pyspark.sql import functions as spark_functions
+    from sqlframe.duckdb import Window as DuckWindow
+    from sqlframe.duckdb import functions as duck_functions
+
+    operation, as_float, ordered = OPERATIONS[name]
+    on_spark = operation(
+        spark.createDataFrame(PEOPLE_ROWS, PEOPLE),
+        spark.createDataFrame(DEPT_ROWS, DEPTS),
+        spark_functions,
+        SparkWindow,
+    )
+    on_duck = operation(
+        duck.createDataFrame(PEOPLE_ROWS, PEOPLE), duck.createDataFrame(DEPT_ROWS, DEPTS), duck_functions, DuckWindow
+    )
+    assert normalised(on_duck, as_float, ordered) == normalised(on_spark, as_float, ordered)
+
+
+# --- known differences: each asserted exactly, so that a sqlframe upgrade that fixes one shows up here ------------
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("how", ["right", "full"])
+def test_known_difference_outer_join_using_key(spark: Any, duck: Any, how: str) -> None:
+    """Selecting the key by name after a right / full join USING it: Spark gives the coalesce of both sides,
+    sqlframe the left side's column (NULL for rows only on the right). The full rows agree."""
+    people, depts = spark.createDataFrame(PEOPLE_ROWS, PEOPLE), spark.createDataFrame(DEPT_ROWS, DEPTS)
+    on_spark = people.join(depts, "dept", how)
+    people, depts = duck.createDataFrame(PEOPLE_ROWS, PEOPLE), duck.createDataFrame(DEPT_ROWS, DEPTS)
+    on_duck = people.join(depts, "dept", how)
+    assert normalised(on_duck, (), False) == normalised(on_spark, (), False)
+    assert ("hr", 3) in normalised(on_spark.select("dept", "floor"), (), False)
+    assert (None, 3) in normalised(on_duck.select("dept", "floor"), (), False)
+    assert ("hr", 3) not in normalised(on_duck.select("dept", "floor"), (), False)
+
+
+def test_known_difference_add_months_beside_date_add(duck: Any) -> None:
+    """sqlframe 4.10: add_months in the same select as date_add repeats date_add's result (Spark: 2024-02-15)."""
+    from sqlframe.duckdb import functions as F
+
+    frame = duck.createDataFrame([(datetime.date(2024, 1, 15),)], "hired DATE")
+    alone = frame.select(F.add_months("hired", 1)).collect()[0][0]
+    beside = frame.select(F.date_add("hired", 30), F.add_months("hired", 1)).collect()[0]
+    assert alone == datetime.date(2024, 2, 15)
+    assert tuple(beside) == (datetime.date(2024, 2, 14), datetime.date(2024, 2, 14))
+
+
+@pytest.mark.parametrize(
+    ("api", "call"),
+    [
+        ("functions.explode_outer", lambda frame, F: frame.select(F.explode_outer(F.split("tags", ",")))),
+        ("functions.udf", lambda frame, F: F.udf(lambda text: text, "string")),
+        ("DataFrame.sample", lambda frame, F: frame.sample(0.5)),
+        ("DataFrame.mapinpandas", lambda frame, F: frame.mapInPandas(lambda batches: batches, PEOPLE)),
+    ],
+)
+def test_unsupported_operations_are_named(duck: Any, api: str, call: Callable[[Any, Any], Any]) -> None:
+    from sqlframe.duckdb import functions as F
+
+    from sparkflow.runtime import duckdb_engine
+
+    with pytest.raises(Exception) as caught:
+        call(duck.createDataFrame(PEOPLE_ROWS, PEOPLE), F)
+    assert duckdb_engine.unsupported_api(caught.value) == api
