@@ -121,6 +121,12 @@ def _parse_inputs(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--resume", is_flag=True, help="Continue run --run-id: skip nodes already committed.")
 @click.option("--workers", type=click.IntRange(min=1), help="Nodes run at once (default: the number of cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout instead of a table.")
+@click.option(
+    "--engine",
+    type=click.Choice(["spark", "duckdb"]),
+    help="Run every stage on this engine instead of the one it declares (duckdb: sqlframe on DuckDB, no JVM).",
+)
+@click.option("--chunk-size", help="Input per chunk for every split stage, e.g. 64MB (default: from each stage).")
 def run(
     pipeline: str,
     inputs: tuple[str, ...],
@@ -129,6 +135,8 @@ def run(
     resume: bool,
     workers: int | None,
     as_json: bool,
+    engine: str | None,
+    chunk_size: str | None,
 ) -> None:
     """Run PIPELINE here, with Spark in local mode and a local folder as storage.
 
@@ -143,6 +151,7 @@ def run(
     from sparkflow.progress import Progress, summary_table
     from sparkflow.runtime.local import run_plan
     from sparkflow.targets.local import LOCAL
+    from sparkflow.units import parse_size
 
     console = Console(stderr=True)
     with _user_errors():
@@ -159,6 +168,8 @@ def run(
             resume=resume,
             workers=workers,
             on_update=None if as_json else Progress(console),
+            engine=engine,
+            chunk_bytes=None if chunk_size is None else parse_size(chunk_size, field="--chunk-size"),
         )
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
@@ -168,6 +179,165 @@ def run(
             click.echo(f"output {sink}: {location}")
     if summary.status != "succeeded":
         sys.exit(1)
+
+
+# ---- shipping to AWS: package, deploy, start, status (sparkflow.targets.aws.package / deploy / watch) ----
+
+
+def _aws_only(target: str) -> None:
+    from sparkflow.targets import get_target
+
+    get_target(target)  # an unknown name gets the nearest one suggested
+    if target != "aws":
+        raise SparkflowError(f"--target {target}: packaging and deploying support only --target aws so far")
+
+
+def _definition_for(chosen: Any) -> tuple[Any, str]:
+    """The Plan and ASL of a pipeline; warns when the checked-in definition differs from the compiled one."""
+    from sparkflow.compiler import compile_pipeline, plan_pipeline
+    from sparkflow.outputs import default_out_dir, definition_path
+
+    plan = plan_pipeline(chosen, "aws")
+    text = compile_pipeline(chosen, "aws")
+    checked_in = definition_path(default_out_dir(chosen.origin.file), chosen.name, ".asl.json")
+    if os.path.isfile(checked_in):
+        with open(checked_in, encoding="utf-8") as handle:
+            if handle.read() != text:
+                click.echo(
+                    f"warning: {os.path.relpath(checked_in)} is out of date; using the compiled definition "
+                    "(run `sparkflow compile` and commit it)",
+                    err=True,
+                )
+    return plan, text
+
+
+@main.command("package")
+@click.argument("pipeline", metavar="PIPELINE")
+@click.option("--target", "-t", default="aws", show_default=True, help="Where the pipeline will run.")
+@click.option("--out", type=click.Path(file_okay=False), help="Build context folder (default: build/<target>/<name>).")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=URI", help="Let the functions read source NAME at URI.")
+def package_command(pipeline: str, target: str, out: str | None, inputs: tuple[str, ...]) -> None:
+    """Write a build context for PIPELINE: the stage image's Dockerfile and a CloudFormation template."""
+    from sparkflow.loading import load_pipeline
+    from sparkflow.targets.aws.package import package
+
+    with _user_errors():
+        _aws_only(target)
+        chosen = load_pipeline(pipeline)
+        plan, text = _definition_for(chosen)
+        folder = out or os.path.join("build", target, chosen.name)
+        written = package(chosen, plan, text, folder, inputs=_parse_inputs(inputs))
+    click.echo(
+        f"wrote {len(written)} files to {folder}: Dockerfile, template.yaml, requirements.txt, project/, sparkflow/"
+    )
+
+
+@main.command("deploy")
+@click.argument("pipeline", metavar="PIPELINE")
+@click.option("--target", "-t", default="aws", show_default=True, help="Where the pipeline will run.")
+@click.option("--stack", help="Names the state machine, functions and roles (default: the pipeline's name).")
+@click.option("--image-uri", required=True, help="The stage image (built from `sparkflow package`), in ECR.")
+@click.option("--storage-root", help="s3://bucket/prefix/ runs write under (default: the pipeline's storage=).")
+@click.option("--role-arn", help="One existing role for the functions and the state machine (default: made here).")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=URI", help="Let the functions read source NAME at URI.")
+def deploy_command(
+    pipeline: str,
+    target: str,
+    stack: str | None,
+    image_uri: str,
+    storage_root: str | None,
+    role_arn: str | None,
+    inputs: tuple[str, ...],
+) -> None:
+    """Create or update PIPELINE's state machine and stage functions on AWS; print the state machine ARN."""
+    from sparkflow.loading import load_pipeline
+    from sparkflow.targets.aws.deploy import deploy
+
+    with _user_errors():
+        _aws_only(target)
+        chosen = load_pipeline(pipeline)
+        root = storage_root or chosen.storage
+        if not root:
+            raise SparkflowError(
+                f"pipeline {chosen.name!r} declares no storage=: pass --storage-root s3://bucket/prefix/"
+            )
+        plan, text = _definition_for(chosen)
+        arn = deploy(
+            plan,
+            text,
+            stack_name=stack or chosen.name,
+            image_uri=image_uri,
+            storage_root=root,
+            role_arn=role_arn,
+            inputs=_parse_inputs(inputs),
+        )
+    click.echo(arn)
+
+
+@main.command("start")
+@click.argument("pipeline", metavar="PIPELINE")
+@click.option("--stack", help="The stack it was deployed as (default: the pipeline's name).")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=URI", help="Read source NAME from URI in this run.")
+@click.option("--run-id", help="The run's id, used as the execution name (default: a new one).")
+@click.option("--no-follow", is_flag=True, help="Print the execution ARN and return at once.")
+def start_command(
+    pipeline: str, stack: str | None, inputs: tuple[str, ...], run_id: str | None, no_follow: bool
+) -> None:
+    """Start a run of the deployed PIPELINE and follow it: stages running / done / failed, then the outputs.
+
+    Exits 1 when the run fails, printing the failed stage with its error and cause.
+    """
+    from sparkflow.loading import load_pipeline
+    from sparkflow.targets.aws.deploy import find_state_machine
+    from sparkflow.targets.aws.watch import start
+
+    with _user_errors():
+        chosen = load_pipeline(pipeline)
+        state_machine = find_state_machine(stack or chosen.name)
+        execution = start(state_machine, _parse_inputs(inputs), run_id=run_id)
+        click.echo(f"started {execution}", err=True)
+        if no_follow:
+            click.echo(execution)
+            return
+        final = _follow(execution)
+    _print_end(final)
+
+
+def _follow(execution: str) -> Any:
+    from rich.console import Console
+    from rich.live import Live
+
+    from sparkflow.targets.aws.watch import follow, status, status_table
+
+    console = Console(stderr=True)
+    with Live(status_table(status(execution)), console=console, refresh_per_second=4, transient=False) as live:
+        return follow(execution, on_update=lambda current: live.update(status_table(current)))
+
+
+def _print_end(final: Any) -> None:
+    from sparkflow.targets.aws.watch import summary_lines
+
+    for line in summary_lines(final):
+        click.echo(line, err=not final.succeeded)
+    if final.finished and not final.succeeded:
+        sys.exit(1)
+
+
+@main.command("status")
+@click.argument("execution_arn", metavar="EXECUTION_ARN")
+def status_command(execution_arn: str) -> None:
+    """Show a run of a deployed pipeline: every stage, then the outputs or the failed stage.
+
+    Exits 1 when the run failed, 0 when it succeeded or is still running.
+    """
+    from rich.console import Console
+
+    from sparkflow.targets.aws.watch import status, status_table
+
+    with _user_errors():
+        current = status(execution_arn)
+    Console().print(status_table(current))
+    _print_end(current)
 
 
 if __name__ == "__main__":  # pragma: no cover

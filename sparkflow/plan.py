@@ -35,6 +35,25 @@ class PlanInput:
 
 
 @dataclass(frozen=True)
+class Fanout:
+    """How a split stage runs: a split task measures its input and writes a manifest of chunks; one map task
+    per chunk; for ``key`` stages one reduce task per bucket after map tasks bucketed rows by key; then a
+    commit task publishes the parts as the stage's output.
+
+    Attributes:
+        mode: ``rows`` (split -> map -> commit) or ``key`` (split -> map -> reduce -> commit).
+        split: the parameters whose inputs are cut into chunks (a join splits both of its inputs).
+        chunk_bytes: input bytes per chunk (the run may override it).
+        max_concurrency: how many chunk tasks may run at once.
+    """
+
+    mode: str
+    split: tuple[str, ...]
+    chunk_bytes: int
+    max_concurrency: int
+
+
+@dataclass(frozen=True)
 class PlanTask:
     """One stage call, as it will run.
 
@@ -62,6 +81,7 @@ class PlanTask:
     location: str
     origin: Origin
     call_origin: Origin
+    fanout: Fanout | None = None
 
 
 @dataclass(frozen=True)

@@ -26,23 +26,33 @@ class Progress:
             total = len(summary.nodes)
             style = _STYLE.get(node.status, "white")
             extra = f" in {node.seconds:.1f} s" if node.seconds is not None and node.status != "running" else ""
+            if node.chunks is not None and node.status == "running":
+                items = node.chunks + (node.buckets or 0)
+                extra = f" ({node.done}/{items} chunk tasks)"
             self.console.print(f"[{done}/{total}] {node.node}: [{style}]{node.status}[/{style}]{extra}")
 
 
 def summary_table(summary: RunSummary) -> Table:
     table = Table(title=f"run {summary.run_id} of {summary.pipeline}: {summary.status} in {summary.seconds:.1f} s")
-    for column in ("stage", "status", "rows", "bytes", "seconds", "output"):
-        table.add_column(column, justify="right" if column in ("rows", "bytes", "seconds") else "left")
+    for column in ("stage", "status", "chunks", "rows", "bytes", "seconds", "output"):
+        table.add_column(column, justify="right" if column in ("chunks", "rows", "bytes", "seconds") else "left")
     for node in summary.nodes.values():
         table.add_row(
             node.node,
             f"[{_STYLE.get(node.status, 'white')}]{node.status}[/]",
+            _chunks(node),
             _number(node.rows),
             _number(node.bytes),
             "" if node.seconds is None else f"{node.seconds:.2f}",
             _output(node),
         )
     return table
+
+
+def _chunks(node: NodeSummary) -> str:
+    if node.chunks is None:
+        return ""
+    return f"{node.chunks} x {node.buckets}" if node.buckets else str(node.chunks)
 
 
 def _number(value: int | None) -> str:

@@ -176,26 +176,9 @@ def start_moto() -> MotoAws:
         # Moto's Step Functions backend runs executions only when told to, and its Lambda backend must not
         # look for Docker: both are switched through the server's config API.
         os.environ["MOTO_PORT"] = str(port)
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/moto-api/config",
-            data=json.dumps(
-                {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-            ).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            response.read()
         _patch_lambda()
         aws = MotoAws(port)
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-            ],
-        }
-        role = aws.client("iam").create_role(RoleName="sparkflow-test", AssumeRolePolicyDocument=json.dumps(trust))
-        aws.role_arn = role["Role"]["Arn"]
+        _prepare(aws)
         _started = aws
         return aws
 
@@ -215,10 +198,40 @@ def _patch_lambda() -> None:
     LambdaSimpleBackend.invoke = invoke  # the whole session uses the double; moto is ours alone here
 
 
-@pytest.fixture(scope="session")
+def _prepare(aws: MotoAws) -> None:
+    """Switch on state machine execution and make sure the test role exists.
+
+    Done for every test, not once: a test using moto in-process (``mock_aws``) resets moto's backends and
+    configuration when it ends, and those are shared with the server running in this process.
+    """
+    request = urllib.request.Request(
+        f"{aws.endpoint}/moto-api/config",
+        data=json.dumps({"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+    iam = aws.client("iam")
+    try:
+        aws.role_arn = iam.get_role(RoleName="sparkflow-test")["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ],
+        }
+        role = iam.create_role(RoleName="sparkflow-test", AssumeRolePolicyDocument=json.dumps(trust))
+        aws.role_arn = role["Role"]["Arn"]
+
+
+@pytest.fixture
 def moto_aws() -> MotoAws:
-    """The session's moto server (started on first use)."""
-    return start_moto()
+    """The session's moto server (started on first use), prepared for this test."""
+    aws = start_moto()
+    _prepare(aws)
+    return aws
 
 
 @pytest.fixture

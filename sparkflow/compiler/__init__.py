@@ -79,6 +79,7 @@ def to_plan(graph: nx.DiGraph, pipeline: Pipeline) -> Plan:
                 location=item.location,
                 origin=item.origin,
                 call_origin=item.call_origin,
+                fanout=item.fanout,
             )
         )
     stages = graph.subgraph(task.id for task in tasks)

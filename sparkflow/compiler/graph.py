@@ -16,6 +16,7 @@ from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.source import Source
 from sparkflow.dsl.stage import StageOptions
 from sparkflow.errors import Origin
+from sparkflow.plan import Fanout
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class StageNode:
     call_origin: Origin  # where the pipeline calls it
     order: int
     placement: str = ""  # set by the place pass
+    fanout: Fanout | None = None  # set by the split pass when the input may not fit one task
     location: str = ""  # set by the layout pass
 
 

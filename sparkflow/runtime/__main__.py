@@ -3,6 +3,7 @@
     python -m sparkflow.runtime '{"version": 1, ...}'     # run one event given as an argument
     SPARKFLOW_EVENT='{...}' python -m sparkflow.runtime   # or in an environment variable
     python -m sparkflow.runtime serve                     # serve the HTTP entry on $PORT (Cloud Run)
+    python -m sparkflow.runtime job                       # a Cloud Run job task: SPARKFLOW_EVENT + task index
 
 Prints the result as JSON on stdout; exits 0 on success, 2 on an error retrying cannot fix, 1 otherwise.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from sparkflow.errors import ConfinementError, EventError, InputError, SparkflowError
 
@@ -26,19 +29,32 @@ def main(argv: list[str]) -> int:
         with make_server("0.0.0.0", port, app) as server:
             server.serve_forever()
         return 0
+    if argv[:1] == ["job"]:
+        from sparkflow.runtime.cloudrun import run_task
+
+        return _answer(lambda: run_task(os.environ))
     text = argv[0] if argv else os.environ.get("SPARKFLOW_EVENT")
     if not text:
         print("error: pass the event as an argument or in SPARKFLOW_EVENT", file=sys.stderr)
         return 2
-    try:
+
+    def run_event() -> dict[str, Any]:
         from sparkflow.runtime.deployed import deployed_config
         from sparkflow.runtime.execute import handle_event
 
-        event = json.loads(text)
-        result = handle_event(event, deployed_config())
-    except json.JSONDecodeError as error:
-        print(f"error: the event is not JSON: {error}", file=sys.stderr)
-        return 2
+        try:
+            event = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise EventError(f"the event is not JSON: {error}") from error
+        return handle_event(event, deployed_config())
+
+    return _answer(run_event)
+
+
+def _answer(work: Callable[[], dict[str, Any]]) -> int:
+    """Run ``work``; print its result, or the error and an exit code (2: retrying cannot help, 1: it may)."""
+    try:
+        result = work()
     except (EventError, InputError, ConfinementError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from functools import cache
 
 from sparkflow.dsl.stage import ENGINES
@@ -31,8 +32,16 @@ _VARIABLES = (
 
 
 def deployed_config() -> RuntimeConfig:
-    """The configuration for the current environment, loaded once per distinct environment (warm reuse)."""
-    return _config(tuple(os.environ.get(name) for name in _VARIABLES))
+    """The configuration for the current environment, loaded once per distinct environment (warm reuse).
+
+    Locked: a Cloud Run service answers concurrent requests in threads, and the pipeline module must be loaded
+    once, not once per thread.
+    """
+    with _LOCK:
+        return _config(tuple(os.environ.get(name) for name in _VARIABLES))
+
+
+_LOCK = threading.Lock()
 
 
 @cache

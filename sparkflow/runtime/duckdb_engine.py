@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import uuid
 from types import TracebackType
 from typing import Any
 
@@ -156,6 +157,31 @@ class DuckDBEngine:
         frame.write.mode("overwrite").parquet(path)
         (rows,) = self.session._conn.execute("SELECT count(*) FROM read_parquet(?)", [path]).fetchone()
         return folder, int(rows)
+
+    def write_partitioned(self, frame: Any, column: str, folder: str) -> int:
+        """One DuckDB COPY with PARTITION_BY: Hive-style ``column=value/`` folders, as Spark writes them.
+
+        The chunk's rows go through Arrow (a chunk fits memory by construction) because the SQL sqlframe
+        generates for file reads cannot always be embedded in a COPY statement.
+        """
+        os.makedirs(folder, exist_ok=True)
+        rows = frame.toArrow()
+        name = f"sparkflow_bucketed_{uuid.uuid4().hex}"
+        target = folder.replace("'", "''")
+        connection = self.session._conn
+        connection.register(name, rows)
+        try:
+            connection.execute(
+                f"COPY {name} TO '{target}' (FORMAT PARQUET, PARTITION_BY ({column}), OVERWRITE_OR_IGNORE)"
+            )
+        finally:
+            connection.unregister(name)
+        return int(rows.num_rows)
+
+    def functions(self) -> Any:
+        from sqlframe.duckdb import functions
+
+        return functions
 
     def is_dataframe(self, value: Any) -> bool:
         from sqlframe.base.dataframe import BaseDataFrame

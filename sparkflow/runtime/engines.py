@@ -31,6 +31,12 @@ class Engine(Protocol):
     def write(self, frame: Any, folder: str) -> tuple[str, int]:
         """Write ``frame`` as Parquet files into ``folder``; return the folder and the number of rows."""
 
+    def write_partitioned(self, frame: Any, column: str, folder: str) -> int:
+        """Write ``frame`` into ``folder/<column>=<value>/`` Parquet files (a shuffle); return the rows written."""
+
+    def functions(self) -> Any:
+        """The engine's ``pyspark.sql.functions`` module (for the shuffle's key hash)."""
+
     def is_dataframe(self, value: Any) -> bool:
         """Whether a stage returned one of this engine's DataFrames."""
 
@@ -64,6 +70,15 @@ class SparkEngine:
         from sparkflow.runtime import datasets
 
         return datasets.write_dataset(frame, folder)
+
+    def write_partitioned(self, frame: Any, column: str, folder: str) -> int:
+        frame.write.mode("overwrite").partitionBy(column).parquet(folder)
+        return int(self.session.read.parquet(folder).count())  # from the footers: no recomputation
+
+    def functions(self) -> Any:
+        from pyspark.sql import functions
+
+        return functions
 
     def is_dataframe(self, value: Any) -> bool:
         from pyspark.sql import DataFrame

@@ -107,26 +107,39 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
     inputs = _input_locations(call, trace, pipeline, run, overrides, confinement)
     context = _Context(pipeline.name, call.node_id, run_id, checked.get("attempt") or storage.new_attempt_id())
 
+    phase: str | None = checked.get("phase")
+    if phase is not None and call.stage.options.partition == "whole":
+        raise EventError(
+            f"event field 'phase': stage {call.stage.name!r} runs on its whole input and has no {phase!r} phase"
+        )
     existing = storage.read_manifest(location)
-    if existing is not None:
+    if existing is not None and phase != "split":
         logs.log("stage skipped: already committed", **context.fields())
         return _result(context, existing, location, started, "already-committed")
 
     logs.log("stage start", **context.fields())
     try:
-        manifest = _run(call, inputs, location, run, config, context)
+        if phase is None:
+            manifest = _run(call, inputs, location, run, config, context)
+        else:
+            manifest = _run_phase(checked, phase, call, inputs, location, run, config, context)
     except Exception as error:
         logs.log(
             "stage failed", severity="ERROR", error=type(error).__name__, detail=str(error)[:2000], **context.fields()
         )
         raise
     result = _result(context, manifest, location, started, "committed")
+    if phase is not None:
+        result.update({"phase": phase, **({"chunk": checked["chunk"]} if "chunk" in checked else {})})
     output = result["output"]
     logs.log(
         "stage end", seconds=result["seconds"], rows=output.get("rows"), bytes=output.get("bytes"), **context.fields()
     )
     logs.emit_metrics(pipeline.name, call.node_id, result["seconds"], output.get("rows", 0), output.get("bytes", 0))
     return result
+
+
+_SPLIT_FIELDS = ("kind", "bucket", "map_items", "reduce_items", "results", "chunks", "buckets")
 
 
 @dataclass(frozen=True)
@@ -225,6 +238,77 @@ def _run(
     return manifest
 
 
+def _run_phase(
+    event: dict[str, Any],
+    phase: str,
+    call: StageCall,
+    inputs: list[_Input],
+    location: str,
+    run: dict[str, Any],
+    config: RuntimeConfig,
+    context: _Context,
+) -> dict[str, Any]:
+    """One phase of a split stage (see :mod:`sparkflow.runtime.fanout`)."""
+    from sparkflow.runtime import fanout
+
+    options = call.stage.options
+    chunk_bytes = run.get("params", {}).get("chunk_bytes") or event.get("chunk_bytes")
+    if phase == "split" and not chunk_bytes:
+        raise EventError("event field 'chunk_bytes' is missing: the split phase needs the planned bytes per chunk")
+    started: list[Engine] = []
+
+    def engine() -> Engine:
+        if not started:
+            started.append(
+                engines.start(config.engine or options.engine, options.memory_mb, config.pipeline.fn.__module__)
+            )
+        return started[0]
+
+    kv: list[Any] = []
+
+    def read_whole(item: fanout.Input, scratch: str) -> Any:
+        folder = os.path.join(scratch, f"whole-{item.param}")
+        if item.kind == "value":
+            if not kv:
+                kv.append(_open_kv(config, run))
+            return kv[0].get(item.location)
+        if item.kind == "source":
+            assert item.source is not None
+            return engine().read_source(item.source, item.location, folder)
+        return engine().read_dataset(item.location, folder, f"input {item.param!r}")
+
+    def bind(values: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for param, _ in call.inputs:
+            _bind(call, param, values[param], args, kwargs)
+        return args, kwargs
+
+    with tempfile.TemporaryDirectory(prefix=f"sparkflow-{context.node}-{phase}-", dir=config.workdir) as scratch:
+        job = fanout.Job(
+            call=call,
+            inputs=[fanout.Input(item.param, item.kind, item.location, item.source) for item in inputs],
+            location=location,
+            attempt=context.attempt,
+            chunk_bytes=int(chunk_bytes or 0),
+            scratch=scratch,
+            engine=engine,
+            read_whole=read_whole,
+            bind=bind,
+        )
+        try:
+            return fanout.run_phase(job, phase, event.get("chunk"))
+        except Exception as error:
+            names = ", ".join(repr(item.location) for item in inputs if item.kind == "source")
+            problem = started[0].explain(error, call.stage, names) if started else None
+            if problem is not None:
+                raise problem from error
+            raise
+        finally:
+            for store in kv:
+                store.close()
+
+
 def _bind(call: StageCall, param: str, value: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
     parameters = call.stage.signature.parameters
     name = param if param in parameters else param.rstrip("0123456789")
@@ -264,8 +348,10 @@ def _open_kv(config: RuntimeConfig, run: dict[str, Any]) -> Any:
 
 
 def _result(context: _Context, manifest: dict[str, Any], location: str, started: float, status: str) -> dict[str, Any]:
-    if manifest.get("kind") == "value":
-        output: dict[str, Any] = {"kind": "value", "key": manifest["key"], "value": manifest["value"]}
+    if manifest.get("kind") == "split":
+        output: dict[str, Any] = {key: manifest[key] for key in _SPLIT_FIELDS}
+    elif manifest.get("kind") == "value":
+        output = {"kind": "value", "key": manifest["key"], "value": manifest["value"]}
     else:
         output = {
             "kind": "dataset",

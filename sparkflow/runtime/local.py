@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -43,6 +43,9 @@ class NodeSummary:
     value: Any = None
     attempts: int = 0
     error: str | None = None
+    chunks: int | None = None  # a split stage: map tasks
+    buckets: int | None = None  # a key stage: reduce tasks
+    done: int = 0  # a split stage: map and reduce tasks finished
 
 
 @dataclass
@@ -77,6 +80,7 @@ def run_plan(
     kv: str | None = None,
     on_update: Callable[[RunSummary, NodeSummary], None] | None = None,
     engine: str | None = None,
+    chunk_bytes: int | None = None,
 ) -> RunSummary:
     """Run ``plan`` here and return its summary (status ``failed`` when a node failed: nothing is raised).
 
@@ -89,6 +93,7 @@ def run_plan(
         kv: the KV store URI (default: the pipeline's ``kv=``, else SQLite under the run).
         on_update: called whenever a node starts or ends.
         engine: run every stage on this engine (``spark`` or ``duckdb``) instead of the one it declares.
+        chunk_bytes: input bytes per chunk for every split stage, instead of the compiled sizes.
 
     Spark stages run in this process; duckdb stages run in DuckDB worker processes (see
     :mod:`sparkflow.runtime.duckdb_engine` for why), unless this process was itself activated for DuckDB.
@@ -99,6 +104,8 @@ def run_plan(
         raise SparkflowError(
             f"--run-id {run_id!r}: use letters, digits and . _ - = + @ (at most 80, no leading symbol)"
         )
+    if chunk_bytes is not None and chunk_bytes < 1:
+        raise SparkflowError(f"--chunk-size {chunk_bytes}: give a positive size, e.g. 64MB")
     if engine is not None and engine not in ENGINES:
         raise SparkflowError(f"--engine {engine!r} is not available; use one of: {', '.join(ENGINES)}")
     run_id = run_id or new_run_id()
@@ -123,7 +130,10 @@ def run_plan(
     summary = RunSummary(plan.pipeline, run_id, storage_root, nodes={t.id: NodeSummary(t.id) for t in plan.tasks})
     started = time.monotonic()
     with _log_file(run_dir), _handlers(plan, config) as handler:
-        _execute(plan, config, summary, overrides, workers or os.cpu_count() or 1, on_update, handler)
+        params: dict[str, Any] = {"sources": overrides} if overrides else {}
+        if chunk_bytes is not None:
+            params["chunk_bytes"] = chunk_bytes
+        _execute(plan, config, summary, params, workers or os.cpu_count() or 1, on_update, handler)
     summary.seconds = round(time.monotonic() - started, 3)
     summary.status = "succeeded" if all(n.status in _DONE for n in summary.nodes.values()) else "failed"
     if summary.status == "succeeded":
@@ -200,7 +210,7 @@ def _execute(
     plan: Plan,
     config: RuntimeConfig,
     summary: RunSummary,
-    overrides: dict[str, str],
+    params: dict[str, Any],
     workers: int,
     on_update: Callable[[RunSummary, NodeSummary], None] | None,
     handler: _Handler,
@@ -223,8 +233,11 @@ def _execute(
                     node = summary.nodes[task.id]
                     node.status = "running"
                     notify(node)
-                    event = _event(plan, task, summary, config, overrides)
-                    running[pool.submit(_attempts, event, handler, task, node)] = task
+                    event = _event(plan, task, summary, config, params)
+                    if task.fanout is None:
+                        running[pool.submit(_attempts, event, handler, task, node)] = task
+                    else:
+                        running[pool.submit(_fanout, event, handler, task, node, workers, notify)] = task
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -244,9 +257,8 @@ def _execute(
 
 
 def _event(
-    plan: Plan, task: PlanTask, summary: RunSummary, config: RuntimeConfig, overrides: dict[str, str]
+    plan: Plan, task: PlanTask, summary: RunSummary, config: RuntimeConfig, params: dict[str, Any]
 ) -> dict[str, Any]:
-    params = {"sources": overrides} if overrides else {}
     return {
         "version": EVENT_VERSION,
         "pipeline": plan.pipeline,
@@ -266,6 +278,46 @@ def _attempts(event: dict[str, Any], handler: _Handler, task: PlanTask, node: No
         except Exception:
             if node.attempts > task.retries:
                 raise
+
+
+def _fanout(
+    event: dict[str, Any],
+    handler: _Handler,
+    task: PlanTask,
+    node: NodeSummary,
+    workers: int,
+    notify: Callable[[NodeSummary], None],
+) -> dict[str, Any]:
+    """A split stage, as its state machine runs it: split, map over chunks, reduce over buckets, commit.
+
+    Each chunk task is retried on its own, as a Distributed Map retries its items.
+    """
+    assert task.fanout is not None
+    started = time.monotonic()
+    split = _attempts({**event, "phase": "split", "chunk_bytes": task.fanout.chunk_bytes}, handler, task, node)
+    node.chunks, node.buckets = split["output"]["chunks"], split["output"]["buckets"] or None
+    notify(node)
+    phases = [("map", node.chunks), *([("reduce", node.buckets)] if node.buckets else [])]
+    total = sum(count or 0 for _, count in phases)
+    step = max(1, total // 10)  # report progress about ten times per stage, however many chunks
+    for phase, count in phases:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"sparkflow-{task.id}-{phase}") as pool:
+            futures = [
+                pool.submit(_attempts, {**event, "phase": phase, "chunk": index}, handler, task, NodeSummary(task.id))
+                for index in range(count or 0)
+            ]
+            try:
+                for future in as_completed(futures):
+                    future.result()
+                    node.done += 1
+                    if node.done % step == 0 or node.done == total:
+                        notify(node)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    committed = _attempts({**event, "phase": "commit"}, handler, task, node)
+    return {**committed, "seconds": round(time.monotonic() - started, 3)}  # the whole stage, not its last task
 
 
 def _record(node: NodeSummary, result: dict[str, Any]) -> None:

@@ -28,6 +28,8 @@ class FunctionLimits:
 
     memory_mb: Limit
     timeout_s: Limit
+    # Local disk a function may fill (Lambda's /tmp); None when it is not the binding limit.
+    scratch_bytes: Limit | None = None
 
 
 class Target(Protocol):

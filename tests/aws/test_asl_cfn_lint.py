@@ -64,7 +64,7 @@ def test_cfn_lint_accepts_every_example(path: Path) -> None:
 
 def test_cfn_lint_reports_a_bad_state_type() -> None:
     broken = copy.deepcopy(example_definition("clickstream"))
-    broken["States"]["clean"]["Type"] = "Tusk"
+    broken["States"]["clean-split"]["Type"] = "Tusk"
     found = problems(broken)
     assert any("E3601" in problem and "'Tusk' is not one of" in problem for problem in found), found
 
@@ -78,6 +78,6 @@ def test_cfn_lint_reports_a_start_pointing_nowhere() -> None:
 
 def test_cfn_lint_reports_a_retry_without_errors() -> None:
     broken = copy.deepcopy(example_definition("wordcount"))
-    del broken["States"]["words"]["Retry"][0]["ErrorEquals"]
+    del broken["States"]["words-split"]["Retry"][0]["ErrorEquals"]
     found = problems(broken)
     assert any("E3601" in problem and "ErrorEquals" in problem for problem in found), found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,52 @@ from tests.examples import EXAMPLES, example
 
 pytestmark = pytest.mark.moto
 
-STORAGE = "s3://sparkflow-test-bucket/runs/"
+BUCKET = "sparkflow-test-bucket"
+STORAGE = f"s3://{BUCKET}/runs/"
+CHUNKS, BUCKETS = 3, 2  # what the double's split tasks answer
+
+
+def protocol_double(aws: MotoAws, double: LambdaDouble) -> None:
+    """Answer like the runtime does, without doing the work: a split task writes its item lists to S3 (the
+    Distributed Map's ItemReader reads them) and answers where they are; every other task answers ok."""
+    s3 = aws.client("s3")
+    if BUCKET not in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=BUCKET)
+
+    def handler(payload: dict[str, Any]) -> Any:
+        if payload.get("phase") != "split":
+            return {"ok": True}
+        base = f"runs/{payload['pipeline']}/{payload['run']['id']}/{payload['node']}/_split"
+        for name, count in (("map", CHUNKS), ("reduce", BUCKETS)):
+            body = json.dumps([{"chunk": index} for index in range(count)])
+            s3.put_object(Bucket=BUCKET, Key=f"{base}/{name}-items.json", Body=body.encode())
+        output = {"kind": "split", "bucket": BUCKET, "map_items": f"{base}/map-items.json"}
+        output.update({"reduce_items": f"{base}/reduce-items.json", "results": f"{base}/results/"})
+        return {"output": {**output, "chunks": CHUNKS, "buckets": BUCKETS}}
+
+    double.handler = handler
+
+
+def spans(double: LambdaDouble) -> dict[str, tuple[float, float]]:
+    """Per stage: when its first task started and its last task finished."""
+    found: dict[str, tuple[float, float]] = {}
+    for call in double.calls:
+        start, end = found.get(call.node, (call.started, call.finished))
+        found[call.node] = (min(start, call.started), max(end, call.finished))
+    return found
+
+
+def expected_calls(plan: Plan) -> Counter[tuple[str, str | None]]:
+    """The tasks a run makes: one per whole stage; split, a map per chunk, a reduce per bucket and a commit."""
+    expected: Counter[tuple[str, str | None]] = Counter()
+    for task in plan.tasks:
+        if task.fanout is None:
+            expected[(task.id, None)] += 1
+            continue
+        expected.update({(task.id, "split"): 1, (task.id, "map"): CHUNKS, (task.id, "commit"): 1})
+        if task.fanout.mode == "key":
+            expected[(task.id, "reduce")] += BUCKETS
+    return expected
 
 
 def deploy(aws: MotoAws, definition: str, name: str) -> str:
@@ -42,25 +88,45 @@ def sources_input(plan: Plan) -> dict[str, Any]:
 def test_every_example_runs_to_succeeded(path: Path, moto_aws: MotoAws, lambda_double: LambdaDouble) -> None:
     for plan, definition in compiled(path):
         lambda_double.calls.clear()
+        protocol_double(moto_aws, lambda_double)
         arn = deploy(moto_aws, definition, plan.pipeline)
         execution = moto_aws.run(arn, sources_input(plan))
         assert execution["status"] == "SUCCEEDED", execution
-        calls = lambda_double.by_node()
-        assert sorted(calls) == sorted(task.id for task in plan.tasks)
-        assert len(lambda_double.calls) == len(plan.tasks)  # each stage exactly once
+        made = Counter((call.node, call.payload.get("phase")) for call in lambda_double.calls)
+        assert made == expected_calls(plan)  # each task exactly once, each chunk and bucket exactly once
         run_id = execution["executionArn"].rsplit(":", 1)[1]
-        for task in plan.tasks:
-            payload = calls[task.id].payload
-            assert payload == {
+        times = spans(lambda_double)
+        for call in lambda_double.calls:
+            task = plan.task(call.node)
+            phase = call.payload.get("phase")
+            extra: dict[str, Any] = {}
+            if phase is not None:
+                assert task.fanout is not None
+                extra = {"phase": phase}
+                if phase == "split":
+                    extra["chunk_bytes"] = task.fanout.chunk_bytes
+                if phase in ("map", "reduce"):
+                    extra["chunk"] = call.payload["chunk"]
+            assert call.payload == {
                 "version": 1,
                 "pipeline": plan.pipeline,
                 "node": task.id,
+                **extra,
                 "run": {"id": run_id, "storage": STORAGE, "params": sources_input(plan)},
             }
+            validate_event(call.payload)  # what the state machine sends follows the runtime protocol
+        for task in plan.tasks:
             for item in task.inputs:  # never started before all of its inputs finished
                 if item.kind != "source":
-                    assert calls[item.node].finished <= calls[task.id].started, (item.node, task.id)
-            validate_event(payload)  # what the state machine sends follows the runtime protocol
+                    assert times[item.node][1] <= times[task.id][0], (item.node, task.id)
+            if task.fanout is not None:  # every chunk and bucket once
+                for phase, count in (("map", CHUNKS), ("reduce", BUCKETS if task.fanout.mode == "key" else 0)):
+                    chunks = [
+                        c.payload["chunk"]
+                        for c in lambda_double.calls
+                        if (c.node, c.payload.get("phase")) == (task.id, phase)
+                    ]
+                    assert sorted(chunks) == list(range(count)), (task.id, phase)
         output = json.loads(execution["output"])
         assert output == {
             "run_id": run_id,
@@ -76,23 +142,27 @@ def expected_location(plan: Plan, sink: str, run_id: str) -> str:
 
 def test_diamond_runs_its_middle_stages_concurrently(moto_aws: MotoAws, lambda_double: LambdaDouble) -> None:
     [(plan, definition)] = compiled(example("clickstream"))
+    protocol_double(moto_aws, lambda_double)
     lambda_double.delay = 0.6
     execution = moto_aws.run(deploy(moto_aws, definition, plan.pipeline), sources_input(plan))
     assert execution["status"] == "SUCCEEDED", execution
-    calls = lambda_double.by_node()
-    stats, threshold = calls["page_stats"], calls["slow_threshold"]
-    assert stats.started < threshold.finished and threshold.started < stats.finished, "middle stages did not overlap"
-    assert calls["clean"].finished <= min(stats.started, threshold.started)
-    assert max(stats.finished, threshold.finished) <= calls["slow_pages"].started
+    times = spans(lambda_double)
+    stats, threshold = times["page_stats"], times["slow_threshold"]
+    assert stats[0] < threshold[1] and threshold[0] < stats[1], "middle stages did not overlap"
+    assert times["clean"][1] <= min(stats[0], threshold[0])
+    assert max(stats[1], threshold[1]) <= times["slow_pages"][0]
 
 
 def test_a_failing_stage_fails_the_run_naming_the_stage(moto_aws: MotoAws, lambda_double: LambdaDouble) -> None:
     [(plan, definition)] = compiled(example("clickstream"))
 
+    protocol_double(moto_aws, lambda_double)
+    answer = lambda_double.handler
+
     def handler(payload: dict[str, Any]) -> Any:
         if payload["node"] == "page_stats":
             raise StageFailure("InputError", "events/part-0.json is corrupt")
-        return {"ok": True}
+        return answer(payload)
 
     lambda_double.handler = handler
     execution = moto_aws.run(deploy(moto_aws, definition, plan.pipeline), sources_input(plan))

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
 import threading
@@ -78,8 +79,13 @@ class StageDouble:
     was written, a wrong URL, auth or timeout) instead of raising them, so a test reports them plainly rather
     than as a workflow failure.
 
+    A split stage is called once per phase (split, then map per chunk, reduce per bucket, commit): ``calls``
+    records each stage's starting call (the whole stage, or its split), ``phase_calls`` the others, and a stage
+    counts as committed once its whole call or its commit call answered.
+
     Attributes:
         failures: node -> the errors its first calls raise, one per call; later calls (and other nodes) succeed.
+        chunks, buckets: what the double's split calls answer.
     """
 
     plan: Plan
@@ -88,6 +94,9 @@ class StageDouble:
     events: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     committed: set[str] = field(default_factory=set)
+    phase_calls: list[tuple[str, str, int | None]] = field(default_factory=list)
+    chunks: int = 3
+    buckets: int = 2
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(
@@ -103,18 +112,33 @@ class StageDouble:
     ) -> dict[str, Any]:
         event = json.loads(json.dumps(body))  # what goes over the wire
         node = str(event.get("node")) if isinstance(event, dict) else "?"
+        phase = event.get("phase") if isinstance(event, dict) else None
         with self.lock:
+            self.events.append(event)
+            if phase not in (None, "split"):
+                self.phase_calls.append((node, str(phase), event.get("chunk")))
+                if phase == "commit":
+                    self.committed.add(node)
+                return self._answer(event, node, phase)
             attempt = self.calls.count(node)
             self.calls.append(node)
-            self.events.append(event)
             self._check(method, url, timeout, auth, event, node)
             errors = self.failures.get(node, [])
             if attempt < len(errors):
                 raise errors[attempt]
-            self.committed.add(node)
+            if phase is None:
+                self.committed.add(node)
+        return self._answer(event, node, phase)
+
+    def _answer(self, event: dict[str, Any], node: str, phase: str | None) -> dict[str, Any]:
         task = self.plan.task(node)
-        if task.output == "value":
-            output: dict[str, Any] = {"kind": "value", "key": value_key(self.plan.pipeline, RUN_ID, node), "value": 1}
+        if phase == "split":
+            assert task.fanout is not None
+            buckets = self.buckets if task.fanout.mode == "key" else 0
+            output: dict[str, Any] = {"kind": "split", "bucket": "", "map_items": "m", "reduce_items": "r"}
+            output.update({"results": "x", "chunks": self.chunks, "buckets": buckets})
+        elif task.output == "value":
+            output = {"kind": "value", "key": value_key(self.plan.pipeline, RUN_ID, node), "value": 1}
         else:
             uri = node_location(event["run"]["storage"], self.plan.pipeline, event["run"]["id"], node)
             output = {"kind": "dataset", "uri": uri, "rows": 3, "bytes": 1024, "files": 1}
@@ -166,7 +190,9 @@ def workflows(monkeypatch: pytest.MonkeyPatch) -> Iterator[Execute]:
 
     def run(text: str, double: StageDouble, args: Any = None) -> Any:
         monkeypatch.setattr(http_utils, "request", double)
-        return emulator.execute_workflow(yaml.safe_load(text), {"args": args})
+        # A fresh context per execution: the emulator keeps variables in context variables, which would
+        # otherwise leak from one test's execution into the next one run by the same thread.
+        return contextvars.Context().run(emulator.execute_workflow, yaml.safe_load(text), {"args": args})
 
     run.delays = delays  # type: ignore[attr-defined]
     yield run

@@ -60,7 +60,8 @@ def test_execution_argument_reaches_every_event_as_params(workflows: Execute) ->
     double = StageDouble(plan)
     params = {"sources": {plan.sources[0].name: "gs://elsewhere/input/"}}
     workflows(text, double, params)
-    assert [event["run"]["params"] for event in double.events] == [params] * len(plan.tasks)
+    assert [event["run"]["params"] for event in double.events] == [params] * len(double.events)
+    assert {event["node"] for event in double.events} == {task.id for task in plan.tasks}
 
 
 @pytest.mark.parametrize("pipeline", ["wide12", "wide25", "deep"])

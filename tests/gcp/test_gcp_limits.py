@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -12,6 +15,7 @@ from sparkflow.errors import CompileError, SparkflowError
 from sparkflow.loading import load_pipeline
 from sparkflow.targets import get_target
 from sparkflow.targets.gcp import check, limits
+from sparkflow.targets.gcp import emit as emit_module
 from sparkflow.targets.gcp.emit import emit
 from tests.gcp.conftest import EXAMPLES, RESOURCES, compiled
 
@@ -83,7 +87,9 @@ def test_breaking_branch_and_depth_limits_is_reported() -> None:
 def test_kept_http_response_is_reported_as_a_variable_risk() -> None:
     plan, text = compiled(EXAMPLES[0])
     document = yaml.safe_load(text)
-    document["main"]["steps"][1][plan.tasks[0].id]["try"]["result"] = "response"
+    whole = next(task.id for task in plan.tasks if task.fanout is None)
+    step = next(step for step in _all_steps(document["main"]["steps"]) if whole in step)
+    step[whole]["try"]["result"] = "response"
     problems = check.check(plan, yaml.safe_dump(document, sort_keys=False))
     assert [p.message for p in problems] == [
         f"pipeline {plan.pipeline!r}: the workflow keeps variable 'response', which may grow past the "
@@ -92,10 +98,24 @@ def test_kept_http_response_is_reported_as_a_variable_risk() -> None:
 
 
 def test_steps_estimate_counts_retries_and_the_predicate() -> None:
-    plan, text = compiled(EXAMPLES[-1])  # wordcount: three stages in a row, retries=2 each
+    split, _ = compiled(EXAMPLES[-1])  # wordcount: three stages in a row, retries=2 each; run them whole here
+    plan = dataclasses.replace(split, tasks=tuple(dataclasses.replace(task, fanout=None) for task in split.tasks))
+    text = emit(plan)
     assert [task.retries for task in plan.tasks] == [2, 2, 2]
     # per stage: the step, 3 attempts asking the 5-step predicate call, 2 re-runs, the raise: 1 + 15 + 2 + 1
     assert check.estimate_steps(yaml.safe_load(text)) == 1 + 3 * 19 + 1
+    assert check.estimate_steps(yaml.safe_load(text)) < limits.STEPS_PER_EXECUTION.value
+
+
+def test_steps_estimate_of_a_split_stage_counts_its_costlier_fan_out() -> None:
+    _plan, text = compiled(EXAMPLES[-1])  # wordcount: words (rows) and counts (key) split, top whole
+    call = 1 + 3 * 5 + 2 + 1  # a call with retries=2: the step, 3 asks of the 5-step predicate, 2 re-runs, the raise
+    per_for = 1 + emit_module.PARALLEL_FOR_MAX * call  # the for step, then one call per chunk, at most 20
+    per_job = 1 + (1 + check._CONNECTOR_POLLS + 1)  # the event, the job call with its polling, the raise
+    fan = 1 + max(per_for, per_job)  # a switch runs one of its sides
+    words = 1 + call + 1 + fan + call  # split, sizes, map, commit
+    counts = words + fan  # and reduce
+    assert check.estimate_steps(yaml.safe_load(text)) == 1 + words + counts + call + 1
     assert check.estimate_steps(yaml.safe_load(text)) < limits.STEPS_PER_EXECUTION.value
 
 
@@ -103,3 +123,13 @@ def test_long_expressions_are_reported() -> None:
     plan, text = compiled(EXAMPLES[0])
     long_text = text.replace("${run.id}", "${run.id" + ' + ""' * 100 + "}")
     assert any("expression length limit" in p.message for p in check.check(plan, long_text))
+
+
+def _all_steps(steps: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every step, nested ones (sequences, parallel branches) included."""
+    for item in steps:
+        yield item
+        ((_, body),) = item.items()
+        yield from _all_steps(body.get("steps", []))
+        for branch in body.get("parallel", {}).get("branches", ()):
+            yield from _all_steps([branch])

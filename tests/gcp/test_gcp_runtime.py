@@ -3,6 +3,7 @@ the sparkflow runtime's HTTP entry (the WSGI app Cloud Run serves), writes exact
 
 from __future__ import annotations
 
+import contextvars
 import io
 import json
 from pathlib import Path
@@ -28,6 +29,7 @@ class CloudRunService:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []
+        self.errors: list[str] = []  # the runtime's answers to refused calls, for the test's failure message
 
     def __call__(self, method: str, url: str, timeout: float = 300, body: Any = None, **_: Any) -> dict[str, Any]:
         assert (method, url) == ("POST", SERVICE_URL)
@@ -42,6 +44,8 @@ class CloudRunService:
         answer = b"".join(app(environ, lambda line, headers: status.append(line)))
         code = int(status[0].split()[0])
         self.calls.append((body["node"], code))
+        if code != 200:
+            self.errors.append(answer.decode())
         document = json.loads(answer)
         if code != 200:
             from workflows_emulator.utils import WorkflowError
@@ -62,7 +66,8 @@ def execute(text: str, service: CloudRunService, monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(http_utils, "request", service)
     monkeypatch.setattr(emulator, "sleep", lambda seconds: None)
-    return emulator.execute_workflow(yaml.safe_load(text), {"args": args})
+    # A fresh context per execution: the emulator keeps variables in context variables (see tests/gcp/conftest.py).
+    return contextvars.Context().run(emulator.execute_workflow, yaml.safe_load(text), {"args": args})
 
 
 def committed_rows(spark: Any, location: str) -> list[tuple[Any, ...]]:
@@ -86,8 +91,11 @@ def test_workflow_runs_the_runtime(spark: Any, path: Path, tmp_path: Path, monke
     root = tmp_path / "gcs"
     deploy_env(monkeypatch, path, root, "2b0c6d9e-0000-4000-8000-00000000000a")
     service = CloudRunService()
-    output = execute(compile_pipeline(pipeline, "gcp"), service, monkeypatch, None)
-    assert sorted(node for node, _ in service.calls) == sorted(task.id for task in plan_pipeline(pipeline, "gcp").tasks)
+    try:
+        output = execute(compile_pipeline(pipeline, "gcp"), service, monkeypatch, None)
+    except Exception as error:
+        raise AssertionError(f"the workflow failed; the runtime answered: {service.errors}") from error
+    assert {node for node, _ in service.calls} == {task.id for task in plan_pipeline(pipeline, "gcp").tasks}
     local = run_plan(plan_pipeline(pipeline, "aws"), pipeline, storage_root=str(tmp_path / "local"))
     for sink, location in output["outputs"].items():
         assert location.startswith(f"{root}/{pipeline.name}/{output['run_id']}/")
@@ -106,3 +114,54 @@ def test_refused_input_fails_the_workflow_naming_the_stage(
         execute(compile_pipeline(load_pipeline(str(path)), "gcp"), service, monkeypatch, {"sources": {"books": "/etc"}})
     assert "'/etc' is outside the storage root" in json.dumps(failure.value.payload["cause"], default=str)
     assert service.calls == [("words", 403)], "a 4xx answer is not retried"
+
+
+class CloudRunJobs:
+    """Stands in for the Cloud Run jobs connector: runs ``taskCount`` tasks of the job in this process, each
+    through the runtime's job entry with its own ``CLOUD_RUN_TASK_INDEX``."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, int]] = []
+
+    def __call__(self, rendered_step: dict[str, Any]) -> dict[str, Any]:
+        from sparkflow.runtime import cloudrun
+
+        assert rendered_step["call"] == "googleapis.run.v2.projects.locations.jobs.run"
+        args = rendered_step["args"]
+        assert args["name"] == "projects/demo-project/locations/europe-west1/jobs/sparkflow-stages"
+        overrides = args["body"]["overrides"]
+        (env,) = overrides["containerOverrides"][0]["env"]
+        assert env["name"] == cloudrun.EVENT_VARIABLE
+        count = int(overrides["taskCount"])
+        self.runs.append((json.loads(env["value"])["phase"], count))
+        for index in range(count):
+            cloudrun.run_task({cloudrun.EVENT_VARIABLE: env["value"], cloudrun.INDEX_VARIABLE: str(index)})
+        return {"name": "operations/run", "done": True, "response": {"succeededCount": count}}
+
+
+def test_many_chunks_run_as_a_cloud_run_job(spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import workflows_emulator.main as emulator
+
+    path = example("clickstream")
+    pipeline = load_pipeline(str(path))
+    deploy_env(monkeypatch, path, tmp_path / "gcs", "2b0c6d9e-0000-4000-8000-00000000000c")
+    for name, value in {
+        "GOOGLE_CLOUD_PROJECT_ID": "demo-project",
+        "GOOGLE_CLOUD_LOCATION": "europe-west1",
+        "SPARKFLOW_JOB": "sparkflow-stages",
+    }.items():
+        monkeypatch.setenv(name, value)
+    jobs = CloudRunJobs()
+    monkeypatch.setattr(emulator.StepCall, "execute_connector", staticmethod(jobs))
+    service = CloudRunService()
+    chunk_bytes = 512  # the events file (~18 KB) becomes more chunks than a parallel for may run
+    try:
+        output = execute(compile_pipeline(pipeline, "gcp"), service, monkeypatch, {"chunk_bytes": chunk_bytes})
+    except Exception as error:
+        raise AssertionError(f"the workflow failed; the runtime answered: {service.errors}") from error
+    assert ("map", jobs.runs[0][1]) == jobs.runs[0] and jobs.runs[0][1] > 20, jobs.runs
+    local = run_plan(
+        plan_pipeline(pipeline, "aws"), pipeline, storage_root=str(tmp_path / "local"), chunk_bytes=chunk_bytes
+    )
+    for sink, location in output["outputs"].items():
+        assert committed_rows(spark, location) == committed_rows(spark, local.outputs[sink]), sink

@@ -57,10 +57,19 @@ def committed_rows(spark: Any, location: str, scratch: Path) -> list[tuple[Any, 
     return rows(spark.read.parquet(*local_copy(storage.committed_files(location, "output"), str(scratch))))
 
 
+@pytest.mark.parametrize("chunk_bytes", [None, 1024], ids=["compiled-chunks", "tiny-chunks"])
 @pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
 def test_asl_runs_the_runtime_in_moto(
-    spark: Any, path: Path, tmp_path: Path, moto_aws: MotoAws, lambda_double: LambdaDouble, monkeypatch: Any
+    spark: Any,
+    path: Path,
+    chunk_bytes: int | None,
+    tmp_path: Path,
+    moto_aws: MotoAws,
+    lambda_double: LambdaDouble,
+    monkeypatch: Any,
 ) -> None:
+    """With tiny chunks every split stage fans out over several chunks (and buckets) through Distributed Maps
+    whose ItemReader reads the item lists from moto's S3."""
     s3 = moto_aws.client("s3")
     if BUCKET not in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket=BUCKET)
@@ -90,11 +99,19 @@ def test_asl_runs_the_runtime_in_moto(
     function = moto_aws.create_function("stage")
     values = {name: function for name in re.findall(r"\$\{(StageFunction\d+MB)\}", definition)}
     arn = moto_aws.create_state_machine(pipeline.name, substitute(definition, {"StorageRoot": root, **values}))
-    execution = moto_aws.run(arn, {"sources": sources}, timeout=240)
+    params: dict[str, Any] = {"sources": sources}
+    if chunk_bytes:
+        params["chunk_bytes"] = chunk_bytes
+    execution = moto_aws.run(arn, params, timeout=600)
     assert execution["status"] == "SUCCEEDED", execution
     output = json.loads(execution["output"])
     run_id = output["run_id"]
-    assert sorted(call.node for call in lambda_double.calls) == sorted(pipeline_trace(pipeline).calls)
+    assert {call.node for call in lambda_double.calls} == set(pipeline_trace(pipeline).calls)
+    chunk_calls = [call for call in lambda_double.calls if call.payload.get("phase") in ("map", "reduce")]
+    split_stages = {call.node for call in lambda_double.calls if call.payload.get("phase") == "split"}
+    assert split_stages, "every example has split stages"
+    if chunk_bytes:
+        assert len(chunk_calls) > 2 * len(split_stages), "tiny chunks fan out over several chunks per stage"
 
     local = run_plan(plan_pipeline(pipeline, "aws"), pipeline, storage_root=str(tmp_path / "local"))
     assert local.status == "succeeded"

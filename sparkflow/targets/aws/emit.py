@@ -100,8 +100,7 @@ class _Builder:
         Returns the name of the step's first state.
         """
         if isinstance(step, Run):
-            self._task(self.plan.task(step.task), states, next_state)
-            return step.task
+            return self._task(self.plan.task(step.task), states, next_state)
         if isinstance(step, Sequence):
             following = next_state
             for inner in reversed(step.steps):
@@ -120,8 +119,77 @@ class _Builder:
         states[name] = {"Type": "Parallel", "Branches": branches, "ResultPath": None, **_next(next_state)}
         return name
 
-    def _task(self, task: PlanTask, states: dict[str, Any], next_state: str | None) -> None:
+    def _task(self, task: PlanTask, states: dict[str, Any], next_state: str | None) -> str:
+        """Add the states of one stage; return the name of its first state."""
         failed = f"{task.id}-failed"
+        catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": failed}]
+        states[failed] = {
+            "Type": "Fail",
+            "Error": "StageFailed",
+            "CausePath": f"States.Format('stage {task.id} failed: {{}}', $.error.Cause)",
+        }
+        fanout = task.fanout
+        if fanout is None:
+            states[task.id] = {**self._invoke(task, {}), "ResultPath": None, "Catch": catch, **_next(next_state)}
+            return task.id
+        phases = ["split", "map", *(["reduce"] if fanout.mode == "key" else []), "commit"]
+        names = [f"{task.id}-{phase}" for phase in phases]
+        followers = [*names[1:], next_state]
+        pointer = {"bucket.$": "$.Payload.output.bucket"}
+        pointer.update({f"{phase}.$": f"$.Payload.output.{phase}_items" for phase in phases[1:-1]})
+        # The split task answers with where its item lists are: a few strings, whatever the number of chunks.
+        states[names[0]] = {
+            **self._invoke(task, {"phase": "split", "chunk_bytes": fanout.chunk_bytes}),
+            "ResultSelector": pointer,
+            "ResultPath": "$.split",
+            "Catch": catch,
+            "Next": names[1],
+        }
+        for phase, name, following in zip(phases[1:-1], names[1:-1], followers[1:-1], strict=True):
+            states[name] = {**self._distributed_map(task, phase), "Catch": catch, **_next(following)}
+        states[names[-1]] = {
+            **self._invoke(task, {"phase": "commit"}),
+            "ResultPath": None,
+            "Catch": catch,
+            **_next(next_state),
+        }
+        return names[0]
+
+    def _distributed_map(self, task: PlanTask, phase: str) -> dict[str, Any]:
+        """One child execution per chunk (map) or bucket (reduce), read from the item list in S3.
+
+        The item list stays in S3 (ItemReader) and each child answers an empty object (``OutputPath: null``),
+        so what the Map state gathers is a few bytes per item (about 30 KB for 10,000 chunks, well under the
+        256 KiB payload limit) and is dropped (``ResultPath: null``); each child execution has its own history,
+        so the parent's history does not grow with the number of chunks either.
+        """
+        assert task.fanout is not None
+        inner = f"{task.id}-{phase}-item"
+        item = {
+            **self._invoke(task, {"phase": phase, "chunk.$": "$.chunk"}),
+            "ResultPath": None,
+            "OutputPath": None,
+            "End": True,
+        }
+        return {
+            "Type": "Map",
+            "ItemReader": {
+                "Resource": "arn:aws:states:::s3:getObject",
+                "ReaderConfig": {"InputType": "JSON"},
+                "Parameters": {"Bucket.$": "$.split.bucket", "Key.$": f"$.split.{phase}"},
+            },
+            "ItemSelector": {"chunk.$": "$$.Map.Item.Value.chunk", "run.$": "$.run"},
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                "StartAt": inner,
+                "States": {inner: item},
+            },
+            "MaxConcurrency": task.fanout.max_concurrency,
+            "ResultPath": None,
+        }
+
+    def _invoke(self, task: PlanTask, extra: dict[str, Any]) -> dict[str, Any]:
+        """A Lambda invoke of the runtime for ``task`` (``extra``: the phase and chunk of a split stage)."""
         retry: list[dict[str, Any]] = [
             {
                 "ErrorEquals": LAMBDA_SERVICE_ERRORS,
@@ -143,28 +211,13 @@ class _Builder:
                     "JitterStrategy": "FULL",
                 }
             )
-        states[task.id] = {
+        payload = {"version": EVENT_VERSION, "pipeline": self.plan.pipeline, "node": task.id, **extra, "run.$": "$.run"}
+        return {
             "Type": "Task",
             "Resource": LAMBDA_INVOKE,
-            "Parameters": {
-                "FunctionName": function_placeholder(task),
-                "Payload": {
-                    "version": EVENT_VERSION,
-                    "pipeline": self.plan.pipeline,
-                    "node": task.id,
-                    "run.$": "$.run",
-                },
-            },
-            "ResultPath": None,
+            "Parameters": {"FunctionName": function_placeholder(task), "Payload": payload},
             "TimeoutSeconds": task.timeout_s,
             "Retry": retry,
-            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": failed}],
-            **_next(next_state),
-        }
-        states[failed] = {
-            "Type": "Fail",
-            "Error": "StageFailed",
-            "CausePath": f"States.Format('stage {task.id} failed: {{}}', $.error.Cause)",
         }
 
 

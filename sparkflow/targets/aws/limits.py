@@ -7,10 +7,20 @@ from sparkflow.targets.base import FunctionLimits, Limit
 _SFN_QUOTAS = "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html"
 _LAMBDA_QUOTAS = "https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html"
 
-# Lambda: "Function memory allocation: 128 MB to 10,240 MB" and "Function timeout: 900 seconds (15 minutes)".
+# Lambda: "Function memory allocation: 128 MB to 10,240 MB", "Function timeout: 900 seconds (15 minutes)" and
+# "Ephemeral storage (/tmp): 512 MB to 10,240 MB".
 FUNCTION = FunctionLimits(
     memory_mb=Limit(10_240, "MB", "Lambda memory limit", _LAMBDA_QUOTAS),
     timeout_s=Limit(900, "s", "Lambda timeout limit", _LAMBDA_QUOTAS),
+    scratch_bytes=Limit(10_240 * 1024**2, "bytes", "Lambda /tmp limit", _LAMBDA_QUOTAS),
+)
+# Distributed Map: "MaxConcurrency ... up to 10,000" parallel child workflow executions
+# (https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html).
+MAP_CONCURRENCY = Limit(
+    10_000,
+    "executions",
+    "Distributed Map concurrency limit",
+    "https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html",
 )
 # Step Functions: "Maximum size of state machine definition: 1 MB" (hard quota). Counted on the minified
 # definition, which is what `sparkflow deploy` submits.

@@ -17,6 +17,9 @@ _EXPRESSION = re.compile(r"\$\{(.*)\}", re.DOTALL)
 # argument, at most 32 KB) and, only while a failed stage raises, its error map. Anything else, above all a
 # kept HTTP response (up to 2 MB), could overflow the variable memory as pipelines grow.
 _SMALL_VARIABLES = frozenset({emit.ARGS, emit.RUN, emit.ERROR})
+# A split stage keeps two numbers (chunks, buckets) and a copy of the run object as its job's event; the split
+# call's answer is set to null as soon as those numbers are read.
+_FANOUT_VARIABLES = ("chunks", "buckets", "event", "split", f"map_{emit.CHUNK}", f"reduce_{emit.CHUNK}")
 
 
 def check(plan: Plan, text: str) -> list[SparkflowError]:
@@ -62,7 +65,8 @@ def check(plan: Plan, text: str) -> list[SparkflowError]:
             problems.append(
                 DefinitionError(f"step {name!r} is nested {depth} deep: {limits.PARALLEL_DEPTH.describe()}")
             )
-    for variable in sorted(_variables(document["main"]) - _SMALL_VARIABLES):
+    fanout = {f"{task.id}_{kind}" for task in plan.tasks if task.fanout for kind in _FANOUT_VARIABLES}
+    for variable in sorted(_variables(document["main"]) - _SMALL_VARIABLES - fanout):
         problems.append(
             DefinitionError(
                 f"pipeline {plan.pipeline!r}: the workflow keeps variable {variable!r}, which may grow past the "
@@ -85,12 +89,19 @@ def check(plan: Plan, text: str) -> list[SparkflowError]:
 def estimate_steps(document: dict[str, Any]) -> int:
     """Steps of a run in which every retry of every stage is used and the last stage then fails (the worst case).
 
-    Every step runs at most once (there are no loops); a retried step runs again and first runs the retry
-    predicate (one call plus its steps).
+    Every step runs at most once, except in a split stage: a ``parallel for`` runs its steps once per chunk (at
+    most :data:`emit.PARALLEL_FOR_MAX`; more chunks take the Cloud Run job path instead), and a connector call
+    counts its polling (the job's timeout at the default policy's one poll a minute at most). Of a switch, the
+    costlier side counts. A retried step runs again and first runs the retry predicate (one call plus its steps).
     """
     predicate = document.get(emit.RETRY_PREDICATE)
     per_predicate = 1 + len(predicate["steps"]) if predicate else 0
     return _count_steps(document["main"]["steps"], per_predicate)
+
+
+# Connector calls poll a long-running operation; the default polling policy waits at most 60 s between polls
+# (https://cloud.google.com/workflows/docs/reference/googleapis#invoke_a_connector_call).
+_CONNECTOR_POLLS = emit.JOB_TIMEOUT_S // 60
 
 
 def _count_steps(steps: list[dict[str, Any]], per_predicate: int) -> int:
@@ -99,8 +110,16 @@ def _count_steps(steps: list[dict[str, Any]], per_predicate: int) -> int:
         ((_, step),) = item.items()
         total += 1
         total += _count_steps(step.get("steps", []), per_predicate)
-        for branch in step.get("parallel", {}).get("branches", ()):
+        parallel = step.get("parallel", {})
+        for branch in parallel.get("branches", ()):
             total += _count_steps([branch], per_predicate)
+        if "for" in parallel:
+            total += emit.PARALLEL_FOR_MAX * _count_steps(parallel["for"]["steps"], per_predicate)
+        if "switch" in step:
+            total += max(_count_steps(case.get("steps", []), per_predicate) for case in step["switch"])
+        call = step.get("try", step).get("call", "") if isinstance(step.get("try", step), dict) else ""
+        if isinstance(call, str) and call.startswith("googleapis."):
+            total += _CONNECTOR_POLLS
         if "retry" in step:
             retries = int(step["retry"]["max_retries"])
             # every failed attempt asks the predicate; all but the last are run again

@@ -44,6 +44,13 @@ EXECUTION_ID_ENV = "GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID"
 ARGS, RUN, ERROR = "args", "run", "error"
 START, SUCCEEDED = "run-start", "run-succeeded"
 RETRY_PREDICATE = "sparkflow_retryable"
+# Fan-out: up to this many chunks run as a parallel for ("a maximum of 20 concurrent iterations"); more as a
+# Cloud Run job execution with taskCount = chunks (https://cloud.google.com/workflows/quotas).
+PARALLEL_FOR_MAX = 20
+CHUNK = "chunk"
+JOB_ENV = "SPARKFLOW_JOB"
+# The connector waits for the job execution; a day covers the longest job (Cloud Run tasks: 24 h at most).
+JOB_TIMEOUT_S = 86_400
 # Error tags of http.* calls that a new attempt may cure
 # (https://cloud.google.com/workflows/docs/reference/syntax/error-types). HTTP errors are judged by status code.
 RETRYABLE_TAGS = ("ConnectionError", "ConnectionFailedError", "TimeoutError")
@@ -131,7 +138,8 @@ class _Builder:
     def steps(self, step: Step, depth: int) -> list[dict[str, Any]]:
         """The Workflows steps of ``step`` inside ``depth`` enclosing parallel steps."""
         if isinstance(step, Run):
-            return [self._task(self.plan.task(step.task))]
+            task = self.plan.task(step.task)
+            return [self._fanout(task, depth) if task.fanout else self._task(task)]
         if isinstance(step, Sequence):
             return [item for inner in step.steps for item in self.steps(inner, depth)]
         return self._parallel(step, depth)
@@ -154,7 +162,11 @@ class _Builder:
         return [{name: {"parallel": {"branches": built}}}]
 
     def _task(self, task: PlanTask) -> dict[str, Any]:
-        call = {
+        return {task.id: self._call(task, {}, task.id)}
+
+    def _call(self, task: PlanTask, extra: dict[str, Any], label: str, result: str | None = None) -> dict[str, Any]:
+        """One retried call of the runtime for ``task`` (``extra``: the phase and chunk of a split stage)."""
+        call: dict[str, Any] = {
             "call": "http.post",
             "args": {
                 "url": _env(SERVICE_URL_ENV),
@@ -163,11 +175,14 @@ class _Builder:
                     "version": EVENT_VERSION,
                     "pipeline": self.plan.pipeline,
                     "node": task.id,
+                    **extra,
                     "run": f"${{{RUN}}}",
                 },
                 "timeout": task.timeout_s,
             },
         }
+        if result:
+            call["result"] = result
         step: dict[str, Any] = {"try": call}
         if task.retries:
             step["retry"] = {
@@ -175,12 +190,17 @@ class _Builder:
                 "max_retries": task.retries,
                 "backoff": dict(BACKOFF),
             }
+        step["except"] = self._raise_failed(task, label)
+        return step
+
+    def _raise_failed(self, task: PlanTask, label: str) -> dict[str, Any]:
+        """Raise an error naming the stage; the step is named after ``label`` so that step names stay unique."""
         prefix = json.dumps(f"stage {task.id} of pipeline {self.plan.pipeline} failed: ")
-        step["except"] = {
+        return {
             "as": ERROR,
             "steps": [
                 {
-                    f"{task.id}-failed": {
+                    f"{label}-failed": {
                         "raise": {
                             "message": f'${{{prefix} + default(map.get({ERROR}, "message"), "unknown error")}}',
                             "tags": ["StageFailed"],
@@ -191,7 +211,101 @@ class _Builder:
                 }
             ],
         }
-        return {task.id: step}
+
+    def _fanout(self, task: PlanTask, depth: int) -> dict[str, Any]:
+        """split -> one call per chunk (map) -> one per bucket (reduce, key stages) -> commit.
+
+        The split call answers with the number of chunks and buckets; only those two numbers are kept. A
+        handful of chunks run as a ``parallel for`` (Workflows runs at most 20 iterations at once); more run
+        as one Cloud Run job execution with one task per chunk, each task picking its chunk by its index.
+        """
+        assert task.fanout is not None
+        answer = f"{task.id}_split"
+        steps: list[dict[str, Any]] = [
+            {
+                f"{task.id}-split": self._call(
+                    task, {"phase": "split", "chunk_bytes": task.fanout.chunk_bytes}, f"{task.id}-split", result=answer
+                )
+            },
+            {
+                f"{task.id}-sizes": {
+                    "assign": [
+                        {f"{task.id}_chunks": f"${{{answer}.body.output.chunks}}"},
+                        {f"{task.id}_buckets": f"${{{answer}.body.output.buckets}}"},
+                        {answer: None},  # the HTTP answer is not kept: variables are limited to 512 KB
+                    ]
+                }
+            },
+        ]
+        phases = ("map", "reduce") if task.fanout.mode == "key" else ("map",)
+        for phase in phases:
+            count = f"{task.id}_chunks" if phase == "map" else f"{task.id}_buckets"
+            steps.append({f"{task.id}-{phase}": self._fan(task, phase, count, depth)})
+        steps.append({f"{task.id}-commit": self._call(task, {"phase": "commit"}, f"{task.id}-commit")})
+        return {task.id: {"steps": steps}}
+
+    def _fan(self, task: PlanTask, phase: str, count: str, depth: int) -> dict[str, Any]:
+        job = self._job(task, phase, count)
+        if depth + 1 > limits.PARALLEL_DEPTH.value:  # no parallel level left: always the job
+            return {"steps": job}
+        each = {
+            f"{task.id}-{phase}-each": {
+                "parallel": {
+                    "concurrency_limit": PARALLEL_FOR_MAX,
+                    "for": {
+                        # One name per stage and phase: loops of parallel stages, or of one stage's map and reduce,
+                        # never share a variable.
+                        "value": f"{task.id}_{phase}_{CHUNK}",
+                        "range": f"${{[0, {count} - 1]}}",  # one expression: the documented form
+                        "steps": [
+                            {
+                                f"{task.id}-{phase}-item": self._call(
+                                    task,
+                                    {"phase": phase, "chunk": f"${{{task.id}_{phase}_{CHUNK}}}"},
+                                    f"{task.id}-{phase}-item",
+                                )
+                            }
+                        ],
+                    },
+                }
+            }
+        }
+        return {
+            "switch": [
+                {"condition": f"${{{count} <= {PARALLEL_FOR_MAX}}}", "steps": [each]},
+                # Exclusive conditions rather than a catch-all `true`: a switch runs the first match only, but
+                # stating both sides keeps the meaning plain (and interpreters that try every match agree).
+                {"condition": f"${{{count} > {PARALLEL_FOR_MAX}}}", "steps": job},
+            ]
+        }
+
+    def _job(self, task: PlanTask, phase: str, count: str) -> list[dict[str, Any]]:
+        """Run the Cloud Run job ``SPARKFLOW_JOB`` with one task per item; the event goes in SPARKFLOW_EVENT."""
+        event = f"{task.id}_event"
+        body = {"version": EVENT_VERSION, "pipeline": self.plan.pipeline, "node": task.id, "phase": phase}
+        name = (
+            '${"projects/" + sys.get_env("GOOGLE_CLOUD_PROJECT_ID") + "/locations/" + '
+            f'sys.get_env("GOOGLE_CLOUD_LOCATION") + "/jobs/" + sys.get_env({json.dumps(JOB_ENV)})}}'
+        )
+        run_job = {
+            "call": "googleapis.run.v2.projects.locations.jobs.run",
+            "args": {
+                "name": name,
+                "body": {
+                    "overrides": {
+                        "taskCount": f"${{{count}}}",
+                        "containerOverrides": [
+                            {"env": [{"name": "SPARKFLOW_EVENT", "value": f"${{json.encode_to_string({event})}}"}]}
+                        ],
+                    }
+                },
+                "connector_params": {"timeout": JOB_TIMEOUT_S},
+            },
+        }
+        return [
+            {f"{task.id}-{phase}-event": {"assign": [{event: {**body, "run": f"${{{RUN}}}"}}]}},
+            {f"{task.id}-{phase}-job": {"try": run_job, "except": self._raise_failed(task, f"{task.id}-{phase}-job")}},
+        ]
 
 
 def _env(name: str) -> str:

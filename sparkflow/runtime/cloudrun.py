@@ -1,0 +1,41 @@
+"""Cloud Run job tasks: a split stage's map or reduce phase with more items than a Workflows ``parallel for``
+should run goes to one Cloud Run job execution with ``taskCount`` = items. Every task gets the same event (in
+``SPARKFLOW_EVENT``, set by the workflow as a container override) and picks its item by its task index
+(``CLOUD_RUN_TASK_INDEX``, set by Cloud Run): ``python -m sparkflow.runtime job``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sparkflow.errors import EventError
+
+EVENT_VARIABLE = "SPARKFLOW_EVENT"
+INDEX_VARIABLE = "CLOUD_RUN_TASK_INDEX"
+
+
+def job_event(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The event of this job task: the job's event with ``chunk`` = the task's index."""
+    text = environ.get(EVENT_VARIABLE)
+    if not text:
+        raise EventError(f"{EVENT_VARIABLE} is not set: a job task gets its event from the workflow's override")
+    index = environ.get(INDEX_VARIABLE, "")
+    if not index.isdigit():
+        raise EventError(f"{INDEX_VARIABLE} is {index!r}: a job task needs the index Cloud Run gives it")
+    try:
+        event = json.loads(text)
+    except ValueError as error:
+        raise EventError(f"{EVENT_VARIABLE} is not JSON: {error}") from error
+    if not isinstance(event, dict):
+        raise EventError(f"{EVENT_VARIABLE} must hold a JSON object")
+    return {**event, "chunk": int(index)}
+
+
+def run_task(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Run this job task's item through the runtime; the result is returned (and logged), not sent anywhere."""
+    from sparkflow.runtime.deployed import deployed_config
+    from sparkflow.runtime.execute import handle_event
+
+    return handle_event(job_event(environ), deployed_config())

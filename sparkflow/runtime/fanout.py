@@ -1,0 +1,471 @@
+"""Split stages at run time: the split, map, reduce and commit phases of one stage.
+
+A stage the compiler marked for splitting (``partition="rows"`` or ``partition_by=``) runs as:
+
+* **split** (one task): measures the real input (:mod:`sparkflow.runtime.split`) and writes, under the stage's
+  output location, ``_split/plan.json`` (what is split, into how many chunks and buckets) and the item lists
+  the state machine fans out over (``_split/map-items.json``, ``_split/reduce-items.json``). A rows stage
+  splits its first dataset input and reads its other inputs whole; a key stage splits every dataset input.
+* **map** (one task per chunk): a rows stage runs the user's function on its chunk and commits the result as
+  one part (``_parts/chunk-NNNNN/``); a key stage assigns every row of its chunk to one of P buckets by a hash
+  of the key columns and commits the bucketed files (``_shuffle/<input>/chunk-NNNNN/``).
+* **reduce** (one task per bucket, key stages): reads bucket b of every split input (all rows of a key are
+  in one bucket, in every input, so joins and aggregates see whole keys), runs the user's function and commits
+  one part (``_parts/bucket-NNNNN/``). A bucket much larger than the chunk budget is refused as skew.
+* **commit** (one task): checks that every part is committed and publishes them together as the stage's
+  output (``_COMMITTED.json`` listing all part files), so readers downstream see a split stage's output
+  exactly like a whole stage's.
+
+Every part is committed like any output (see :mod:`sparkflow.runtime.storage`), so a retried or duplicated
+chunk task never leaves partial or duplicated rows; a phase whose work is committed is not done again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import posixpath
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sparkflow.dsl.source import Source
+from sparkflow.dsl.trace import StageCall
+from sparkflow.errors import InputError, StorageError
+from sparkflow.runtime import split, storage
+
+SPLIT = "_split"
+PARTS = "_parts"
+SHUFFLE = "_shuffle"
+BUCKET_COLUMN = "_bucket"
+MAX_BUCKETS = 1000
+# A reducer may take this many chunk budgets before its bucket counts as skewed (a conservative budget).
+SKEW_FACTOR = 4
+SAMPLE_BYTES = 4 * 1024 * 1024  # what schema inference of a source without a schema reads
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input of the stage, resolved by the runtime (confinement already checked)."""
+
+    param: str
+    kind: str  # source, dataset, value
+    location: str  # a URI; for values the KV key
+    source: Source | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a phase needs: the stage, its inputs, where it writes, and how to start its engine."""
+
+    call: StageCall
+    inputs: list[Input]
+    location: str  # the stage's output location
+    attempt: str
+    chunk_bytes: int
+    scratch: str
+    engine: Callable[[], Any]  # starts (or reuses) the stage's engine
+    read_whole: Callable[[Input, str], Any]  # reads an input that is not split (any kind)
+    bind: Callable[[dict[str, Any]], tuple[list[Any], dict[str, Any]]]  # parameter values -> call arguments
+
+    @property
+    def mode(self) -> str:
+        return "key" if self.call.stage.options.partition == "key" else "rows"
+
+
+def split_inputs(call: StageCall, inputs: list[Input]) -> list[Input]:
+    """The inputs a split stage cuts into chunks (the compiler's split pass applies the same rule)."""
+    datasets = [item for item in inputs if item.kind != "value"]
+    return datasets if call.stage.options.partition == "key" else datasets[:1]
+
+
+def run_phase(job: Job, phase: str, chunk: int | None) -> dict[str, Any]:
+    """Run one phase; returns the manifest to report (for map/reduce: the part's; for commit: the stage's)."""
+    if phase == "split":
+        return _split(job)
+    plan = _read_plan(job.location)
+    if phase == "commit":
+        return _commit(job, plan)
+    count = len(plan["items"]) if phase == "map" else plan["buckets"]
+    if chunk is None or not 0 <= chunk < count:
+        from sparkflow.errors import EventError
+
+        raise EventError(f"event field 'chunk' is {chunk!r}: the {phase} phase of this run has items 0 to {count - 1}")
+    if phase == "map":
+        return _map(job, plan, chunk)
+    return _reduce(job, plan, chunk)
+
+
+# --- split ---------------------------------------------------------------------------------------------------
+
+
+def _split(job: Job) -> dict[str, Any]:
+    plan_uri = storage.join(job.location, SPLIT, "plan.json")
+    existing = _read_json(plan_uri)
+    if existing is not None:
+        return _pointer(job.location, existing)
+    chosen = split_inputs(job.call, job.inputs)
+    inputs: list[dict[str, Any]] = []
+    items: list[list[int]] = []
+    total = 0
+    for index, item in enumerate(chosen):
+        form, header, schema = _format(job, item)
+        files = _files(item)
+        manifest = split.plan_chunks(files, form, job.chunk_bytes, header=header)
+        split.write_manifest(manifest, storage.join(job.location, SPLIT, f"{item.param}.json"))
+        total += manifest.nbytes
+        inputs.append(
+            {"param": item.param, "format": form, "header": header, "schema": schema, "chunks": len(manifest.chunks)}
+        )
+        items.extend([index, chunk] for chunk in range(len(manifest.chunks)))
+    buckets = max(1, min(MAX_BUCKETS, math.ceil(total / job.chunk_bytes))) if job.mode == "key" else 0
+    plan = {"version": 1, "mode": job.mode, "buckets": buckets, "chunk_bytes": job.chunk_bytes, "inputs": inputs}
+    plan["items"] = items
+    _write_json(storage.join(job.location, SPLIT, "map-items.json"), [{"chunk": k} for k in range(len(items))])
+    if job.mode == "key":
+        _write_json(storage.join(job.location, SPLIT, "reduce-items.json"), [{"chunk": b} for b in range(buckets)])
+    _write_json(plan_uri, plan)  # last: a plan that exists is complete
+    return _pointer(job.location, plan)
+
+
+def _pointer(location: str, plan: dict[str, Any]) -> dict[str, Any]:
+    """Where the item lists are, as the state machine's ItemReader needs them (S3 bucket and key)."""
+    bucket, key = _bucket_key(storage.join(location, SPLIT))
+    return {
+        "kind": "split",
+        "bucket": bucket,
+        "map_items": f"{key}/map-items.json",
+        "reduce_items": f"{key}/reduce-items.json",
+        "results": f"{key}/results/",
+        "chunks": len(plan["items"]),
+        "buckets": plan["buckets"],
+    }
+
+
+def _bucket_key(uri: str) -> tuple[str, str]:
+    if storage.is_remote(uri):
+        _, _, rest = uri.partition("://")
+        bucket, _, key = rest.partition("/")
+        return bucket, key.rstrip("/")
+    return "", uri.rstrip("/")
+
+
+def _format(job: Job, item: Input) -> tuple[str, bool, str | None]:
+    """Format, header and schema (DDL) every chunk of ``item`` is read with.
+
+    Chunks must agree on a schema: a source without one gets it inferred once, from a sample at its start,
+    instead of by every chunk from its own rows.
+    """
+    if item.kind != "source":
+        return "parquet", False, None
+    assert item.source is not None
+    source = item.source
+    header = bool(source.option("header", False)) if source.format == "csv" else False
+    schema = source.option("schema")
+    if schema or source.format not in ("csv", "json"):
+        return source.format, header, schema
+    files = split.list_files(item.location)
+    if not files:
+        return source.format, header, None
+    sample = split.Piece(files[0].uri, 0, min(files[0].size, SAMPLE_BYTES), files[0].size)
+    if files[0].uri.lower().endswith(split.COMPRESSED_EXTENSIONS) or sample.end == files[0].size:
+        sample = replace(sample, end=files[0].size, whole=True)
+    folder = os.path.join(job.scratch, "sample")
+    paths = split.read_chunk(split.Chunk((sample,)), source.format, header, folder)
+    frame = job.engine().read_source(source, _gather(paths, os.path.join(job.scratch, "sample-files")), folder)
+    try:
+        ddl: str = frame.schema.toDDL()
+    except Exception:  # an engine without DDL schemas: chunks infer their own
+        return source.format, header, None
+    return source.format, header, ddl
+
+
+def _files(item: Input) -> list[split.FileInfo] | str:
+    """A source's location (listed by the splitter), or an upstream stage's committed files with their sizes."""
+    if item.kind == "source":
+        return item.location
+    infos: list[split.FileInfo] = []
+    for uri in storage.committed_files(item.location, f"input {item.param!r}"):
+        fs, path = storage.filesystem(uri)
+        infos.append(split.FileInfo(uri, int(fs.size(path))))
+    return infos
+
+
+# --- map -----------------------------------------------------------------------------------------------------
+
+
+def _map(job: Job, plan: dict[str, Any], item_index: int) -> dict[str, Any]:
+    input_index, chunk_index = plan["items"][item_index]
+    described = plan["inputs"][input_index]
+    chosen = split_inputs(job.call, job.inputs)[input_index]
+    if job.mode == "rows":
+        part = storage.join(job.location, PARTS, f"chunk-{chunk_index:05d}")
+    else:
+        part = storage.join(job.location, SHUFFLE, described["param"], f"chunk-{chunk_index:05d}")
+    existing = storage.read_manifest(part)
+    if existing is not None:
+        return existing
+    frame = _read_chunk(job, chosen, described, chunk_index)
+    engine = job.engine()
+    if job.mode == "rows":
+        values = {item.param: (frame if item is chosen else job.read_whole(item, job.scratch)) for item in job.inputs}
+        args, kwargs = job.bind(values)
+        output = job.call.stage.fn(*args, **kwargs)
+        return _commit_part(job, engine, output, part)
+    return _commit_buckets(job, engine, frame, plan["buckets"], part)
+
+
+def _read_chunk(job: Job, item: Input, described: dict[str, Any], chunk_index: int) -> Any:
+    manifest = split.read_manifest(storage.join(job.location, SPLIT, f"{item.param}.json"))
+    folder = os.path.join(job.scratch, f"chunk-{item.param}")
+    paths = split.read_chunk(manifest.chunks[chunk_index], manifest.format, manifest.header, folder)
+    return _read_local(job, item, described, paths)
+
+
+def _read_local(job: Job, item: Input, described: dict[str, Any], paths: list[str]) -> Any:
+    """A DataFrame over local files of ``item``'s format, with the schema all chunks share."""
+    gathered = _gather(paths, os.path.join(job.scratch, f"files-{item.param}-{uuid.uuid4().hex[:8]}"))
+    options = {"header": described["header"]} if described["format"] == "csv" else {}
+    if described.get("schema"):
+        options["schema"] = described["schema"]
+    if item.source is not None:
+        options = {**dict(item.source.options), **options}
+    reader = Source(item.param, gathered, described["format"], None, tuple(sorted(options.items())), job.call.origin)
+    return job.engine().read_source(reader, gathered, os.path.join(job.scratch, "copies"))
+
+
+def _gather(paths: list[str], folder: str) -> str:
+    """One local folder holding ``paths`` (linked where possible), so an engine reads them as one input.
+
+    An empty chunk (inside a record longer than a chunk) still gives a folder with one empty file.
+    """
+    os.makedirs(folder, exist_ok=True)
+    for index, path in enumerate(paths):
+        target = os.path.join(folder, f"{index:05d}-{os.path.basename(path)}")
+        try:
+            os.symlink(os.path.abspath(path), target)
+        except OSError:
+            import shutil
+
+            shutil.copyfile(path, target)
+    return folder
+
+
+def _commit_part(job: Job, engine: Any, output: Any, part: str) -> dict[str, Any]:
+    if not engine.is_dataframe(output):
+        raise TypeError(
+            f"stage {job.call.stage.name!r} ({job.call.stage.origin}) returned {type(output).__name__}: a split "
+            "stage must return a DataFrame"
+        )
+    folder, rows = engine.write(output, os.path.join(job.scratch, "part"))
+    files = storage.upload_attempt(folder, part, job.attempt)
+    manifest = {
+        "kind": "dataset",
+        "files": [name for name, _ in files],
+        "rows": rows,
+        "bytes": sum(size for _, size in files),
+        "attempt": job.attempt,
+    }
+    storage.commit(part, manifest)
+    return manifest
+
+
+def _commit_buckets(job: Job, engine: Any, frame: Any, buckets: int, part: str) -> dict[str, Any]:
+    """Write the chunk's rows into ``buckets`` buckets by key hash and commit them as one part."""
+    keys = list(job.call.stage.options.partition_by)
+    missing = [key for key in keys if key not in frame.columns]
+    if missing:
+        raise InputError(
+            f"stage {job.call.stage.name!r}: partition_by column(s) {missing} are not in its input "
+            f"(columns: {', '.join(frame.columns)}); fix partition_by= on the stage"
+        )
+    folder = os.path.join(job.scratch, "buckets")
+    bucketed = _bucketize(engine, frame, keys, buckets)
+    rows = _write_buckets(engine, bucketed, folder)
+    local_files = sorted(
+        os.path.relpath(os.path.join(root, name), folder)
+        for root, _, names in os.walk(folder)
+        for name in names
+        if not name.startswith(("_", ".")) and not name.endswith(".crc")
+    )
+    if not local_files:  # an empty chunk: keep the schema for reducers whose buckets are all empty
+        empty_folder, _ = engine.write(frame.limit(0), os.path.join(job.scratch, "empty"))
+        local_files = [
+            os.path.join("_empty", name) for name in sorted(os.listdir(empty_folder)) if name.endswith(".parquet")
+        ]
+        os.makedirs(os.path.join(folder, "_empty"), exist_ok=True)
+        for name in local_files:
+            os.replace(os.path.join(empty_folder, os.path.basename(name)), os.path.join(folder, name))
+    uploaded: dict[str, list[str]] = {}
+    per_bucket: dict[str, int] = {}
+    for relative in local_files:
+        bucket = relative.split("/", 1)[0]
+        target_dir = storage.join(part, storage.ATTEMPTS, job.attempt, bucket)
+        fs, path = storage.filesystem(storage.join(target_dir, os.path.basename(relative)))
+        fs.makedirs(os.path.dirname(path) if storage.is_local_fs(fs) else posixpath.dirname(path), exist_ok=True)
+        fs.put_file(os.path.join(folder, relative), path)
+        per_bucket[bucket] = per_bucket.get(bucket, 0) + os.path.getsize(os.path.join(folder, relative))
+        uploaded.setdefault(bucket, []).append(posixpath.join(storage.ATTEMPTS, job.attempt, relative))
+    manifest = {
+        "kind": "shuffle",
+        "files": [name for names in uploaded.values() for name in names],
+        "buckets": uploaded,
+        "sizes": per_bucket,
+        "rows": rows,
+        "bytes": sum(per_bucket.values()),
+        "attempt": job.attempt,
+    }
+    storage.commit(part, manifest)
+    return manifest
+
+
+def _bucketize(engine: Any, frame: Any, keys: list[str], buckets: int) -> Any:
+    functions = engine.functions()
+    # Keys are hashed as strings, so that inputs whose key columns differ only in numeric type (INT, BIGINT)
+    # still send equal keys to the same bucket. ((h % P) + P) % P is pmod (hashes may be negative) in column
+    # arithmetic every engine has (sqlframe lacks functions.pmod).
+    hashed = functions.hash(*[functions.col(key).cast("string") for key in keys])
+    count = functions.lit(buckets)
+    return frame.withColumn(BUCKET_COLUMN, ((hashed % count) + count) % count)
+
+
+def _write_buckets(engine: Any, frame: Any, folder: str) -> int:
+    """Write ``frame`` partitioned by bucket (``_bucket=N/part-...``); return the rows written."""
+    return int(engine.write_partitioned(frame, BUCKET_COLUMN, folder))
+
+
+# --- reduce --------------------------------------------------------------------------------------------------
+
+
+def _reduce(job: Job, plan: dict[str, Any], bucket: int) -> dict[str, Any]:
+    part = storage.join(job.location, PARTS, f"bucket-{bucket:05d}")
+    existing = storage.read_manifest(part)
+    if existing is not None:
+        return existing
+    chosen = split_inputs(job.call, job.inputs)
+    values: dict[str, Any] = {}
+    found = [_bucket_files(job, plan["inputs"][index], bucket, plan["buckets"]) for index in range(len(chosen))]
+    _check_skew(job, plan, bucket, sum(size for _, _, size, _ in found), sum(mean for _, _, _, mean in found))
+    for index, item in enumerate(chosen):
+        files, fallback, _, _ = found[index]
+        folder = os.path.join(job.scratch, f"bucket-{item.param}")
+        paths = _download(files or fallback, folder)
+        frame = _read_local(job, item, {"format": "parquet", "header": False}, paths)
+        if BUCKET_COLUMN in frame.columns:
+            frame = frame.drop(BUCKET_COLUMN)
+        values[item.param] = frame if files else frame.limit(0)
+    for item in job.inputs:
+        if item.param not in values:
+            values[item.param] = job.read_whole(item, job.scratch)
+    args, kwargs = job.bind(values)
+    output = job.call.stage.fn(*args, **kwargs)
+    return _commit_part(job, job.engine(), output, part)
+
+
+def _check_skew(job: Job, plan: dict[str, Any], bucket: int, size: int, mean: float) -> None:
+    """Refuse a bucket far larger than both the chunk budget and the average bucket: a few keys hold most rows.
+
+    Both conditions matter: tiny chunks make every bucket larger than the budget (Parquet's per-file overhead),
+    and evenly large buckets are no skew (the split planned too few buckets and every reducer copes alike).
+    """
+    if size > SKEW_FACTOR * plan["chunk_bytes"] and size > SKEW_FACTOR * mean:
+        raise InputError(
+            f"stage {job.call.stage.name!r}: bucket {bucket} holds {size / 1024**2:,.2f} MiB of input, more than "
+            f"{SKEW_FACTOR} x both its chunk budget ({plan['chunk_bytes'] / 1024**2:,.2f} MiB) and the average bucket "
+            f"({mean / 1024**2:,.2f} MiB): a few key values hold most rows (skew on "
+            f"{list(job.call.stage.options.partition_by)}); give the stage more memory= or a larger chunk_size=, "
+            "or pre-aggregate the hot keys"
+        )
+
+
+def _bucket_files(
+    job: Job, described: dict[str, Any], bucket: int, buckets: int
+) -> tuple[list[str], list[str], int, float]:
+    """Files of ``bucket`` from every chunk of one input, a schema-carrying file if there are none, the bucket's
+    bytes and the mean bytes of all buckets of this input."""
+    wanted = f"{BUCKET_COLUMN}={bucket}"
+    files: list[str] = []
+    fallback: list[str] = []
+    size = 0
+    everything = 0
+    for chunk in range(described["chunks"]):
+        part = storage.join(job.location, SHUFFLE, described["param"], f"chunk-{chunk:05d}")
+        manifest = storage.read_manifest(part)
+        if manifest is None:
+            raise InputError(f"stage {job.call.stage.name!r}: chunk {chunk} of {described['param']!r} is not mapped")
+        for name, names in manifest["buckets"].items():
+            uris = [storage.join(part, relative) for relative in names]
+            if name == wanted:
+                files.extend(uris)
+                size += manifest["sizes"].get(name, 0)
+            elif not fallback and uris:
+                fallback = uris[:1]
+        everything += sum(manifest["sizes"].values())
+    return files, fallback, size, everything / max(1, buckets)
+
+
+def _download(uris: list[str], folder: str) -> list[str]:
+    from sparkflow.runtime.datasets import local_copy
+
+    return local_copy(uris, folder)
+
+
+# --- commit --------------------------------------------------------------------------------------------------
+
+
+def _commit(job: Job, plan: dict[str, Any]) -> dict[str, Any]:
+    if plan["mode"] == "key":
+        parts = [f"bucket-{bucket:05d}" for bucket in range(plan["buckets"])]
+    else:
+        parts = [f"chunk-{chunk:05d}" for chunk in range(plan["inputs"][0]["chunks"])]
+    files: list[str] = []
+    rows = size = 0
+    for name in parts:
+        manifest = storage.read_manifest(storage.join(job.location, PARTS, name))
+        if manifest is None:
+            raise StorageError(
+                f"stage {job.call.stage.name!r}: part {name} is not committed, so the stage cannot be committed; "
+                "run its map/reduce tasks again"
+            )
+        files.extend(posixpath.join(PARTS, name, relative) for relative in manifest["files"])
+        rows += manifest["rows"]
+        size += manifest["bytes"]
+    manifest = {"kind": "dataset", "files": files, "rows": rows, "bytes": size, "parts": len(parts)}
+    storage.commit(job.location, manifest)
+    return manifest
+
+
+# --- json files ------------------------------------------------------------------------------------------------
+
+
+def _read_plan(location: str) -> dict[str, Any]:
+    plan = _read_json(storage.join(location, SPLIT, "plan.json"))
+    if plan is None:
+        raise InputError(f"no split plan at {location!r}: the stage's split task has not finished in this run")
+    checked: dict[str, Any] = plan
+    return checked
+
+
+def _read_json(uri: str) -> Any:
+    fs, path = storage.filesystem(uri)
+    fs.invalidate_cache(path)
+    try:
+        with fs.open(path, "rb") as handle:
+            return json.loads(handle.read())
+    except FileNotFoundError:
+        return None
+
+
+def _write_json(uri: str, document: Any) -> None:
+    data = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    fs, path = storage.filesystem(uri)
+    if storage.is_local_fs(fs):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        temporary = f"{path}.tmp-{os.getpid()}"
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    else:
+        fs.pipe_file(path, data)

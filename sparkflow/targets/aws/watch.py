@@ -1,0 +1,388 @@
+"""Start a run of a deployed pipeline and read where it is, from Step Functions' own execution history.
+
+``start(state_machine_arn, {"books": "s3://..."})`` starts an execution named after a new run id (the state
+machine uses the execution name as the run id) with ``{"sources": ...}`` as its input. ``status(arn)`` reads
+the execution, its state machine's definition and its history and returns a :class:`RunStatus`: every Task
+state of the definition (a stage, or a step sparkflow added such as a split), in reading order, as
+``pending`` / ``running`` / ``done`` / ``failed`` with the error and cause of a failure, how many times it ran
+(a state inside a Map runs once per chunk), and, once the run succeeded, where its outputs are.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sparkflow.errors import SparkflowError
+
+Clients = Callable[[str], Any]
+PENDING, RUNNING, DONE, FAILED, STOPPED = "pending", "running", "done", "failed", "stopped"
+
+
+class WatchError(SparkflowError, RuntimeError):
+    """A run cannot be started or read (no such state machine or execution, no permission)."""
+
+
+@dataclass(frozen=True)
+class StageStatus:
+    """One Task state of a run.
+
+    Attributes:
+        name: the state's name (a stage id, or a step sparkflow added such as ``words-split``).
+        state: ``pending``, ``running``, ``done``, ``failed`` (it raised an error), or ``stopped`` (aborted
+            without an error of its own, e.g. a parallel branch stopped because another one failed).
+        started: how many times it was entered (more than once inside a Map: once per chunk).
+        finished: how many of those ended without an error.
+        error, cause: of the last failure, when it failed (the Lambda function's error type and message).
+        chunks: for a Distributed Map state (one child execution per chunk or bucket), its item counts.
+    """
+
+    name: str
+    state: str
+    started: int = 0
+    finished: int = 0
+    error: str | None = None
+    cause: str | None = None
+    chunks: ChunkCounts | None = None
+
+
+@dataclass(frozen=True)
+class ChunkCounts:
+    """The items of a Distributed Map run (chunks of a split stage, or buckets of a shuffle)."""
+
+    total: int
+    succeeded: int
+    failed: int
+    running: int
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """Where a run is: the execution's status, every stage, and the outputs once it succeeded."""
+
+    execution_arn: str
+    run_id: str
+    status: str  # RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED (Step Functions' words)
+    stages: tuple[StageStatus, ...]
+    outputs: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    cause: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status != "RUNNING"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+    def failed_stages(self) -> list[StageStatus]:
+        return [stage for stage in self.stages if stage.state == FAILED]
+
+
+def default_clients(service: str) -> Any:
+    import boto3
+
+    return boto3.client(service)
+
+
+def new_run_id() -> str:
+    """A run id that sorts by start time and is a valid execution name (80 characters at most)."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+
+
+def start(
+    state_machine_arn: str,
+    sources: Mapping[str, str],
+    *,
+    run_id: str | None = None,
+    clients: Clients | None = None,
+) -> str:
+    """Start a run reading each source from ``sources`` (name -> location); return the execution ARN."""
+    sfn = (clients or default_clients)("stepfunctions")
+    answer = _call(
+        f"starting a run of {state_machine_arn}",
+        sfn.start_execution,
+        stateMachineArn=state_machine_arn,
+        name=run_id or new_run_id(),
+        input=json.dumps({"sources": dict(sorted(sources.items()))}),
+    )
+    return str(answer["executionArn"])
+
+
+def status(execution_arn: str, *, clients: Clients | None = None) -> RunStatus:
+    """The run's status now: every Task state of its definition, from the execution history."""
+    sfn = (clients or default_clients)("stepfunctions")
+    described = _call(f"reading run {execution_arn}", sfn.describe_execution, executionArn=execution_arn)
+    # The definition the execution runs (the state machine may have been updated since it started).
+    machine = _call(
+        f"reading the state machine of {execution_arn}",
+        sfn.describe_state_machine_for_execution,
+        executionArn=execution_arn,
+    )
+    fold = _Fold(task_states(json.loads(machine["definition"])))
+    for event in _history(sfn, execution_arn):
+        fold.apply(event)
+    if described["status"] != "RUNNING":
+        fold.finish()
+    counts = {name: _map_run_counts(sfn, arn) for name, arn in fold.map_runs.items()}
+    stages = tuple(replace(stage, chunks=counts.get(stage.name)) for stage in fold.stages())
+    outputs: dict[str, str] = {}
+    if described["status"] == "SUCCEEDED" and described.get("output"):
+        document = json.loads(described["output"])
+        found = document.get("outputs") if isinstance(document, dict) else None
+        outputs = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+    return RunStatus(
+        execution_arn=execution_arn,
+        run_id=str(described["name"]),
+        status=str(described["status"]),
+        stages=stages,
+        outputs=outputs,
+        error=described.get("error"),
+        cause=described.get("cause"),
+    )
+
+
+def follow(
+    execution_arn: str,
+    *,
+    clients: Clients | None = None,
+    on_update: Callable[[RunStatus], None] | None = None,
+    interval_s: float = 1.0,
+    timeout_s: float | None = None,
+) -> RunStatus:
+    """Poll ``status`` until the run ends, calling ``on_update`` with every reading; return the last one."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        current = status(execution_arn, clients=clients)
+        if on_update is not None:
+            on_update(current)
+        if current.finished:
+            return current
+        if deadline is not None and time.monotonic() > deadline:
+            raise WatchError(
+                f"run {current.run_id} is still running after {timeout_s} s: check it with `sparkflow status`"
+            )
+        time.sleep(interval_s)
+
+
+def task_states(definition: Mapping[str, Any]) -> list[str]:
+    """The states a run is followed by, in the order they are written: every Task state (in Parallel branches
+    and inline Maps too) and every Distributed Map state, whose item processor runs in child executions with
+    histories of their own (their progress is the map run's item counts)."""
+    found: list[str] = []
+
+    def visit(states: Mapping[str, Any]) -> None:
+        for name, state in states.items():
+            kind = state.get("Type")
+            processor = state.get("ItemProcessor") or state.get("Iterator") or {}
+            if kind == "Task" or (kind == "Map" and _distributed(processor)):
+                found.append(name)
+                continue
+            for branch in state.get("Branches", ()):
+                visit(branch.get("States", {}))
+            if kind == "Map":
+                visit(processor.get("States", {}))
+
+    visit(definition.get("States", {}))
+    return found
+
+
+def _distributed(processor: Mapping[str, Any]) -> bool:
+    return bool((processor.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED")
+
+
+def _map_run_counts(sfn: Any, map_run_arn: str) -> ChunkCounts | None:
+    described = _call(f"reading map run {map_run_arn}", sfn.describe_map_run, mapRunArn=map_run_arn)
+    items = described.get("itemCounts") or {}
+    return ChunkCounts(
+        total=int(items.get("total", 0)),
+        succeeded=int(items.get("succeeded", 0)),
+        failed=int(items.get("failed", 0)) + int(items.get("timedOut", 0)) + int(items.get("aborted", 0)),
+        running=int(items.get("running", 0)) + int(items.get("pending", 0)),
+    )
+
+
+class _Tracker:
+    """What the history says of one Task state so far."""
+
+    def __init__(self) -> None:
+        self.entered = 0
+        self.exited_ok = 0
+        self.exited_failed = 0
+        self.stopped = 0
+        self.pending_error: tuple[str | None, str | None] | None = None
+        self.last_error: tuple[str | None, str | None] | None = None
+
+    def result(self, name: str) -> StageStatus:
+        if self.entered == 0:
+            state = PENDING
+        elif self.exited_failed:
+            state = FAILED
+        elif self.exited_ok + self.stopped < self.entered:
+            state = RUNNING
+        elif self.stopped:
+            state = STOPPED
+        else:
+            state = DONE
+        error, cause = self.last_error if state == FAILED and self.last_error else (None, None)
+        return StageStatus(name, state, self.entered, self.exited_ok, error, cause)
+
+
+# History events that say a task attempt failed, and where their error and cause are.
+_FAILURE_DETAILS = (
+    "taskFailedEventDetails",
+    "taskTimedOutEventDetails",
+    "taskStartFailedEventDetails",
+    "taskSubmitFailedEventDetails",
+    "lambdaFunctionFailedEventDetails",
+    "lambdaFunctionTimedOutEventDetails",
+    "lambdaFunctionScheduleFailedEventDetails",
+    "lambdaFunctionStartFailedEventDetails",
+    "mapRunFailedEventDetails",
+)
+
+
+class _Fold:
+    """Folds history events into one tracker per Task state.
+
+    Task events (scheduled, failed, ...) carry no state name: they belong to the open Task state (entered, not
+    yet exited) entered last, since a task's events follow its state's entry. An attempt's failure counts only
+    when the state then exits without a new attempt (a retry schedules the task again; a Catch exits it).
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        self.trackers = {name: _Tracker() for name in names}
+        self.open: list[str] = []
+        self.map_runs: dict[str, str] = {}  # Distributed Map state -> its latest map run's ARN
+
+    def apply(self, event: Mapping[str, Any]) -> None:
+        kind = str(event.get("type", ""))
+        if kind in ("TaskStateEntered", "MapStateEntered"):
+            name = event["stateEnteredEventDetails"]["name"]
+            if name in self.trackers:
+                self.trackers[name].entered += 1
+                self.open.append(name)
+        elif kind in ("TaskStateExited", "TaskStateAborted", "MapStateExited", "MapStateAborted"):
+            details = event.get("stateExitedEventDetails") or {}
+            name = details.get("name") or (self.open[-1] if self.open else None)
+            if name in self.trackers:
+                self._exit(name, aborted=kind.endswith("Aborted"))
+        elif kind == "MapRunStarted":
+            arn = (event.get("mapRunStartedEventDetails") or {}).get("mapRunArn")
+            if arn and self.open:
+                self.map_runs[self.open[-1]] = str(arn)
+        elif kind in ("TaskScheduled", "LambdaFunctionScheduled"):
+            current = self._current()
+            if current is not None:
+                current.pending_error = None
+        else:
+            for key in _FAILURE_DETAILS:
+                details = event.get(key)
+                current = self._current()
+                if details is not None and current is not None:
+                    current.pending_error = (details.get("error"), _readable_cause(details.get("cause")))
+                    break
+
+    def finish(self) -> None:
+        """The run ended: a state still open failed if its last attempt failed (no Catch), else was stopped."""
+        for name in list(reversed(self.open)):
+            self._exit(name, aborted=True)
+
+    def _exit(self, name: str, *, aborted: bool) -> None:
+        item = self.trackers[name]
+        if item.pending_error is not None:
+            item.exited_failed += 1
+            item.last_error = item.pending_error
+        elif aborted:
+            item.stopped += 1
+        else:
+            item.exited_ok += 1
+        item.pending_error = None
+        for index in range(len(self.open) - 1, -1, -1):
+            if self.open[index] == name:
+                del self.open[index]
+                break
+
+    def _current(self) -> _Tracker | None:
+        return self.trackers[self.open[-1]] if self.open else None
+
+    def stages(self) -> tuple[StageStatus, ...]:
+        return tuple(tracker.result(name) for name, tracker in self.trackers.items())
+
+
+def _readable_cause(cause: Any) -> str | None:
+    """A Lambda function's failure cause is JSON (errorMessage, errorType, stackTrace): keep the message."""
+    if cause is None:
+        return None
+    text = str(cause)
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(document, dict) and isinstance(document.get("errorMessage"), str):
+        return str(document["errorMessage"])
+    return text
+
+
+def _history(sfn: Any, execution_arn: str) -> Iterator[dict[str, Any]]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+            yield from page.get("events", [])
+    except (ClientError, BotoCoreError) as error:
+        raise WatchError(f"reading the history of {execution_arn}: {_reason(error)}") from error
+
+
+def _call(what: str, method: Callable[..., Any], **arguments: Any) -> Any:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return method(**arguments)
+    except (ClientError, BotoCoreError) as error:
+        raise WatchError(f"{what}: {_reason(error)}") from error
+
+
+def _reason(error: Any) -> str:
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return str(error)
+    details = response.get("Error", {})
+    return f"{details.get('Code', 'error')}: {details.get('Message', error)}"
+
+
+_STYLES = {PENDING: "dim", RUNNING: "yellow", DONE: "green", FAILED: "bold red", STOPPED: "magenta"}
+
+
+def status_table(run: RunStatus) -> Any:
+    """A rich Table of the run: one row per stage (state, runs finished / started, error)."""
+    from rich.table import Table
+
+    table = Table(title=f"run {run.run_id}: {run.status}", title_justify="left")
+    table.add_column("stage")
+    table.add_column("state")
+    table.add_column("runs", justify="right")
+    table.add_column("error")
+    for stage in run.stages:
+        runs = f"{stage.finished}/{stage.started}" if stage.started else ""
+        if stage.chunks is not None:
+            chunks = stage.chunks
+            runs = f"{chunks.succeeded}/{chunks.total} chunks" + (f", {chunks.failed} failed" if chunks.failed else "")
+        error = f"{stage.error}: {stage.cause}" if stage.state == FAILED else ""
+        table.add_row(stage.name, f"[{_STYLES[stage.state]}]{stage.state}[/]", runs, error, end_section=False)
+    return table
+
+
+def summary_lines(run: RunStatus) -> list[str]:
+    """What to print once a run ended: its outputs, or the failed stage(s) with error and cause."""
+    if run.succeeded:
+        return [f"output {sink}: {location}" for sink, location in run.outputs.items()]
+    failed = run.failed_stages()
+    if not failed:
+        return [f"run {run.run_id} {run.status.lower()}: {run.error}: {run.cause}"]
+    return [f"stage {stage.name} failed: {stage.error}: {stage.cause}" for stage in failed]

@@ -1,0 +1,109 @@
+"""`sparkflow package / deploy / start / status` through click's CliRunner, against moto's server (boto3's
+default clients reach it through AWS_ENDPOINT_URL, as a user's would reach AWS)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from sparkflow.cli import main
+from tests.aws_moto import LambdaDouble, MotoAws
+from tests.ship.conftest import compiled
+from tests.ship.test_deploy import BUCKET, IMAGE, bucket, runtime_handler
+
+pytestmark = pytest.mark.moto
+
+
+def test_package_writes_the_build_context(tmp_path: Path) -> None:
+    item = compiled("wordcount")
+    result = CliRunner().invoke(
+        main,
+        [
+            "package",
+            str(item.path),
+            "--target",
+            "aws",
+            "--out",
+            str(tmp_path),
+            "--input",
+            "books=s3://in-bucket/books/",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert f"to {tmp_path}" in result.stdout
+    assert 'CMD ["sparkflow.runtime.aws.handler"]' in (tmp_path / "Dockerfile").read_text(encoding="utf-8")
+    assert "s3://in-bucket/books/" in (tmp_path / "template.yaml").read_text(encoding="utf-8")
+
+
+def test_package_names_what_is_wrong(tmp_path: Path) -> None:
+    item = compiled("wordcount")
+    result = CliRunner().invoke(main, ["package", str(item.path), "--target", "gcp", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "only --target aws so far" in result.stderr
+    result = CliRunner().invoke(main, ["package", str(item.path), "--target", "awz", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "aws" in result.stderr
+    result = CliRunner().invoke(main, ["package", str(item.path), "--input", "pages=s3://b/p/", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "no source named pages" in result.stderr
+
+
+@pytest.mark.spark
+def test_deploy_start_follow_and_status(
+    moto_aws: MotoAws, lambda_double: LambdaDouble, monkeypatch: Any, tmp_path: Path
+) -> None:
+    item = compiled("shouting")
+    bucket(moto_aws)
+    key = f"inputs/{uuid.uuid4().hex[:8]}/lines.txt"
+    moto_aws.client("s3").upload_file(str(item.path.parent / "data/lines.txt"), BUCKET, key)
+    lines = f"s3://{BUCKET}/{key}"
+    stack = f"cli-{uuid.uuid4().hex[:8]}"
+    root = f"s3://{BUCKET}/{stack}/"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_aws.endpoint)
+    runner = CliRunner()
+    deploy_args = ["deploy", str(item.path), "--target", "aws", "--stack", stack, "--image-uri", IMAGE]
+    deployed = runner.invoke(main, [*deploy_args, "--storage-root", root, "--input", f"lines={lines}"])
+    assert deployed.exit_code == 0, deployed.output
+    arn = deployed.stdout.strip()
+    assert arn.endswith(f":stateMachine:{stack}")
+    again = runner.invoke(main, [*deploy_args, "--storage-root", root, "--input", f"lines={lines}"])
+    assert again.exit_code == 0 and again.stdout.strip() == arn
+
+    variables = moto_aws.client("lambda").get_function_configuration(FunctionName=f"{stack}-2048mb")["Environment"]
+    for name, value in {**variables["Variables"], "SPARKFLOW_PIPELINE": str(item.path)}.items():
+        monkeypatch.setenv(name, value)
+    lambda_double.delay = 0
+    lambda_double.handler = runtime_handler
+
+    started = runner.invoke(main, ["start", str(item.path), "--stack", stack, "--input", f"lines={lines}"])
+    assert started.exit_code == 0, started.output
+    [output] = [line for line in started.stdout.splitlines() if line.startswith("output ")]
+    assert output.startswith(f"output longest: {root}shouting/") and output.endswith("/longest/")
+    assert "shout" in started.stderr and "done" in started.stderr
+
+    quiet = runner.invoke(main, ["start", str(item.path), "--stack", stack, "--input", "lines=s3://elsewhere/x.txt"])
+    assert quiet.exit_code == 1, quiet.output
+    assert "stage shout failed: ConfinementError: " in quiet.stderr and "s3://elsewhere/x.txt" in quiet.stderr
+
+    no_follow = runner.invoke(
+        main, ["start", str(item.path), "--stack", stack, "--input", "lines=s3://elsewhere/x.txt", "--no-follow"]
+    )
+    assert no_follow.exit_code == 0
+    execution = no_follow.stdout.strip()
+    assert f":execution:{stack}:" in execution
+    shown = runner.invoke(main, ["status", execution])
+    while "RUNNING" in shown.stdout:
+        shown = runner.invoke(main, ["status", execution])
+    assert shown.exit_code == 1
+    assert "shout" in shown.stdout and "longest" in shown.stdout and "pending" in shown.stdout
+    assert "stage shout failed: ConfinementError" in shown.stderr
+
+
+def test_start_without_a_deployed_stack_says_how_to_fix_it(moto_aws: MotoAws, monkeypatch: Any) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_aws.endpoint)
+    item = compiled("shouting")
+    result = CliRunner().invoke(main, ["start", str(item.path), "--stack", "nothing-here"])
+    assert result.exit_code == 2
+    assert "no state machine named 'nothing-here'" in result.stderr and "sparkflow deploy" in result.stderr
