@@ -184,14 +184,6 @@ def run(
 # ---- shipping to AWS: package, deploy, start, status (sparkflow.targets.aws.package / deploy / watch) ----
 
 
-def _aws_only(target: str) -> None:
-    from sparkflow.targets import get_target
-
-    get_target(target)  # an unknown name gets the nearest one suggested
-    if target != "aws":
-        raise SparkflowError(f"--target {target}: packaging and deploying support only --target aws so far")
-
-
 def _definition_for(chosen: Any) -> tuple[Any, str]:
     """The Plan and ASL of a pipeline; warns when the checked-in definition differs from the compiled one."""
     from sparkflow.compiler import compile_pipeline, plan_pipeline
@@ -216,16 +208,47 @@ def _definition_for(chosen: Any) -> tuple[Any, str]:
 @click.option("--target", "-t", default="aws", show_default=True, help="Where the pipeline will run.")
 @click.option("--out", type=click.Path(file_okay=False), help="Build context folder (default: build/<target>/<name>).")
 @click.option("--input", "inputs", multiple=True, metavar="NAME=URI", help="Let the functions read source NAME at URI.")
-def package_command(pipeline: str, target: str, out: str | None, inputs: tuple[str, ...]) -> None:
-    """Write a build context for PIPELINE: the stage image's Dockerfile and a CloudFormation template."""
+@click.option("--storage-root", help="gcp: gs://bucket/prefix/ runs write under (default: the pipeline's storage=).")
+@click.option("--image-uri", help="gcp: the image the service and job run (default: IMAGE_URI, to fill in).")
+def package_command(
+    pipeline: str,
+    target: str,
+    out: str | None,
+    inputs: tuple[str, ...],
+    storage_root: str | None,
+    image_uri: str | None,
+) -> None:
+    """Write a build context for PIPELINE: the stage image's Dockerfile and its infrastructure files.
+
+    aws: a Lambda container image and a CloudFormation template. gcp: a Cloud Run image and the Cloud Run
+    service and job YAML (`gcloud run services replace service.yaml`, `gcloud run jobs replace job.yaml`).
+    """
     from sparkflow.loading import load_pipeline
-    from sparkflow.targets.aws.package import package
+    from sparkflow.targets import get_target
 
     with _user_errors():
-        _aws_only(target)
+        get_target(target)  # an unknown name gets the nearest one suggested
         chosen = load_pipeline(pipeline)
-        plan, text = _definition_for(chosen)
         folder = out or os.path.join("build", target, chosen.name)
+        if target == "gcp":
+            from sparkflow.compiler import plan_pipeline
+            from sparkflow.targets.gcp.package import package as package_gcp
+
+            written = package_gcp(
+                chosen,
+                plan_pipeline(chosen, "gcp"),
+                folder,
+                storage_root=storage_root,
+                image=image_uri,
+                inputs=_parse_inputs(inputs),
+            )
+            click.echo(
+                f"wrote {len(written)} files to {folder}: Dockerfile, service.yaml, job.yaml, project/, sparkflow/"
+            )
+            return
+        from sparkflow.targets.aws.package import package
+
+        plan, text = _definition_for(chosen)
         written = package(chosen, plan, text, folder, inputs=_parse_inputs(inputs))
     click.echo(
         f"wrote {len(written)} files to {folder}: Dockerfile, template.yaml, requirements.txt, project/, sparkflow/"
@@ -235,32 +258,49 @@ def package_command(pipeline: str, target: str, out: str | None, inputs: tuple[s
 @main.command("deploy")
 @click.argument("pipeline", metavar="PIPELINE")
 @click.option("--target", "-t", default="aws", show_default=True, help="Where the pipeline will run.")
-@click.option("--stack", help="Names the state machine, functions and roles (default: the pipeline's name).")
-@click.option("--image-uri", required=True, help="The stage image (built from `sparkflow package`), in ECR.")
-@click.option("--storage-root", help="s3://bucket/prefix/ runs write under (default: the pipeline's storage=).")
-@click.option("--role-arn", help="One existing role for the functions and the state machine (default: made here).")
-@click.option("--input", "inputs", multiple=True, metavar="NAME=URI", help="Let the functions read source NAME at URI.")
+@click.option("--stack", help="aws: names the state machine, functions and roles (default: the pipeline's name).")
+@click.option("--image-uri", help="aws: the stage image (built from `sparkflow package`), in ECR.")
+@click.option(
+    "--storage-root", help="s3:// or gs://bucket/prefix/ runs write under (default: the pipeline's storage=)."
+)
+@click.option("--role-arn", help="aws: one existing role for the functions and the state machine (default: made here).")
+@click.option(
+    "--input", "inputs", multiple=True, metavar="NAME=URI", help="aws: let the functions read source NAME at URI."
+)
+@click.option("--project", help="gcp: the Google Cloud project id.")
+@click.option("--region", help="gcp: the Workflows location, e.g. europe-west1.")
+@click.option("--service-url", help="gcp: the URL of the Cloud Run service from `sparkflow package --target gcp`.")
+@click.option("--job", help="gcp: the Cloud Run job that runs large fan-outs (default: <pipeline>-chunks).")
 def deploy_command(
     pipeline: str,
     target: str,
     stack: str | None,
-    image_uri: str,
+    image_uri: str | None,
     storage_root: str | None,
     role_arn: str | None,
     inputs: tuple[str, ...],
+    project: str | None,
+    region: str | None,
+    service_url: str | None,
+    job: str | None,
 ) -> None:
-    """Create or update PIPELINE's state machine and stage functions on AWS; print the state machine ARN."""
+    """Create or update PIPELINE's state machine (aws) or workflow (gcp); print its ARN or resource name."""
     from sparkflow.loading import load_pipeline
-    from sparkflow.targets.aws.deploy import deploy
+    from sparkflow.targets import get_target
 
     with _user_errors():
-        _aws_only(target)
+        get_target(target)  # an unknown name gets the nearest one suggested
         chosen = load_pipeline(pipeline)
         root = storage_root or chosen.storage
         if not root:
-            raise SparkflowError(
-                f"pipeline {chosen.name!r} declares no storage=: pass --storage-root s3://bucket/prefix/"
-            )
+            raise SparkflowError(f"pipeline {chosen.name!r} declares no storage=: pass --storage-root")
+        if target == "gcp":
+            click.echo(_deploy_gcp(chosen, root, project, region, service_url, job))
+            return
+        if not image_uri:
+            raise click.UsageError("--target aws needs --image-uri (the image `sparkflow package` builds)")
+        from sparkflow.targets.aws.deploy import deploy
+
         plan, text = _definition_for(chosen)
         arn = deploy(
             plan,
@@ -272,6 +312,26 @@ def deploy_command(
             inputs=_parse_inputs(inputs),
         )
     click.echo(arn)
+
+
+def _deploy_gcp(
+    chosen: Any, root: str, project: str | None, region: str | None, service_url: str | None, job: str | None
+) -> str:
+    from sparkflow.compiler import compile_pipeline
+    from sparkflow.targets.gcp.deploy import deploy
+
+    required = {"--project": project, "--region": region, "--service-url": service_url}
+    missing = [name for name, value in required.items() if not value]
+    if missing:
+        raise click.UsageError(f"--target gcp needs {', '.join(missing)}")
+    assert project and region and service_url
+    text = compile_pipeline(chosen, "gcp")
+    env = {
+        "SPARKFLOW_SERVICE_URL": service_url,
+        "SPARKFLOW_STORAGE_ROOT": root,
+        "SPARKFLOW_JOB": job or f"{chosen.name}-chunks".replace("_", "-"),
+    }
+    return deploy(chosen.name, text, project, region, env)
 
 
 @main.command("start")

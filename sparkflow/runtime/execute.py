@@ -17,10 +17,11 @@ from typing import Any
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.source import Source
 from sparkflow.dsl.trace import StageCall, Trace
-from sparkflow.errors import ConfinementError, EnvironmentProblem, EventError
+from sparkflow.errors import ConfinementError, EnvironmentProblem, EventError, SparkflowError
 from sparkflow.layout import node_location, run_location, value_key
 from sparkflow.runtime import engines, logs, storage
 from sparkflow.runtime.engines import Engine
+from sparkflow.runtime.fanout import Input
 from sparkflow.runtime.protocol import EVENT_VERSION, validate_event, validate_result
 
 
@@ -153,14 +154,6 @@ class _Context:
         return {"pipeline": self.pipeline, "node": self.node, "run_id": self.run_id, "attempt": self.attempt}
 
 
-@dataclass(frozen=True)
-class _Input:
-    param: str
-    kind: str  # source, dataset, value
-    location: str  # a URI; for values the KV key
-    source: Source | None = None
-
-
 def _input_locations(
     call: StageCall,
     trace: Trace,
@@ -168,69 +161,94 @@ def _input_locations(
     run: dict[str, Any],
     overrides: dict[str, str],
     confinement: storage.Confinement,
-) -> list[_Input]:
-    found: list[_Input] = []
+) -> list[Input]:
+    found: list[Input] = []
     for param, upstream in call.inputs:
         if upstream in trace.sources:
             source = trace.sources[upstream]
             uri = overrides.get(upstream) or source_uri(pipeline, source)
-            found.append(_Input(param, "source", confinement.check_read(uri, f"source {upstream!r}"), source))
+            found.append(Input(param, "source", confinement.check_read(uri, f"source {upstream!r}"), source))
         elif trace.calls[upstream].stage.options.output == "value":
-            found.append(_Input(param, "value", value_key(pipeline.name, run["id"], upstream)))
+            found.append(Input(param, "value", value_key(pipeline.name, run["id"], upstream)))
         else:
             uri = node_location(run["storage"], pipeline.name, run["id"], upstream)
-            found.append(_Input(param, "dataset", confinement.check_read(uri, f"input {param!r}")))
+            found.append(Input(param, "dataset", confinement.check_read(uri, f"input {param!r}")))
     return found
+
+
+class _Resources:
+    """The engine and KV store one task uses, each started on first use (a stage that only passes values never
+    starts an engine), and the one way inputs are read."""
+
+    def __init__(self, call: StageCall, config: RuntimeConfig, run: dict[str, Any]) -> None:
+        self.call, self.config, self.run = call, config, run
+        self._engine: Engine | None = None
+        self._kv: Any = None
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            options = self.call.stage.options
+            self._engine = engines.start(
+                self.config.engine or options.engine, options.memory_mb, self.config.pipeline.fn.__module__
+            )
+        return self._engine
+
+    def kv(self) -> Any:
+        if self._kv is None:
+            self._kv = _open_kv(self.config, self.run)
+        return self._kv
+
+    def read(self, item: Input, folder: str) -> Any:
+        """An input read whole: a value from the KV store, a source or an upstream output through the engine."""
+        if item.kind == "value":
+            return self.kv().get(item.location)
+        if item.kind == "source":
+            assert item.source is not None
+            return self.engine().read_source(item.source, item.location, folder)
+        return self.engine().read_dataset(item.location, folder, f"input {item.param!r}")
+
+    def explain(self, error: BaseException, inputs: list[Input]) -> SparkflowError | None:
+        """What the engine makes of a failure (a corrupt record, an API it lacks), if it has started."""
+        if self._engine is None:
+            return None
+        names = ", ".join(repr(item.location) for item in inputs if item.kind == "source")
+        return self._engine.explain(error, self.call.stage, names)
+
+    def close(self) -> None:
+        if self._kv is not None:
+            self._kv.close()
 
 
 def _run(
     call: StageCall,
-    inputs: list[_Input],
+    inputs: list[Input],
     location: str,
     run: dict[str, Any],
     config: RuntimeConfig,
     context: _Context,
 ) -> dict[str, Any]:
-    options = call.stage.options
-    needs_engine = options.output == "dataset" or any(item.kind != "value" for item in inputs)
-    engine: Engine | None = None
-    if needs_engine:
-        engine = engines.start(config.engine or options.engine, options.memory_mb, config.pipeline.fn.__module__)
-    kv = None
+    resources = _Resources(call, config, run)
     with tempfile.TemporaryDirectory(prefix=f"sparkflow-{context.node}-", dir=config.workdir) as scratch:
-        args: list[Any] = []
-        kwargs: dict[str, Any] = {}
-        for index, item in enumerate(inputs):
-            folder = os.path.join(scratch, f"in{index}")
-            if item.kind == "value":
-                kv = kv or _open_kv(config, run)
-                value = kv.get(item.location)
-            elif item.kind == "source":
-                assert item.source is not None and engine is not None
-                value = engine.read_source(item.source, item.location, folder)
-            else:
-                assert engine is not None
-                value = engine.read_dataset(item.location, folder, f"input {item.param!r}")
-            _bind(call, item.param, value, args, kwargs)
         try:
-            output = call.stage.fn(*args, **kwargs)
-            if options.output == "value":
-                kv = kv or _open_kv(config, run)
-                key = value_key(context.pipeline, context.run_id, context.node)
-                kv.put(key, output)
-                manifest: dict[str, Any] = {"kind": "value", "key": key, "value": output, "files": []}
-            else:
-                assert engine is not None
-                manifest = _write_output(call, engine, output, location, scratch, context)
-        except Exception as error:
-            names = ", ".join(repr(item.location) for item in inputs if item.kind == "source")
-            problem = engine.explain(error, call.stage, names) if engine is not None else None
-            if problem is not None:
-                raise problem from error
-            raise
+            args: list[Any] = []
+            kwargs: dict[str, Any] = {}
+            for index, item in enumerate(inputs):
+                _bind(call, item.param, resources.read(item, os.path.join(scratch, f"in{index}")), args, kwargs)
+            try:
+                output = call.stage.fn(*args, **kwargs)
+                if call.stage.options.output == "value":
+                    key = value_key(context.pipeline, context.run_id, context.node)
+                    resources.kv().put(key, output)
+                    manifest: dict[str, Any] = {"kind": "value", "key": key, "value": output, "files": []}
+                else:
+                    manifest = _write_output(call, resources.engine(), output, location, scratch, context)
+            except Exception as error:
+                problem = resources.explain(error, inputs)
+                if problem is not None:
+                    raise problem from error
+                raise
         finally:
-            if kv is not None:
-                kv.close()
+            resources.close()
     manifest.update(
         {"version": EVENT_VERSION, "node": context.node, "run_id": context.run_id, "attempt": context.attempt}
     )
@@ -242,7 +260,7 @@ def _run_phase(
     event: dict[str, Any],
     phase: str,
     call: StageCall,
-    inputs: list[_Input],
+    inputs: list[Input],
     location: str,
     run: dict[str, Any],
     config: RuntimeConfig,
@@ -251,31 +269,10 @@ def _run_phase(
     """One phase of a split stage (see :mod:`sparkflow.runtime.fanout`)."""
     from sparkflow.runtime import fanout
 
-    options = call.stage.options
     chunk_bytes = run.get("params", {}).get("chunk_bytes") or event.get("chunk_bytes")
     if phase == "split" and not chunk_bytes:
         raise EventError("event field 'chunk_bytes' is missing: the split phase needs the planned bytes per chunk")
-    started: list[Engine] = []
-
-    def engine() -> Engine:
-        if not started:
-            started.append(
-                engines.start(config.engine or options.engine, options.memory_mb, config.pipeline.fn.__module__)
-            )
-        return started[0]
-
-    kv: list[Any] = []
-
-    def read_whole(item: fanout.Input, scratch: str) -> Any:
-        folder = os.path.join(scratch, f"whole-{item.param}")
-        if item.kind == "value":
-            if not kv:
-                kv.append(_open_kv(config, run))
-            return kv[0].get(item.location)
-        if item.kind == "source":
-            assert item.source is not None
-            return engine().read_source(item.source, item.location, folder)
-        return engine().read_dataset(item.location, folder, f"input {item.param!r}")
+    resources = _Resources(call, config, run)
 
     def bind(values: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         args: list[Any] = []
@@ -287,26 +284,24 @@ def _run_phase(
     with tempfile.TemporaryDirectory(prefix=f"sparkflow-{context.node}-{phase}-", dir=config.workdir) as scratch:
         job = fanout.Job(
             call=call,
-            inputs=[fanout.Input(item.param, item.kind, item.location, item.source) for item in inputs],
+            inputs=inputs,
             location=location,
             attempt=context.attempt,
             chunk_bytes=int(chunk_bytes or 0),
             scratch=scratch,
-            engine=engine,
-            read_whole=read_whole,
+            engine=resources.engine,
+            read_whole=lambda item, folder: resources.read(item, os.path.join(folder, f"whole-{item.param}")),
             bind=bind,
         )
         try:
             return fanout.run_phase(job, phase, event.get("chunk"))
         except Exception as error:
-            names = ", ".join(repr(item.location) for item in inputs if item.kind == "source")
-            problem = started[0].explain(error, call.stage, names) if started else None
+            problem = resources.explain(error, inputs)
             if problem is not None:
                 raise problem from error
             raise
         finally:
-            for store in kv:
-                store.close()
+            resources.close()
 
 
 def _bind(call: StageCall, param: str, value: Any, args: list[Any], kwargs: dict[str, Any]) -> None:

@@ -11,7 +11,11 @@ from sparkflow.targets.gcp.deploy import DeployError, deploy
 from tests.gcp.conftest import EXAMPLES, FakeWorkflowsApi, compiled
 
 NAME = "projects/proj-1/locations/europe-west1/workflows/{}"
-ENV = {"SPARKFLOW_SERVICE_URL": "https://runtime-abc-ew.a.run.app", "SPARKFLOW_STORAGE_ROOT": "gs://bucket/sparkflow"}
+ENV = {
+    "SPARKFLOW_SERVICE_URL": "https://runtime-abc-ew.a.run.app",
+    "SPARKFLOW_STORAGE_ROOT": "gs://bucket/sparkflow",
+    "SPARKFLOW_JOB": "wordcount-chunks",  # the examples fan out, so their workflows also run the job
+}
 
 
 def writes(api: FakeWorkflowsApi) -> list[tuple[str, str, dict[str, list[str]], Any]]:
@@ -60,6 +64,15 @@ def test_create_then_update_then_nothing(workflows_api: tuple[FakeWorkflowsApi, 
 
     assert api.workflows[other] == before_other
     assert set(api.workflows) == {name, other}
+
+
+def test_a_fan_out_needs_its_job_name(workflows_api: tuple[FakeWorkflowsApi, Any]) -> None:
+    api, client = workflows_api
+    fans_out = 'main: {steps: [{run: {call: sys.get_env, args: {name: x}, result: y}}]}  # sys.get_env("SPARKFLOW_JOB")'
+    without_job = {key: value for key, value in ENV.items() if key != "SPARKFLOW_JOB"}
+    with pytest.raises(DefinitionError, match=r"'SPARKFLOW_JOB' is missing"):
+        deploy("wordcount", fans_out, "proj-1", "europe-west1", without_job, client=client)
+    assert api.requests == []
 
 
 @pytest.mark.parametrize(

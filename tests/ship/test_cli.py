@@ -43,7 +43,7 @@ def test_package_names_what_is_wrong(tmp_path: Path) -> None:
     item = compiled("wordcount")
     result = CliRunner().invoke(main, ["package", str(item.path), "--target", "gcp", "--out", str(tmp_path)])
     assert result.exit_code == 2
-    assert "only --target aws so far" in result.stderr
+    assert "gs:// storage root" in result.stderr
     result = CliRunner().invoke(main, ["package", str(item.path), "--target", "awz", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "aws" in result.stderr
     result = CliRunner().invoke(main, ["package", str(item.path), "--input", "pages=s3://b/p/", "--out", str(tmp_path)])

@@ -41,6 +41,7 @@ from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import SparkflowError
 from sparkflow.layout import with_slash
 from sparkflow.plan import Plan, PlanTask
+from sparkflow.targets.templating import render
 
 BASE_IMAGE = "public.ecr.aws/lambda/python:3.11"
 # The python3.11 base image is Amazon Linux 2: its package manager is yum, and Corretto 17 is in its repository.
@@ -671,17 +672,9 @@ def train_cds_archive(archive: str | os.PathLike[str]) -> Path:
 
 
 def dockerfile_text(pipeline: Pipeline, plan: Plan, *, project_requirements: str | None = None) -> str:
-    import jinja2
-
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(__file__), "templates")),
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-    )
-    return environment.get_template("Dockerfile.j2").render(
+    return render(
+        __file__,
+        "Dockerfile.j2",
         pipeline=plan.pipeline,
         source_file=plan.source_file,
         base_image=BASE_IMAGE,
@@ -722,8 +715,8 @@ def package(
     out.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
     root = project_root(pipeline, plan)
-    written += _copy_tree(root, out / PROJECT_DIR, skip=out.resolve())
-    written += _copy_tree(Path(__file__).resolve().parents[2], out / "sparkflow", skip=out.resolve())
+    written += copy_tree(root, out / PROJECT_DIR, skip=out.resolve())
+    written += copy_tree(Path(__file__).resolve().parents[2], out / "sparkflow", skip=out.resolve())
     requirements = "requirements.txt" if (root / "requirements.txt").is_file() else None
     files = {
         "Dockerfile": dockerfile_text(pipeline, plan, project_requirements=requirements),
@@ -738,7 +731,7 @@ def package(
     return sorted(written)
 
 
-def _copy_tree(source: Path, target: Path, *, skip: Path) -> list[str]:
+def copy_tree(source: Path, target: Path, *, skip: Path) -> list[str]:
     """Copy the sources of a project (no hidden folders, caches, virtual environments or build output)."""
     if target.exists():
         shutil.rmtree(target)

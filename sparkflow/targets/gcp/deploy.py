@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sparkflow.errors import DefinitionError, SparkflowError
 from sparkflow.layout import with_slash
-from sparkflow.targets.gcp.emit import DEPLOY_ENV, STORAGE_ROOT_ENV
+from sparkflow.targets.gcp.emit import DEPLOY_ENV, JOB_ENV, STORAGE_ROOT_ENV
 
 if TYPE_CHECKING:
     from google.cloud.workflows_v1 import WorkflowsClient
@@ -73,7 +73,7 @@ def deploy(
         DefinitionError: a bad workflow id or environment, before anything is sent.
         DeployError: the API refused or failed a call.
     """
-    wanted_env = _checked_env(env)
+    wanted_env = _checked_env(env, definition_text)
     if not _WORKFLOW_ID.match(pipeline_name):
         raise DefinitionError(
             f"pipeline {pipeline_name!r} cannot be a workflow id (letters, digits, '_' and '-', starting with a "
@@ -115,13 +115,15 @@ def _wait(operation: Any) -> None:
     operation.result(timeout=_OPERATION_TIMEOUT_S)
 
 
-def _checked_env(env: Mapping[str, str]) -> dict[str, str]:
+def _checked_env(env: Mapping[str, str], definition_text: str) -> dict[str, str]:
+    # A definition with a fan-out over many chunks also runs the Cloud Run job named in SPARKFLOW_JOB.
+    needed = (*DEPLOY_ENV, JOB_ENV) if f'sys.get_env("{JOB_ENV}")' in definition_text else DEPLOY_ENV
     problems = [f"{key!r} is reserved" for key in env if not key or key.startswith(_RESERVED_ENV_PREFIXES)]
     problems += [f"{key!r} must be a string" for key, value in env.items() if not isinstance(value, str)]
-    problems += [f"{key!r} is missing" for key in DEPLOY_ENV if not env.get(key)]
+    problems += [f"{key!r} is missing" for key in needed if not env.get(key)]
     if problems:
         raise DefinitionError(
-            f"workflow environment: {'; '.join(problems)}: pass {', '.join(DEPLOY_ENV)} "
+            f"workflow environment: {'; '.join(problems)}: pass {', '.join(needed)} "
             f"and no name that is empty or starts with {' or '.join(_RESERVED_ENV_PREFIXES)}"
         )
     checked = dict(env)

@@ -1,0 +1,200 @@
+"""`sparkflow package --target gcp`: the build context of the pipeline's Cloud Run image, and the Cloud Run
+service and job that run it.
+
+* ``Dockerfile``: Python 3.11 with Java 17, sparkflow's pinned runtime dependencies, sparkflow and the project,
+  a class-data-sharing archive of Spark's start-up; ``CMD`` serves the runtime's HTTP entry.
+* ``service.yaml`` (Cloud Run service, Knative Serving v1): what the workflow's ``http.post`` calls reach. One
+  request per instance (a Spark stage uses the whole instance), memory and request timeout from the largest
+  stage, the CPU that memory requires.
+* ``job.yaml`` (Cloud Run job): what the workflow runs for a fan-out with many chunks; the same image with
+  ``python -m sparkflow.runtime job``, ``taskCount`` set per execution by the workflow.
+
+Both run the pipeline fixed in the image (``SPARKFLOW_PIPELINE``) with its storage root and KV store.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sparkflow.dsl.pipeline import Pipeline
+from sparkflow.errors import SparkflowError
+from sparkflow.plan import Plan
+from sparkflow.targets.aws import package as shared
+from sparkflow.targets.templating import render
+
+BASE_IMAGE = "python:3.11-slim"
+JAVA_PACKAGE = "openjdk-17-jre-headless"
+APP_ROOT = "/app"
+CDS_ARCHIVE = "/opt/spark.jsa"
+IMAGE_PLACEHOLDER = "IMAGE_URI"  # replaced by --image-uri, or by the user before `gcloud run ... replace`
+# Cloud Run: "memory above 4 GiB requires at least 2 CPUs, above 8 GiB 4, above 16 GiB 6, above 24 GiB 8"
+# (https://cloud.google.com/run/docs/configuring/services/memory-limits).
+_CPU_FOR_MEMORY_MB = ((24_576, 8), (16_384, 6), (8_192, 4), (4_096, 2))
+# Cloud Run job tasks may run up to 24 hours (https://cloud.google.com/run/docs/configuring/task-timeout).
+JOB_TASK_TIMEOUT_S = 86_400
+
+
+class PackageError(SparkflowError, ValueError):
+    """The pipeline cannot be packaged for Cloud Run as declared."""
+
+
+def cpu_for(memory_mb: int) -> int:
+    """The fewest CPUs Cloud Run allows with ``memory_mb`` (at least 1)."""
+    return next((cpus for above, cpus in _CPU_FOR_MEMORY_MB if memory_mb > above), 1)
+
+
+def _environment(plan: Plan, storage_root: str, kv: str | None, inputs: Mapping[str, str]) -> list[dict[str, str]]:
+    env = [{"name": "SPARKFLOW_STORAGE_ROOT", "value": storage_root}]
+    if kv:
+        env.append({"name": "SPARKFLOW_KV", "value": kv})
+    if inputs:
+        env.append({"name": "SPARKFLOW_ALLOWED_INPUTS", "value": ",".join(inputs[name] for name in sorted(inputs))})
+    return env
+
+
+def _container(plan: Plan, image: str, env: list[dict[str, str]], command: list[str] | None) -> dict[str, Any]:
+    memory = max(task.memory_mb for task in plan.tasks)
+    container: dict[str, Any] = {"image": image}
+    if command:
+        container["command"] = command
+    container["env"] = env
+    container["resources"] = {"limits": {"memory": f"{memory}Mi", "cpu": str(cpu_for(memory))}}
+    return container
+
+
+def service(plan: Plan, *, image: str, storage_root: str, kv: str | None, inputs: Mapping[str, str]) -> dict[str, Any]:
+    """The Cloud Run service the workflow calls (one stage request per instance at a time)."""
+    env = _environment(plan, storage_root, kv, inputs)
+    return {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {
+            "name": f"{plan.pipeline}-stages".replace("_", "-"),
+            "annotations": {"run.googleapis.com/ingress": "internal"},
+        },
+        "spec": {
+            "template": {
+                "metadata": {
+                    "annotations": {
+                        "run.googleapis.com/execution-environment": "gen2",
+                        "autoscaling.knative.dev/maxScale": "100",
+                    }
+                },
+                "spec": {
+                    "containerConcurrency": 1,
+                    "timeoutSeconds": max(task.timeout_s for task in plan.tasks),
+                    "containers": [_container(plan, image, env, None)],
+                },
+            }
+        },
+    }
+
+
+def job(plan: Plan, *, image: str, storage_root: str, kv: str | None, inputs: Mapping[str, str]) -> dict[str, Any]:
+    """The Cloud Run job a workflow runs for a fan-out over many chunks (``taskCount`` set per execution)."""
+    env = _environment(plan, storage_root, kv, inputs)
+    command = ["python", "-m", "sparkflow.runtime", "job"]
+    return {
+        "apiVersion": "run.googleapis.com/v1",
+        "kind": "Job",
+        "metadata": {"name": f"{plan.pipeline}-chunks".replace("_", "-")},
+        "spec": {
+            "template": {
+                "metadata": {"annotations": {"run.googleapis.com/execution-environment": "gen2"}},
+                "spec": {
+                    "taskCount": 1,
+                    "template": {
+                        "spec": {
+                            "maxRetries": max(task.retries for task in plan.tasks),
+                            "timeoutSeconds": min(JOB_TASK_TIMEOUT_S, max(task.timeout_s for task in plan.tasks)),
+                            "containers": [_container(plan, image, env, command)],
+                        }
+                    },
+                },
+            }
+        },
+    }
+
+
+def dockerfile_text(pipeline: Pipeline, plan: Plan, *, project_requirements: str | None = None) -> str:
+    return render(
+        __file__,
+        "Dockerfile.j2",
+        pipeline=plan.pipeline,
+        source_file=plan.source_file,
+        base_image=BASE_IMAGE,
+        java_package=JAVA_PACKAGE,
+        pyspark_version=shared.pyspark_version(),
+        app_root=APP_ROOT,
+        project_dir=shared.PROJECT_DIR,
+        project_requirements=project_requirements,
+        pipeline_spec=shared.pipeline_spec(pipeline, plan),
+        cds_archive=CDS_ARCHIVE,
+    )
+
+
+def package(
+    pipeline: Pipeline,
+    plan: Plan,
+    out_dir: str | os.PathLike[str],
+    *,
+    storage_root: str | None = None,
+    image: str | None = None,
+    inputs: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Write the Cloud Run build context and resource files of ``pipeline`` into ``out_dir``; return the paths.
+
+    Raises:
+        PackageError: no GCS storage root, or a KV store Cloud Run cannot use.
+    """
+    root = storage_root or pipeline.storage
+    if not root or not root.startswith("gs://"):
+        raise PackageError(
+            f"pipeline {plan.pipeline!r}: Cloud Run stages need a gs:// storage root (got {root!r}): pass "
+            "--storage-root gs://bucket/prefix/ or declare storage= on @sf.pipeline"
+        )
+    kv = pipeline.kv
+    if any(task.output == "value" for task in plan.tasks):
+        kv = kv or f"firestore://{plan.pipeline}-values"
+        if not kv.startswith("firestore://"):
+            raise PackageError(
+                f"pipeline {plan.pipeline!r} passes values between stages through {kv!r}, which Cloud Run cannot "
+                "share between instances: use kv='firestore://collection'"
+            )
+    sources = {source.name for source in plan.sources}
+    unknown = sorted(set(inputs or {}) - sources)
+    if unknown:
+        raise PackageError(f"--input {unknown[0]}=...: pipeline {plan.pipeline!r} has no such source")
+    used_kv = kv if any(task.output == "value" for task in plan.tasks) else None
+    chosen_image, storage = image or IMAGE_PLACEHOLDER, root.rstrip("/") + "/"
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+    project = shared.project_root(pipeline, plan)
+    written += shared.copy_tree(project, out / shared.PROJECT_DIR, skip=out.resolve())
+    written += shared.copy_tree(Path(__file__).resolve().parents[2], out / "sparkflow", skip=out.resolve())
+    requirements = "requirements.txt" if (project / "requirements.txt").is_file() else None
+    files = {
+        "Dockerfile": dockerfile_text(pipeline, plan, project_requirements=requirements),
+        "requirements.txt": "".join(f"{line}\n" for line in shared.runtime_requirements()),
+        "service.yaml": _dump(
+            service(plan, image=chosen_image, storage_root=storage, kv=used_kv, inputs=dict(inputs or {}))
+        ),
+        "job.yaml": _dump(job(plan, image=chosen_image, storage_root=storage, kv=used_kv, inputs=dict(inputs or {}))),
+        ".dockerignore": "**/__pycache__\n**/*.pyc\n",
+    }
+    for name, text in files.items():
+        path = out / name
+        path.write_text(text, encoding="utf-8", newline="\n")
+        written.append(str(path))
+    return sorted(written)
+
+
+def _dump(document: dict[str, Any]) -> str:
+    header = "# Generated by sparkflow (`sparkflow package --target gcp`); deploy with `gcloud run ... replace`.\n"
+    return header + yaml.safe_dump(document, sort_keys=False, width=120)

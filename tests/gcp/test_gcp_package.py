@@ -1,0 +1,88 @@
+"""`sparkflow package --target gcp` and `sparkflow deploy --target gcp` from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from sparkflow.cli import main
+from sparkflow.targets.gcp.package import cpu_for
+from tests.examples import example
+from tests.gcp.conftest import FakeWorkflowsApi
+
+
+def package(name: str, out: Path, *extra: str) -> Any:
+    args = ["package", str(example(name)), "--target", "gcp", "--out", str(out), "--storage-root", "gs://b/sf", *extra]
+    return CliRunner().invoke(main, args)
+
+
+def test_package_writes_image_service_and_job(tmp_path: Path) -> None:
+    result = package("wordcount", tmp_path, "--image-uri", "europe-docker.pkg.dev/p/r/wordcount:v1")
+    assert result.exit_code == 0, result.output
+    dockerfile = (tmp_path / "Dockerfile").read_text()
+    for needed in (
+        "FROM --platform=linux/amd64 python:3.11-slim",
+        "openjdk-17-jre-headless",
+        'CMD ["python", "-m", "sparkflow.runtime", "serve"]',
+        "train_cds_archive",
+        "ENV SPARKFLOW_PIPELINE=",
+    ):
+        assert needed in dockerfile, needed
+    service = yaml.safe_load((tmp_path / "service.yaml").read_text())
+    spec = service["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert (service["kind"], spec["containerConcurrency"], spec["timeoutSeconds"]) == ("Service", 1, 900)
+    assert container["image"] == "europe-docker.pkg.dev/p/r/wordcount:v1"
+    assert container["resources"]["limits"] == {"memory": "2048Mi", "cpu": "1"}
+    assert {"name": "SPARKFLOW_STORAGE_ROOT", "value": "gs://b/sf/"} in container["env"]
+    job = yaml.safe_load((tmp_path / "job.yaml").read_text())
+    (task,) = job["spec"]["template"]["spec"]["template"]["spec"]["containers"]
+    assert task["command"] == ["python", "-m", "sparkflow.runtime", "job"]
+    assert job["metadata"]["name"] == "wordcount-chunks"
+    assert (tmp_path / "project" / "examples" / "wordcount" / "pipeline.py").is_file()
+    assert (tmp_path / "sparkflow" / "runtime" / "cloudrun.py").is_file()
+
+
+def test_value_stages_get_a_firestore_kv_store(tmp_path: Path) -> None:
+    assert package("clickstream", tmp_path).exit_code == 0
+    (container,) = yaml.safe_load((tmp_path / "service.yaml").read_text())["spec"]["template"]["spec"]["containers"]
+    assert {"name": "SPARKFLOW_KV", "value": "firestore://clickstream-values"} in container["env"]
+    assert container["image"] == "IMAGE_URI"
+
+
+def test_package_refuses_a_storage_root_cloud_run_cannot_use(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["package", str(example("wordcount")), "--target", "gcp", "--out", str(out)])
+    assert result.exit_code == 2 and "need a gs:// storage root (got 's3://my-bucket/sparkflow/')" in result.stderr
+    assert not out.exists()  # nothing half-written
+
+
+@pytest.mark.parametrize(("memory", "cpus"), [(512, 1), (4096, 1), (4097, 2), (8193, 4), (16385, 6), (32768, 8)])
+def test_cloud_run_cpu_follows_memory(memory: int, cpus: int) -> None:
+    assert cpu_for(memory) == cpus
+
+
+def test_deploy_command_creates_the_workflow(
+    workflows_api: tuple[FakeWorkflowsApi, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from google.cloud import workflows_v1
+
+    api, client = workflows_api
+    monkeypatch.setattr(workflows_v1, "WorkflowsClient", lambda: client)
+    args = ["deploy", str(example("wordcount")), "--target", "gcp", "--project", "proj-1", "--region", "europe-west1"]
+    args += ["--service-url", "https://stages-abc.a.run.app", "--storage-root", "gs://b/sf"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    name = "projects/proj-1/locations/europe-west1/workflows/wordcount"
+    assert result.stdout.strip() == name
+    assert api.workflows[name]["userEnvVars"] == {
+        "SPARKFLOW_SERVICE_URL": "https://stages-abc.a.run.app",
+        "SPARKFLOW_STORAGE_ROOT": "gs://b/sf/",
+        "SPARKFLOW_JOB": "wordcount-chunks",
+    }
+    missing = CliRunner().invoke(main, ["deploy", str(example("wordcount")), "--target", "gcp"])
+    assert missing.exit_code == 2 and "--project, --region, --service-url" in missing.stderr
