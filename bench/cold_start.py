@@ -4,7 +4,8 @@
   the printed result: interpreter, imports, JVM and SparkSession start, read, compute, write, commit;
 * warm: the second event handled by the same process (the SparkSession is reused);
 * baseline: a plain PySpark script doing the same work with ``SparkSession.builder.getOrCreate()`` defaults;
-* duckdb: the same stage, unchanged, in a process with ``SPARKFLOW_ENGINE=duckdb`` (sqlframe on DuckDB, no JVM).
+* duckdb: the same stage, unchanged, in a process with ``SPARKFLOW_ENGINE=duckdb`` (sqlframe on DuckDB, no JVM);
+* CDS: the Spark stage with the JDK class-data-sharing archive the images build and use.
 
 Run: ``.venv/bin/python bench/cold_start.py [--runs 3]``. Prints medians and ratios against the baseline.
 """
@@ -94,7 +95,21 @@ def main() -> None:
             )
 
         duck_env = {**env, "SPARKFLOW_ENGINE": "duckdb"}
-        cold, baseline, duck = [], [], []
+        # The class-data-sharing archive the images build (sparkflow.targets.aws.package.train_cds_archive),
+        # trained once in its own process and used as the images use it.
+        archive = folder / "spark.jsa"
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"from sparkflow.targets.aws.package import train_cds_archive as t; t({str(archive)!r})",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        cds_env = {**env, "SPARK_SUBMIT_OPTS": f"-XX:SharedArchiveFile={archive} -Xshare:auto -Xlog:cds*=error"}
+        cold, baseline, duck, cds = [], [], [], []
         for index in range(args.runs):
             # Interleave the variants so that machine noise hits both alike.
             baseline.append(
@@ -109,6 +124,7 @@ def main() -> None:
                 )
             )
             cold.append(_timed([sys.executable, "-m", "sparkflow.runtime", event(f"cold-{index}")], env))
+            cds.append(_timed([sys.executable, "-m", "sparkflow.runtime", event(f"cds-{index}")], cds_env))
             duck.append(_timed([sys.executable, "-m", "sparkflow.runtime", event(f"duck-{index}")], duck_env))
         warm_out = subprocess.run(
             [sys.executable, "-c", WARM, event("x")], env=env, capture_output=True, text=True, check=True
@@ -122,6 +138,7 @@ def main() -> None:
     rows = [
         ("plain PySpark, defaults (baseline)", base),
         ("sparkflow stage, cold (whole process)", statistics.median(cold)),
+        ("sparkflow stage, cold, with the CDS archive", statistics.median(cds)),
         ("sparkflow stage, first call in process", warm[0]),
         ("sparkflow stage, warm (2nd call)", warm[1]),
         ("sparkflow stage, warm (3rd call)", warm[2]),
@@ -133,7 +150,7 @@ def main() -> None:
         print(f"{name:<46} {seconds:>8.2f} {seconds / base:>12.3f}")
     print(
         f"(cold runs: {', '.join(f'{s:.2f}' for s in cold)}; baseline runs: {', '.join(f'{s:.2f}' for s in baseline)}; "
-        f"duckdb runs: {', '.join(f'{s:.2f}' for s in duck)})"
+        f"duckdb runs: {', '.join(f'{s:.2f}' for s in duck)}; CDS runs: {', '.join(f'{s:.2f}' for s in cds)})"
     )
 
 
