@@ -51,6 +51,27 @@ def upload_sources(aws: MotoAws, pipeline: Any, prefix: str) -> dict[str, str]:
     return locations
 
 
+def deploy_with_runtime(
+    aws: MotoAws, double: LambdaDouble, monkeypatch: Any, path: Path, root: str, env: dict[str, str]
+) -> str:
+    """The pipeline's state machine in moto, its Lambda function answered by the real runtime handler configured
+    through the function environment a deploy would set (``env`` adds to it); returns the state machine ARN."""
+    for name, value in {
+        "AWS_ENDPOINT_URL": aws.endpoint,
+        "SPARKFLOW_PIPELINE": str(path),
+        "SPARKFLOW_STORAGE_ROOT": root,
+        **env,
+    }.items():
+        monkeypatch.setenv(name, value)
+    double.delay = 0
+    double.handler = runtime_handler
+    pipeline = load_pipeline(str(path))
+    definition = compile_pipeline(pipeline, "aws")
+    function = aws.create_function("stage")
+    values = {name: function for name in re.findall(r"\$\{(StageFunction\d+MB)\}", definition)}
+    return aws.create_state_machine(pipeline.name, substitute(definition, {"StorageRoot": root, **values}))
+
+
 def committed_rows(spark: Any, location: str, scratch: Path) -> list[tuple[Any, ...]]:
     from sparkflow.runtime.datasets import local_copy
 
@@ -84,21 +105,8 @@ def test_asl_runs_the_runtime_in_moto(
     prefix = f"data/{uuid.uuid4().hex[:8]}"
     sources = upload_sources(moto_aws, pipeline, prefix)
     root = f"s3://{BUCKET}/root/"
-    for name, value in {
-        "AWS_ENDPOINT_URL": moto_aws.endpoint,
-        "SPARKFLOW_PIPELINE": str(path),
-        "SPARKFLOW_STORAGE_ROOT": root,
-        "SPARKFLOW_KV": f"dynamodb://{table}",
-        "SPARKFLOW_ALLOWED_INPUTS": f"s3://{BUCKET}/{prefix}/",
-    }.items():
-        monkeypatch.setenv(name, value)
-    lambda_double.delay = 0
-    lambda_double.handler = runtime_handler
-
-    definition = compile_pipeline(pipeline, "aws")
-    function = moto_aws.create_function("stage")
-    values = {name: function for name in re.findall(r"\$\{(StageFunction\d+MB)\}", definition)}
-    arn = moto_aws.create_state_machine(pipeline.name, substitute(definition, {"StorageRoot": root, **values}))
+    function_env = {"SPARKFLOW_KV": f"dynamodb://{table}", "SPARKFLOW_ALLOWED_INPUTS": f"s3://{BUCKET}/{prefix}/"}
+    arn = deploy_with_runtime(moto_aws, lambda_double, monkeypatch, path, root, function_env)
     params: dict[str, Any] = {"sources": sources}
     if chunk_bytes:
         params["chunk_bytes"] = chunk_bytes
@@ -127,20 +135,7 @@ def test_failing_stage_fails_the_execution_naming_it(
     spark: Any, tmp_path: Path, moto_aws: MotoAws, lambda_double: LambdaDouble, monkeypatch: Any
 ) -> None:
     path = next(p for p in EXAMPLES if p.parent.name == "wordcount")
-    pipeline = load_pipeline(str(path))
-    root = f"s3://{BUCKET}/root/"
-    for name, value in {
-        "AWS_ENDPOINT_URL": moto_aws.endpoint,
-        "SPARKFLOW_PIPELINE": str(path),
-        "SPARKFLOW_STORAGE_ROOT": root,
-    }.items():
-        monkeypatch.setenv(name, value)
-    lambda_double.delay = 0
-    lambda_double.handler = runtime_handler
-    definition = compile_pipeline(pipeline, "aws")
-    function = moto_aws.create_function("stage")
-    values = {name: function for name in re.findall(r"\$\{(StageFunction\d+MB)\}", definition)}
-    arn = moto_aws.create_state_machine(pipeline.name, substitute(definition, {"StorageRoot": root, **values}))
+    arn = deploy_with_runtime(moto_aws, lambda_double, monkeypatch, path, f"s3://{BUCKET}/root/", {})
     # The books location is outside what the function may read: a ConfinementError, which is not retried.
     execution = moto_aws.run(arn, {"sources": {"books": f"s3://{BUCKET}/nowhere/"}}, timeout=120)
     assert execution["status"] == "FAILED"
