@@ -33,8 +33,9 @@ from typing import Any
 
 from sparkflow.dsl.source import Source
 from sparkflow.dsl.trace import StageCall
-from sparkflow.errors import InputError, StorageError
+from sparkflow.errors import EventError, InputError, StorageError
 from sparkflow.runtime import split, storage
+from sparkflow.runtime.datasets import local_copy
 
 SPLIT = "_split"
 PARTS = "_parts"
@@ -90,8 +91,6 @@ def run_phase(job: Job, phase: str, chunk: int | None) -> dict[str, Any]:
         return _commit(job, plan)
     count = len(plan["items"]) if phase == "map" else plan["buckets"]
     if chunk is None or not 0 <= chunk < count:
-        from sparkflow.errors import EventError
-
         raise EventError(f"event field 'chunk' is {chunk!r}: the {phase} phase of this run has items 0 to {count - 1}")
     if phase == "map":
         return _map(job, plan, chunk)
@@ -283,7 +282,7 @@ def _commit_buckets(job: Job, engine: Any, frame: Any, buckets: int, part: str) 
         )
     folder = os.path.join(job.scratch, "buckets")
     bucketed = _bucketize(engine, frame, keys, buckets)
-    rows = _write_buckets(engine, bucketed, folder)
+    rows = int(engine.write_partitioned(bucketed, BUCKET_COLUMN, folder))  # _bucket=N/part-... folders
     local_files = sorted(
         os.path.relpath(os.path.join(root, name), folder)
         for root, _, names in os.walk(folder)
@@ -331,11 +330,6 @@ def _bucketize(engine: Any, frame: Any, keys: list[str], buckets: int) -> Any:
     return frame.withColumn(BUCKET_COLUMN, ((hashed % count) + count) % count)
 
 
-def _write_buckets(engine: Any, frame: Any, folder: str) -> int:
-    """Write ``frame`` partitioned by bucket (``_bucket=N/part-...``); return the rows written."""
-    return int(engine.write_partitioned(frame, BUCKET_COLUMN, folder))
-
-
 # --- reduce --------------------------------------------------------------------------------------------------
 
 
@@ -351,7 +345,7 @@ def _reduce(job: Job, plan: dict[str, Any], bucket: int) -> dict[str, Any]:
     for index, item in enumerate(chosen):
         files, fallback, _, _ = found[index]
         folder = os.path.join(job.scratch, f"bucket-{item.param}")
-        paths = _download(files or fallback, folder)
+        paths = local_copy(files or fallback, folder)
         frame = _read_local(job, item, {"format": "parquet", "header": False}, paths)
         if BUCKET_COLUMN in frame.columns:
             frame = frame.drop(BUCKET_COLUMN)
@@ -404,12 +398,6 @@ def _bucket_files(
                 fallback = uris[:1]
         everything += sum(manifest["sizes"].values())
     return files, fallback, size, everything / max(1, buckets)
-
-
-def _download(uris: list[str], folder: str) -> list[str]:
-    from sparkflow.runtime.datasets import local_copy
-
-    return local_copy(uris, folder)
 
 
 # --- commit --------------------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -185,4 +184,3 @@ def test_java_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             engine.java_version()
     finally:
         engine.java_version.cache_clear()
-    assert os.environ.get("PATH") == str(tmp_path)
