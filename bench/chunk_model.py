@@ -21,6 +21,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from measure import tree_rss
+
 from sparkflow.compiler.chunking import MODELS, MiB
 
 PIPELINE = textwrap.dedent(
@@ -70,40 +72,12 @@ def run_once(folder: Path, run: str) -> tuple[float, int]:
     )
     peak = 0
     while process.poll() is None:
-        peak = max(peak, _tree_rss(process.pid))
+        peak = max(peak, tree_rss(process.pid))
         time.sleep(0.05)
     seconds = time.perf_counter() - started
     if process.returncode != 0:
         raise SystemExit(f"the stage failed (exit {process.returncode})")
     return seconds, peak
-
-
-def _tree_rss(root: int) -> int:
-    """Resident bytes of ``root`` and all its descendants (Linux /proc)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    parents[int(entry)] = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    tree, frontier = {root}, [root]
-    while frontier:
-        current = frontier.pop()
-        children = [pid for pid, parent in parents.items() if parent == current and pid not in tree]
-        tree.update(children)
-        frontier.extend(children)
-    total = 0
-    for pid in tree:
-        try:
-            with open(f"/proc/{pid}/status") as handle:
-                for line in handle:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total
 
 
 def main() -> None:

@@ -8,6 +8,7 @@
 * CDS: the Spark stage with the JDK class-data-sharing archive the images build and use.
 
 Run: ``.venv/bin/python bench/cold_start.py [--runs 3]``. Prints medians and ratios against the baseline.
+``bench/suite.py`` (``make bench``) measures the same variants, with their peak memory, in its one table.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from measure import run_measured
 
 PIPELINE = textwrap.dedent(
     """
@@ -67,37 +70,59 @@ WARM = textwrap.dedent(
 )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3, help="cold starts per variant (median reported)")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="sparkflow-bench-") as scratch:
-        folder = Path(scratch)
-        (folder / "pipeline.py").write_text(PIPELINE)
-        (folder / "baseline.py").write_text(BASELINE)
-        with open(folder / "events.csv", "w") as handle:
-            handle.write("user,amount\n")
-            handle.writelines(f"{row % 100},{row * 0.5}\n" for row in range(10_000))
-        env = {
-            **os.environ,
-            "SPARKFLOW_PIPELINE": str(folder / "pipeline.py"),
-            "SPARKFLOW_STORAGE_ROOT": str(folder / "store"),
-        }
+@dataclass(frozen=True)
+class Variants:
+    """The tiny stage, prepared in ``folder``: the command of each variant and the environment it runs in."""
 
-        def event(run: str) -> str:
-            return json.dumps(
-                {
-                    "version": 1,
-                    "pipeline": "tiny",
-                    "node": "per_user",
-                    "run": {"id": run, "storage": f"{folder / 'store'}/"},
-                }
-            )
+    folder: Path
+    env: dict[str, str]  # the Spark engine
+    duck_env: dict[str, str]  # SPARKFLOW_ENGINE=duckdb
+    cds_env: dict[str, str]  # the Spark engine with the images' class-data-sharing archive
 
-        duck_env = {**env, "SPARKFLOW_ENGINE": "duckdb"}
+    def event(self, run: str) -> str:
+        return json.dumps(
+            {
+                "version": 1,
+                "pipeline": "tiny",
+                "node": "per_user",
+                "run": {"id": run, "storage": f"{self.folder / 'store'}/"},
+            }
+        )
+
+    def baseline(self, run: str) -> list[str]:
+        """The plain PySpark script, writing to its own folder."""
+        return [
+            sys.executable,
+            str(self.folder / "baseline.py"),
+            str(self.folder / "events.csv"),
+            str(self.folder / run),
+        ]
+
+    def stage(self, run: str) -> list[str]:
+        """One cold stage process: the container entry with one event."""
+        return [sys.executable, "-m", "sparkflow.runtime", self.event(run)]
+
+    def warm(self, run: str) -> list[str]:
+        """One process handling three events of the stage; prints the seconds of each."""
+        return [sys.executable, "-c", WARM, self.event(run)]
+
+
+def prepare(folder: Path, *, cds: bool = True) -> Variants:
+    """Write the pipeline, the baseline script and 10,000 CSV rows into ``folder``; train the CDS archive."""
+    (folder / "pipeline.py").write_text(PIPELINE)
+    (folder / "baseline.py").write_text(BASELINE)
+    with open(folder / "events.csv", "w") as handle:
+        handle.write("user,amount\n")
+        handle.writelines(f"{row % 100},{row * 0.5}\n" for row in range(10_000))
+    env = {
+        **os.environ,
+        "SPARKFLOW_PIPELINE": str(folder / "pipeline.py"),
+        "SPARKFLOW_STORAGE_ROOT": str(folder / "store"),
+    }
+    archive = folder / "spark.jsa"
+    if cds:
         # The class-data-sharing archive the images build (sparkflow.targets.aws.package.train_cds_archive),
         # trained once in its own process and used as the images use it.
-        archive = folder / "spark.jsa"
         subprocess.run(
             [
                 sys.executable,
@@ -108,32 +133,25 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-        cds_env = {**env, "SPARK_SUBMIT_OPTS": f"-XX:SharedArchiveFile={archive} -Xshare:auto -Xlog:cds*=error"}
+    cds_env = {**env, "SPARK_SUBMIT_OPTS": f"-XX:SharedArchiveFile={archive} -Xshare:auto -Xlog:cds*=error"}
+    return Variants(folder, env, {**env, "SPARKFLOW_ENGINE": "duckdb"}, cds_env)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="cold starts per variant (median reported)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sparkflow-bench-") as scratch:
+        variants = prepare(Path(scratch))
         cold, baseline, duck, cds = [], [], [], []
         for index in range(args.runs):
             # Interleave the variants so that machine noise hits both alike.
-            baseline.append(
-                _timed(
-                    [
-                        sys.executable,
-                        str(folder / "baseline.py"),
-                        str(folder / "events.csv"),
-                        str(folder / f"b{index}"),
-                    ],
-                    env,
-                )
-            )
-            cold.append(_timed([sys.executable, "-m", "sparkflow.runtime", event(f"cold-{index}")], env))
-            cds.append(_timed([sys.executable, "-m", "sparkflow.runtime", event(f"cds-{index}")], cds_env))
-            duck.append(_timed([sys.executable, "-m", "sparkflow.runtime", event(f"duck-{index}")], duck_env))
-        warm_out = subprocess.run(
-            [sys.executable, "-c", WARM, event("x")], env=env, capture_output=True, text=True, check=True
-        ).stdout
-        warm = json.loads(warm_out.strip().splitlines()[-1])
-        duck_out = subprocess.run(
-            [sys.executable, "-c", WARM, event("d")], env=duck_env, capture_output=True, text=True, check=True
-        ).stdout
-        duck_warm = json.loads(duck_out.strip().splitlines()[-1])
+            baseline.append(run_measured(variants.baseline(f"b{index}"), variants.env).seconds)
+            cold.append(run_measured(variants.stage(f"cold-{index}"), variants.env).seconds)
+            cds.append(run_measured(variants.stage(f"cds-{index}"), variants.cds_env).seconds)
+            duck.append(run_measured(variants.stage(f"duck-{index}"), variants.duck_env).seconds)
+        warm = json.loads(run_measured(variants.warm("x"), variants.env).stdout.strip().splitlines()[-1])
+        duck_warm = json.loads(run_measured(variants.warm("d"), variants.duck_env).stdout.strip().splitlines()[-1])
     base = statistics.median(baseline)
     rows = [
         ("plain PySpark, defaults (baseline)", base),
@@ -152,12 +170,6 @@ def main() -> None:
         f"(cold runs: {', '.join(f'{s:.2f}' for s in cold)}; baseline runs: {', '.join(f'{s:.2f}' for s in baseline)}; "
         f"duckdb runs: {', '.join(f'{s:.2f}' for s in duck)}; CDS runs: {', '.join(f'{s:.2f}' for s in cds)})"
     )
-
-
-def _timed(command: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    subprocess.run(command, env=env, check=True, capture_output=True)
-    return time.perf_counter() - started
 
 
 if __name__ == "__main__":

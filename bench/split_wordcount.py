@@ -33,6 +33,8 @@ PLAIN = textwrap.dedent(
     top(counts(words(lines))).write.mode("overwrite").parquet(sys.argv[2])
     """
 )
+# sparkflow run of PIPELINE into STORAGE with INPUTS (JSON: source -> location), MODE (whole: splitting off, or
+# split), CHUNK bytes (0: the compiled sizes) and optionally ENGINE (spark or duckdb for every stage).
 RUN = textwrap.dedent(
     """
     import dataclasses, json, sys
@@ -42,11 +44,11 @@ RUN = textwrap.dedent(
     from sparkflow.targets.local import LOCAL
     pipeline = load_pipeline(sys.argv[1])
     plan = plan_pipeline(pipeline, LOCAL)
-    mode, chunk = sys.argv[4], int(sys.argv[5])
+    mode, chunk, engine = sys.argv[4], int(sys.argv[5]), (sys.argv[6:] or [""])[0]
     if mode == "whole":
         plan = dataclasses.replace(plan, tasks=tuple(dataclasses.replace(t, fanout=None) for t in plan.tasks))
-    summary = run_plan(plan, pipeline, storage_root=sys.argv[2], inputs={"books": sys.argv[3]},
-                       chunk_bytes=chunk or None)
+    summary = run_plan(plan, pipeline, storage_root=sys.argv[2], inputs=json.loads(sys.argv[3]),
+                       chunk_bytes=chunk or None, engine=engine or None)
     assert summary.status == "succeeded", summary
     print(json.dumps({n.node: [n.chunks, n.buckets] for n in summary.nodes.values()}))
     """
@@ -83,9 +85,10 @@ def main() -> None:
         generate(books, args.mb)
         chunk = args.chunk_mb * 1024 * 1024
         plain, _ = timed([sys.executable, "-c", PLAIN, str(books), str(folder / "plain"), str(example.parent)])
-        whole, _ = timed([sys.executable, "-c", RUN, str(example), str(folder / "whole"), str(books), "whole", "0"])
+        inputs = json.dumps({"books": str(books)})
+        whole, _ = timed([sys.executable, "-c", RUN, str(example), str(folder / "whole"), inputs, "whole", "0"])
         split, shape = timed(
-            [sys.executable, "-c", RUN, str(example), str(folder / "split"), str(books), "split", str(chunk)]
+            [sys.executable, "-c", RUN, str(example), str(folder / "split"), inputs, "split", str(chunk)]
         )
     print(f"word count over {args.mb} MiB of text (2 cores), whole processes:")
     print(f"{'variant':<34} {'seconds':>8} {'vs plain':>9}")

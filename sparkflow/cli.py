@@ -102,13 +102,15 @@ def graph(pipeline: str, target: str) -> None:
 
 
 def _parse_inputs(values: tuple[str, ...]) -> dict[str, str]:
+    return _parse_pairs(values, "--input", "NAME=PATH, e.g. --input books=data/books/")
+
+
+def _parse_pairs(values: tuple[str, ...], option: str, form: str = "NAME=VALUE") -> dict[str, str]:
     parsed: dict[str, str] = {}
     for value in values:
         name, separator, location = value.partition("=")
         if not separator or not name or not location:
-            raise click.BadParameter(
-                f"{value!r}: write NAME=PATH, e.g. --input books=data/books/", param_hint="--input"
-            )
+            raise click.BadParameter(f"{value!r}: write {form}", param_hint=option)
         parsed[name] = location
     return parsed
 
@@ -210,6 +212,19 @@ def _definition_for(chosen: Any) -> tuple[Any, str]:
 @click.option("--input", "inputs", multiple=True, metavar="NAME=URI", help="Let the functions read source NAME at URI.")
 @click.option("--storage-root", help="gcp: gs://bucket/prefix/ runs write under (default: the pipeline's storage=).")
 @click.option("--image-uri", help="gcp: the image the service and job run (default: IMAGE_URI, to fill in).")
+@click.option(
+    "--engine",
+    type=click.Choice(["spark", "duckdb"]),
+    default="spark",
+    show_default=True,
+    help="aws: duckdb builds a plain Lambda .zip (no image, no Java, no pyspark) running every stage on DuckDB.",
+)
+@click.option("--python", "python_version", help="--engine duckdb: the Lambda Python, 3.11-3.13 (default: this one's).")
+@click.option(
+    "--wheelhouse",
+    type=click.Path(file_okay=False),
+    help="--engine duckdb: take the dependencies from wheels built for that Lambda runtime in this folder.",
+)
 def package_command(
     pipeline: str,
     target: str,
@@ -217,19 +232,29 @@ def package_command(
     inputs: tuple[str, ...],
     storage_root: str | None,
     image_uri: str | None,
+    engine: str,
+    python_version: str | None,
+    wheelhouse: str | None,
 ) -> None:
     """Write a build context for PIPELINE: the stage image's Dockerfile and its infrastructure files.
 
-    aws: a Lambda container image and a CloudFormation template. gcp: a Cloud Run image and the Cloud Run
-    service and job YAML (`gcloud run services replace service.yaml`, `gcloud run jobs replace job.yaml`).
+    aws: a Lambda container image and a CloudFormation template; with --engine duckdb a Lambda .zip
+    (function.zip) and a template of zip functions instead. gcp: a Cloud Run image and the Cloud Run service and
+    job YAML (`gcloud run services replace service.yaml`, `gcloud run jobs replace job.yaml`).
     """
     from sparkflow.loading import load_pipeline
     from sparkflow.targets import get_target
 
     with _user_errors():
         get_target(target)  # an unknown name gets the nearest one suggested
+        if engine == "duckdb" and target != "aws":
+            raise click.UsageError("--engine duckdb builds a Lambda .zip: use --target aws")
         chosen = load_pipeline(pipeline)
         folder = out or os.path.join("build", target, chosen.name)
+        if engine == "duckdb":
+            for line in _package_zip(chosen, folder, _parse_inputs(inputs), python_version, wheelhouse):
+                click.echo(line)
+            return
         if target == "gcp":
             from sparkflow.compiler import plan_pipeline
             from sparkflow.targets.gcp.package import package as package_gcp
@@ -255,6 +280,27 @@ def package_command(
     )
 
 
+def _package_zip(
+    chosen: Any, folder: str, inputs: dict[str, str], python_version: str | None, wheelhouse: str | None
+) -> list[str]:
+    """Build the .zip deployment; return what to print: sizes, biggest parts, how to deploy it."""
+    from sparkflow.targets.aws import lambda_zip
+
+    plan, text = _definition_for(chosen)
+    runtime = lambda_zip.runtime_for(python_version)
+    built = lambda_zip.package_zip(chosen, plan, text, folder, inputs=inputs, runtime=runtime, wheelhouse=wheelhouse)
+    key = lambda_zip.zip_code(chosen, plan, runtime, built.sha256).key
+    biggest = ", ".join(f"{name} {size / 1024**2:,.1f} MB" for name, size in built.contributors[:5])
+    return [
+        f"wrote {folder}: {built.summary()}; template.yaml",
+        f"biggest: {biggest}" + ("" if built.bytecode else f" (no bytecode: this is not Python {runtime.name[6:]})"),
+        "deploy: upload the zip, then create the stack (CodeKey defaults to this key):",
+        f"  aws s3 cp {built.path} s3://BUCKET/{key}",
+        f"  aws cloudformation deploy --template-file {os.path.join(folder, 'template.yaml')} --stack-name "
+        f"{chosen.name} --capabilities CAPABILITY_IAM --parameter-overrides CodeBucket=BUCKET",
+    ]
+
+
 @main.command("deploy")
 @click.argument("pipeline", metavar="PIPELINE")
 @click.option("--target", "-t", default="aws", show_default=True, help="Where the pipeline will run.")
@@ -271,6 +317,14 @@ def package_command(
 @click.option("--region", help="gcp: the Workflows location, e.g. europe-west1.")
 @click.option("--service-url", help="gcp: the URL of the Cloud Run service from `sparkflow package --target gcp`.")
 @click.option("--job", help="gcp: the Cloud Run job that runs large fan-outs (default: <pipeline>-chunks).")
+@click.option(
+    "--env",
+    "env_values",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="gcp: a workflow environment variable, e.g. SPARKFLOW_DATAPROC_ENTRY=gs://b/entry.py for serverless Spark "
+    "stages, SPARKFLOW_CONTAINER_JOB_8192MB=my-job for container stages (default: <pipeline>-8192mb).",
+)
 def deploy_command(
     pipeline: str,
     target: str,
@@ -283,6 +337,7 @@ def deploy_command(
     region: str | None,
     service_url: str | None,
     job: str | None,
+    env_values: tuple[str, ...],
 ) -> None:
     """Create or update PIPELINE's state machine (aws) or workflow (gcp); print its ARN or resource name."""
     from sparkflow.loading import load_pipeline
@@ -295,7 +350,7 @@ def deploy_command(
         if not root:
             raise SparkflowError(f"pipeline {chosen.name!r} declares no storage=: pass --storage-root")
         if target == "gcp":
-            click.echo(_deploy_gcp(chosen, root, project, region, service_url, job))
+            click.echo(_deploy_gcp(chosen, root, project, region, service_url, job, env_values))
             return
         if not image_uri:
             raise click.UsageError("--target aws needs --image-uri (the image `sparkflow package` builds)")
@@ -315,10 +370,16 @@ def deploy_command(
 
 
 def _deploy_gcp(
-    chosen: Any, root: str, project: str | None, region: str | None, service_url: str | None, job: str | None
+    chosen: Any,
+    root: str,
+    project: str | None,
+    region: str | None,
+    service_url: str | None,
+    job: str | None,
+    env_values: tuple[str, ...],
 ) -> str:
     from sparkflow.compiler import compile_pipeline
-    from sparkflow.targets.gcp.deploy import deploy
+    from sparkflow.targets.gcp.deploy import deploy, needed_env
 
     required = {"--project": project, "--region": region, "--service-url": service_url}
     missing = [name for name, value in required.items() if not value]
@@ -326,11 +387,13 @@ def _deploy_gcp(
         raise click.UsageError(f"--target gcp needs {', '.join(missing)}")
     assert project and region and service_url
     text = compile_pipeline(chosen, "gcp")
-    env = {
-        "SPARKFLOW_SERVICE_URL": service_url,
-        "SPARKFLOW_STORAGE_ROOT": root,
-        "SPARKFLOW_JOB": job or f"{chosen.name}-chunks".replace("_", "-"),
-    }
+    env = {"SPARKFLOW_SERVICE_URL": service_url, "SPARKFLOW_STORAGE_ROOT": root}
+    for name in needed_env(text):  # the Cloud Run jobs get default names; Dataproc settings must be passed
+        if name == "SPARKFLOW_JOB":
+            env[name] = job or f"{chosen.name}-chunks".replace("_", "-")
+        elif name.startswith("SPARKFLOW_CONTAINER_JOB_"):
+            env[name] = f"{chosen.name}-{name.rsplit('_', 1)[1].lower()}".replace("_", "-")
+    env.update(_parse_pairs(env_values, "--env"))
     return deploy(chosen.name, text, project, region, env)
 
 

@@ -25,6 +25,14 @@ def run_location(root: str, pipeline: str, run_id: str) -> str:
     return f"{with_slash(root)}{pipeline}/{run_id}/"
 
 
+REJECTS = "_rejects"
+
+
+def rejects_location(root: str, pipeline: str, run_id: str, node: str) -> str:
+    """Where ``node``'s quarantined input records go in run ``run_id`` (``on_bad_record="quarantine"``)."""
+    return f"{run_location(root, pipeline, run_id)}{REJECTS}/{node}/"
+
+
 def value_key(pipeline: str, run_id: str, node: str) -> str:
     """The KV-store key under which a value stage's result is kept."""
     return f"{pipeline}/{run_id}/{node}"

@@ -65,6 +65,8 @@ class PlanTask:
         placement: ``function`` (Lambda / Cloud Run).
         location: output location relative to the storage root, with ``{run_id}`` open.
         origin: where the stage was declared; call_origin: where the pipeline calls it.
+        fused: row-wise stages upstream of this split stage that run inside its map tasks, chunk by chunk,
+            instead of as tasks of their own (see :mod:`sparkflow.compiler.passes.fuse`); upstream first.
     """
 
     id: str
@@ -82,6 +84,14 @@ class PlanTask:
     origin: Origin
     call_origin: Origin
     fanout: Fanout | None = None
+    fused: tuple[PlanTask, ...] = ()
+
+    @property
+    def upstream(self) -> frozenset[str]:
+        """The tasks whose outputs this task reads, also through the stages fused into it."""
+        fused = {task.id for task in self.fused}
+        read = {item.node for task in (*self.fused, self) for item in task.inputs if item.kind != "source"}
+        return frozenset(read - fused)
 
 
 @dataclass(frozen=True)

@@ -34,14 +34,16 @@ class Progress:
 
 def summary_table(summary: RunSummary) -> Table:
     table = Table(title=f"run {summary.run_id} of {summary.pipeline}: {summary.status} in {summary.seconds:.1f} s")
-    for column in ("stage", "status", "chunks", "rows", "bytes", "seconds", "output"):
-        table.add_column(column, justify="right" if column in ("chunks", "rows", "bytes", "seconds") else "left")
+    for column in ("stage", "status", "chunks", "rows", "rejected", "bytes", "seconds", "output"):
+        numeric = column in ("chunks", "rows", "rejected", "bytes", "seconds")
+        table.add_column(column, justify="right" if numeric else "left")
     for node in summary.nodes.values():
         table.add_row(
-            node.node,
+            " + ".join([*node.fused, node.node]),  # fused stages ran inside this one's map tasks
             f"[{_STYLE.get(node.status, 'white')}]{node.status}[/]",
             _chunks(node),
             _number(node.rows),
+            _number(node.rejected),
             _number(node.bytes),
             "" if node.seconds is None else f"{node.seconds:.2f}",
             _output(node),
@@ -62,9 +64,8 @@ def _number(value: int | None) -> str:
 def _output(node: NodeSummary) -> str:
     if node.error:
         return node.error.splitlines()[0][:200]
-    if node.value is not None:
-        return f"{_short(node.value)} ({node.output})"
-    return node.output or ""
+    shown = f"{_short(node.value)} ({node.output})" if node.value is not None else node.output or ""
+    return f"{shown}; rejected records in {node.rejects}" if node.rejects else shown
 
 
 def _short(value: Any) -> str:

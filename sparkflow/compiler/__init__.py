@@ -10,8 +10,9 @@ import os
 import networkx as nx
 
 from sparkflow.compiler.context import Context
-from sparkflow.compiler.graph import SourceNode, StageNode, build, node
+from sparkflow.compiler.graph import SourceNode, StageNode, build, node, output_kind
 from sparkflow.compiler.passes import PASSES
+from sparkflow.compiler.passes.fuse import absorbed
 from sparkflow.compiler.schedule import schedule
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import CompileError
@@ -52,6 +53,7 @@ def to_plan(graph: nx.DiGraph, pipeline: Pipeline) -> Plan:
     """Freeze the compiled graph into a Plan with a deterministic order (declaration order)."""
     order = {node_id: node(graph, node_id).order for node_id in graph}
     topological = list(nx.lexicographical_topological_sort(graph, key=order.__getitem__))
+    fused = absorbed(graph)
     sources: list[PlanSource] = []
     tasks: list[PlanTask] = []
     for node_id in topological:
@@ -59,29 +61,9 @@ def to_plan(graph: nx.DiGraph, pipeline: Pipeline) -> Plan:
         if isinstance(item, SourceNode):
             src = item.source
             sources.append(PlanSource(src.name, src.uri, src.format, src.size_bytes, src.options, src.origin))
-            continue
-        assert isinstance(item, StageNode)
-        inputs = tuple(PlanInput(param, upstream, _kind(graph, upstream)) for param, upstream in item.inputs)
-        options = item.options
-        tasks.append(
-            PlanTask(
-                id=item.id,
-                stage=item.stage,
-                inputs=inputs,
-                output=options.output,
-                placement=item.placement,
-                memory_mb=options.memory_mb,
-                timeout_s=options.timeout_s,
-                retries=options.retries,
-                engine=options.engine,
-                partition=options.partition,
-                partition_by=options.partition_by,
-                location=item.location,
-                origin=item.origin,
-                call_origin=item.call_origin,
-                fanout=item.fanout,
-            )
-        )
+        elif node_id not in fused:
+            assert isinstance(item, StageNode)
+            tasks.append(_task(graph, item))
     stages = graph.subgraph(task.id for task in tasks)
     return Plan(
         pipeline=pipeline.name,
@@ -95,9 +77,26 @@ def to_plan(graph: nx.DiGraph, pipeline: Pipeline) -> Plan:
     )
 
 
-def _kind(graph: nx.DiGraph, node_id: str) -> str:
-    item = node(graph, node_id)
-    return "source" if isinstance(item, SourceNode) else item.options.output
+def _task(graph: nx.DiGraph, item: StageNode) -> PlanTask:
+    options = item.options
+    return PlanTask(
+        id=item.id,
+        stage=item.stage,
+        inputs=tuple(PlanInput(param, upstream, output_kind(graph, upstream)) for param, upstream in item.inputs),
+        output=options.output,
+        placement=item.placement,
+        memory_mb=options.memory_mb,
+        timeout_s=options.timeout_s,
+        retries=options.retries,
+        engine=options.engine,
+        partition=options.partition,
+        partition_by=options.partition_by,
+        location=item.location,
+        origin=item.origin,
+        call_origin=item.call_origin,
+        fanout=item.fanout,
+        fused=tuple(_task(graph, inner) for inner in item.fused),
+    )
 
 
 def _display_path(path: str) -> str:

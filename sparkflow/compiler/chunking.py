@@ -49,3 +49,22 @@ def chunk_bytes(memory_mb: int, timeout_s: int, engine: str, limits: FunctionLim
     if limits.scratch_bytes is not None:
         candidates.append(limits.scratch_bytes.value / SCRATCH_COPIES)
     return max(MIN_CHUNK, int(min(candidates)))
+
+
+# A whole stage may read this many times what fits its memory and time at once: Spark streams and spills to
+# disk, and the chunk model is conservative. Local disk is the hard bound (inputs are copied there first).
+WHOLE_HEADROOM = 8
+
+
+def whole_capacity(memory_mb: int, engine: str, scratch_bytes: int | None, *, timeout_s: int | None = None) -> int:
+    """The most input bytes one machine (a function or a container) should read in a whole stage.
+
+    ``scratch_bytes`` is its local disk; None when the disk is memory (Cloud Run), whose part beyond the
+    engine's share then holds the copies. ``timeout_s`` bounds the time (None: no time limit to plan for).
+    """
+    model = MODELS[engine]
+    compute = [memory_mb * MiB * DRIVER_SHARE / model.expansion]
+    if timeout_s is not None:
+        compute.append(model.throughput * timeout_s * TIME_SHARE)
+    disk = scratch_bytes if scratch_bytes is not None else memory_mb * MiB * (1 - DRIVER_SHARE)
+    return int(min(min(compute) * WHOLE_HEADROOM, disk / SCRATCH_COPIES))

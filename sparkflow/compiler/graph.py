@@ -46,6 +46,7 @@ class StageNode:
     placement: str = ""  # set by the place pass
     fanout: Fanout | None = None  # set by the split pass when the input may not fit one task
     location: str = ""  # set by the layout pass
+    fused: tuple[StageNode, ...] = ()  # set by the fuse pass: row-wise stages run inside this one's map tasks
 
 
 Node = SourceNode | StageNode
@@ -87,6 +88,12 @@ def stage_nodes(graph: nx.DiGraph) -> list[StageNode]:
     """Stage nodes in declaration order."""
     found = [data["node"] for _, data in graph.nodes(data=True) if isinstance(data["node"], StageNode)]
     return sorted(found, key=lambda item: item.order)
+
+
+def output_kind(graph: nx.DiGraph, node_id: str) -> str:
+    """What a node gives its consumers: ``source``, ``dataset`` or ``value``."""
+    item = node(graph, node_id)
+    return "source" if isinstance(item, SourceNode) else item.options.output
 
 
 def replace_node(graph: nx.DiGraph, new: Node) -> None:

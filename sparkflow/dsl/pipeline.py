@@ -8,6 +8,7 @@ from typing import Any, overload
 
 from sparkflow.dsl import trace as _trace
 from sparkflow.dsl.names import check_name
+from sparkflow.dsl.stage import ENGINES
 from sparkflow.errors import DefinitionError, Origin
 
 KV_SCHEMES = ("sqlite", "dynamodb", "firestore")
@@ -25,6 +26,8 @@ class Pipeline:
         kv: the KV store URI for small values (``sqlite:///path``, ``dynamodb://table``,
             ``firestore://collection``); None for the default.
         origin: where the pipeline was declared.
+        engine: the engine of every stage that does not declare its own ``engine=``; None: each stage's own
+            (``spark`` by default).
     """
 
     fn: Callable[[], Any]
@@ -32,10 +35,12 @@ class Pipeline:
     storage: str | None
     kv: str | None
     origin: Origin
+    engine: str | None = None
 
     def trace(self) -> _trace.Trace:
-        """Run the pipeline function with a fresh trace and return what it recorded."""
-        recorded = _trace.Trace()
+        """Run the pipeline function with a fresh trace and return what it recorded (stage calls carry their
+        engine resolved against the pipeline's ``engine=``)."""
+        recorded = _trace.Trace(engine=self.engine)
         with _trace.tracing(recorded):
             result = self.fn()
         recorded.finish(result, self.origin, self.name)
@@ -48,7 +53,7 @@ def pipeline(fn: Callable[[], Any], /) -> Pipeline: ...
 
 @overload
 def pipeline(
-    *, name: str | None = None, storage: str | None = None, kv: str | None = None
+    *, name: str | None = None, storage: str | None = None, kv: str | None = None, engine: str | None = None
 ) -> Callable[[Callable[[], Any]], Pipeline]: ...
 
 
@@ -59,6 +64,7 @@ def pipeline(
     name: str | None = None,
     storage: str | None = None,
     kv: str | None = None,
+    engine: str | None = None,
 ) -> Pipeline | Callable[[Callable[[], Any]], Pipeline]:
     """Declare a pipeline. Usable bare (``@sf.pipeline``) or with options.
 
@@ -67,6 +73,8 @@ def pipeline(
         storage: where runs write their data, e.g. ``"s3://my-bucket/sparkflow/"``.
         kv: where small values go: ``"sqlite:///path/kv.db"``, ``"dynamodb://table"`` or
             ``"firestore://collection"``; a SQLite file under the run when local, by default.
+        engine: ``"spark"`` or ``"duckdb"``: the engine of every stage that does not declare its own ``engine=``
+            (a stage's own ``engine=`` wins); by default each stage's own (``spark`` unless it says otherwise).
 
     Example:
         >>> @pipeline(storage="s3://my-bucket/sparkflow/")
@@ -87,7 +95,9 @@ def pipeline(
                     f"kv={kv!r} is not a KV store URI: use sqlite:///path, dynamodb://table or firestore://collection",
                     origin,
                 )
-        return Pipeline(function, pipeline_name, storage, kv, origin)
+        if engine is not None and engine not in ENGINES:
+            raise DefinitionError(f"engine={engine!r} is not available; use one of: {', '.join(ENGINES)}", origin)
+        return Pipeline(function, pipeline_name, storage, kv, origin, engine)
 
     if fn is not None:
         return decorate(fn)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from sparkflow.dsl import trace as _trace
@@ -18,6 +19,10 @@ R = TypeVar("R")
 ENGINES = ("spark", "duckdb")
 PARTITIONS = ("whole", "rows", "key")
 OUTPUTS = ("dataset", "value")
+# Where a stage may run: ``auto`` lets the compiler choose (a function when it fits one); ``function`` is a
+# Lambda / Cloud Run request, ``container`` an ECS Fargate task / Cloud Run job, ``serverless-spark`` an EMR
+# Serverless job run / Dataproc Serverless batch (Spark on a cluster, for inputs no single machine holds).
+PLACEMENTS = ("auto", "function", "container", "serverless-spark")
 DEFAULT_MEMORY_MB = 2048
 DEFAULT_TIMEOUT_S = 900
 DEFAULT_RETRIES = 2
@@ -38,6 +43,9 @@ class StageOptions:
         engine: what runs the DataFrame code.
         output: ``dataset`` (a DataFrame, stored as Parquet) or ``value`` (a small JSON value, stored in the KV store).
         chunk_size: bytes per chunk when the input is split, or None to derive it.
+        placement: where it runs (one of ``PLACEMENTS``); ``auto`` lets the compiler's place pass decide.
+        engine_declared: whether the stage itself says ``engine=``; if not, its pipeline's ``engine=`` (when it
+            has one) replaces ``engine`` when the pipeline is traced (see :meth:`Stage.in_pipeline`).
     """
 
     partition: str = "whole"
@@ -48,6 +56,8 @@ class StageOptions:
     engine: str = "spark"
     output: str = "dataset"
     chunk_size: int | None = None
+    placement: str = "auto"
+    engine_declared: bool = False
 
 
 class Stage(Generic[P, R]):
@@ -78,6 +88,19 @@ class Stage(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<sparkflow stage {self.name!r} at {self.origin}>"
+
+    def in_pipeline(self, engine: str | None) -> Stage[P, R]:
+        """This stage as a pipeline whose default engine is ``engine`` runs it: the stage's own ``engine=`` wins;
+        otherwise a copy (same function, same name) with ``engine`` as its engine. Resolved once, when the
+        pipeline is traced, so the compiler and the runtime see the same engine."""
+        options = self.options
+        # A serverless-spark stage runs Spark on a cluster, whatever engine its pipeline prefers.
+        kept = options.engine_declared or options.placement == "serverless-spark"
+        if engine is None or kept or options.engine == engine:
+            return self
+        resolved = copy.copy(self)
+        resolved.options = replace(options, engine=engine)
+        return resolved
 
 
 @overload
@@ -112,6 +135,7 @@ def stage(
     engine: str | None = None,
     output: str | None = None,
     chunk_size: str | int | None = None,
+    placement: str | None = None,
 ) -> Stage[P, R] | Callable[[Callable[P, R]], Stage[P, R]]:
     """Declare a stage. Usable bare (``@sf.stage``) or with options (``@sf.stage(memory="4GB")``).
 
@@ -128,6 +152,10 @@ def stage(
         output: ``"dataset"`` or ``"value"``; by default read from the return annotation
             (``-> DataFrame`` is a dataset; ``-> int``, ``float``, ``str``, ``bool``, ``dict``, ``list`` a value).
         chunk_size: bytes per chunk when the input is split, e.g. ``"256MB"`` (derived when omitted).
+        placement: ``"auto"`` (default: a function when the stage fits one, else a container, else serverless
+            Spark), or force ``"function"``, ``"container"`` (ECS Fargate / Cloud Run job) or
+            ``"serverless-spark"`` (EMR Serverless / Dataproc Serverless; the whole stage runs on a Spark
+            cluster, even a partitioned one).
 
     Example:
         >>> @stage(partition_by="word", memory="1GB")
@@ -152,6 +180,7 @@ def stage(
             engine=engine,
             output=output,
             chunk_size=chunk_size,
+            placement=placement,
         )
         return Stage(function, stage_name, options, origin)
 
@@ -172,6 +201,7 @@ def _parse_options(
     engine: str | None,
     output: str | None,
     chunk_size: str | int | None,
+    placement: str | None,
 ) -> StageOptions:
     if partition is not None and partition_by is not None:
         raise DefinitionError("give either partition= or partition_by=, not both", origin)
@@ -192,6 +222,13 @@ def _parse_options(
         raise DefinitionError(f"retries={retries!r} must be a whole number from 0 to 10", origin)
     if engine is not None and engine not in ENGINES:
         raise DefinitionError(f"engine={engine!r} is not available; use one of: {', '.join(ENGINES)}", origin)
+    if placement is not None and placement not in PLACEMENTS:
+        raise DefinitionError(f"placement={placement!r} is not known; use one of: {', '.join(PLACEMENTS)}", origin)
+    if placement == "serverless-spark" and engine == "duckdb":
+        raise DefinitionError(
+            "placement='serverless-spark' runs Spark on a cluster: drop engine='duckdb' or choose another placement",
+            origin,
+        )
     if output is not None and output not in OUTPUTS:
         raise DefinitionError(f"output={output!r} is not known; use 'dataset' or 'value'", origin)
     return StageOptions(
@@ -205,6 +242,8 @@ def _parse_options(
         engine=engine or "spark",
         output=output or _output_from_annotation(function),
         chunk_size=None if chunk_size is None else parse_size(chunk_size, field="chunk_size", origin=origin),
+        placement=placement or "auto",
+        engine_declared=engine is not None,
     )
 
 

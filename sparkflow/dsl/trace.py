@@ -60,7 +60,7 @@ class StageCall:
 
     Attributes:
         node_id: unique in the pipeline: the stage name, with ``_2``, ``_3`` for further calls.
-        stage: the called stage.
+        stage: the called stage; when the pipeline's ``engine=`` applies to it, a copy with that engine.
         inputs: (parameter name, upstream node id) in the order of the stage's parameters.
         origin: where in the pipeline function the stage was called.
     """
@@ -73,8 +73,14 @@ class StageCall:
 
 @dataclass
 class Trace:
-    """What one run of a pipeline function recorded."""
+    """What one run of a pipeline function recorded.
 
+    Attributes:
+        engine: the pipeline's ``engine=``: each recorded call's stage has it as its engine unless the stage
+            declares its own (see :meth:`Stage.in_pipeline`), so everything downstream reads one resolved engine.
+    """
+
+    engine: str | None = None
     sources: dict[str, Source] = field(default_factory=dict)
     calls: dict[str, StageCall] = field(default_factory=dict)
     sinks: tuple[str, ...] = ()
@@ -109,7 +115,7 @@ class Trace:
                     upstream = self._input_node(stage, label, item, origin)
                     if upstream is not None:
                         inputs.append((label, upstream))
-        self.calls[node_id] = StageCall(node_id, stage, tuple(inputs), origin)
+        self.calls[node_id] = StageCall(node_id, stage.in_pipeline(self.engine), tuple(inputs), origin)
         return Output(node_id, origin)
 
     def finish(self, result: Any, origin: Origin, pipeline_name: str) -> None:

@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["job"]:
         from sparkflow.runtime.cloudrun import run_task
 
-        return _answer(lambda: run_task(os.environ))
+        return answer(lambda: run_task(os.environ))
     text = argv[0] if argv else os.environ.get("SPARKFLOW_EVENT")
     if not text:
         print("error: pass the event as an argument or in SPARKFLOW_EVENT", file=sys.stderr)
@@ -48,10 +48,10 @@ def main(argv: list[str]) -> int:
             raise EventError(f"the event is not JSON: {error}") from error
         return handle_event(event, deployed_config())
 
-    return _answer(run_event)
+    return answer(run_event)
 
 
-def _answer(work: Callable[[], dict[str, Any]]) -> int:
+def answer(work: Callable[[], dict[str, Any]]) -> int:
     """Run ``work``; print its result, or the error and an exit code (2: retrying cannot help, 1: it may)."""
     try:
         result = work()

@@ -11,6 +11,7 @@ from sparkflow.errors import InputError
 from sparkflow.runtime import storage
 
 _MALFORMED = ("MALFORMED_RECORD_IN_PARSING", "Malformed records are detected")
+_CORRUPT = "_sparkflow_corrupt_record"  # the column a PERMISSIVE read puts a record it cannot parse in
 
 
 def local_copy(uris: list[str], folder: str) -> list[str]:
@@ -51,7 +52,11 @@ def source_files(source: Source, uri: str) -> list[str]:
 
 def read_source(spark: Any, source: Source, uri: str, folder: str) -> Any:
     """A DataFrame over the source at ``uri``; malformed CSV / JSON records fail the read (FAILFAST)."""
-    paths = local_copy(source_files(source, uri), folder)
+    return read_files(spark, source, local_copy(source_files(source, uri), folder), uri)
+
+
+def read_files(spark: Any, source: Source, paths: list[str], uri: str) -> Any:
+    """A DataFrame over ``paths`` (files Spark can open: local ones, or any its connectors read) of ``source``."""
     reader = spark.read
     try:
         if source.format == "text":
@@ -73,6 +78,52 @@ def read_source(spark: Any, source: Source, uri: str, folder: str) -> Any:
         raise InputError(
             f"source {source.name!r}: cannot read {uri!r} as {source.format}: {_first_line(error)}"
         ) from error
+
+
+def bad_records(spark: Any, source: Source, paths: list[str]) -> list[tuple[str, str]]:
+    """(local file, raw record) of every record of CSV / JSON-lines ``paths`` that Spark cannot read into the
+    source's schema (the declared one, else the one Spark infers), found by reading them PERMISSIVE with a
+    corrupt-record column."""
+    from pyspark.sql import functions
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    reader = spark.read
+    csv_options: dict[str, Any] = {"header": source.option("header", True)}
+    if source.option("sep"):
+        csv_options["sep"] = source.option("sep")
+    declared = source.option("schema")
+    schema: Any
+    if declared:
+        schema = StructType.fromDDL(declared)
+    elif source.format == "csv":
+        schema = reader.csv(paths, inferSchema=True, **csv_options).schema
+    else:
+        schema = reader.json(paths, columnNameOfCorruptRecord=_CORRUPT).schema
+    fields = [field for field in schema.fields if field.name != _CORRUPT]
+    if not fields:
+        if source.format == "csv":
+            return []  # no columns (empty files): no record can be bad
+        fields = [StructField("_sparkflow_probe", StringType())]  # every line is bad: keep a column beside it
+    full = StructType([*fields, StructField(_CORRUPT, StringType())])
+    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
+    if source.format == "csv":
+        frame = reader.csv(paths, schema=full, **csv_options, **options)
+    else:
+        frame = reader.json(paths, schema=full, **options)
+    # Every column is computed (hashed): CSV column pruning would otherwise leave a value that does not convert
+    # unparsed, and Spark refuses queries of the corrupt-record column alone.
+    columns = [functions.col("`" + field.name.replace("`", "``") + "`") for field in fields]
+    bad = frame.where(functions.col(_CORRUPT).isNotNull()).select(
+        functions.col("_metadata.file_path"), functions.col(_CORRUPT), functions.hash(*columns)
+    )
+    return [(_local_path(row[0]), row[1]) for row in bad.toLocalIterator()]
+
+
+def _local_path(uri: str) -> str:
+    """``file:/tmp/a%20b.csv`` (how Spark names a file it read) -> ``/tmp/a b.csv``."""
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(uri).path) if uri.startswith("file:") else uri
 
 
 def read_dataset(spark: Any, location: str, folder: str, what: str) -> Any:

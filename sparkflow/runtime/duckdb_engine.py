@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
@@ -128,12 +129,12 @@ class DuckDBEngine:
                 return reader.parquet(*paths)
             schema = source.option("schema")
             if source.format == "csv":
-                options: dict[str, Any] = {"header": bool(source.option("header", True))}
-                if source.option("sep"):
-                    options["sep"] = source.option("sep")
+                options = _csv_options(source)
                 return reader.csv(paths, schema=schema, **options) if schema else reader.csv(paths, **options)
             if schema:
-                return reader.json(paths, schema=schema)
+                # DuckDB's JSON reader converts to the declared types itself and fails on a value that does not
+                # convert, as Spark's does (sqlframe alone reads the inferred types and TRY_CASTs them to NULL).
+                return reader.load(paths, format="json", schema=schema, columns=_duckdb_columns(schema))
             frame = reader.json(paths)  # DuckDB detects JSON lines (Spark's default layout) by itself
             # Spark's JSON schema inference orders fields by name; DuckDB keeps the order of first appearance.
             return frame.select(*sorted(frame.columns))
@@ -141,6 +142,57 @@ class DuckDBEngine:
             raise InputError(
                 f"source {source.name!r}: cannot read {uri!r} as {source.format}: {_first_line(error)}"
             ) from error
+
+    def bad_records(self, source: Source, paths: list[str]) -> list[tuple[str, str]]:
+        """Records DuckDB cannot read: the rows its CSV reader rejects (``store_rejects``), or JSON lines that are
+        not valid JSON, not an object, or hold a value that does not convert to the declared type."""
+        if source.format == "csv":
+            return self._bad_csv(source, paths)
+        return self._bad_json(source, paths)
+
+    def _bad_csv(self, source: Source, paths: list[str]) -> list[tuple[str, str]]:
+        suffix = uuid.uuid4().hex
+        errors, scans = f"sparkflow_rejects_{suffix}", f"sparkflow_scans_{suffix}"
+        options = {**_csv_options(source), "store_rejects": True, "rejects_table": errors, "rejects_scan": scans}
+        schema = source.option("schema")
+        if schema:
+            options["columns"] = _duckdb_columns(schema)
+        listed = ", ".join(_literal(path) for path in paths)
+        arguments = ", ".join(f"{key} = {_literal(value)}" for key, value in options.items())
+        connection = self.session._conn.cursor()  # its own: the session's connection may hold an open result
+        try:
+            # hash(row) reads every column: a count alone would let DuckDB skip converting the values.
+            connection.execute(f"SELECT count(hash(row)) FROM read_csv([{listed}], {arguments}) AS row").fetchall()
+            found = connection.execute(
+                f"SELECT scan.file_path, error.csv_line FROM {errors} AS error JOIN {scans} AS scan "
+                "USING (scan_id, file_id) ORDER BY ALL"
+            ).fetchall()
+        finally:
+            connection.close()  # and with it the rejects tables, temporary tables of this cursor
+        return [(str(path), str(line)) for path, line in found]
+
+    def _bad_json(self, source: Source, paths: list[str]) -> list[tuple[str, str]]:
+        import pyarrow as pa  # type: ignore[import-untyped]
+
+        checks = ["NOT json_valid(line)", "TRY(json_type(line)) IS DISTINCT FROM 'OBJECT'"]
+        schema = source.option("schema")
+        for column, kind in (_duckdb_columns(schema) if schema else {}).items():
+            value = f"TRY(json_extract(line, {_literal('$.' + json.dumps(column))}))"
+            checks.append(
+                f"({value} IS NOT NULL AND json_type({value}) <> 'NULL' AND TRY_CAST({value} AS {kind}) IS NULL)"
+            )
+        arrow = pa.schema([("path", pa.string()), ("line", pa.string())])
+        lines = pa.RecordBatchReader.from_batches(arrow, _line_batches(paths, arrow))
+        name = f"sparkflow_lines_{uuid.uuid4().hex}"
+        connection = self.session._conn.cursor()  # its own: the session's connection may hold an open result
+        try:
+            connection.register(name, lines)
+            found = connection.execute(
+                f"SELECT path, line FROM {name} WHERE trim(line) <> '' AND ({' OR '.join(checks)})"
+            ).fetchall()
+        finally:
+            connection.close()
+        return [(str(path), str(line)) for path, line in found]
 
     def read_dataset(self, location: str, folder: str, what: str) -> Any:
         from sparkflow.runtime import datasets, storage
@@ -155,7 +207,8 @@ class DuckDBEngine:
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, "part-00000.parquet")
         frame.write.mode("overwrite").parquet(path)
-        (rows,) = self.session._conn.execute("SELECT count(*) FROM read_parquet(?)", [path]).fetchone()
+        # fetchall, not fetchone: a result not fetched to its end keeps the connection busy for the next query
+        ((rows,),) = self.session._conn.execute("SELECT count(*) FROM read_parquet(?)", [path]).fetchall()
         return folder, int(rows)
 
     def write_partitioned(self, frame: Any, column: str, folder: str) -> int:
@@ -213,6 +266,50 @@ class DuckDBEngine:
 
         listed = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
         return self.session.sql(parse_one(_TEXT_SQL.format(paths=listed), dialect="duckdb"), qualify=False)
+
+
+def _csv_options(source: Source) -> dict[str, Any]:
+    options: dict[str, Any] = {"header": bool(source.option("header", True))}
+    if source.option("sep"):
+        options["sep"] = source.option("sep")
+    return options
+
+
+def _duckdb_columns(ddl: str) -> dict[str, str]:
+    """A Spark DDL schema (``"id INT, tags ARRAY<STRING>"``) as DuckDB column types, for DuckDB's readers."""
+    from sqlglot import exp
+
+    struct = exp.DataType.build(f"STRUCT<{ddl}>", dialect="spark")
+    columns = {column.name: column.args["kind"].sql("duckdb") for column in struct.expressions}
+    if not columns:
+        raise InputError(f"schema {ddl!r} is not a schema DuckDB can read: write it as 'name TYPE, ...'")
+    return columns
+
+
+def _literal(value: Any) -> str:
+    """``value`` as a DuckDB literal: a string, a boolean, or a struct of strings (read_csv's ``columns``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_literal(key)}: {_literal(item)}" for key, item in value.items()) + "}"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _line_batches(paths: list[str], schema: Any, size: int = 65536) -> Iterator[Any]:
+    """The lines of ``paths`` as Arrow batches of (path, line), decompressed by extension, without terminators."""
+    import fsspec
+    import pyarrow as pa
+
+    for path in paths:
+        with fsspec.open(path, "rb", compression="infer") as handle:
+            batch: list[str] = []
+            for raw in handle:
+                batch.append(raw.rstrip(b"\r\n").decode("utf-8", "replace"))
+                if len(batch) == size:
+                    yield pa.record_batch([[path] * len(batch), batch], schema=schema)
+                    batch = []
+            if batch:
+                yield pa.record_batch([[path] * len(batch), batch], schema=schema)
 
 
 def unsupported_api(error: BaseException) -> str | None:

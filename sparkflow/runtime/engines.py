@@ -9,6 +9,7 @@ user can act on — sits behind :class:`Engine`. ``spark`` is PySpark in local m
 
 from __future__ import annotations
 
+import os
 import sys
 from types import ModuleType
 from typing import Any, Protocol
@@ -24,6 +25,10 @@ class Engine(Protocol):
 
     def read_source(self, source: Source, uri: str, folder: str) -> Any:
         """A DataFrame over the source at ``uri`` (copied to ``folder`` first when remote)."""
+
+    def bad_records(self, source: Source, paths: list[str]) -> list[tuple[str, str]]:
+        """(file, raw record) of every record of the local CSV / JSON-lines files ``paths`` that this engine cannot
+        read into the source's schema (see :mod:`sparkflow.runtime.records`); a record may appear more than once."""
 
     def read_dataset(self, location: str, folder: str, what: str) -> Any:
         """A DataFrame over the committed output of an upstream stage."""
@@ -61,6 +66,11 @@ class SparkEngine:
 
         return datasets.read_source(self.session, source, uri, folder)
 
+    def bad_records(self, source: Source, paths: list[str]) -> list[tuple[str, str]]:
+        from sparkflow.runtime import datasets
+
+        return datasets.bad_records(self.session, source, paths)
+
     def read_dataset(self, location: str, folder: str, what: str) -> Any:
         from sparkflow.runtime import datasets
 
@@ -73,6 +83,8 @@ class SparkEngine:
 
     def write_partitioned(self, frame: Any, column: str, folder: str) -> int:
         frame.write.mode("overwrite").partitionBy(column).parquet(folder)
+        if not any(name.endswith(".parquet") for _, _, names in os.walk(folder) for name in names):
+            return 0  # no rows, no files (a chunk of bad records only, or inside one long record)
         return int(self.session.read.parquet(folder).count())  # from the footers: no recomputation
 
     def functions(self) -> Any:
@@ -103,4 +115,8 @@ def start(name: str, memory_mb: int, pipeline_module: str) -> Engine:
         from sparkflow.runtime import duckdb_engine
 
         return duckdb_engine.DuckDBEngine(memory_mb)
+    if name == "spark-cluster":
+        from sparkflow.runtime import cluster
+
+        return cluster.ClusterSparkEngine(memory_mb, sys.modules.get(pipeline_module))
     return SparkEngine(memory_mb, sys.modules.get(pipeline_module))

@@ -17,11 +17,11 @@ from typing import Any
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.source import Source
 from sparkflow.dsl.trace import StageCall, Trace
-from sparkflow.errors import ConfinementError, EnvironmentProblem, EventError, SparkflowError
-from sparkflow.layout import node_location, run_location, value_key
-from sparkflow.runtime import engines, logs, storage
+from sparkflow.errors import ConfinementError, EnvironmentProblem, EventError, InputError, SparkflowError
+from sparkflow.layout import node_location, rejects_location, run_location, value_key
+from sparkflow.runtime import engines, logs, records, storage
 from sparkflow.runtime.engines import Engine
-from sparkflow.runtime.fanout import Input
+from sparkflow.runtime.fanout import Fused, Input, split_inputs
 from sparkflow.runtime.protocol import EVENT_VERSION, validate_event, validate_result
 
 
@@ -35,9 +35,9 @@ class RuntimeConfig:
         kv: the KV store URI; None uses the pipeline's ``kv=`` or, on a local disk, SQLite under the run.
         readable: further locations sources may be read from (deploy-time allow list, or local ``--input``).
         workdir: scratch folder for local copies (Lambda: /tmp); a temporary folder by default.
-        engine: run every stage on this engine (``spark`` or ``duckdb``) whatever it declares; None: each stage's
-            own ``engine=``. A process serving ``duckdb`` must have activated it before loading the pipeline
-            (see :mod:`sparkflow.runtime.duckdb_engine`).
+        engine: run every stage on this engine (``spark``, ``duckdb``, or ``spark-cluster`` in a serverless Spark
+            job) whatever it declares; None: each stage's own ``engine=``. A process serving ``duckdb`` must have
+            activated it before loading the pipeline (see :mod:`sparkflow.runtime.duckdb_engine`).
     """
 
     pipeline: Pipeline
@@ -113,6 +113,9 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
         raise EventError(
             f"event field 'phase': stage {call.stage.name!r} runs on its whole input and has no {phase!r} phase"
         )
+    if checked.get("fused") and phase is None:
+        raise EventError("event field 'fused': only the phases of a split stage run fused stages; add 'phase'")
+    fused = _fused_chains(checked.get("fused", []), call, inputs, trace, pipeline, run, overrides, confinement)
     existing = storage.read_manifest(location)
     if existing is not None and phase != "split":
         logs.log("stage skipped: already committed", **context.fields())
@@ -123,7 +126,7 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
         if phase is None:
             manifest = _run(call, inputs, location, run, config, context)
         else:
-            manifest = _run_phase(checked, phase, call, inputs, location, run, config, context)
+            manifest = _run_phase(checked, phase, call, inputs, fused, location, run, config, context)
     except Exception as error:
         logs.log(
             "stage failed", severity="ERROR", error=type(error).__name__, detail=str(error)[:2000], **context.fields()
@@ -133,8 +136,14 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
     if phase is not None:
         result.update({"phase": phase, **({"chunk": checked["chunk"]} if "chunk" in checked else {})})
     output = result["output"]
+    rejected = {"rejected": output["rejected"]} if "rejected" in output else {}
     logs.log(
-        "stage end", seconds=result["seconds"], rows=output.get("rows"), bytes=output.get("bytes"), **context.fields()
+        "stage end",
+        seconds=result["seconds"],
+        rows=output.get("rows"),
+        bytes=output.get("bytes"),
+        **rejected,
+        **context.fields(),
     )
     logs.emit_metrics(pipeline.name, call.node_id, result["seconds"], output.get("rows", 0), output.get("bytes", 0))
     return result
@@ -176,6 +185,52 @@ def _input_locations(
     return found
 
 
+def _fused_chains(
+    names: list[str],
+    call: StageCall,
+    inputs: list[Input],
+    trace: Trace,
+    pipeline: Pipeline,
+    run: dict[str, Any],
+    overrides: dict[str, str],
+    confinement: storage.Confinement,
+) -> dict[str, list[Fused]]:
+    """The stages the event's ``fused`` names, as chains per split parameter of ``call`` (upstream first).
+
+    Each must be a row-wise stage feeding the split stage's split input directly or through another one of them,
+    as the compiler's fuse pass chose them; anything else is a malformed event.
+    """
+    if not names:
+        return {}
+    unknown = [name for name in names if name not in trace.calls]
+    if unknown:
+        raise EventError(f"event field 'fused': pipeline {pipeline.name!r} has no node {unknown[0]!r}")
+    remaining = list(names)
+    chains: dict[str, list[Fused]] = {}
+    for item in split_inputs(call, inputs):
+        upstream = dict(call.inputs)[item.param]
+        chain: list[Fused] = []
+        while upstream in remaining:
+            link = trace.calls[upstream]
+            if link.stage.options.partition != "rows":
+                raise EventError(f"event field 'fused': stage {link.stage.name!r} is not split by rows")
+            link_inputs = _input_locations(link, trace, pipeline, run, overrides, confinement)
+            chunked = split_inputs(link, link_inputs)
+            if not chunked:
+                raise EventError(f"event field 'fused': stage {link.stage.name!r} has no dataset input to split")
+            first = chunked[0]
+            chain.insert(0, Fused(link, link_inputs, first.param))
+            remaining.remove(upstream)
+            upstream = dict(link.inputs)[first.param]
+        if chain:
+            chains[item.param] = chain
+    if remaining:
+        raise EventError(
+            f"event field 'fused': {', '.join(remaining)} do(es) not feed the split input of {call.node_id!r}"
+        )
+    return chains
+
+
 class _Resources:
     """The engine and KV store one task uses, each started on first use (a stage that only passes values never
     starts an engine), and the one way inputs are read."""
@@ -184,6 +239,14 @@ class _Resources:
         self.call, self.config, self.run = call, config, run
         self._engine: Engine | None = None
         self._kv: Any = None
+        pipeline = config.pipeline.name
+        rejects = rejects_location(run["storage"], pipeline, run["id"], call.node_id)
+        # Sources are read under their on_bad_record= policies; what was rejected goes into the task's manifest.
+        self.reader = records.SourceReader(
+            call.stage.name,
+            storage.Confinement(run["storage"]).check_write(rejects, "rejected records"),
+            {"pipeline": pipeline, "node": call.node_id, "run_id": run["id"]},
+        )
 
     def engine(self) -> Engine:
         if self._engine is None:
@@ -204,7 +267,7 @@ class _Resources:
             return self.kv().get(item.location)
         if item.kind == "source":
             assert item.source is not None
-            return self.engine().read_source(item.source, item.location, folder)
+            return self.reader.read(self.engine(), item.source, item.location, folder)
         return self.engine().read_dataset(item.location, folder, f"input {item.param!r}")
 
     def explain(self, error: BaseException, inputs: list[Input]) -> SparkflowError | None:
@@ -212,7 +275,10 @@ class _Resources:
         if self._engine is None:
             return None
         names = ", ".join(repr(item.location) for item in inputs if item.kind == "source")
-        return self._engine.explain(error, self.call.stage, names)
+        problem = self._engine.explain(error, self.call.stage, names)
+        if isinstance(problem, InputError):  # a bad record met while the stage ran: name its file and line
+            return self.reader.explain(self._engine, problem)
+        return problem
 
     def close(self) -> None:
         if self._kv is not None:
@@ -252,6 +318,7 @@ def _run(
     manifest.update(
         {"version": EVENT_VERSION, "node": context.node, "run_id": context.run_id, "attempt": context.attempt}
     )
+    manifest.update(resources.reader.commit("records"))  # bad records its sources skipped or quarantined
     storage.commit(location, manifest)
     return manifest
 
@@ -261,6 +328,7 @@ def _run_phase(
     phase: str,
     call: StageCall,
     inputs: list[Input],
+    fused: dict[str, list[Fused]],
     location: str,
     run: dict[str, Any],
     config: RuntimeConfig,
@@ -274,11 +342,11 @@ def _run_phase(
         raise EventError("event field 'chunk_bytes' is missing: the split phase needs the planned bytes per chunk")
     resources = _Resources(call, config, run)
 
-    def bind(values: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    def bind(values: dict[str, Any], target: StageCall = call) -> tuple[list[Any], dict[str, Any]]:
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
-        for param, _ in call.inputs:
-            _bind(call, param, values[param], args, kwargs)
+        for param, _ in target.inputs:
+            _bind(target, param, values[param], args, kwargs)
         return args, kwargs
 
     with tempfile.TemporaryDirectory(prefix=f"sparkflow-{context.node}-{phase}-", dir=config.workdir) as scratch:
@@ -292,6 +360,8 @@ def _run_phase(
             engine=resources.engine,
             read_whole=lambda item, folder: resources.read(item, os.path.join(folder, f"whole-{item.param}")),
             bind=bind,
+            reader=resources.reader,
+            fused=fused,
         )
         try:
             return fanout.run_phase(job, phase, event.get("chunk"))
@@ -322,8 +392,12 @@ def _write_output(
             f"stage {call.stage.name!r} ({call.stage.origin}) returned {type(output).__name__}, but it is declared to "
             "return a DataFrame: return one, or annotate the function's return type (e.g. -> float) for a value"
         )
-    folder, rows = engine.write(output, os.path.join(scratch, "out"))
-    files = storage.upload_attempt(folder, location, context.attempt)
+    write_attempt = getattr(engine, "write_attempt", None)
+    if write_attempt is not None:  # Spark on a cluster writes to storage itself (sparkflow.runtime.cluster)
+        files, rows = write_attempt(output, location, context.attempt)
+    else:
+        folder, rows = engine.write(output, os.path.join(scratch, "out"))
+        files = storage.upload_attempt(folder, location, context.attempt)
     return {"kind": "dataset", "files": [name for name, _ in files], "rows": rows, "bytes": sum(s for _, s in files)}
 
 
@@ -355,6 +429,8 @@ def _result(context: _Context, manifest: dict[str, Any], location: str, started:
             "bytes": manifest["bytes"],
             "files": len(manifest["files"]),
         }
+    if manifest.get("kind") != "split":
+        output.update({key: manifest[key] for key in ("rejected", "rejects") if key in manifest})
     result = {
         "version": EVENT_VERSION,
         "pipeline": context.pipeline,

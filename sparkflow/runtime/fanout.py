@@ -28,13 +28,13 @@ import os
 import posixpath
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sparkflow.dsl.source import Source
 from sparkflow.dsl.trace import StageCall
 from sparkflow.errors import EventError, InputError, StorageError
-from sparkflow.runtime import split, storage
+from sparkflow.runtime import records, split, storage
 from sparkflow.runtime.datasets import local_copy
 
 SPLIT = "_split"
@@ -69,11 +69,52 @@ class Job:
     scratch: str
     engine: Callable[[], Any]  # starts (or reuses) the stage's engine
     read_whole: Callable[[Input, str], Any]  # reads an input that is not split (any kind)
-    bind: Callable[[dict[str, Any]], tuple[list[Any], dict[str, Any]]]  # parameter values -> call arguments
+    # parameter values -> call arguments, for the stage or (second argument) a stage fused into it
+    bind: Callable[..., tuple[list[Any], dict[str, Any]]]
+    reader: records.SourceReader  # reads sources under their on_bad_record= policies, keeps what it rejected
+    fused: dict[str, list[Fused]] = field(default_factory=dict)  # split parameter -> stages to apply, upstream first
 
     @property
     def mode(self) -> str:
         return "key" if self.call.stage.options.partition == "key" else "rows"
+
+    def split_inputs(self) -> list[Input]:
+        """What the split and map phases cut into chunks: the stage's split inputs, except that an input coming
+        from fused stages is the input of the first of them (under the stage's parameter name)."""
+        found: list[Input] = []
+        for item in split_inputs(self.call, self.inputs):
+            chain = self.fused.get(item.param)
+            if chain:
+                first = chain[0]
+                item = replace(next(i for i in first.inputs if i.param == first.param), param=item.param)
+            found.append(item)
+        return found
+
+    def apply_fused(self, param: str, frame: Any) -> Any:
+        """A chunk of ``param``'s input with the fused stages applied, in order (their other inputs read whole)."""
+        for link in self.fused.get(param, ()):
+            values = {
+                item.param: frame if item.param == link.param else self.read_whole(item, self.scratch)
+                for item in link.inputs
+            }
+            args, kwargs = self.bind(values, link.call)
+            frame = link.call.stage.fn(*args, **kwargs)
+            if not self.engine().is_dataframe(frame):
+                raise TypeError(
+                    f"stage {link.call.stage.name!r} ({link.call.stage.origin}) returned {type(frame).__name__}: a "
+                    "stage split by rows must return a DataFrame"
+                )
+        return frame
+
+
+@dataclass(frozen=True)
+class Fused:
+    """A row-wise stage that runs inside a split stage's map tasks (the compiler's fuse pass): its call, its
+    resolved inputs, and the parameter that takes the chunk."""
+
+    call: StageCall
+    inputs: list[Input]
+    param: str
 
 
 def split_inputs(call: StageCall, inputs: list[Input]) -> list[Input]:
@@ -105,7 +146,7 @@ def _split(job: Job) -> dict[str, Any]:
     existing = _read_json(plan_uri)
     if existing is not None:
         return _pointer(job.location, existing)
-    chosen = split_inputs(job.call, job.inputs)
+    chosen = job.split_inputs()
     inputs: list[dict[str, Any]] = []
     items: list[list[int]] = []
     total = 0
@@ -173,7 +214,11 @@ def _format(job: Job, item: Input) -> tuple[str, bool, str | None]:
         sample = replace(sample, end=files[0].size, whole=True)
     folder = os.path.join(job.scratch, "sample")
     paths = split.read_chunk(split.Chunk((sample,)), source.format, header, folder)
-    frame = job.engine().read_source(source, _gather(paths, os.path.join(job.scratch, "sample-files")), folder)
+    origins = {os.path.realpath(path): records.FileOrigin(files[0].uri, sample) for path in paths}
+    # Bad records of the sample are dropped (skip, quarantine) or named (fail) here; the map tasks count them.
+    reader = records.SourceReader(job.call.stage.name, job.reader.rejects, {**job.reader.fields, "phase": "split"})
+    gathered = _gather(paths, os.path.join(job.scratch, "sample-files"))
+    frame = reader.read(job.engine(), source, gathered, folder, origins)
     try:
         ddl: str = frame.schema.toDDL()
     except Exception:  # an engine without DDL schemas: chunks infer their own
@@ -198,7 +243,7 @@ def _files(item: Input) -> list[split.FileInfo] | str:
 def _map(job: Job, plan: dict[str, Any], item_index: int) -> dict[str, Any]:
     input_index, chunk_index = plan["items"][item_index]
     described = plan["inputs"][input_index]
-    chosen = split_inputs(job.call, job.inputs)[input_index]
+    chosen = job.split_inputs()[input_index]
     if job.mode == "rows":
         part = storage.join(job.location, PARTS, f"chunk-{chunk_index:05d}")
     else:
@@ -207,9 +252,17 @@ def _map(job: Job, plan: dict[str, Any], item_index: int) -> dict[str, Any]:
     if existing is not None:
         return existing
     frame = _read_chunk(job, chosen, described, chunk_index)
+    if job.fused.get(chosen.param):
+        with job.reader.counting(item_index == 0):  # inputs fused stages read whole count once, like the stage's
+            frame = job.apply_fused(chosen.param, frame)
     engine = job.engine()
     if job.mode == "rows":
-        values = {item.param: (frame if item is chosen else job.read_whole(item, job.scratch)) for item in job.inputs}
+        # Every chunk task reads the other inputs whole: their bad records count in the first one only.
+        with job.reader.counting(item_index == 0):
+            values = {
+                item.param: (frame if item.param == chosen.param else job.read_whole(item, job.scratch))
+                for item in job.inputs
+            }
         args, kwargs = job.bind(values)
         output = job.call.stage.fn(*args, **kwargs)
         return _commit_part(job, engine, output, part)
@@ -219,11 +272,23 @@ def _map(job: Job, plan: dict[str, Any], item_index: int) -> dict[str, Any]:
 def _read_chunk(job: Job, item: Input, described: dict[str, Any], chunk_index: int) -> Any:
     manifest = split.read_manifest(storage.join(job.location, SPLIT, f"{item.param}.json"))
     folder = os.path.join(job.scratch, f"chunk-{item.param}")
-    paths = split.read_chunk(manifest.chunks[chunk_index], manifest.format, manifest.header, folder)
-    return _read_local(job, item, described, paths)
+    chunk = manifest.chunks[chunk_index]
+    paths = split.read_chunk(chunk, manifest.format, manifest.header, folder)
+    # Where each local file's bytes come from: a bad record is named by its place in the original file.
+    origins = {
+        os.path.realpath(path): records.FileOrigin(piece.uri, piece)
+        for piece, path in zip(chunk.pieces, paths, strict=True)
+    }
+    return _read_local(job, item, described, paths, origins)
 
 
-def _read_local(job: Job, item: Input, described: dict[str, Any], paths: list[str]) -> Any:
+def _read_local(
+    job: Job,
+    item: Input,
+    described: dict[str, Any],
+    paths: list[str],
+    origins: dict[str, records.FileOrigin] | None = None,
+) -> Any:
     """A DataFrame over local files of ``item``'s format, with the schema all chunks share."""
     gathered = _gather(paths, os.path.join(job.scratch, f"files-{item.param}-{uuid.uuid4().hex[:8]}"))
     options = {"header": described["header"]} if described["format"] == "csv" else {}
@@ -232,7 +297,11 @@ def _read_local(job: Job, item: Input, described: dict[str, Any], paths: list[st
     if item.source is not None:
         options = {**dict(item.source.options), **options}
     reader = Source(item.param, gathered, described["format"], None, tuple(sorted(options.items())), job.call.origin)
-    return job.engine().read_source(reader, gathered, os.path.join(job.scratch, "copies"))
+    if item.source is not None:  # bad records are the source's: its name, its declaration, its on_bad_record=
+        reader = replace(
+            reader, name=item.source.name, origin=item.source.origin, on_bad_record=item.source.on_bad_record
+        )
+    return job.reader.read(job.engine(), reader, gathered, os.path.join(job.scratch, "copies"), origins)
 
 
 def _gather(paths: list[str], folder: str) -> str:
@@ -266,9 +335,16 @@ def _commit_part(job: Job, engine: Any, output: Any, part: str) -> dict[str, Any
         "rows": rows,
         "bytes": sum(size for _, size in files),
         "attempt": job.attempt,
+        **job.reader.commit(_part_name(job, part)),
     }
     storage.commit(part, manifest)
     return manifest
+
+
+def _part_name(job: Job, part: str) -> str:
+    """A part's path below the stage's output as one name: ``_shuffle/orders/chunk-00001`` becomes
+    ``shuffle-orders-chunk-00001`` (the name of its quarantined records)."""
+    return part[len(job.location) :].strip("/").lstrip("_").replace("/", "-")
 
 
 def _commit_buckets(job: Job, engine: Any, frame: Any, buckets: int, part: str) -> dict[str, Any]:
@@ -315,6 +391,7 @@ def _commit_buckets(job: Job, engine: Any, frame: Any, buckets: int, part: str) 
         "rows": rows,
         "bytes": sum(per_bucket.values()),
         "attempt": job.attempt,
+        **job.reader.commit(_part_name(job, part)),
     }
     storage.commit(part, manifest)
     return manifest
@@ -410,6 +487,7 @@ def _commit(job: Job, plan: dict[str, Any]) -> dict[str, Any]:
         parts = [f"chunk-{chunk:05d}" for chunk in range(plan["inputs"][0]["chunks"])]
     files: list[str] = []
     rows = size = 0
+    mapped: list[dict[str, Any] | None] = []  # the map tasks' manifests: what they read and rejected
     for name in parts:
         manifest = storage.read_manifest(storage.join(job.location, PARTS, name))
         if manifest is None:
@@ -420,9 +498,29 @@ def _commit(job: Job, plan: dict[str, Any]) -> dict[str, Any]:
         files.extend(posixpath.join(PARTS, name, relative) for relative in manifest["files"])
         rows += manifest["rows"]
         size += manifest["bytes"]
+        mapped.append(manifest)
+    if plan["mode"] == "key":
+        mapped = [
+            storage.read_manifest(storage.join(job.location, SHUFFLE, item["param"], f"chunk-{chunk:05d}"))
+            for item in plan["inputs"]
+            for chunk in range(item["chunks"])
+        ]
     manifest = {"kind": "dataset", "files": files, "rows": rows, "bytes": size, "parts": len(parts)}
+    manifest.update(_rejected(mapped))
     storage.commit(job.location, manifest)
     return manifest
+
+
+def _rejected(manifests: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """The stage's bad-record fields: the chunk tasks' counts added up, where their quarantined records are."""
+    counted = [manifest for manifest in manifests if manifest is not None and "rejected" in manifest]
+    if not counted:
+        return {}
+    fields: dict[str, Any] = {"rejected": sum(manifest["rejected"] for manifest in counted)}
+    quarantined = [manifest["rejects"] for manifest in counted if "rejects" in manifest]
+    if quarantined:
+        fields["rejects"] = quarantined[0]
+    return fields
 
 
 # --- json files ------------------------------------------------------------------------------------------------
@@ -447,13 +545,4 @@ def _read_json(uri: str) -> Any:
 
 
 def _write_json(uri: str, document: Any) -> None:
-    data = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-    fs, path = storage.filesystem(uri)
-    if storage.is_local_fs(fs):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        temporary = f"{path}.tmp-{os.getpid()}"
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
-    else:
-        fs.pipe_file(path, data)
+    storage.write_file(uri, json.dumps(document, sort_keys=True, separators=(",", ":")).encode())

@@ -20,7 +20,7 @@ from typing import Any
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.stage import ENGINES
-from sparkflow.errors import SparkflowError
+from sparkflow.errors import ConfinementError, SparkflowError, StorageError
 from sparkflow.layout import node_location, run_location, value_key, with_slash
 from sparkflow.plan import Plan, PlanTask
 from sparkflow.runtime import logs, storage
@@ -43,9 +43,12 @@ class NodeSummary:
     value: Any = None
     attempts: int = 0
     error: str | None = None
+    fused: list[str] = field(default_factory=list)  # row-wise stages that ran inside this one's map tasks
     chunks: int | None = None  # a split stage: map tasks
     buckets: int | None = None  # a key stage: reduce tasks
     done: int = 0  # a split stage: map and reduce tasks finished
+    rejected: int | None = None  # bad input records dropped (a source with on_bad_record skip or quarantine)
+    rejects: str | None = None  # where the quarantined ones are
 
 
 @dataclass
@@ -127,7 +130,12 @@ def run_plan(
     config = RuntimeConfig(
         pipeline=pipeline, storage_root=storage_root, kv=kv, readable=tuple(overrides.values()), engine=engine
     )
-    summary = RunSummary(plan.pipeline, run_id, storage_root, nodes={t.id: NodeSummary(t.id) for t in plan.tasks})
+    summary = RunSummary(
+        plan.pipeline,
+        run_id,
+        storage_root,
+        nodes={t.id: NodeSummary(t.id, fused=[f.id for f in t.fused]) for t in plan.tasks},
+    )
     started = time.monotonic()
     with _log_file(run_dir), _handlers(plan, config) as handler:
         params: dict[str, Any] = {"sources": overrides} if overrides else {}
@@ -215,7 +223,7 @@ def _execute(
     on_update: Callable[[RunSummary, NodeSummary], None] | None,
     handler: _Handler,
 ) -> None:
-    upstream = {task.id: {i.node for i in task.inputs if i.kind != "source"} for task in plan.tasks}
+    upstream = {task.id: task.upstream for task in plan.tasks}
     pending = {task.id: task for task in plan.tasks}
     running: dict[Future[dict[str, Any]], PlanTask] = {}
     failed = False
@@ -259,24 +267,36 @@ def _execute(
 def _event(
     plan: Plan, task: PlanTask, summary: RunSummary, config: RuntimeConfig, params: dict[str, Any]
 ) -> dict[str, Any]:
-    return {
+    event: dict[str, Any] = {
         "version": EVENT_VERSION,
         "pipeline": plan.pipeline,
         "node": task.id,
         "run": {"id": summary.run_id, "storage": with_slash(config.storage_root), "params": params},
     }
+    if task.fused:
+        event["fused"] = [fused.id for fused in task.fused]
+    return event
 
 
 def _attempts(event: dict[str, Any], handler: _Handler, task: PlanTask, node: NodeSummary) -> dict[str, Any]:
-    """Run the node, retrying up to ``task.retries`` times unless the error is one retrying cannot fix."""
+    """Run the node, retrying up to ``task.retries`` times unless the error is one retrying cannot fix.
+
+    Each call has its own retries, as each Task state of a state machine has its own Retry: a split stage's
+    split and commit tasks (which share ``node``, where all attempts are counted) do not share theirs. A
+    :class:`StorageError` is retried, as the state machines retry it: storage may fail for a moment (only a
+    refused location, a :class:`ConfinementError`, is for good).
+    """
+    tries = 0
     while True:
+        tries += 1
         node.attempts += 1
         try:
             return handler(task, event)
-        except SparkflowError:
-            raise
+        except SparkflowError as error:
+            if not isinstance(error, StorageError) or isinstance(error, ConfinementError) or tries > task.retries:
+                raise
         except Exception:
-            if node.attempts > task.retries:
+            if tries > task.retries:
                 raise
 
 
@@ -324,6 +344,7 @@ def _record(node: NodeSummary, result: dict[str, Any]) -> None:
     output = result["output"]
     node.status = result["status"]
     node.seconds = result["seconds"]
+    node.rejected, node.rejects = output.get("rejected"), output.get("rejects")
     if output["kind"] == "dataset":
         node.rows, node.bytes, node.output = output["rows"], output["bytes"], output["uri"]
     else:

@@ -51,7 +51,6 @@ import json
 import math
 import os
 import posixpath
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -310,21 +309,22 @@ def read_chunk(
     return paths
 
 
+def first_record_offset(piece: Piece) -> int:
+    """Where the first record a range piece owns begins in its file (see the module docstring): 0 for a piece
+    at the start, else the byte after the first ``\\n`` at or after ``start - 1`` (the file's size if none).
+
+    One small ranged read; used only to name a bad record by its offset in the original file.
+    """
+    if piece.start == 0 or piece.whole:
+        return 0
+    fs, path = storage.filesystem(piece.uri)
+    found = _find_newline(fs, path, piece.start - 1, piece.size, _WINDOW_BYTES)
+    return piece.size if found < 0 else found + 1
+
+
 def write_manifest(manifest: Manifest, location: str) -> None:
     """Write ``manifest`` to the file ``location`` atomically: one PUT on object stores, rename on local disk."""
-    data = manifest.to_json().encode()
-    fs, path = storage.filesystem(location)
-    try:
-        if storage.is_local_fs(fs):
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            temporary = f"{path}.{uuid.uuid4().hex}.tmp"
-            with open(temporary, "wb") as handle:
-                handle.write(data)
-            os.replace(temporary, path)
-        else:
-            fs.pipe_file(path, data)
-    except OSError as error:
-        raise StorageError(f"cannot write the chunk manifest {location!r}: {error}") from error
+    storage.write_file(location, manifest.to_json().encode())
 
 
 def read_manifest(location: str) -> Manifest:

@@ -155,6 +155,23 @@ def upload_attempt(local_dir: str, location: str, attempt: str) -> list[tuple[st
     return uploaded
 
 
+def write_file(uri: str, data: bytes) -> None:
+    """Write the whole file ``uri`` at once: one PUT on object stores, write-then-rename on local disks, so a
+    reader (or a retried writer) never sees it half written."""
+    fs, path = filesystem(uri)
+    try:
+        if is_local_fs(fs):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+            os.replace(temporary, path)
+        else:
+            fs.pipe_file(path, data)
+    except OSError as error:
+        raise StorageError(f"cannot write {uri!r}: {error}") from error
+
+
 def commit(location: str, manifest: dict[str, Any]) -> None:
     """Publish ``manifest`` atomically: one PUT on object stores, write-then-rename on local disks."""
     data = json.dumps(manifest, indent=2, sort_keys=True).encode()

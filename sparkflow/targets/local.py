@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sparkflow.errors import SparkflowError
 from sparkflow.plan import Plan
-from sparkflow.targets.base import FunctionLimits, Limit
+from sparkflow.targets.base import ContainerLimits, FunctionLimits, Limit
 
 
 def _memory_mb() -> int:
@@ -29,6 +29,9 @@ class LocalTarget:
     name: str = "local"
     suffix: str = ""
     function_limits: FunctionLimits = _THIS_MACHINE
+    # Every stage runs on this machine, whatever it would need in the cloud (a run here uses sample data).
+    container_limits: ContainerLimits | None = None
+    serverless_spark: str | None = None
 
     def emit(self, plan: Plan) -> str:
         raise SparkflowError("the local target runs plans (sparkflow run); it has no definition to emit")

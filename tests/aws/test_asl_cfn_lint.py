@@ -62,6 +62,27 @@ def test_cfn_lint_accepts_every_example(path: Path) -> None:
         assert problems(json.loads(compile_pipeline(pipeline, "aws"))) == []
 
 
+def test_cfn_lint_accepts_container_and_serverless_spark_stages() -> None:
+    [pipeline] = load_pipelines(str(Path(__file__).resolve().parents[1] / "resources" / "placement.py"))
+    definition = json.loads(compile_pipeline(pipeline, "aws"))
+    resources = {state["Resource"] for state in _states(definition) if state["Type"] == "Task"}
+    assert resources == {
+        "arn:aws:states:::lambda:invoke",
+        "arn:aws:states:::ecs:runTask.sync",
+        "arn:aws:states:::emr-serverless:startJobRun.sync",
+    }
+    assert problems(definition) == []
+
+
+def _states(definition: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for state in definition["States"].values():
+        found.append(state)
+        for branch in state.get("Branches", ()):
+            found += _states(branch)
+    return found
+
+
 def test_cfn_lint_reports_a_bad_state_type() -> None:
     broken = copy.deepcopy(example_definition("clickstream"))
     broken["States"]["clean-split"]["Type"] = "Tusk"
@@ -78,6 +99,6 @@ def test_cfn_lint_reports_a_start_pointing_nowhere() -> None:
 
 def test_cfn_lint_reports_a_retry_without_errors() -> None:
     broken = copy.deepcopy(example_definition("wordcount"))
-    del broken["States"]["words-split"]["Retry"][0]["ErrorEquals"]
+    del broken["States"]["counts-split"]["Retry"][0]["ErrorEquals"]
     found = problems(broken)
     assert any("E3601" in problem and "ErrorEquals" in problem for problem in found), found

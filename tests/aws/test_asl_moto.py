@@ -112,13 +112,13 @@ def test_every_example_runs_to_succeeded(path: Path, moto_aws: MotoAws, lambda_d
                 "pipeline": plan.pipeline,
                 "node": task.id,
                 **extra,
+                **({"fused": [fused.id for fused in task.fused]} if task.fused else {}),
                 "run": {"id": run_id, "storage": STORAGE, "params": sources_input(plan)},
             }
             validate_event(call.payload)  # what the state machine sends follows the runtime protocol
         for task in plan.tasks:
-            for item in task.inputs:  # never started before all of its inputs finished
-                if item.kind != "source":
-                    assert times[item.node][1] <= times[task.id][0], (item.node, task.id)
+            for upstream in task.upstream:  # never started before all of its inputs finished
+                assert times[upstream][1] <= times[task.id][0], (upstream, task.id)
             if task.fanout is not None:  # every chunk and bucket once
                 for phase, count in (("map", CHUNKS), ("reduce", BUCKETS if task.fanout.mode == "key" else 0)):
                     chunks = [

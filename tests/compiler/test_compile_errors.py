@@ -116,6 +116,17 @@ def test_input_neither_source_nor_stage_output() -> None:
             r"stage name 'count-words' may contain only letters, digits and '_'.*'count_words'",
         ),
         ("bad_source_name.py", "sf.source(", r"source name 'my books' may contain only letters.*'my_books'"),
+        (
+            "bad_on_bad_record.py",
+            "sf.source(",
+            r"source 'events': on_bad_record='ignore' is not a policy: use one of 'fail', 'skip', 'quarantine'$",
+        ),
+        (
+            "bad_on_bad_record_parquet.py",
+            "sf.source(",
+            r"source 'table': on_bad_record='skip' applies to csv and json sources only; a parquet source has no "
+            r"bad records one by one \(a corrupt file is unreadable as a whole\): leave on_bad_record out$",
+        ),
         ("bad_long_name.py", "@sf.stage", r"stage name 'w{20}'\.\.\. is 65 characters long; the limit is 64"),
     ],
 )

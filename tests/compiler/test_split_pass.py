@@ -26,7 +26,7 @@ def test_examples_split_their_partitioned_stages() -> None:
     assert enrich.fanout is not None and enrich.fanout.mode == "key"
     assert enrich.fanout.split == ("orders", "customers")  # a join: both inputs bucketed by the same key
     assert by_country.fanout is not None and by_country.fanout.split == ("enriched",)
-    words = plan_pipeline(load_pipeline(str(example("wordcount"))), "aws").task("words")
+    (words,) = plan_pipeline(load_pipeline(str(example("wordcount"))), "aws").task("counts").fused
     assert words.fanout is not None and words.fanout.mode == "rows" and words.fanout.split == ("lines",)
 
 
@@ -61,11 +61,11 @@ def test_chunk_budget_follows_the_model() -> None:
     assert chunk_bytes(10_240, 60, "spark", limits.FUNCTION) < chunk_bytes(10_240, 900, "spark", limits.FUNCTION)
 
 
-def test_a_whole_stage_over_any_function_is_refused(tmp_path: Path) -> None:
+def test_a_whole_stage_forced_onto_a_function_too_small_for_it_is_refused(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         "huge = sf.source('huge', 's3://bucket/huge/', format='parquet', size='500GB')\n"
-        "@sf.stage(memory='10GB')\n"
+        "@sf.stage(memory='10GB', placement='function')\n"
         "def everything(huge):\n    return huge\n"
         "@sf.pipeline\ndef p():\n    return everything(huge)\n",
     )
@@ -80,7 +80,7 @@ def test_split_stage_history_and_state_do_not_grow_with_chunks() -> None:
     plan = plan_pipeline(pipeline, "aws")
     document = json.loads(compile_pipeline(pipeline, "aws"))
     maps = [state for state in document["States"].values() if state["Type"] == "Map"]
-    assert len(maps) == 3  # words: map; counts: map and reduce
+    assert len(maps) == 2  # counts (with words fused into it): map and reduce
     for state in maps:
         assert state["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
         assert state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"

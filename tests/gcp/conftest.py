@@ -164,7 +164,7 @@ class StageDouble:
             self.problems.append(f"{node}: called with {method} {url} auth={auth}")
         if timeout != task.timeout_s:
             self.problems.append(f"{node}: timeout {timeout}, the stage declares {task.timeout_s}")
-        missing = [i.node for i in task.inputs if i.kind != "source" and i.node not in self.committed]
+        missing = sorted(node for node in task.upstream if node not in self.committed)
         if missing:
             self.problems.append(f"{node} called before its inputs {missing} were committed")
 

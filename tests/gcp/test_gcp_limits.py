@@ -38,18 +38,23 @@ def _parallel_depths(steps: list[dict[str, object]], depth: int = 1) -> list[tup
 def test_target_is_registered_with_cloud_run_function_limits() -> None:
     target = get_target("gcp")
     assert (target.name, target.suffix) == ("gcp", ".workflows.yaml")
-    assert (target.function_limits.memory_mb.value, target.function_limits.timeout_s.value) == (32_768, 3_600)
+    assert (target.function_limits.memory_mb.value, target.function_limits.timeout_s.value) == (32_768, 1_800)
 
 
 def test_stage_longer_than_an_http_call_is_refused_naming_its_line() -> None:
     path = RESOURCES / "long_stage.py"
     with pytest.raises(
-        SparkflowError, match=r"stage 'slow': timeout=2,700 s is over the Workflows HTTP request"
+        SparkflowError, match=r"stage 'slow': timeout=2,700 s is over the gcp Workflows HTTP request timeout limit"
     ) as raised:
-        compile_pipeline(load_pipeline(str(path)), "gcp")
+        compile_pipeline(load_pipeline(str(path), "long_stage"), "gcp")
     assert raised.value.origin is not None
-    assert (Path(raised.value.origin.file), raised.value.origin.line) == (path, 10)  # the @sf.stage line
+    assert (Path(raised.value.origin.file), raised.value.origin.line) == (path, 11)  # the @sf.stage line
     assert limits.HTTP_TIMEOUT_S.source in str(raised.value)
+
+
+def test_stage_longer_than_an_http_call_runs_as_a_cloud_run_job() -> None:
+    plan = plan_pipeline(load_pipeline(str(RESOURCES / "long_stage.py"), "long_job"), "gcp")
+    assert [(task.id, task.placement, task.memory_mb) for task in plan.tasks] == [("patient", "container", 8_192)]
 
 
 def test_too_large_a_source_is_refused() -> None:
@@ -98,24 +103,23 @@ def test_kept_http_response_is_reported_as_a_variable_risk() -> None:
 
 
 def test_steps_estimate_counts_retries_and_the_predicate() -> None:
-    split, _ = compiled(EXAMPLES[-1])  # wordcount: three stages in a row, retries=2 each; run them whole here
-    plan = dataclasses.replace(split, tasks=tuple(dataclasses.replace(task, fanout=None) for task in split.tasks))
-    text = emit(plan)
-    assert [task.retries for task in plan.tasks] == [2, 2, 2]
+    split, _ = compiled(EXAMPLES[-1])  # wordcount: two tasks in a row (words runs in counts), retries=2 each
+    whole = tuple(dataclasses.replace(task, fanout=None, fused=()) for task in split.tasks)  # run them whole here
+    text = emit(dataclasses.replace(split, tasks=whole))
+    assert [task.retries for task in whole] == [2, 2]
     # per stage: the step, 3 attempts asking the 5-step predicate call, 2 re-runs, the raise: 1 + 15 + 2 + 1
-    assert check.estimate_steps(yaml.safe_load(text)) == 1 + 3 * 19 + 1
+    assert check.estimate_steps(yaml.safe_load(text)) == 1 + 2 * 19 + 1
     assert check.estimate_steps(yaml.safe_load(text)) < limits.STEPS_PER_EXECUTION.value
 
 
 def test_steps_estimate_of_a_split_stage_counts_its_costlier_fan_out() -> None:
-    _plan, text = compiled(EXAMPLES[-1])  # wordcount: words (rows) and counts (key) split, top whole
+    _plan, text = compiled(EXAMPLES[-1])  # wordcount: counts (key, words fused into it) split, top whole
     call = 1 + 3 * 5 + 2 + 1  # a call with retries=2: the step, 3 asks of the 5-step predicate, 2 re-runs, the raise
     per_for = 1 + emit_module.PARALLEL_FOR_MAX * call  # the for step, then one call per chunk, at most 20
     per_job = 1 + (1 + check._CONNECTOR_POLLS + 1)  # the event, the job call with its polling, the raise
     fan = 1 + max(per_for, per_job)  # a switch runs one of its sides
-    words = 1 + call + 1 + fan + call  # split, sizes, map, commit
-    counts = words + fan  # and reduce
-    assert check.estimate_steps(yaml.safe_load(text)) == 1 + words + counts + call + 1
+    counts = 1 + call + 1 + fan + fan + call  # split, sizes, map, reduce, commit
+    assert check.estimate_steps(yaml.safe_load(text)) == 1 + counts + call + 1
     assert check.estimate_steps(yaml.safe_load(text)) < limits.STEPS_PER_EXECUTION.value
 
 

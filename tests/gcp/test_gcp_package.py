@@ -86,3 +86,54 @@ def test_deploy_command_creates_the_workflow(
     }
     missing = CliRunner().invoke(main, ["deploy", str(example("wordcount")), "--target", "gcp"])
     assert missing.exit_code == 2 and "--project, --region, --service-url" in missing.stderr
+
+
+def test_container_and_serverless_spark_stages_get_their_job_image_and_entry(tmp_path: Path) -> None:
+    placement = Path(__file__).resolve().parents[1] / "resources" / "placement.py"
+    args = ["package", str(placement), "--target", "gcp", "--out", str(tmp_path), "--storage-root", "gs://b/sf"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    # The service and the chunk job are sized for the function stages, not the 32 GiB container stage.
+    (container,) = yaml.safe_load((tmp_path / "service.yaml").read_text())["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["limits"] == {"memory": "2048Mi", "cpu": "1"}
+    job = yaml.safe_load((tmp_path / "job-32768mb.yaml").read_text())
+    assert job["metadata"]["name"] == "placement-32768mb"  # what `sparkflow deploy --target gcp` names by default
+    spec = job["spec"]["template"]["spec"]["template"]["spec"]
+    (task,) = spec["containers"]
+    assert task["command"] == ["python", "-m", "sparkflow.runtime", "job"]
+    assert task["resources"]["limits"] == {"memory": "32768Mi", "cpu": "8"}
+    assert spec["timeoutSeconds"] == 900
+    dockerfile = (tmp_path / "dataproc" / "Dockerfile").read_text()
+    assert "grep -v '^pyspark=='" in dockerfile and "useradd -u 1099" in dockerfile  # Dataproc mounts Spark
+    assert "ENV SPARKFLOW_PIPELINE=" in dockerfile and "COPY dataproc/entry.py" in dockerfile
+    entry = (tmp_path / "dataproc" / "entry.py").read_text()
+    assert "from sparkflow.runtime.cluster import main" in entry
+    compile(entry, "entry.py", "exec")
+
+
+def test_deploy_names_the_dataproc_settings_it_needs_and_takes_them_with_env(
+    workflows_api: tuple[FakeWorkflowsApi, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from google.cloud import workflows_v1
+
+    api, client = workflows_api
+    monkeypatch.setattr(workflows_v1, "WorkflowsClient", lambda: client)
+    placement = Path(__file__).resolve().parents[1] / "resources" / "placement.py"
+    args = ["deploy", str(placement), "--target", "gcp", "--project", "proj-1", "--region", "europe-west1"]
+    args += ["--service-url", "https://stages-abc.a.run.app", "--storage-root", "gs://b/sf"]
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 2
+    assert "'SPARKFLOW_DATAPROC_ENTRY' is missing" in refused.stderr and api.workflows == {}
+    dataproc = {
+        "SPARKFLOW_DATAPROC_ENTRY": "gs://code/entry.py",
+        "SPARKFLOW_DATAPROC_IMAGE": "europe-docker.pkg.dev/p/r/placement-spark:v1",
+        "SPARKFLOW_DATAPROC_SERVICE_ACCOUNT": "stages@proj-1.iam.gserviceaccount.com",
+    }
+    result = CliRunner().invoke(main, [*args, *(f"--env={name}={value}" for name, value in dataproc.items())])
+    assert result.exit_code == 0, result.output
+    assert api.workflows["projects/proj-1/locations/europe-west1/workflows/placement"]["userEnvVars"] == {
+        "SPARKFLOW_SERVICE_URL": "https://stages-abc.a.run.app",
+        "SPARKFLOW_STORAGE_ROOT": "gs://b/sf/",
+        "SPARKFLOW_CONTAINER_JOB_32768MB": "placement-32768mb",
+        **dataproc,
+    }

@@ -18,7 +18,7 @@ from sparkflow.runtime.http import app
 from sparkflow.runtime.local import run_plan
 from sparkflow.targets.gcp.emit import EXECUTION_ID_ENV, SERVICE_URL_ENV, STORAGE_ROOT_ENV
 from tests.examples import EXAMPLES, example, example_ids
-from tests.runtime.reference import rows
+from tests.runtime.reference import committed_rows
 
 pytestmark = pytest.mark.spark
 SERVICE_URL = "https://sparkflow-runtime-abc123-ew.a.run.app"
@@ -70,11 +70,6 @@ def execute(text: str, service: CloudRunService, monkeypatch: pytest.MonkeyPatch
     return contextvars.Context().run(emulator.execute_workflow, yaml.safe_load(text), {"args": args})
 
 
-def committed_rows(spark: Any, location: str) -> list[tuple[Any, ...]]:
-    manifest = json.loads((Path(location) / "_COMMITTED.json").read_text())
-    return rows(spark.read.parquet(*(str(Path(location) / name) for name in manifest["files"])))
-
-
 def deploy_env(monkeypatch: pytest.MonkeyPatch, path: Path, root: Path, run_id: str) -> None:
     for name, value in {
         EXECUTION_ID_ENV: run_id,
@@ -110,10 +105,10 @@ def test_refused_input_fails_the_workflow_naming_the_stage(
     service = CloudRunService()
     from workflows_emulator.utils import WorkflowError
 
-    with pytest.raises(WorkflowError, match=r"stage words of pipeline wordcount failed: .*error code 403") as failure:
+    with pytest.raises(WorkflowError, match=r"stage counts of pipeline wordcount failed: .*error code 403") as failure:
         execute(compile_pipeline(load_pipeline(str(path)), "gcp"), service, monkeypatch, {"sources": {"books": "/etc"}})
     assert "'/etc' is outside the storage root" in json.dumps(failure.value.payload["cause"], default=str)
-    assert service.calls == [("words", 403)], "a 4xx answer is not retried"
+    assert service.calls == [("counts", 403)], "a 4xx answer is not retried (words runs inside counts' tasks)"
 
 
 class CloudRunJobs:

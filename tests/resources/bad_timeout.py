@@ -1,11 +1,11 @@
-"""A stage may run longer than a Lambda function may (900 s)."""
+"""A stage forced onto a function may run longer than a Lambda function may (900 s)."""
 
 import sparkflow as sf
 
 books = sf.source("books", "data/books/", format="text")
 
 
-@sf.stage(timeout="16m")
+@sf.stage(timeout="16m", placement="function")
 def words(lines):
     return lines
 

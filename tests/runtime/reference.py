@@ -36,3 +36,12 @@ def reference_outputs(spark: Any, pipeline: Pipeline) -> dict[str, Any]:
 def rows(frame: Any) -> list[tuple[Any, ...]]:
     """A DataFrame's rows as sorted tuples (order-insensitive comparison of results)."""
     return sorted((tuple(row) for row in frame.collect()), key=repr)
+
+
+def committed_rows(spark: Any, location: str) -> list[tuple[Any, ...]]:
+    """The sorted rows of a committed output on the local disk (only the files its manifest lists)."""
+    import json
+    from pathlib import Path
+
+    manifest = json.loads((Path(location) / "_COMMITTED.json").read_text())
+    return rows(spark.read.parquet(*(str(Path(location) / name) for name in manifest["files"])))

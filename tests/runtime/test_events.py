@@ -160,7 +160,8 @@ def test_malformed_csv_record(root: Path, tmp_path: Path, spark: Any) -> None:
     orders.write_text("order_id,customer_id,amount,order_date\n1,2,3.5,2026-01-01\nnot-a-number,2,3.5,2026-01-02\n")
     bad = event("enrich", "revenue", storage=str(root), params={"sources": {"orders": str(orders)}})
     config = RuntimeConfig(config.pipeline, config.storage_root, readable=(str(orders),))
-    with pytest.raises(InputError, match=r"stage 'enrich': a corrupt record in its input .*orders.csv"):
+    where = r"stage 'enrich': source 'orders' has a bad record at line 3 of '.*orders.csv': 'not-a-number,2,3.5,"
+    with pytest.raises(InputError, match=where):
         handle_event(bad, config)
     assert not list(root.rglob("_COMMITTED.json"))
 

@@ -90,7 +90,8 @@ def test_cli_run_json_summary(spark: Any, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["status"] == "succeeded"
-    assert set(summary["nodes"]) == {"words", "counts", "top"}
-    assert summary["nodes"]["words"]["rows"] == 10
+    assert set(summary["nodes"]) == {"counts", "top"}
+    assert summary["nodes"]["counts"]["fused"] == ["words"]  # words ran inside counts' map tasks
+    assert summary["nodes"]["counts"]["rows"] == 8
     top = committed_rows(spark, summary["outputs"]["top"])
     assert ("be", 2) in top and ("to", 2) in top and len(top) == 8

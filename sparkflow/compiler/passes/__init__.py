@@ -7,6 +7,6 @@ from sparkflow.compiler.passes.place import place
 from sparkflow.compiler.passes.split import split
 from sparkflow.compiler.passes.validate import validate
 
-PASSES = (validate, place, split, fuse, layout, limits)
+PASSES = (validate, place, split, layout, fuse, limits)
 
 __all__ = ["PASSES"]

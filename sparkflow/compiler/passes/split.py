@@ -6,8 +6,8 @@ a source without ``size=``) may not fit, so it is split, and the split task meas
 time (one chunk when it is small). A rows stage splits its first dataset input and reads the others whole; a
 key stage splits every dataset input and buckets them all by the same key (a join). Values are never split.
 
-A whole stage (the default) is never split: if its declared input exceeds what a function can take, the
-stage must say how it may be split (a container or serverless Spark placement is not available yet).
+A whole stage (the default) is never split, nor is a stage the place pass put on a container or serverless
+Spark: those run whole where they are placed.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from dataclasses import replace
 
 import networkx as nx
 
-from sparkflow.compiler.chunking import chunk_bytes
+from sparkflow.compiler.chunking import chunk_bytes, whole_capacity
 from sparkflow.compiler.context import Context
-from sparkflow.compiler.graph import SourceNode, StageNode, node, replace_node, stage_nodes
+from sparkflow.compiler.graph import SourceNode, StageNode, node, output_kind, replace_node, stage_nodes
+from sparkflow.compiler.passes.place import FUNCTION, declared_input
 from sparkflow.errors import CompileError, DefinitionError, SparkflowError
 from sparkflow.plan import Fanout
 
@@ -31,12 +32,16 @@ def split(graph: nx.DiGraph, context: Context) -> nx.DiGraph:
     for item in stage_nodes(graph):
         options = item.options
         budget = options.chunk_size or chunk_bytes(options.memory_mb, options.timeout_s, options.engine, limits)
-        datasets = [(param, upstream) for param, upstream in item.inputs if _kind(graph, upstream) != "value"]
-        sizes = [_declared_size(graph, upstream) for _, upstream in datasets]
+        datasets = [(param, upstream) for param, upstream in item.inputs if output_kind(graph, upstream) != "value"]
+        if item.placement != FUNCTION:
+            continue
         if options.partition == "whole" or not datasets:
-            known = [size for size in sizes if size is not None]
-            if options.partition == "whole" and known and sum(known) > budget * _WHOLE_HEADROOM:
-                problems.append(_too_big(item, sum(known), budget))
+            size = declared_input(graph, item)
+            scratch = limits.scratch_bytes.value if limits.scratch_bytes else None
+            if not _local(context) and size > whole_capacity(
+                options.memory_mb, options.engine, scratch, timeout_s=options.timeout_s
+            ):
+                problems.append(_too_big(item, size, context))
             continue
         chosen = datasets[:1] if options.partition == "rows" else datasets
         declared = [_declared_size(graph, upstream) for _, upstream in chosen]
@@ -55,13 +60,9 @@ def split(graph: nx.DiGraph, context: Context) -> nx.DiGraph:
     return graph
 
 
-# A whole stage may read up to this many chunk budgets (Spark spills to disk; a chunk budget is conservative).
-_WHOLE_HEADROOM = 8
-
-
-def _kind(graph: nx.DiGraph, node_id: str) -> str:
-    item = node(graph, node_id)
-    return "source" if isinstance(item, SourceNode) else item.options.output
+def _local(context: Context) -> bool:
+    """A run on this machine (no containers, no serverless Spark): sizes declared for the cloud don't apply."""
+    return context.target.container_limits is None and context.target.serverless_spark is None
 
 
 def _declared_size(graph: nx.DiGraph, node_id: str) -> int | None:
@@ -69,12 +70,15 @@ def _declared_size(graph: nx.DiGraph, node_id: str) -> int | None:
     return item.source.size_bytes if isinstance(item, SourceNode) else None
 
 
-def _too_big(item: StageNode, size: int, budget: int) -> DefinitionError:
-    gb = size / 1024**3
+def _too_big(item: StageNode, size: int, context: Context) -> DefinitionError:
+    """A stage forced onto a function (placement='function') whose declared input a function cannot take."""
+    options, limits = item.options, context.target.function_limits
+    scratch = limits.scratch_bytes.value if limits.scratch_bytes else None
+    capacity = whole_capacity(options.memory_mb, options.engine, scratch, timeout_s=options.timeout_s)
     return DefinitionError(
-        f"stage {item.stage!r} runs on its whole input ({gb:,.1f} GB declared), more than one function can take "
-        f"(about {budget * _WHOLE_HEADROOM / 1024**3:,.1f} GB with memory={item.options.memory_mb} MB): declare "
+        f"stage {item.stage!r} runs on its whole input ({size / 1024**3:,.1f} GB declared), more than one function "
+        f"can take (about {capacity / 1024**3:,.1f} GB with memory={options.memory_mb} MB): declare "
         "partition='rows' if any split of its rows gives the same result, or partition_by='column' if rows "
-        "with equal keys must meet (container and serverless Spark placement are not available yet)",
+        "with equal keys must meet, or drop placement='function' so it runs on a container or serverless Spark",
         item.origin,
     )

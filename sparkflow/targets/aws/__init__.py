@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sparkflow.errors import SparkflowError
 from sparkflow.plan import Plan
 from sparkflow.targets.aws import check, emit, limits
-from sparkflow.targets.base import FunctionLimits
+from sparkflow.targets.base import ContainerLimits, FunctionLimits
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,8 @@ class AwsTarget:
     name: str = "aws"
     suffix: str = ".asl.json"
     function_limits: FunctionLimits = limits.FUNCTION
+    container_limits: ContainerLimits | None = limits.CONTAINER
+    serverless_spark: str | None = limits.SERVERLESS_SPARK
 
     def emit(self, plan: Plan) -> str:
         return emit.emit(plan)

@@ -8,6 +8,12 @@ Shape of every definition:
 * One Task per stage on ``lambda:invoke``; its payload is the runtime event. Every task's result is dropped
   (``ResultPath: null``): locations are derived from the run id, so nothing but the small ``run`` object ever
   travels through state and the state size does not grow with the number of stages.
+* Stages placed on a container run as an ECS Fargate task (``ecs:runTask.sync``) of the same image, the event
+  in its ``SPARKFLOW_EVENT`` variable; Step Functions does not fail a task whose container exits non-zero, so
+  a Choice checks the exit code. Stages placed on serverless Spark run as an EMR Serverless job run
+  (``emr-serverless:startJobRun.sync``), the event as its one argument. Both get the event from a Pass state
+  ``<stage>-event`` (``$.job``: the event and the attempts so far; the next such state overwrites it, so the
+  state stays small).
 * Independent stages run in Parallel branches (see :mod:`sparkflow.compiler.schedule`).
 * A failing stage is caught into ``<stage>-failed``, a Fail state whose cause names the stage.
 * ``Run-succeeded`` (Pass) returns the run id and the location of every output the pipeline returns.
@@ -25,6 +31,10 @@ from sparkflow.plan import Parallel, Plan, PlanTask, Run, Sequence, Step
 from sparkflow.runtime.protocol import EVENT_VERSION
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+ECS_RUN_TASK = "arn:aws:states:::ecs:runTask.sync"
+EMR_SERVERLESS_RUN = "arn:aws:states:::emr-serverless:startJobRun.sync"
+CONTAINER_NAME = "stage"  # the container's name in every task definition sparkflow makes
+EVENT_VARIABLE = "SPARKFLOW_EVENT"
 START, SUCCEEDED = "Run-start", "Run-succeeded"
 # Transient errors of the Lambda service itself, as AWS recommends retrying them
 # (https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html).
@@ -45,6 +55,17 @@ def storage_placeholder() -> str:
 def function_placeholder(task: PlanTask) -> str:
     """Stages share a Lambda function per memory size (one image; memory is a property of the function)."""
     return f"${{StageFunction{task.memory_mb}MB}}"
+
+
+def container_placeholder(task: PlanTask) -> str:
+    """Container stages share an ECS task definition per memory size, as functions do."""
+    return f"${{StageContainer{task.memory_mb}MB}}"
+
+
+# Deploy-time values of container and serverless Spark stages (DefinitionSubstitutions, see package.py).
+CLUSTER, SUBNETS, SECURITY_GROUPS = "${ContainerCluster}", "${ContainerSubnets}", "${ContainerSecurityGroups}"
+EMR_APPLICATION, EMR_ROLE = "${EmrApplicationId}", "${EmrJobRoleArn}"
+EMR_ENTRY_POINT, EMR_PARAMETERS = "${EmrEntryPoint}", "${EmrSparkSubmitParameters}"
 
 
 def emit(plan: Plan) -> str:
@@ -129,6 +150,8 @@ class _Builder:
             "CausePath": f"States.Format('stage {task.id} failed: {{}}', $.error.Cause)",
         }
         fanout = task.fanout
+        if task.placement in ("container", "serverless-spark"):
+            return self._job(task, states, catch, next_state)
         if fanout is None:
             states[task.id] = {**self._invoke(task, {}), "ResultPath": None, "Catch": catch, **_next(next_state)}
             return task.id
@@ -154,6 +177,124 @@ class _Builder:
             **_next(next_state),
         }
         return names[0]
+
+    def _job(self, task: PlanTask, states: dict[str, Any], catch: list[dict[str, Any]], next_state: str | None) -> str:
+        """A stage run as an ECS Fargate task or an EMR Serverless job run; returns its first state's name."""
+        event = f"{task.id}-event"
+        states[event] = {
+            "Type": "Pass",
+            "Comment": "The runtime event, for the job's environment or arguments, and the attempts so far.",
+            "Parameters": {
+                "event": {"version": EVENT_VERSION, "pipeline": self.plan.pipeline, "node": task.id, "run.$": "$.run"},
+                "tries": 0,
+            },
+            "ResultPath": "$.job",
+            "Next": task.id,
+        }
+        retry = self._job_retry(task)
+        common = {"TimeoutSeconds": task.timeout_s, **({"Retry": retry} if retry else {}), "Catch": catch}
+        if task.placement == "serverless-spark":
+            states[task.id] = {
+                "Type": "Task",
+                "Resource": EMR_SERVERLESS_RUN,
+                "Parameters": {
+                    "ApplicationId": EMR_APPLICATION,
+                    "ExecutionRoleArn": EMR_ROLE,
+                    "Name": f"{self.plan.pipeline}-{task.id}",
+                    "ClientToken.$": "States.UUID()",
+                    "JobDriver": {
+                        "SparkSubmit": {
+                            "EntryPoint": EMR_ENTRY_POINT,
+                            "EntryPointArguments.$": "States.Array(States.JsonToString($.job.event))",
+                            "SparkSubmitParameters": EMR_PARAMETERS,
+                        }
+                    },
+                },
+                **common,
+                "ResultPath": None,
+                **_next(next_state),
+            }
+            return event
+        states[task.id] = {
+            "Type": "Task",
+            "Resource": ECS_RUN_TASK,
+            "Parameters": {
+                "Cluster": CLUSTER,
+                "TaskDefinition": container_placeholder(task),
+                "LaunchType": "FARGATE",
+                "NetworkConfiguration": {
+                    "AwsvpcConfiguration": {
+                        "Subnets.$": f"States.StringSplit('{SUBNETS}', ',')",
+                        "SecurityGroups.$": f"States.StringSplit('{SECURITY_GROUPS}', ',')",
+                        "AssignPublicIp": "DISABLED",
+                    }
+                },
+                "Overrides": {
+                    "ContainerOverrides": [
+                        {
+                            "Name": CONTAINER_NAME,
+                            "Environment": [{"Name": EVENT_VARIABLE, "Value.$": "States.JsonToString($.job.event)"}],
+                        }
+                    ]
+                },
+            },
+            **common,
+            "ResultSelector": {"container.$": "$.Containers[0]"},
+            "ResultPath": "$.job.stopped",
+            "Next": f"{task.id}-exit-code",
+        }
+        self._exit_code(task, states, next_state)
+        return event
+
+    def _exit_code(self, task: PlanTask, states: dict[str, Any], next_state: str | None) -> None:
+        """What follows a stopped container: Step Functions does not fail a task whose container exits non-zero,
+        so a Choice reads the exit code. 0: done. 1 (the runtime's "another attempt may help"): retried up to the
+        stage's ``retries=``, 30 s apart. Anything else — 2 (retrying cannot help), or no code at all when the
+        container never started — fails the stage with the container's description as the cause."""
+        code = "$.job.stopped.container.ExitCode"
+        after = next_state or f"{task.id}-done"
+        if next_state is None:
+            states[after] = {"Type": "Succeed"}
+        choices: list[dict[str, Any]] = [
+            {"And": [{"Variable": code, "IsPresent": True}, {"Variable": code, "NumericEquals": 0}], "Next": after}
+        ]
+        if task.retries:
+            again = {"Variable": "$.job.tries", "NumericLessThan": task.retries}
+            choices.append(
+                {
+                    "And": [{"Variable": code, "IsPresent": True}, {"Variable": code, "NumericEquals": 1}, again],
+                    "Next": f"{task.id}-retry",
+                }
+            )
+            states[f"{task.id}-retry"] = {
+                "Type": "Pass",
+                "Parameters": {"event.$": "$.job.event", "tries.$": "States.MathAdd($.job.tries, 1)"},
+                "ResultPath": "$.job",
+                "Next": f"{task.id}-wait",
+            }
+            states[f"{task.id}-wait"] = {"Type": "Wait", "Seconds": 30, "Next": task.id}
+        stopped = f"{task.id}-exit-failed"
+        states[f"{task.id}-exit-code"] = {"Type": "Choice", "Choices": choices, "Default": stopped}
+        states[stopped] = {
+            "Type": "Pass",
+            "Parameters": {"Cause.$": "States.Format('its container stopped: {}', States.JsonToString($.job.stopped))"},
+            "ResultPath": "$.error",
+            "Next": f"{task.id}-failed",
+        }
+
+    def _job_retry(self, task: PlanTask) -> list[dict[str, Any]]:
+        """Retries of a job's start and run (the service's throttling and capacity errors, a failed run)."""
+        if not task.retries:
+            return []
+        return [
+            {
+                "ErrorEquals": ["States.TaskFailed"],
+                "IntervalSeconds": 30,
+                "MaxAttempts": task.retries,
+                "BackoffRate": 2,
+                "JitterStrategy": "FULL",
+            }
+        ]
 
     def _distributed_map(self, task: PlanTask, phase: str) -> dict[str, Any]:
         """One child execution per chunk (map) or bucket (reduce), read from the item list in S3.
@@ -212,6 +353,8 @@ class _Builder:
                 }
             )
         payload = {"version": EVENT_VERSION, "pipeline": self.plan.pipeline, "node": task.id, **extra, "run.$": "$.run"}
+        if task.fused:  # the row-wise stages its split and map phases apply first (the fuse pass)
+            payload["fused"] = [fused.id for fused in task.fused]
         return {
             "Type": "Task",
             "Resource": LAMBDA_INVOKE,
@@ -245,6 +388,9 @@ def _ordered(states: dict[str, Any], start: str) -> list[str]:
         seen[name] = None
         state = states[name]
         followers = [catch["Next"] for catch in state.get("Catch", ())]
+        followers += [choice["Next"] for choice in state.get("Choices", ())]
+        if "Default" in state:
+            followers.append(state["Default"])
         if "Next" in state:
             followers.append(state["Next"])
         pending.extend(reversed(followers))

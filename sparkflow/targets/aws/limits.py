@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sparkflow.targets.base import FunctionLimits, Limit
+from sparkflow.targets.base import ContainerLimits, FunctionLimits, Limit
 
 _SFN_QUOTAS = "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html"
 _LAMBDA_QUOTAS = "https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html"
@@ -38,3 +38,17 @@ STATE_NAME_CHARS = Limit(
     "state name limit",
     "https://docs.aws.amazon.com/step-functions/latest/apireference/API_StateExitedEventDetails.html",
 )
+
+_FARGATE_SIZES = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html"
+# Fargate task sizes: 2 vCPU with 4-16 GB, 4 vCPU with 8-30 GB, 8 vCPU with 16-60 GB, 16 vCPU with 32-120 GB;
+# sparkflow uses the largest memory of each. "Amazon ECS tasks on Fargate ... can have up to 200 GiB of ephemeral
+# storage" (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-task-storage.html). A task has
+# no run-time limit of its own; the state's TimeoutSeconds (the stage's timeout=) bounds it, a year at most.
+CONTAINER = ContainerLimits(
+    service="ECS Fargate",
+    sizes=((2, 16_384), (4, 30_720), (8, 61_440), (16, 122_880)),
+    timeout_s=Limit(31_536_000, "s", "Step Functions task timeout limit", _SFN_QUOTAS),
+    scratch_bytes=Limit(200 * 1024**3, "bytes", "Fargate ephemeral storage limit", _FARGATE_SIZES),
+    source=_FARGATE_SIZES,
+)
+SERVERLESS_SPARK = "EMR Serverless"

@@ -12,7 +12,9 @@
   ``DefinitionSubstitutions``), one Lambda function per distinct stage memory size (the definition's
   ``${StageFunction<N>MB}`` placeholders), least-privilege roles, log groups, X-Ray tracing.
 
-Spark ships as an image, not a zip: pyspark alone is over Lambda's 250 MB unzipped limit for zips.
+Spark ships as an image, not a zip: pyspark alone is over Lambda's 250 MB unzipped limit for zips. A pipeline on
+the duckdb engine can ship as a plain .zip instead (:mod:`sparkflow.targets.aws.lambda_zip`); :func:`template`
+then describes zip functions (``zip_code``).
 
 The IAM statements are built here once, from resource ARNs given as values, and used both by the template
 (ARNs as CloudFormation intrinsics) and by :mod:`sparkflow.targets.aws.deploy` (ARNs as strings).
@@ -30,7 +32,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ BASE_IMAGE = "public.ecr.aws/lambda/python:3.11"
 # The python3.11 base image is Amazon Linux 2: its package manager is yum, and Corretto 17 is in its repository.
 JAVA_INSTALL = "yum install -y java-17-amazon-corretto-headless && yum clean all && rm -rf /var/cache/yum"
 HANDLER = "sparkflow.runtime.aws.handler"
+ZIP_FILE = "function.zip"  # the .zip deployment of the duckdb engine (sparkflow.targets.aws.lambda_zip)
 TASK_ROOT = "/var/task"
 PROJECT_DIR = "project"
 # Inputs are fetched to local disk before Spark reads them: give the functions all the /tmp Lambda allows
@@ -82,6 +85,21 @@ _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 class PackageError(SparkflowError, ValueError):
     """The pipeline cannot be packaged or deployed as asked (a location, a KV store, a definition)."""
+
+
+@dataclass(frozen=True)
+class ZipCode:
+    """The functions' code as a Lambda .zip deployment (:mod:`sparkflow.targets.aws.lambda_zip`), not an image.
+
+    Attributes:
+        runtime: the Lambda runtime, e.g. ``python3.12``.
+        key: the default S3 key of the uploaded zip (the ``CodeKey`` parameter).
+        pipeline_spec: ``SPARKFLOW_PIPELINE`` (in an image it is the Dockerfile's).
+    """
+
+    runtime: str
+    key: str
+    pipeline_spec: str
 
 
 @dataclass(frozen=True)
@@ -352,17 +370,37 @@ def _get_att(logical_id: str, attribute: str = "Arn") -> dict[str, Any]:
     return {"Fn::GetAtt": [logical_id, attribute]}
 
 
-def template(plan: Plan, definition_text: str, *, inputs: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The CloudFormation template of ``plan`` as a plain dict (intrinsics in their long form)."""
+def template(
+    plan: Plan, definition_text: str, *, inputs: Mapping[str, str] | None = None, zip_code: ZipCode | None = None
+) -> dict[str, Any]:
+    """The CloudFormation template of ``plan`` as a plain dict (intrinsics in their long form).
+
+    The functions run the stage image (``ImageUri``), or with ``zip_code`` a .zip deployment in S3
+    (``CodeBucket``, ``CodeKey``) with the duckdb engine.
+    """
     check_placeholders(plan, definition_text)
     groups = function_groups(plan)
     reads = read_locations(plan, inputs)
-    parameters: dict[str, Any] = {
-        "ImageUri": {
+    parameters: dict[str, Any] = {}
+    if zip_code is None:
+        parameters["ImageUri"] = {
             "Type": "String",
             "Description": "The stage image built from this folder's Dockerfile, in ECR (repository:tag or @digest).",
             "MinLength": 1,
-        },
+        }
+    else:
+        parameters["CodeBucket"] = {
+            "Type": "String",
+            "Description": f"The bucket {ZIP_FILE} of this folder is uploaded to (in the stack's region).",
+            "AllowedPattern": "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        }
+        parameters["CodeKey"] = {
+            "Type": "String",
+            "Description": f"The key of the uploaded {ZIP_FILE} (the default names it by its digest).",
+            "Default": zip_code.key,
+            "MinLength": 1,
+        }
+    parameters |= {
         "StorageBucket": {
             "Type": "String",
             "Description": "The bucket of the storage root every run writes under.",
@@ -433,6 +471,21 @@ def template(plan: Plan, definition_text: str, *, inputs: Mapping[str, str] | No
         environment["SPARKFLOW_KV"] = kv_uri
     if reads:
         environment["SPARKFLOW_ALLOWED_INPUTS"] = ",".join(location.uri for location in reads)
+    code: dict[str, Any] = {"PackageType": "Image", "Code": {"ImageUri": {"Ref": "ImageUri"}}}
+    if zip_code is not None:
+        # What the image's Dockerfile sets, and the engine: a zip has no Spark.
+        environment |= {
+            "SPARKFLOW_ENGINE": "duckdb",
+            "SPARKFLOW_PIPELINE": zip_code.pipeline_spec,
+            "SPARKFLOW_WORKDIR": "/tmp",
+            "HOME": "/tmp",
+        }
+        code = {
+            "PackageType": "Zip",
+            "Runtime": zip_code.runtime,
+            "Handler": HANDLER,
+            "Code": {"S3Bucket": {"Ref": "CodeBucket"}, "S3Key": {"Ref": "CodeKey"}},
+        }
     for memory, tasks in groups.items():
         resources[function_key(memory)] = {
             "Type": "AWS::Lambda::Function",
@@ -440,8 +493,7 @@ def template(plan: Plan, definition_text: str, *, inputs: Mapping[str, str] | No
                 "Description": (
                     f"sparkflow pipeline {plan.pipeline}: stages {', '.join(task.id for task in tasks)} ({memory} MB)"
                 ),
-                "PackageType": "Image",
-                "Code": {"ImageUri": {"Ref": "ImageUri"}},
+                **code,
                 "Architectures": ["x86_64"],
                 "Role": _get_att("StageRole"),
                 "MemorySize": memory,
@@ -535,9 +587,11 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 _TemplateDumper.add_representer(str, _represent_str)
 
 
-def template_text(plan: Plan, definition_text: str, *, inputs: Mapping[str, str] | None = None) -> str:
+def template_text(
+    plan: Plan, definition_text: str, *, inputs: Mapping[str, str] | None = None, zip_code: ZipCode | None = None
+) -> str:
     """The template as YAML text: the same plan and definition always give the same bytes."""
-    document = template(plan, definition_text, inputs=inputs)
+    document = template(plan, definition_text, inputs=inputs, zip_code=zip_code)
     return yaml.dump(document, Dumper=_TemplateDumper, sort_keys=False, allow_unicode=True, width=120)
 
 
@@ -567,9 +621,10 @@ def project_root(pipeline: Pipeline, plan: Plan) -> Path:
     return absolute.parent
 
 
-def pipeline_spec(pipeline: Pipeline, plan: Plan) -> str:
-    """What ``SPARKFLOW_PIPELINE`` says in the image: the file, and the attribute when the file has several."""
-    path = f"{TASK_ROOT}/{PROJECT_DIR}/{plan.source_file}"
+def pipeline_spec(pipeline: Pipeline, plan: Plan, folder: str = f"{TASK_ROOT}/{PROJECT_DIR}") -> str:
+    """What ``SPARKFLOW_PIPELINE`` says in the image (or, with ``folder`` the zip's root, in a zip function): the
+    file, and the attribute when the file has several."""
+    path = f"{folder}/{plan.source_file}"
     module = _module_of(pipeline)
     if module is None:
         return path
@@ -736,6 +791,18 @@ def copy_tree(source: Path, target: Path, *, skip: Path) -> list[str]:
     if target.exists():
         shutil.rmtree(target)
     written: list[str] = []
+    for relative, path in tree_files(source, skip=skip):
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, destination)
+        written.append(str(destination))
+    return written
+
+
+def tree_files(source: Path, *, skip: Path, also: Path | None = None) -> Iterator[tuple[str, Path]]:
+    """(POSIX path relative to ``source``, file) of a project's sources, sorted: no hidden folders, caches, virtual
+    environments or build output, nothing under ``skip`` or ``also``."""
+    left_out = {skip, also}
     for folder, dirs, names in os.walk(source):
         here = Path(folder)
         dirs[:] = sorted(
@@ -745,16 +812,12 @@ def copy_tree(source: Path, target: Path, *, skip: Path) -> list[str]:
             and name not in _EXCLUDED_DIRS
             and not name.endswith(".egg-info")
             and not (here / name / "pyvenv.cfg").exists()
-            and (here / name).resolve() != skip
+            and (here / name).resolve() not in left_out
         )
         for name in sorted(names):
             if name.endswith((".pyc", ".pyo")) or name.startswith("."):
                 continue
-            destination = target / (here / name).relative_to(source)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(here / name, destination)
-            written.append(str(destination))
-    return written
+            yield (here / name).relative_to(source).as_posix(), here / name
 
 
 __all__ = ["PackageError", "dockerfile_text", "package", "template", "template_text"]

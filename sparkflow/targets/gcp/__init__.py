@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sparkflow.errors import SparkflowError
 from sparkflow.plan import Plan
-from sparkflow.targets.base import FunctionLimits
+from sparkflow.targets.base import ContainerLimits, FunctionLimits
 from sparkflow.targets.gcp import check, emit, limits
 
 
@@ -19,6 +19,8 @@ class GcpTarget:
     name: str = "gcp"
     suffix: str = ".workflows.yaml"
     function_limits: FunctionLimits = limits.FUNCTION
+    container_limits: ContainerLimits | None = limits.CONTAINER
+    serverless_spark: str | None = limits.SERVERLESS_SPARK
 
     def emit(self, plan: Plan) -> str:
         return emit.emit(plan)

@@ -36,16 +36,6 @@ def check(plan: Plan, text: str) -> list[SparkflowError]:
                 origin,
             )
         )
-    for task in plan.tasks:
-        if task.placement == "function" and task.timeout_s > limits.HTTP_TIMEOUT_S.value:
-            problems.append(
-                DefinitionError(
-                    f"stage {task.stage!r}: timeout={task.timeout_s:,} s is over the "
-                    f"{limits.HTTP_TIMEOUT_S.describe()}: lower timeout= to 30 minutes or less "
-                    "(or split the stage's input with partition= / partition_by=)",
-                    task.origin,
-                )
-            )
     steps = estimate_steps(document)
     if steps > limits.STEPS_PER_EXECUTION.value:
         problems.append(
@@ -66,6 +56,7 @@ def check(plan: Plan, text: str) -> list[SparkflowError]:
                 DefinitionError(f"step {name!r} is nested {depth} deep: {limits.PARALLEL_DEPTH.describe()}")
             )
     fanout = {f"{task.id}_{kind}" for task in plan.tasks if task.fanout for kind in _FANOUT_VARIABLES}
+    fanout |= {f"{task.id}_event" for task in plan.tasks if task.placement in ("container", "serverless-spark")}
     for variable in sorted(_variables(document["main"]) - _SMALL_VARIABLES - fanout):
         problems.append(
             DefinitionError(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sparkflow.errors import DefinitionError, SparkflowError
 from sparkflow.layout import with_slash
-from sparkflow.targets.gcp.emit import DEPLOY_ENV, JOB_ENV, STORAGE_ROOT_ENV
+from sparkflow.targets.gcp.emit import DEPLOY_ENV, STORAGE_ROOT_ENV
 
 if TYPE_CHECKING:
     from google.cloud.workflows_v1 import WorkflowsClient
@@ -115,9 +115,19 @@ def _wait(operation: Any) -> None:
     operation.result(timeout=_OPERATION_TIMEOUT_S)
 
 
+def needed_env(definition_text: str) -> list[str]:
+    """The user-defined variables a definition reads (``sys.get_env``; Workflows' own GOOGLE_* ones aside):
+    always the service URL and storage root; the Cloud Run jobs of fan-outs and container stages, and the
+    Dataproc settings of serverless Spark stages, where the definition has them."""
+    read = {name for name in _GET_ENV.findall(definition_text) if not name.startswith(_RESERVED_ENV_PREFIXES)}
+    return [*DEPLOY_ENV, *sorted(read - set(DEPLOY_ENV))]
+
+
+_GET_ENV = re.compile(r'sys\.get_env\("([^"]+)"\)')
+
+
 def _checked_env(env: Mapping[str, str], definition_text: str) -> dict[str, str]:
-    # A definition with a fan-out over many chunks also runs the Cloud Run job named in SPARKFLOW_JOB.
-    needed = (*DEPLOY_ENV, JOB_ENV) if f'sys.get_env("{JOB_ENV}")' in definition_text else DEPLOY_ENV
+    needed = needed_env(definition_text)
     problems = [f"{key!r} is reserved" for key in env if not key or key.startswith(_RESERVED_ENV_PREFIXES)]
     problems += [f"{key!r} must be a string" for key, value in env.items() if not isinstance(value, str)]
     problems += [f"{key!r} is missing" for key in needed if not env.get(key)]

@@ -12,6 +12,10 @@ Shape of every definition:
   5xx, connection errors and timeouts; the stage's ``retries=``; exponential backoff) and an ``except`` that
   raises an error naming the stage. The HTTP response is not kept: output locations derive from the run id, so
   variables never grow with the pipeline (Workflows holds 512 KB of variables in all, a response up to 2 MB).
+* A stage placed on a container runs as an execution of a Cloud Run job (one task; the job of its memory size,
+  ``SPARKFLOW_CONTAINER_JOB_<N>MB``), a stage placed on serverless Spark as a Dataproc Serverless batch whose
+  main file (``SPARKFLOW_DATAPROC_ENTRY``) gets the event as its argument; both through their connectors, which
+  wait for the job or batch to finish.
 * Independent stages run in ``parallel`` branches (see :mod:`sparkflow.compiler.schedule`), at most 10 per
   parallel step and two levels deep, as Workflows allows: wider steps are grouped into nested parallel steps,
   and where no deeper level is left, into branches that run their share one after another.
@@ -49,6 +53,9 @@ RETRY_PREDICATE = "sparkflow_retryable"
 PARALLEL_FOR_MAX = 20
 CHUNK = "chunk"
 JOB_ENV = "SPARKFLOW_JOB"
+# Serverless Spark: the batch's main Python file (gs://...), its container image (with sparkflow and the project)
+# and the service account it runs as.
+DATAPROC_ENV = ("SPARKFLOW_DATAPROC_ENTRY", "SPARKFLOW_DATAPROC_IMAGE", "SPARKFLOW_DATAPROC_SERVICE_ACCOUNT")
 # The connector waits for the job execution; a day covers the longest job (Cloud Run tasks: 24 h at most).
 JOB_TIMEOUT_S = 86_400
 # Error tags of http.* calls that a new attempt may cure
@@ -139,6 +146,10 @@ class _Builder:
         """The Workflows steps of ``step`` inside ``depth`` enclosing parallel steps."""
         if isinstance(step, Run):
             task = self.plan.task(step.task)
+            if task.placement == "container":
+                return self._container(task)
+            if task.placement == "serverless-spark":
+                return self._batch(task)
             return [self._fanout(task, depth) if task.fanout else self._task(task)]
         if isinstance(step, Sequence):
             return [item for inner in step.steps for item in self.steps(inner, depth)]
@@ -176,6 +187,7 @@ class _Builder:
                     "pipeline": self.plan.pipeline,
                     "node": task.id,
                     **extra,
+                    **_fused(task),
                     "run": f"${{{RUN}}}",
                 },
                 "timeout": task.timeout_s,
@@ -279,33 +291,90 @@ class _Builder:
             ]
         }
 
-    def _job(self, task: PlanTask, phase: str, count: str) -> list[dict[str, Any]]:
-        """Run the Cloud Run job ``SPARKFLOW_JOB`` with one task per item; the event goes in SPARKFLOW_EVENT."""
+    def _event_step(self, task: PlanTask, label: str, extra: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The variable holding ``task``'s event and the step that assigns it."""
         event = f"{task.id}_event"
-        body = {"version": EVENT_VERSION, "pipeline": self.plan.pipeline, "node": task.id, "phase": phase}
-        name = (
-            '${"projects/" + sys.get_env("GOOGLE_CLOUD_PROJECT_ID") + "/locations/" + '
-            f'sys.get_env("GOOGLE_CLOUD_LOCATION") + "/jobs/" + sys.get_env({json.dumps(JOB_ENV)})}}'
+        body = {"version": EVENT_VERSION, "pipeline": self.plan.pipeline, "node": task.id, **extra, **_fused(task)}
+        return event, {f"{label}-event": {"assign": [{event: {**body, "run": f"${{{RUN}}}"}}]}}
+
+    def _container(self, task: PlanTask) -> list[dict[str, Any]]:
+        """A whole stage as one Cloud Run job execution with one task (``python -m sparkflow.runtime job``)."""
+        event, assign = self._event_step(task, task.id, {})
+        run_job = _run_job(
+            job_env(task.memory_mb),
+            {
+                "taskCount": 1,
+                "timeout": f"{task.timeout_s}s",
+                "containerOverrides": [
+                    {"env": [{"name": "SPARKFLOW_EVENT", "value": f"${{json.encode_to_string({event})}}"}]}
+                ],
+            },
         )
-        run_job = {
-            "call": "googleapis.run.v2.projects.locations.jobs.run",
+        return [assign, {task.id: {"try": run_job, "except": self._raise_failed(task, task.id)}}]
+
+    def _batch(self, task: PlanTask) -> list[dict[str, Any]]:
+        """A whole stage as a Dataproc Serverless batch: ``spark-submit`` of the entry with the event."""
+        event, assign = self._event_step(task, task.id, {})
+        entry, image, account = (_env(name) for name in DATAPROC_ENV)
+        create = {
+            "call": "googleapis.dataproc.v1.projects.locations.batches.create",
             "args": {
-                "name": name,
+                "parent": '${"projects/" + sys.get_env("GOOGLE_CLOUD_PROJECT_ID") + "/locations/" + '
+                'sys.get_env("GOOGLE_CLOUD_LOCATION")}',
                 "body": {
-                    "overrides": {
-                        "taskCount": f"${{{count}}}",
-                        "containerOverrides": [
-                            {"env": [{"name": "SPARKFLOW_EVENT", "value": f"${{json.encode_to_string({event})}}"}]}
-                        ],
-                    }
+                    "pysparkBatch": {"mainPythonFileUri": entry, "args": [f"${{json.encode_to_string({event})}}"]},
+                    "runtimeConfig": {
+                        "containerImage": image,
+                        # The driver's environment: the same variables every deployed function has.
+                        "properties": {
+                            f"spark.dataproc.driverEnv.{STORAGE_ROOT_ENV}": _env(STORAGE_ROOT_ENV),
+                        },
+                    },
+                    "environmentConfig": {"executionConfig": {"serviceAccount": account, "ttl": f"{task.timeout_s}s"}},
                 },
-                "connector_params": {"timeout": JOB_TIMEOUT_S},
+                "connector_params": {"timeout": min(task.timeout_s * 2, JOB_TIMEOUT_S)},
             },
         }
+        return [assign, {task.id: {"try": create, "except": self._raise_failed(task, task.id)}}]
+
+    def _job(self, task: PlanTask, phase: str, count: str) -> list[dict[str, Any]]:
+        """Run the Cloud Run job ``SPARKFLOW_JOB`` with one task per item; the event goes in SPARKFLOW_EVENT."""
+        event, assign = self._event_step(task, f"{task.id}-{phase}", {"phase": phase})
+        run_job = _run_job(
+            JOB_ENV,
+            {
+                "taskCount": f"${{{count}}}",
+                "containerOverrides": [
+                    {"env": [{"name": "SPARKFLOW_EVENT", "value": f"${{json.encode_to_string({event})}}"}]}
+                ],
+            },
+        )
         return [
-            {f"{task.id}-{phase}-event": {"assign": [{event: {**body, "run": f"${{{RUN}}}"}}]}},
+            assign,
             {f"{task.id}-{phase}-job": {"try": run_job, "except": self._raise_failed(task, f"{task.id}-{phase}-job")}},
         ]
+
+
+def job_env(memory_mb: int) -> str:
+    """The variable naming the Cloud Run job that runs container stages of ``memory_mb`` (one job per size)."""
+    return f"SPARKFLOW_CONTAINER_JOB_{memory_mb}MB"
+
+
+def _run_job(variable: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """A run of the Cloud Run job named by environment variable ``variable``, waiting for its execution."""
+    name = (
+        '${"projects/" + sys.get_env("GOOGLE_CLOUD_PROJECT_ID") + "/locations/" + '
+        f'sys.get_env("GOOGLE_CLOUD_LOCATION") + "/jobs/" + sys.get_env({json.dumps(variable)})}}'
+    )
+    return {
+        "call": "googleapis.run.v2.projects.locations.jobs.run",
+        "args": {"name": name, "body": {"overrides": overrides}, "connector_params": {"timeout": JOB_TIMEOUT_S}},
+    }
+
+
+def _fused(task: PlanTask) -> dict[str, Any]:
+    """The event field naming the row-wise stages a split stage's phases apply first (the fuse pass)."""
+    return {"fused": [fused.id for fused in task.fused]} if task.fused else {}
 
 
 def _env(name: str) -> str:

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from sparkflow.targets.base import FunctionLimits, Limit
+from sparkflow.targets.base import ContainerLimits, FunctionLimits, Limit
 
 _WORKFLOWS_LIMITS = "https://cloud.google.com/workflows/quotas#limits"
 _HTTP_POST = "https://cloud.google.com/workflows/docs/reference/stdlib/http/post"
 _RUN_MEMORY = "https://cloud.google.com/run/docs/configuring/services/memory-limits"
 _RUN_TIMEOUT = "https://cloud.google.com/run/docs/configuring/request-timeout"
 
-# Cloud Run services: "The maximum amount of memory you can configure is 32 GiB" and a request timeout of
-# "up to 60 minutes". Memory is counted in binary MB, as everywhere in sparkflow (32 GiB = 32,768 MB).
+# Cloud Run services: "The maximum amount of memory you can configure is 32 GiB". Memory is counted in binary
+# MB, as everywhere in sparkflow (32 GiB = 32,768 MB). A request may take "up to 60 minutes" (_RUN_TIMEOUT), but
+# http.post: "The maximum allowed timeout is 1800 seconds": a Workflows HTTP call cannot wait longer for a Cloud
+# Run request, so that is a function stage's limit here; longer stages run as Cloud Run jobs (CONTAINER).
+HTTP_TIMEOUT_S = Limit(1_800, "s", "Workflows HTTP request timeout limit", _HTTP_POST)
 FUNCTION = FunctionLimits(
     memory_mb=Limit(32_768, "MB", "Cloud Run memory limit", _RUN_MEMORY),
-    timeout_s=Limit(3_600, "s", "Cloud Run request timeout limit", _RUN_TIMEOUT),
+    timeout_s=HTTP_TIMEOUT_S,
 )
-# http.post: "The maximum allowed timeout is 1800 seconds". A Workflows HTTP call cannot wait for a Cloud Run
-# request longer than this, so stages with a longer timeout= are refused (they will run as Cloud Run jobs).
-HTTP_TIMEOUT_S = Limit(1_800, "s", "Workflows HTTP request timeout limit", _HTTP_POST)
 # "Source code: 128 KB". Counted as 128,000 bytes of UTF-8, the stricter reading of "KB".
 SOURCE_BYTES = Limit(128_000, "bytes", "workflow source size limit", _WORKFLOWS_LIMITS)
 # "Steps per execution: 100,000"; every retry of a step is one more step.
@@ -31,3 +31,16 @@ BRANCHES_PER_PARALLEL = Limit(10, "branches", "branches per parallel step limit"
 PARALLEL_DEPTH = Limit(2, "levels", "parallel step nesting depth limit", _WORKFLOWS_LIMITS)
 # "Expression length: 400 characters" (the text of one ${...}).
 EXPRESSION_CHARS = Limit(400, "characters", "expression length limit", _WORKFLOWS_LIMITS)
+
+_JOB_TIMEOUT = "https://cloud.google.com/run/docs/configuring/task-timeout"
+# Cloud Run jobs: memory up to 32 GiB, which needs 8 vCPUs ("> 24 GiB: 8 CPUs", "> 16 GiB: at least 6",
+# "> 8 GiB: at least 4"; https://cloud.google.com/run/docs/configuring/jobs/memory-limits); a task may run
+# 24 hours (_JOB_TIMEOUT). Its file system is in memory, so scratch space is memory (no separate disk limit).
+CONTAINER = ContainerLimits(
+    service="Cloud Run jobs",
+    sizes=((2, 8_192), (4, 16_384), (8, 32_768)),
+    timeout_s=Limit(86_400, "s", "Cloud Run job task timeout limit", _JOB_TIMEOUT),
+    scratch_bytes=None,
+    source="https://cloud.google.com/run/docs/configuring/jobs/memory-limits",
+)
+SERVERLESS_SPARK = "Dataproc Serverless"

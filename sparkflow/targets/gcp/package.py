@@ -8,6 +8,10 @@ service and job that run it.
   stage, the CPU that memory requires.
 * ``job.yaml`` (Cloud Run job): what the workflow runs for a fan-out with many chunks; the same image with
   ``python -m sparkflow.runtime job``, ``taskCount`` set per execution by the workflow.
+* ``job-<N>mb.yaml`` (Cloud Run jobs), one per memory size of the stages placed on a container: each execution
+  runs one whole stage (one task), for up to 24 hours.
+* ``dataproc/Dockerfile`` and ``dataproc/entry.py`` when stages are placed on serverless Spark: the custom
+  container image of the Dataproc Serverless batches (without Spark: Dataproc mounts it) and their main file.
 
 Both run the pipeline fixed in the image (``SPARKFLOW_PIPELINE``) with its storage root and KV store.
 """
@@ -23,7 +27,7 @@ import yaml
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import SparkflowError
-from sparkflow.plan import Plan
+from sparkflow.plan import Plan, PlanTask
 from sparkflow.targets.aws import package as shared
 from sparkflow.targets.templating import render
 
@@ -57,8 +61,16 @@ def _environment(plan: Plan, storage_root: str, kv: str | None, inputs: Mapping[
     return env
 
 
-def _container(plan: Plan, image: str, env: list[dict[str, str]], command: list[str] | None) -> dict[str, Any]:
-    memory = max(task.memory_mb for task in plan.tasks)
+def _functions(plan: Plan) -> list[PlanTask]:
+    """The tasks the service and the chunk job run: every stage placed on a function (or else all, so that a
+    pipeline of container stages alone still gets valid resources)."""
+    return [task for task in plan.tasks if task.placement == "function"] or list(plan.tasks)
+
+
+def _container(
+    plan: Plan, image: str, env: list[dict[str, str]], command: list[str] | None, memory: int | None = None
+) -> dict[str, Any]:
+    memory = memory or max(task.memory_mb for task in _functions(plan))
     container: dict[str, Any] = {"image": image}
     if command:
         container["command"] = command
@@ -87,7 +99,7 @@ def service(plan: Plan, *, image: str, storage_root: str, kv: str | None, inputs
                 },
                 "spec": {
                     "containerConcurrency": 1,
-                    "timeoutSeconds": max(task.timeout_s for task in plan.tasks),
+                    "timeoutSeconds": max(task.timeout_s for task in _functions(plan)),
                     "containers": [_container(plan, image, env, None)],
                 },
             }
@@ -95,14 +107,29 @@ def service(plan: Plan, *, image: str, storage_root: str, kv: str | None, inputs
     }
 
 
-def job(plan: Plan, *, image: str, storage_root: str, kv: str | None, inputs: Mapping[str, str]) -> dict[str, Any]:
-    """The Cloud Run job a workflow runs for a fan-out over many chunks (``taskCount`` set per execution)."""
+def job(
+    plan: Plan,
+    *,
+    image: str,
+    storage_root: str,
+    kv: str | None,
+    inputs: Mapping[str, str],
+    memory: int | None = None,
+) -> dict[str, Any]:
+    """The Cloud Run job a workflow runs for a fan-out over many chunks (``taskCount`` set per execution), or with
+    ``memory`` the one that runs the container stages of that size (one task per execution, a whole stage)."""
     env = _environment(plan, storage_root, kv, inputs)
     command = ["python", "-m", "sparkflow.runtime", "job"]
+    tasks = (
+        _functions(plan)
+        if memory is None
+        else [t for t in plan.tasks if t.placement == "container" and t.memory_mb == memory]
+    )
+    name = f"{plan.pipeline}-chunks" if memory is None else f"{plan.pipeline}-{memory}mb"
     return {
         "apiVersion": "run.googleapis.com/v1",
         "kind": "Job",
-        "metadata": {"name": f"{plan.pipeline}-chunks".replace("_", "-")},
+        "metadata": {"name": name.replace("_", "-")},
         "spec": {
             "template": {
                 "metadata": {"annotations": {"run.googleapis.com/execution-environment": "gen2"}},
@@ -110,9 +137,9 @@ def job(plan: Plan, *, image: str, storage_root: str, kv: str | None, inputs: Ma
                     "taskCount": 1,
                     "template": {
                         "spec": {
-                            "maxRetries": max(task.retries for task in plan.tasks),
-                            "timeoutSeconds": min(JOB_TASK_TIMEOUT_S, max(task.timeout_s for task in plan.tasks)),
-                            "containers": [_container(plan, image, env, command)],
+                            "maxRetries": max(task.retries for task in tasks),
+                            "timeoutSeconds": min(JOB_TASK_TIMEOUT_S, max(task.timeout_s for task in tasks)),
+                            "containers": [_container(plan, image, env, command, memory)],
                         }
                     },
                 },
@@ -135,6 +162,20 @@ def dockerfile_text(pipeline: Pipeline, plan: Plan, *, project_requirements: str
         project_requirements=project_requirements,
         pipeline_spec=shared.pipeline_spec(pipeline, plan),
         cds_archive=CDS_ARCHIVE,
+    )
+
+
+def _render_dataproc(pipeline: Pipeline, plan: Plan, template: str, project_requirements: str | None) -> str:
+    return render(
+        __file__,
+        template,
+        pipeline=plan.pipeline,
+        source_file=plan.source_file,
+        base_image=BASE_IMAGE,
+        app_root=APP_ROOT,
+        project_dir=shared.PROJECT_DIR,
+        project_requirements=project_requirements,
+        pipeline_spec=shared.pipeline_spec(pipeline, plan),
     )
 
 
@@ -188,6 +229,15 @@ def package(
         "job.yaml": _dump(job(plan, image=chosen_image, storage_root=storage, kv=used_kv, inputs=dict(inputs or {}))),
         ".dockerignore": "**/__pycache__\n**/*.pyc\n",
     }
+    for memory in sorted({task.memory_mb for task in plan.tasks if task.placement == "container"}):
+        resource = job(
+            plan, image=chosen_image, storage_root=storage, kv=used_kv, inputs=dict(inputs or {}), memory=memory
+        )
+        files[f"job-{memory}mb.yaml"] = _dump(resource)
+    if any(task.placement == "serverless-spark" for task in plan.tasks):
+        (out / "dataproc").mkdir(exist_ok=True)
+        files["dataproc/Dockerfile"] = _render_dataproc(pipeline, plan, "Dockerfile.dataproc.j2", requirements)
+        files["dataproc/entry.py"] = _render_dataproc(pipeline, plan, "entry.py.j2", requirements)
     for name, text in files.items():
         path = out / name
         path.write_text(text, encoding="utf-8", newline="\n")
