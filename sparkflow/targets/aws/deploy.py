@@ -41,6 +41,7 @@ from sparkflow.targets.aws.package import (
     LOG_RETENTION_DAYS,
     STORAGE_ROOT,
     MapRuns,
+    PackageError,
     assume_role_policy,
     check_placeholders,
     declared_table,
@@ -111,6 +112,12 @@ def deploy(
         DeployError: a bad stack name, or AWS refused a step.
     """
     check_stack_name(stack_name)
+    jobs = [task.id for task in plan.tasks if task.placement != "function"]
+    if jobs:
+        raise PackageError(
+            f"stages {', '.join(jobs)} of {plan.pipeline!r} run on a container or serverless Spark, which `sparkflow "
+            "deploy` does not create: deploy the CloudFormation template `sparkflow package` writes"
+        )
     check_placeholders(plan, definition_text)
     storage = storage_location(storage_root)
     reads = read_locations(plan, inputs)

@@ -57,9 +57,13 @@ def function_placeholder(task: PlanTask) -> str:
     return f"${{StageFunction{task.memory_mb}MB}}"
 
 
+def container_key(memory_mb: int) -> str:
+    """Container stages share an ECS task definition per memory size, as functions do: its placeholder's name."""
+    return f"StageContainer{memory_mb}MB"
+
+
 def container_placeholder(task: PlanTask) -> str:
-    """Container stages share an ECS task definition per memory size, as functions do."""
-    return f"${{StageContainer{task.memory_mb}MB}}"
+    return f"${{{container_key(task.memory_mb)}}}"
 
 
 # Deploy-time values of container and serverless Spark stages (DefinitionSubstitutions, see package.py).

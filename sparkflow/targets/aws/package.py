@@ -32,7 +32,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import SparkflowError
 from sparkflow.layout import with_slash
 from sparkflow.plan import Plan, PlanTask
+from sparkflow.targets.aws.jobs import EMR_RELEASE, job_parts, uses_serverless_spark
 from sparkflow.targets.templating import render
 
 BASE_IMAGE = "public.ecr.aws/lambda/python:3.11"
@@ -135,10 +136,12 @@ def storage_location(root: str) -> S3Location:
 
 
 def function_groups(plan: Plan) -> dict[int, list[PlanTask]]:
-    """Stages by memory size (one Lambda function each), smallest first; placeholder order of the definition."""
+    """Stages on functions by memory size (one Lambda function each), smallest first; placeholder order of the
+    definition. (Container and serverless Spark stages: :mod:`sparkflow.targets.aws.jobs`.)"""
     groups: dict[int, list[PlanTask]] = {}
     for task in plan.tasks:
-        groups.setdefault(task.memory_mb, []).append(task)
+        if task.placement == "function":
+            groups.setdefault(task.memory_mb, []).append(task)
     return dict(sorted(groups.items()))
 
 
@@ -348,9 +351,10 @@ def assume_role_policy(service: str) -> dict[str, Any]:
     }
 
 
-def check_placeholders(plan: Plan, definition_text: str) -> None:
-    """Every ``${Name}`` of the definition is one sparkflow fills; else the definition is not this plan's."""
-    known = {STORAGE_ROOT, *(function_key(memory) for memory in function_groups(plan))}
+def check_placeholders(plan: Plan, definition_text: str, also: Iterable[str] = ()) -> None:
+    """Every ``${Name}`` of the definition is one sparkflow fills (``also``: those of its job stages); else the
+    definition is not this plan's."""
+    known = {STORAGE_ROOT, *(function_key(memory) for memory in function_groups(plan)), *also}
     unknown = sorted(set(_PLACEHOLDER.findall(definition_text)) - known)
     if unknown:
         raise PackageError(
@@ -378,7 +382,6 @@ def template(
     The functions run the stage image (``ImageUri``), or with ``zip_code`` a .zip deployment in S3
     (``CodeBucket``, ``CodeKey``) with the duckdb engine.
     """
-    check_placeholders(plan, definition_text)
     groups = function_groups(plan)
     reads = read_locations(plan, inputs)
     parameters: dict[str, Any] = {}
@@ -471,6 +474,16 @@ def template(
         environment["SPARKFLOW_KV"] = kv_uri
     if reads:
         environment["SPARKFLOW_ALLOWED_INPUTS"] = ",".join(location.uri for location in reads)
+    # Containers run the same image (whose Dockerfile sets the pipeline) with the same environment.
+    jobs = job_parts(
+        plan,
+        copy.deepcopy(resources["StageRole"]["Properties"]["Policies"][0]["PolicyDocument"]),
+        copy.deepcopy(environment),
+        {"Ref": "StageLogGroup"},
+    )
+    check_placeholders(plan, definition_text, jobs.substitutions)
+    parameters |= jobs.parameters
+    resources |= jobs.resources
     code: dict[str, Any] = {"PackageType": "Image", "Code": {"ImageUri": {"Ref": "ImageUri"}}}
     if zip_code is not None:
         # What the image's Dockerfile sets, and the engine: a zip has no Spark.
@@ -530,7 +543,7 @@ def template(
                     "PolicyName": "state-machine",
                     "PolicyDocument": {
                         "Version": "2012-10-17",
-                        "Statement": state_machine_statements(function_arns, map_runs),
+                        "Statement": state_machine_statements(function_arns, map_runs) + jobs.statements,
                     },
                 }
             ],
@@ -538,6 +551,7 @@ def template(
     }
     substitutions: dict[str, Any] = {STORAGE_ROOT: {"Fn::Sub": "s3://${StorageBucket}/${StoragePrefix}/"}}
     substitutions.update({function_key(memory): _get_att(function_key(memory)) for memory in groups})
+    substitutions.update(jobs.substitutions)
     resources["StateMachine"] = {
         "Type": "AWS::StepFunctions::StateMachine",
         "Properties": {
@@ -779,6 +793,19 @@ def package(
         "template.yaml": template_yaml,
         ".dockerignore": "**/__pycache__\n**/*.pyc\n",
     }
+    if uses_serverless_spark(plan):  # the EMR Serverless image and the job runs' entry point
+        (out / "emr").mkdir(exist_ok=True)
+        values = {
+            "pipeline": plan.pipeline,
+            "source_file": plan.source_file,
+            "release": EMR_RELEASE,
+            "app_root": "/app",
+            "project_dir": PROJECT_DIR,
+            "project_requirements": requirements,
+            "pipeline_spec": pipeline_spec(pipeline, plan, "/app/project"),
+        }
+        files["emr/Dockerfile"] = render(__file__, "Dockerfile.emr.j2", **values)
+        files["emr/entry.py"] = render(__file__, "entry.py.j2", **values)
     for name, text in files.items():
         path = out / name
         path.write_text(text, encoding="utf-8", newline="\n")
