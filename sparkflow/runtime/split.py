@@ -497,7 +497,7 @@ def _copy_owned(fs: Any, path: str, piece: Piece, out: Any, block: int) -> None:
 
 def _row_group_pieces(info: FileInfo, chunk_bytes: int) -> list[Piece]:
     """Consecutive row groups of a Parquet file, packed up to ``chunk_bytes`` of compressed size."""
-    import pyarrow.parquet as pq  # type: ignore[import-untyped]  # lazy: the runtime must import fast
+    import pyarrow.parquet as pq  # lazy: the runtime must import fast
 
     fs, path = storage.filesystem(info.uri)
     try:
