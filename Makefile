@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXAMPLES := $(wildcard examples/*/pipeline.py)
 TARGETS := aws gcp
 
-.PHONY: demo test lint typecheck unit definitions check-definitions bench clean
+.PHONY: demo test lint typecheck unit faults definitions check-definitions bench clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest
+
+# The long randomized fault-injection campaign and the load runs (tests/faults/; a short version runs in `unit`).
+# SEED=N repeats a campaign.
+faults: $(STAMP)
+	$(BIN)/python -m tests.faults $(if $(SEED),--seed $(SEED))
 
 # Regenerate every checked-in definition (the golden files) after a deliberate change.
 definitions: $(STAMP)

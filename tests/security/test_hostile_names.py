@@ -72,15 +72,10 @@ def pipeline_text(uri: str, sep: str, key: str) -> str:
 
 @pytest.mark.parametrize("target", ["aws", "gcp"])
 def test_hostile_locations_and_options_leave_the_definitions_as_they_were(tmp_path: Path, target: str) -> None:
-    benign = (
-        write(tmp_path / "benign", pipeline_text(BENIGN_URI, BENIGN_SEP, BENIGN_KEY))
-        if (tmp_path / "benign").mkdir() is None
-        else None
-    )
-    hostile_dir = tmp_path / "hostile"
-    hostile_dir.mkdir()
-    hostile = write(hostile_dir, pipeline_text(HOSTILE_URI, HOSTILE_SEP, HOSTILE_KEY))
-    assert benign is not None
+    (tmp_path / "benign").mkdir()
+    (tmp_path / "hostile").mkdir()
+    benign = write(tmp_path / "benign", pipeline_text(BENIGN_URI, BENIGN_SEP, BENIGN_KEY))
+    hostile = write(tmp_path / "hostile", pipeline_text(HOSTILE_URI, HOSTILE_SEP, HOSTILE_KEY))
     expected = compile_pipeline(load_pipeline(str(benign)), target)
     text = compile_pipeline(load_pipeline(str(hostile)), target)
     assert text == expected  # locations, options and key columns stay in the code, never in the definition
