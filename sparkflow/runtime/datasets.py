@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from sparkflow.dsl.source import Source
-from sparkflow.errors import InputError
+from sparkflow.errors import InputError, StorageError
 from sparkflow.runtime import storage
 
 _MALFORMED = ("MALFORMED_RECORD_IN_PARSING", "Malformed records are detected")
@@ -39,10 +39,12 @@ def source_files(source: Source, uri: str) -> list[str]:
         if not fs.isdir(path):
             raise InputError(f"{what}: nothing at {uri!r}: check the location or pass another one for this run")
         found = sorted(fs.find(path))
-    except (PermissionError, OSError) as error:
-        if isinstance(error, InputError):
-            raise
+    except PermissionError as error:
         raise InputError(f"{what}: cannot read {uri!r}: {error}") from error
+    except OSError as error:
+        if isinstance(error, StorageError):
+            raise
+        raise StorageError(f"{what}: cannot read {uri!r}: {error}") from error
     visible = [name for name in found if not any(part.startswith(("_", ".")) for part in name[len(path) :].split("/"))]
     if not visible:
         raise InputError(f"{what}: the folder {uri!r} holds no data files")

@@ -301,10 +301,12 @@ def read_chunk(
                 f"cannot read chunk input {piece.uri!r}: the file no longer exists; "
                 "the input changed after it was split: split it again"
             ) from error
+        except PermissionError as error:
+            raise InputError(f"cannot read chunk input {piece.uri!r}: {error}") from error
         except OSError as error:
             if isinstance(error, StorageError):
                 raise
-            raise InputError(f"cannot read chunk input {piece.uri!r}: {error}") from error
+            raise StorageError(f"cannot read chunk input {piece.uri!r}: {error}") from error
         paths.append(local)
     return paths
 
@@ -336,7 +338,7 @@ def read_manifest(location: str) -> Manifest:
     except FileNotFoundError as error:
         raise InputError(f"no chunk manifest at {location!r}: the split task has not finished in this run") from error
     except OSError as error:
-        raise InputError(f"cannot read the chunk manifest {location!r}: {error}") from error
+        raise StorageError(f"cannot read the chunk manifest {location!r}: {error}") from error
     return Manifest.from_json(data, what=f"chunk manifest {location!r}")
 
 
@@ -356,8 +358,10 @@ def list_files(location: str) -> list[FileInfo]:
         raise InputError(
             f"nothing at {location!r} to split: check the location, or that the stage writing it has finished"
         ) from error
-    except OSError as error:
+    except PermissionError as error:
         raise InputError(f"cannot list {location!r} to split it: {error}") from error
+    except OSError as error:
+        raise StorageError(f"cannot list {location!r} to split it: {error}") from error
     root = path.rstrip("/")
     listed: list[FileInfo] = []
     for name, detail in sorted(found.items()):
@@ -502,10 +506,16 @@ def _row_group_pieces(info: FileInfo, chunk_bytes: int) -> list[Piece]:
     fs, path = storage.filesystem(info.uri)
     try:
         # cache_type="none": pyarrow reads the footer with ranged reads, not a readahead of the whole file.
-        with fs.open(path, "rb", cache_type="none") as handle:
-            metadata = pq.read_metadata(handle)
+        handle = fs.open(path, "rb", cache_type="none")
     except FileNotFoundError as error:
         raise InputError(f"cannot split {info.uri!r}: the file no longer exists") from error
+    except PermissionError as error:
+        raise InputError(f"cannot split {info.uri!r}: {error}") from error
+    except OSError as error:  # the store failed for a moment: retrying can help
+        raise StorageError(f"cannot open {info.uri!r} to split it: {error}") from error
+    try:
+        with handle:
+            metadata = pq.read_metadata(handle)
     except Exception as error:  # pyarrow raises ArrowInvalid (a ValueError) and OSError subclasses
         raise InputError(
             f"cannot read the Parquet footer of {info.uri!r}: {error}; is it a Parquet file? "
