@@ -212,7 +212,7 @@ def test_a_failed_run_shows_the_failed_stage_with_error_and_cause(
     final = follow(execution, clients=moto_aws.client, interval_s=0.2, timeout_s=300)
     assert final.status == "FAILED" and final.error == "StageFailed"
     [failed] = final.failed_stages()
-    assert failed == final.stages[0] and failed.name.startswith("words")
+    assert failed == final.stages[0] and failed.name.startswith("counts")  # words runs inside counts' tasks
     assert failed.error == "ConfinementError"
     assert failed.cause is not None and "s3://sparkflow-ship/nowhere" in failed.cause
     assert all(stage.state == PENDING for stage in final.stages[1:]), final.stages
