@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -463,5 +463,17 @@ def status_command(execution_arn: str) -> None:
     _print_end(current)
 
 
+def entry() -> NoReturn:
+    """The ``sparkflow`` console script: :func:`main`, then leave without interpreter finalization, as the
+    runtime's processes do (``sparkflow run`` reads Parquet through pyarrow: see sparkflow/runtime/shutdown.py)."""
+    from sparkflow.runtime.shutdown import exit_now
+
+    try:
+        main()  # click's standalone mode ends in SystemExit, with the command's exit code
+    except SystemExit as done:
+        exit_now(done.code)
+    exit_now(0)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    entry()

@@ -66,4 +66,6 @@ def answer(work: Callable[[], dict[str, Any]]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from sparkflow.runtime.shutdown import exit_now
+
+    exit_now(main(sys.argv[1:]))  # no interpreter finalization: an abort there would fail a committed stage

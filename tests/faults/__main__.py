@@ -87,4 +87,6 @@ def load_table(loads: list[Measured]) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from sparkflow.runtime.shutdown import exit_now
+
+    exit_now(main(sys.argv[1:]))  # see sparkflow/runtime/shutdown.py: its exit code is make faults' verdict

@@ -31,7 +31,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from sparkflow.runtime.fanout import SPLIT
 from sparkflow.runtime.local import RunSummary, run_plan
 from sparkflow.targets.local import LOCAL
 from tests.faults.inject import KINDS, Fault, FaultPlan, fault_environment, fired, read_profile, twin_failures
+from tests.faults.parquet import parquet_rows
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parents[1] / "examples"
@@ -274,9 +274,7 @@ def _read(uri: str) -> bytes:
 
 def _rows(data: bytes) -> list[tuple[Any, ...]]:
     """The rows of a whole Parquet file (it fails on a partial one: no footer)."""
-    import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
-
-    return [tuple(row.values()) for row in pq.read_table(BytesIO(data)).to_pylist()]
+    return [tuple(row.values()) for row in parquet_rows(data)]
 
 
 def _published(run_uri: str) -> dict[str, tuple[Any, ...]]:

@@ -27,6 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sparkflow.runtime.shutdown import exit_now
+from tests.faults.parquet import parquet_rows
+
 HERE = Path(__file__).resolve().parent
 BULK = HERE / "pipelines" / "bulk.py"
 CHUNK_BYTES = 1024  # postings' chunk_size in pipelines/bulk.py
@@ -54,13 +57,9 @@ def write_bulk(path: Path, chunks: int, seed: int = 8) -> dict[int, tuple[str, i
 
 def postings(files: list[bytes]) -> dict[int, tuple[str, int]]:
     """id -> (account, amount) from the committed Parquet files of ``postings``; an id seen twice is an error."""
-    from io import BytesIO
-
-    import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
-
     found: dict[int, tuple[str, int]] = {}
     for data in files:
-        for row in pq.read_table(BytesIO(data)).to_pylist():
+        for row in parquet_rows(data):
             if row["id"] in found:
                 raise AssertionError(f"entry {row['id']} appears twice in the output")
             found[row["id"]] = (row["account"], row["amount"])
@@ -241,4 +240,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    exit_now(main(sys.argv[1:]))  # see sparkflow/runtime/shutdown.py: its exit code is the load run's verdict

@@ -160,6 +160,30 @@ def test_text_source_lines_match_spark_reader(tmp_path: Path) -> None:
     )
 
 
+def test_many_parquet_files_are_one_read_and_a_quoted_name_is_read(tmp_path: Path) -> None:
+    """A reduce task reads one file per map task: one read_parquet over all of them, not a union per file (whose
+    plan grows with every file); a quote in a file's name reaches DuckDB's SQL safely."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sparkflow.dsl.source import source
+    from sparkflow.runtime import duckdb_engine
+
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    names = [f"part-{index:03d}.parquet" for index in range(40)] + ["it's.parquet"]
+    for index, name in enumerate(names):
+        pq.write_table(pa.table({"id": [index * 2, index * 2 + 1], "name": [name, name]}), folder / name)
+    engine = duckdb_engine.DuckDBEngine.__new__(duckdb_engine.DuckDBEngine)
+    engine.session = duckdb_engine.session(512)
+    frame = engine.read_source(source("parts", str(folder), format="parquet"), str(folder), str(tmp_path / "c"))
+    query = frame.sql(optimize=False).upper()
+    assert query.count("READ_PARQUET") == 1 and "UNION" not in query
+    assert sorted(frame.collect()) == sorted(
+        (index, name) for name_index, name in enumerate(names) for index in (name_index * 2, name_index * 2 + 1)
+    )
+
+
 def test_duckdb_stage_refused_where_not_activated(tmp_path: Path) -> None:
     from sparkflow.errors import EnvironmentProblem
     from sparkflow.runtime import duckdb_engine

@@ -95,3 +95,50 @@ def test_container_entry_runs_a_stage(tmp_path: Path) -> None:
     assert result["status"] == "committed" and result["output"]["rows"] > 0
     started = [json.loads(line) for line in answer.stderr.splitlines() if line.startswith('{"attempt"')]
     assert [line["message"] for line in started] == ["stage start", "stage end"]
+
+
+# Each process entry leaves through exit_now: no interpreter finalization, where Arrow's pool threads can abort a
+# process that already answered (sparkflow/runtime/shutdown.py). An atexit handler shows whether it ran.
+FINALIZED = "import atexit, sys\natexit.register(lambda: print('finalized', file=sys.stderr))\n"
+ENTRIES = {
+    "container entry": (
+        "import runpy\nsys.argv = ['sparkflow.runtime', 'not json']\n"
+        "runpy.run_module('sparkflow.runtime', run_name='__main__')",
+        2,
+        "the event is not JSON",
+    ),
+    "cluster entry": (
+        "import runpy\nsys.argv = ['cluster']\nrunpy.run_module('sparkflow.runtime.cluster', run_name='__main__')",
+        2,
+        "pass the event as the job's one argument",
+    ),
+    "sparkflow command, failing": (
+        "from sparkflow.cli import entry\nsys.argv = ['sparkflow', 'compile', 'no_such_pipeline.py']\nentry()",
+        2,
+        "no_such_pipeline.py",
+    ),
+    "sparkflow command, succeeding": (
+        "from sparkflow.cli import entry\nsys.argv = ['sparkflow', 'graph', 'examples/wordcount/pipeline.py']\nentry()",
+        0,
+        "",
+    ),
+    "DuckDB worker, stdin closed": ("from sparkflow.runtime.duckdb_engine import serve\nserve()", 0, ""),
+}
+
+
+@pytest.mark.parametrize("name", list(ENTRIES))
+def test_entry_points_leave_without_interpreter_finalization(name: str) -> None:
+    code, status, message = ENTRIES[name]
+    done = subprocess.run(
+        [sys.executable, "-c", FINALIZED + code], capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL
+    )
+    assert done.returncode == status, done.stderr
+    assert message in done.stderr and "finalized" not in done.stderr
+
+
+def test_exit_now_flushes_what_was_written_and_reads_the_code_as_sys_exit_does() -> None:
+    code = "import sys\nfrom sparkflow.runtime.shutdown import exit_now\nprint('x' * 100_000, end='')\nexit_now({})"
+    for argument, status in (("0", 0), ("None", 0), ("3", 3), ("'no input'", 1)):
+        done = subprocess.run([sys.executable, "-c", code.format(argument)], capture_output=True, text=True, cwd=ROOT)
+        assert (done.returncode, len(done.stdout)) == (status, 100_000)
+        assert ("no input" in done.stderr) == (argument == "'no input'")
