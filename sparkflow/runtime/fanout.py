@@ -154,7 +154,8 @@ def _split(job: Job) -> dict[str, Any]:
         form, header, schema = _format(job, item)
         files = _files(item)
         manifest = split.plan_chunks(files, form, job.chunk_bytes, header=header)
-        split.write_manifest(manifest, storage.join(job.location, SPLIT, f"{item.param}.json"))
+        split.write_chunk_groups(manifest, storage.join(job.location, SPLIT, item.param))
+        split.write_manifest(manifest, storage.join(job.location, SPLIT, f"{item.param}.json"))  # the whole record
         total += manifest.nbytes
         inputs.append(
             {"param": item.param, "format": form, "header": header, "schema": schema, "chunks": len(manifest.chunks)}
@@ -270,9 +271,8 @@ def _map(job: Job, plan: dict[str, Any], item_index: int) -> dict[str, Any]:
 
 
 def _read_chunk(job: Job, item: Input, described: dict[str, Any], chunk_index: int) -> Any:
-    manifest = split.read_manifest(storage.join(job.location, SPLIT, f"{item.param}.json"))
+    manifest, chunk = split.read_planned_chunk(storage.join(job.location, SPLIT, item.param), chunk_index)
     folder = os.path.join(job.scratch, f"chunk-{item.param}")
-    chunk = manifest.chunks[chunk_index]
     paths = split.read_chunk(chunk, manifest.format, manifest.header, folder)
     # Where each local file's bytes come from: a bad record is named by its place in the original file.
     origins = {

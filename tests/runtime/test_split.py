@@ -276,6 +276,29 @@ def test_manifest_is_deterministic_and_round_trips(folder: Path) -> None:
     assert read_manifest(str(folder / "run" / "split" / "chunks.json")) == first
 
 
+def test_a_map_task_reads_its_chunk_from_its_group_of_the_manifest(folder: Path) -> None:
+    """600 chunks in groups of 256: each index gives the whole manifest's chunk; a task never reads the rest."""
+    (folder / "lines.txt").write_bytes(b"".join(b"line %05d\n" % number for number in range(600)))
+    manifest = plan_chunks(str(folder / "lines.txt"), "text", 11, header=False)
+    assert len(manifest.chunks) == 600
+    groups = str(folder / "run" / "_split" / "lines")
+    split.write_chunk_groups(manifest, groups)
+    assert sorted(path.name for path in (folder / "run" / "_split" / "lines").iterdir()) == [
+        "group-00000.json",
+        "group-00001.json",
+        "group-00002.json",
+    ]
+    for index in (0, 255, 256, 511, 512, 599):
+        group, chunk = split.read_planned_chunk(groups, index)
+        assert chunk == manifest.chunks[index]
+        assert (group.format, group.header, group.chunk_bytes) == ("text", False, 11)
+    for index in (600, 767, -1):
+        with pytest.raises(InputError, match=rf"chunk {index} is not in the chunk manifest .*group-0000[02]\.json"):
+            split.read_planned_chunk(groups, index)
+    with pytest.raises(InputError, match=r"no chunk manifest at .*group-00003\.json.*split task has not finished"):
+        split.read_planned_chunk(groups, 768)
+
+
 def test_planner_reads_no_text_and_readers_read_only_their_range(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     record = b"r" * 99 + b"\n"
     (folder / "big.txt").write_bytes(record * 100)  # 10,000 bytes
