@@ -52,11 +52,6 @@ def source_files(source: Source, uri: str) -> list[str]:
     return [f"{base}/{name[len(path) :].lstrip('/')}" if storage.is_remote(uri) else name for name in visible]
 
 
-def read_source(spark: Any, source: Source, uri: str, folder: str) -> Any:
-    """A DataFrame over the source at ``uri``; malformed CSV / JSON records fail the read (FAILFAST)."""
-    return read_files(spark, source, local_copy(source_files(source, uri), folder), uri)
-
-
 def read_files(spark: Any, source: Source, paths: list[str], uri: str) -> Any:
     """A DataFrame over ``paths`` (files Spark can open: local ones, or any its connectors read) of ``source``."""
     reader = spark.read
@@ -128,13 +123,16 @@ def _local_path(uri: str) -> str:
     return unquote(urlparse(uri).path) if uri.startswith("file:") else uri
 
 
-def read_dataset(spark: Any, location: str, folder: str, what: str) -> Any:
-    """The committed output of an upstream stage."""
-    files = storage.committed_files(location, what)
-    paths = local_copy(files, folder)
+def dataset_paths(location: str, folder: str, what: str) -> list[str]:
+    """Local paths of the committed output of an upstream stage (remote files downloaded into ``folder``)."""
+    paths = local_copy(storage.committed_files(location, what), folder)
     if not paths:
         raise InputError(f"{what}: the committed output at {location!r} lists no files")
-    return spark.read.parquet(*paths)
+    return paths
+
+
+def total_bytes(paths: list[str]) -> int:
+    return sum(os.path.getsize(path) for path in paths if os.path.isfile(path))
 
 
 def write_dataset(frame: Any, folder: str) -> tuple[str, int]:

@@ -192,12 +192,9 @@ class DuckDBEngine:
         return [(str(path), str(line)) for path, line in found]
 
     def read_dataset(self, location: str, folder: str, what: str) -> Any:
-        from sparkflow.runtime import datasets, storage
+        from sparkflow.runtime import datasets
 
-        paths = datasets.local_copy(storage.committed_files(location, what), folder)
-        if not paths:
-            raise InputError(f"{what}: the committed output at {location!r} lists no files")
-        return self._parquet(paths, folder)
+        return self._parquet(datasets.dataset_paths(location, folder, what), folder)
 
     def write(self, frame: Any, folder: str) -> tuple[str, int]:
         """Write ``frame`` as one Parquet file into ``folder``; rows are counted from its footer."""

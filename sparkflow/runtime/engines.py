@@ -55,16 +55,30 @@ class SparkEngine:
     name = "spark"
 
     def __init__(self, memory_mb: int, module: ModuleType | None) -> None:
-        from sparkflow.runtime import spark
+        self.memory_mb, self.module = memory_mb, module
+        self._session: Any = None
 
-        self.session = spark.session(memory_mb)
-        if module is not None:
-            spark.ship_module(module)
+    @property
+    def session(self) -> Any:
+        return self._start(0)
+
+    def _start(self, input_bytes: int) -> Any:
+        """The SparkSession, started on first use: a process's first read starts it knowing how much the task
+        reads, which picks the JVM's compiler (see :data:`sparkflow.runtime.spark.LARGE_INPUT_BYTES`)."""
+        if self._session is None:
+            from sparkflow.runtime import spark
+
+            self._session = spark.session(self.memory_mb, input_bytes)
+            if self.module is not None:
+                spark.ship_module(self.module)
+        return self._session
 
     def read_source(self, source: Source, uri: str, folder: str) -> Any:
+        """A DataFrame over the source at ``uri``; malformed CSV / JSON records fail the read (FAILFAST)."""
         from sparkflow.runtime import datasets
 
-        return datasets.read_source(self.session, source, uri, folder)
+        paths = datasets.local_copy(datasets.source_files(source, uri), folder)
+        return datasets.read_files(self._start(datasets.total_bytes(paths)), source, paths, uri)
 
     def bad_records(self, source: Source, paths: list[str]) -> list[tuple[str, str]]:
         from sparkflow.runtime import datasets
@@ -74,7 +88,8 @@ class SparkEngine:
     def read_dataset(self, location: str, folder: str, what: str) -> Any:
         from sparkflow.runtime import datasets
 
-        return datasets.read_dataset(self.session, location, folder, what)
+        paths = datasets.dataset_paths(location, folder, what)
+        return self._start(datasets.total_bytes(paths)).read.parquet(*paths)
 
     def write(self, frame: Any, folder: str) -> tuple[str, int]:
         from sparkflow.runtime import datasets

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,7 +103,13 @@ def jobs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Jobs]:
         return eval_sync(self, env, sync_resolver, timeout_seconds, None, **rest)
 
     monkeypatch.setattr(StateTaskServiceCallback, "_eval_sync", job_only)
+    before = set(threading.enumerate())
     yield recorded
+    # A failed execution is reported while its other branches may still run a job in moto's threads: let them
+    # end under these patches, or they start the failing task-token thread inside the next test.
+    deadline = time.monotonic() + 120
+    for thread in set(threading.enumerate()) - before:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _normalise_ecs_shapes(monkeypatch: pytest.MonkeyPatch) -> None:
