@@ -40,7 +40,6 @@ class ClusterSparkEngine(SparkEngine):
         from sparkflow.runtime import spark
 
         # spark-submit configured the session (executors, memory, connectors): take it as it is.
-        self.memory_mb, self.module = memory_mb, module
         self._session = SparkSession.builder.getOrCreate()
         if module is not None:
             spark.ship_module(module)

@@ -132,6 +132,7 @@ def dataset_paths(location: str, folder: str, what: str) -> list[str]:
 
 
 def total_bytes(paths: list[str]) -> int:
+    """The bytes of the local files ``paths``: how much a task reads (it picks the Spark JVM's options)."""
     return sum(os.path.getsize(path) for path in paths if os.path.isfile(path))
 
 

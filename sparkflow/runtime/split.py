@@ -337,7 +337,7 @@ def write_chunk_groups(manifest: Manifest, folder: str) -> None:
     a manifest of its own (``group-00000.json``, ...), for :func:`read_planned_chunk`."""
     for start in range(0, len(manifest.chunks), CHUNKS_PER_GROUP):
         group = Manifest(
-            manifest.format, manifest.header, manifest.chunk_bytes, manifest.chunks[start:][:CHUNKS_PER_GROUP]
+            manifest.format, manifest.header, manifest.chunk_bytes, manifest.chunks[start : start + CHUNKS_PER_GROUP]
         )
         write_manifest(group, _group_location(folder, start))
 
