@@ -358,7 +358,7 @@ def _run_phase(
             chunk_bytes=int(chunk_bytes or 0),
             scratch=scratch,
             engine=resources.engine,
-            read_whole=lambda item, folder: resources.read(item, os.path.join(folder, f"whole-{item.param}")),
+            read_whole=resources.read,
             bind=bind,
             reader=resources.reader,
             fused=fused,

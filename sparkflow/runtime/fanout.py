@@ -26,7 +26,7 @@ import json
 import math
 import os
 import posixpath
-import uuid
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -68,11 +68,20 @@ class Job:
     chunk_bytes: int
     scratch: str
     engine: Callable[[], Any]  # starts (or reuses) the stage's engine
-    read_whole: Callable[[Input, str], Any]  # reads an input that is not split (any kind)
+    read_whole: Callable[[Input, str], Any]  # reads an input that is not split (any kind) into a folder
     # parameter values -> call arguments, for the stage or (second argument) a stage fused into it
     bind: Callable[..., tuple[list[Any], dict[str, Any]]]
     reader: records.SourceReader  # reads sources under their on_bad_record= policies, keeps what it rejected
     fused: dict[str, list[Fused]] = field(default_factory=dict)  # split parameter -> stages to apply, upstream first
+
+    def folder(self, kind: str) -> str:
+        """A new, empty scratch folder. Every read gets its own: inputs of one task (a join's two sides, the
+        schema samples of both, the inputs of a stage and of the stages fused into it) must never share files."""
+        return tempfile.mkdtemp(prefix=f"{kind}-", dir=self.scratch)
+
+    def whole(self, item: Input) -> Any:
+        """An input that is not split, read whole into a folder of its own."""
+        return self.read_whole(item, self.folder(f"whole-{item.param}"))
 
     @property
     def mode(self) -> str:
@@ -93,10 +102,7 @@ class Job:
     def apply_fused(self, param: str, frame: Any) -> Any:
         """A chunk of ``param``'s input with the fused stages applied, in order (their other inputs read whole)."""
         for link in self.fused.get(param, ()):
-            values = {
-                item.param: frame if item.param == link.param else self.read_whole(item, self.scratch)
-                for item in link.inputs
-            }
+            values = {item.param: frame if item.param == link.param else self.whole(item) for item in link.inputs}
             args, kwargs = self.bind(values, link.call)
             frame = link.call.stage.fn(*args, **kwargs)
             if not self.engine().is_dataframe(frame):
@@ -213,12 +219,12 @@ def _format(job: Job, item: Input) -> tuple[str, bool, str | None]:
     sample = split.Piece(files[0].uri, 0, min(files[0].size, SAMPLE_BYTES), files[0].size)
     if files[0].uri.lower().endswith(split.COMPRESSED_EXTENSIONS) or sample.end == files[0].size:
         sample = replace(sample, end=files[0].size, whole=True)
-    folder = os.path.join(job.scratch, "sample")
+    folder = job.folder(f"sample-{item.param}")
     paths = split.read_chunk(split.Chunk((sample,)), source.format, header, folder)
     origins = {os.path.realpath(path): records.FileOrigin(files[0].uri, sample) for path in paths}
     # Bad records of the sample are dropped (skip, quarantine) or named (fail) here; the map tasks count them.
     reader = records.SourceReader(job.call.stage.name, job.reader.rejects, {**job.reader.fields, "phase": "split"})
-    gathered = _gather(paths, os.path.join(job.scratch, "sample-files"))
+    gathered = _gather(paths, job.folder(f"sample-files-{item.param}"))
     frame = reader.read(job.engine(), source, gathered, folder, origins)
     try:
         ddl: str = frame.schema.toDDL()
@@ -260,10 +266,7 @@ def _map(job: Job, plan: dict[str, Any], item_index: int) -> dict[str, Any]:
     if job.mode == "rows":
         # Every chunk task reads the other inputs whole: their bad records count in the first one only.
         with job.reader.counting(item_index == 0):
-            values = {
-                item.param: (frame if item.param == chosen.param else job.read_whole(item, job.scratch))
-                for item in job.inputs
-            }
+            values = {item.param: (frame if item.param == chosen.param else job.whole(item)) for item in job.inputs}
         args, kwargs = job.bind(values)
         output = job.call.stage.fn(*args, **kwargs)
         return _commit_part(job, engine, output, part)
@@ -272,7 +275,7 @@ def _map(job: Job, plan: dict[str, Any], item_index: int) -> dict[str, Any]:
 
 def _read_chunk(job: Job, item: Input, described: dict[str, Any], chunk_index: int) -> Any:
     manifest, chunk = split.read_planned_chunk(storage.join(job.location, SPLIT, item.param), chunk_index)
-    folder = os.path.join(job.scratch, f"chunk-{item.param}")
+    folder = job.folder(f"chunk-{item.param}")
     paths = split.read_chunk(chunk, manifest.format, manifest.header, folder)
     # Where each local file's bytes come from: a bad record is named by its place in the original file.
     origins = {
@@ -290,7 +293,7 @@ def _read_local(
     origins: dict[str, records.FileOrigin] | None = None,
 ) -> Any:
     """A DataFrame over local files of ``item``'s format, with the schema all chunks share."""
-    gathered = _gather(paths, os.path.join(job.scratch, f"files-{item.param}-{uuid.uuid4().hex[:8]}"))
+    gathered = _gather(paths, job.folder(f"files-{item.param}"))
     options = {"header": described["header"]} if described["format"] == "csv" else {}
     if described.get("schema"):
         options["schema"] = described["schema"]
@@ -301,7 +304,7 @@ def _read_local(
         reader = replace(
             reader, name=item.source.name, origin=item.source.origin, on_bad_record=item.source.on_bad_record
         )
-    return job.reader.read(job.engine(), reader, gathered, os.path.join(job.scratch, "copies"), origins)
+    return job.reader.read(job.engine(), reader, gathered, job.folder(f"copies-{item.param}"), origins)
 
 
 def _gather(paths: list[str], folder: str) -> str:
@@ -327,7 +330,7 @@ def _commit_part(job: Job, engine: Any, output: Any, part: str) -> dict[str, Any
             f"stage {job.call.stage.name!r} ({job.call.stage.origin}) returned {type(output).__name__}: a split "
             "stage must return a DataFrame"
         )
-    folder, rows = engine.write(output, os.path.join(job.scratch, "part"))
+    folder, rows = engine.write(output, job.folder("part"))
     files = storage.upload_attempt(folder, part, job.attempt)
     manifest = {
         "kind": "dataset",
@@ -356,7 +359,7 @@ def _commit_buckets(job: Job, engine: Any, frame: Any, buckets: int, part: str) 
             f"stage {job.call.stage.name!r}: partition_by column(s) {missing} are not in its input "
             f"(columns: {', '.join(frame.columns)}); fix partition_by= on the stage"
         )
-    folder = os.path.join(job.scratch, "buckets")
+    folder = job.folder("buckets")
     bucketed = _bucketize(engine, frame, keys, buckets)
     rows = int(engine.write_partitioned(bucketed, BUCKET_COLUMN, folder))  # _bucket=N/part-... folders
     local_files = sorted(
@@ -366,7 +369,7 @@ def _commit_buckets(job: Job, engine: Any, frame: Any, buckets: int, part: str) 
         if not name.startswith(("_", ".")) and not name.endswith(".crc")
     )
     if not local_files:  # an empty chunk: keep the schema for reducers whose buckets are all empty
-        empty_folder, _ = engine.write(frame.limit(0), os.path.join(job.scratch, "empty"))
+        empty_folder, _ = engine.write(frame.limit(0), job.folder("empty"))
         local_files = [
             os.path.join("_empty", name) for name in sorted(os.listdir(empty_folder)) if name.endswith(".parquet")
         ]
@@ -421,7 +424,7 @@ def _reduce(job: Job, plan: dict[str, Any], bucket: int) -> dict[str, Any]:
     _check_skew(job, plan, bucket, sum(size for _, _, size, _ in found), sum(mean for _, _, _, mean in found))
     for index, item in enumerate(chosen):
         files, fallback, _, _ = found[index]
-        folder = os.path.join(job.scratch, f"bucket-{item.param}")
+        folder = job.folder(f"bucket-{item.param}")
         paths = local_copy(files or fallback, folder)
         frame = _read_local(job, item, {"format": "parquet", "header": False}, paths)
         if BUCKET_COLUMN in frame.columns:
@@ -429,7 +432,7 @@ def _reduce(job: Job, plan: dict[str, Any], bucket: int) -> dict[str, Any]:
         values[item.param] = frame if files else frame.limit(0)
     for item in job.inputs:
         if item.param not in values:
-            values[item.param] = job.read_whole(item, job.scratch)
+            values[item.param] = job.whole(item)
     args, kwargs = job.bind(values)
     output = job.call.stage.fn(*args, **kwargs)
     return _commit_part(job, job.engine(), output, part)

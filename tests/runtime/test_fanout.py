@@ -19,7 +19,7 @@ from sparkflow.runtime.execute import RuntimeConfig, handle_event
 from sparkflow.runtime.local import run_plan
 from sparkflow.targets.local import LOCAL
 from tests.examples import EXAMPLES, example, example_ids
-from tests.runtime.reference import reference_outputs, rows
+from tests.runtime.reference import normalized, reference_outputs, rows
 
 pytestmark = pytest.mark.spark
 TINY = 2048  # bytes per chunk: every example's inputs become several chunks and several buckets
@@ -59,13 +59,6 @@ def test_split_run_on_duckdb_equals_one_plain_job(spark: Any, path: Path, tmp_pa
     expected = reference_outputs(spark, pipeline)
     for sink, location in summary.outputs.items():
         assert normalized(committed_rows(spark, location)) == normalized(rows(expected[sink])), sink
-
-
-def normalized(found: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Rows with integral floats as ints: DuckDB sums BIGINT as DOUBLE (see docs/engines.md)."""
-    return sorted(
-        (tuple(int(v) if isinstance(v, float) and v.is_integer() else v for v in row) for row in found), key=repr
-    )
 
 
 def test_join_buckets_both_inputs_by_the_same_key(spark: Any, tmp_path: Path) -> None:
