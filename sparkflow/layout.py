@@ -25,6 +25,16 @@ def run_location(root: str, pipeline: str, run_id: str) -> str:
     return f"{with_slash(root)}{pipeline}/{run_id}/"
 
 
+WORK = "_work"
+
+
+def work_location(root: str, pipeline: str, run_id: str, node: str) -> str:
+    """Where ``node``'s working files of run ``run_id`` go: attempts, split manifests, shuffle buckets and chunk
+    parts. Never inside its output folder, which holds only what readers may read (see
+    :mod:`sparkflow.runtime.storage`)."""
+    return f"{run_location(root, pipeline, run_id)}{WORK}/{node}/"
+
+
 REJECTS = "_rejects"
 
 

@@ -4,7 +4,7 @@ The runtime elsewhere copies inputs to the task's local disk and uploads what th
 in local mode has no cloud connectors). On a cluster that would funnel the whole input through the driver, so
 this engine lets Spark read and write storage itself with the platform's connectors (EMRFS for ``s3://``, the
 GCS connector for ``gs://``): sources and upstream outputs are read by URI, and the output is written straight
-into the attempt folder, then committed like every other output (see :mod:`sparkflow.runtime.storage`).
+into the attempt folder, then published like every other output (see :mod:`sparkflow.runtime.storage`).
 
 Entry: ``spark-submit <entry.py> '<event JSON>'`` where the entry calls :func:`main` (the job run's
 ``EntryPointArguments`` / the batch's ``args``); configuration comes from the same environment variables as
@@ -52,10 +52,10 @@ class ClusterSparkEngine(SparkEngine):
     def read_dataset(self, location: str, folder: str, what: str) -> Any:
         return self.session.read.parquet(*storage.committed_files(location, what))
 
-    def write_attempt(self, frame: Any, location: str, attempt: str) -> tuple[list[tuple[str, int]], int]:
-        """Write ``frame`` as Parquet into the attempt folder of ``location``; return its files (relative to
-        ``location``, with sizes) and the number of rows."""
-        target = storage.join(location, storage.ATTEMPTS, attempt)
+    def write_attempt(self, frame: Any, work: str, attempt: str) -> tuple[list[tuple[str, int]], int]:
+        """Write ``frame`` as Parquet into the attempt folder under the node's work folder ``work``; return its
+        files (relative to ``work``, with sizes) and the number of rows."""
+        target = storage.join(work, storage.ATTEMPTS, attempt)
         frame.write.mode("overwrite").parquet(target)
         fs, path = storage.filesystem(target)
         fs.invalidate_cache(path)

@@ -18,7 +18,7 @@ from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.source import Source
 from sparkflow.dsl.trace import StageCall, Trace
 from sparkflow.errors import ConfinementError, EnvironmentProblem, EventError, InputError, SparkflowError
-from sparkflow.layout import node_location, rejects_location, run_location, value_key
+from sparkflow.layout import node_location, rejects_location, run_location, value_key, work_location
 from sparkflow.runtime import engines, logs, records, storage
 from sparkflow.runtime.engines import Engine
 from sparkflow.runtime.fanout import Fused, Input, split_inputs
@@ -105,6 +105,7 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
     declared = tuple(source_uri(pipeline, source) for source in trace.sources.values())
     confinement = storage.Confinement(run["storage"], declared + config.readable)
     location = confinement.check_write(node_location(run["storage"], pipeline.name, run_id, call.node_id), "output")
+    work = confinement.check_write(work_location(run["storage"], pipeline.name, run_id, call.node_id), "work folder")
     inputs = _input_locations(call, trace, pipeline, run, overrides, confinement)
     context = _Context(pipeline.name, call.node_id, run_id, checked.get("attempt") or storage.new_attempt_id())
 
@@ -116,17 +117,21 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
     if checked.get("fused") and phase is None:
         raise EventError("event field 'fused': only the phases of a split stage run fused stages; add 'phase'")
     fused = _fused_chains(checked.get("fused", []), call, inputs, trace, pipeline, run, overrides, confinement)
-    existing = storage.read_manifest(location)
-    if existing is not None and phase != "split":
-        logs.log("stage skipped: already committed", **context.fields())
-        return _result(context, existing, location, started, "already-committed")
+    if phase != "split":
+        existing = storage.read_manifest(location)
+        claimed = storage.read_claim(work) if existing is None else None
+        if claimed is not None:  # an earlier attempt claimed the output and stopped before it was committed
+            existing = storage.publish(location, work, claimed)
+        if existing is not None:
+            logs.log("stage skipped: already committed", **context.fields())
+            return _result(context, existing, location, started, "already-committed")
 
     logs.log("stage start", **context.fields())
     try:
         if phase is None:
-            manifest = _run(call, inputs, location, run, config, context)
+            manifest = _run(call, inputs, location, work, run, config, context)
         else:
-            manifest = _run_phase(checked, phase, call, inputs, fused, location, run, config, context)
+            manifest = _run_phase(checked, phase, call, inputs, fused, location, work, run, config, context)
     except Exception as error:
         logs.log(
             "stage failed", severity="ERROR", error=type(error).__name__, detail=str(error)[:2000], **context.fields()
@@ -289,6 +294,7 @@ def _run(
     call: StageCall,
     inputs: list[Input],
     location: str,
+    work: str,
     run: dict[str, Any],
     config: RuntimeConfig,
     context: _Context,
@@ -305,9 +311,9 @@ def _run(
                 if call.stage.options.output == "value":
                     key = value_key(context.pipeline, context.run_id, context.node)
                     resources.kv().put(key, output)
-                    manifest: dict[str, Any] = {"kind": "value", "key": key, "value": output, "files": []}
+                    manifest: dict[str, Any] = {"kind": "value", "key": key, "value": output, "files": [], "from": {}}
                 else:
-                    manifest = _write_output(call, resources.engine(), output, location, scratch, context)
+                    manifest = _write_output(call, resources.engine(), output, work, scratch, context)
             except Exception as error:
                 problem = resources.explain(error, inputs)
                 if problem is not None:
@@ -319,8 +325,7 @@ def _run(
         {"version": EVENT_VERSION, "node": context.node, "run_id": context.run_id, "attempt": context.attempt}
     )
     manifest.update(resources.reader.commit("records"))  # bad records its sources skipped or quarantined
-    storage.commit(location, manifest)
-    return manifest
+    return storage.publish(location, work, manifest)
 
 
 def _run_phase(
@@ -330,6 +335,7 @@ def _run_phase(
     inputs: list[Input],
     fused: dict[str, list[Fused]],
     location: str,
+    work: str,
     run: dict[str, Any],
     config: RuntimeConfig,
     context: _Context,
@@ -354,6 +360,7 @@ def _run_phase(
             call=call,
             inputs=inputs,
             location=location,
+            work=work,
             attempt=context.attempt,
             chunk_bytes=int(chunk_bytes or 0),
             scratch=scratch,
@@ -385,8 +392,9 @@ def _bind(call: StageCall, param: str, value: Any, args: list[Any], kwargs: dict
 
 
 def _write_output(
-    call: StageCall, engine: Engine, output: Any, location: str, scratch: str, context: _Context
+    call: StageCall, engine: Engine, output: Any, work: str, scratch: str, context: _Context
 ) -> dict[str, Any]:
+    """Write the stage's DataFrame to this attempt's folder under ``work``; return the manifest to publish."""
     if not engine.is_dataframe(output):
         raise TypeError(
             f"stage {call.stage.name!r} ({call.stage.origin}) returned {type(output).__name__}, but it is declared to "
@@ -394,11 +402,18 @@ def _write_output(
         )
     write_attempt = getattr(engine, "write_attempt", None)
     if write_attempt is not None:  # Spark on a cluster writes to storage itself (sparkflow.runtime.cluster)
-        files, rows = write_attempt(output, location, context.attempt)
+        files, rows = write_attempt(output, work, context.attempt)
     else:
         folder, rows = engine.write(output, os.path.join(scratch, "out"))
-        files = storage.upload_attempt(folder, location, context.attempt)
-    return {"kind": "dataset", "files": [name for name, _ in files], "rows": rows, "bytes": sum(s for _, s in files)}
+        files = storage.upload_attempt(folder, work, context.attempt)
+    names = [storage.published_name(index) for index in range(len(files))]
+    return {
+        "kind": "dataset",
+        "files": names,
+        "from": {name: relative for name, (relative, _) in zip(names, files, strict=True)},
+        "rows": rows,
+        "bytes": sum(size for _, size in files),
+    }
 
 
 def _open_kv(config: RuntimeConfig, run: dict[str, Any]) -> Any:

@@ -3,18 +3,19 @@
 A stage the compiler marked for splitting (``partition="rows"`` or ``partition_by=``) runs as:
 
 * **split** (one task): measures the real input (:mod:`sparkflow.runtime.split`) and writes, under the stage's
-  output location, ``_split/plan.json`` (what is split, into how many chunks and buckets) and the item lists
-  the state machine fans out over (``_split/map-items.json``, ``_split/reduce-items.json``). A rows stage
-  splits its first dataset input and reads its other inputs whole; a key stage splits every dataset input.
+  work folder (``<run>/_work/<node>/``), ``split/plan.json`` (what is split, into how many chunks and buckets)
+  and the item lists the state machine fans out over (``split/map-items.json``, ``split/reduce-items.json``). A
+  rows stage splits its first dataset input and reads its other inputs whole; a key stage splits every dataset
+  input.
 * **map** (one task per chunk): a rows stage runs the user's function on its chunk and commits the result as
-  one part (``_parts/chunk-NNNNN/``); a key stage assigns every row of its chunk to one of P buckets by a hash
-  of the key columns and commits the bucketed files (``_shuffle/<input>/chunk-NNNNN/``).
+  one part (``parts/chunk-NNNNN/``); a key stage assigns every row of its chunk to one of P buckets by a hash
+  of the key columns and commits the bucketed files (``shuffle/<input>/chunk-NNNNN/``).
 * **reduce** (one task per bucket, key stages): reads bucket b of every split input (all rows of a key are
   in one bucket, in every input, so joins and aggregates see whole keys), runs the user's function and commits
-  one part (``_parts/bucket-NNNNN/``). A bucket much larger than the chunk budget is refused as skew.
-* **commit** (one task): checks that every part is committed and publishes them together as the stage's
-  output (``_COMMITTED.json`` listing all part files), so readers downstream see a split stage's output
-  exactly like a whole stage's.
+  one part (``parts/bucket-NNNNN/``). A bucket much larger than the chunk budget is refused as skew.
+* **commit** (one task): checks that every part is committed and publishes their files together as the stage's
+  output (see :func:`sparkflow.runtime.storage.publish`), so readers downstream — sparkflow's or any Parquet
+  reader — see a split stage's output exactly like a whole stage's.
 
 Every part is committed like any output (see :mod:`sparkflow.runtime.storage`), so a retried or duplicated
 chunk task never leaves partial or duplicated rows; a phase whose work is committed is not done again.
@@ -37,9 +38,10 @@ from sparkflow.errors import EventError, InputError, StorageError
 from sparkflow.runtime import records, split, storage
 from sparkflow.runtime.datasets import local_copy
 
-SPLIT = "_split"
-PARTS = "_parts"
-SHUFFLE = "_shuffle"
+# Folders of a split stage's work folder (``<run>/_work/<node>/``).
+SPLIT = "split"
+PARTS = "parts"
+SHUFFLE = "shuffle"
 BUCKET_COLUMN = "_bucket"
 MAX_BUCKETS = 1000
 # A reducer may take this many chunk budgets before its bucket counts as skewed (a conservative budget).
@@ -64,6 +66,7 @@ class Job:
     call: StageCall
     inputs: list[Input]
     location: str  # the stage's output location
+    work: str  # the stage's work folder
     attempt: str
     chunk_bytes: int
     scratch: str
@@ -133,7 +136,7 @@ def run_phase(job: Job, phase: str, chunk: int | None) -> dict[str, Any]:
     """Run one phase; returns the manifest to report (for map/reduce: the part's; for commit: the stage's)."""
     if phase == "split":
         return _split(job)
-    plan = _read_plan(job.location)
+    plan = _read_plan(job.work)
     if phase == "commit":
         return _commit(job, plan)
     count = len(plan["items"]) if phase == "map" else plan["buckets"]
@@ -148,10 +151,10 @@ def run_phase(job: Job, phase: str, chunk: int | None) -> dict[str, Any]:
 
 
 def _split(job: Job) -> dict[str, Any]:
-    plan_uri = storage.join(job.location, SPLIT, "plan.json")
-    existing = _read_json(plan_uri)
+    plan_uri = storage.join(job.work, SPLIT, "plan.json")
+    existing = storage.read_json(plan_uri)
     if existing is not None:
-        return _pointer(job.location, existing)
+        return _pointer(job.work, existing)
     chosen = job.split_inputs()
     inputs: list[dict[str, Any]] = []
     items: list[list[int]] = []
@@ -160,8 +163,8 @@ def _split(job: Job) -> dict[str, Any]:
         form, header, schema = _format(job, item)
         files = _files(item)
         manifest = split.plan_chunks(files, form, job.chunk_bytes, header=header)
-        split.write_chunk_groups(manifest, storage.join(job.location, SPLIT, item.param))
-        split.write_manifest(manifest, storage.join(job.location, SPLIT, f"{item.param}.json"))  # the whole record
+        split.write_chunk_groups(manifest, storage.join(job.work, SPLIT, item.param))
+        split.write_manifest(manifest, storage.join(job.work, SPLIT, f"{item.param}.json"))  # the whole record
         total += manifest.nbytes
         inputs.append(
             {"param": item.param, "format": form, "header": header, "schema": schema, "chunks": len(manifest.chunks)}
@@ -170,16 +173,16 @@ def _split(job: Job) -> dict[str, Any]:
     buckets = max(1, min(MAX_BUCKETS, math.ceil(total / job.chunk_bytes))) if job.mode == "key" else 0
     plan = {"version": 1, "mode": job.mode, "buckets": buckets, "chunk_bytes": job.chunk_bytes, "inputs": inputs}
     plan["items"] = items
-    _write_json(storage.join(job.location, SPLIT, "map-items.json"), [{"chunk": k} for k in range(len(items))])
+    _write_json(storage.join(job.work, SPLIT, "map-items.json"), [{"chunk": k} for k in range(len(items))])
     if job.mode == "key":
-        _write_json(storage.join(job.location, SPLIT, "reduce-items.json"), [{"chunk": b} for b in range(buckets)])
+        _write_json(storage.join(job.work, SPLIT, "reduce-items.json"), [{"chunk": b} for b in range(buckets)])
     _write_json(plan_uri, plan)  # last: a plan that exists is complete
-    return _pointer(job.location, plan)
+    return _pointer(job.work, plan)
 
 
-def _pointer(location: str, plan: dict[str, Any]) -> dict[str, Any]:
+def _pointer(work: str, plan: dict[str, Any]) -> dict[str, Any]:
     """Where the item lists are, as the state machine's ItemReader needs them (S3 bucket and key)."""
-    bucket, key = _bucket_key(storage.join(location, SPLIT))
+    bucket, key = _bucket_key(storage.join(work, SPLIT))
     return {
         "kind": "split",
         "bucket": bucket,
@@ -252,9 +255,9 @@ def _map(job: Job, plan: dict[str, Any], item_index: int) -> dict[str, Any]:
     described = plan["inputs"][input_index]
     chosen = job.split_inputs()[input_index]
     if job.mode == "rows":
-        part = storage.join(job.location, PARTS, f"chunk-{chunk_index:05d}")
+        part = storage.join(job.work, PARTS, f"chunk-{chunk_index:05d}")
     else:
-        part = storage.join(job.location, SHUFFLE, described["param"], f"chunk-{chunk_index:05d}")
+        part = storage.join(job.work, SHUFFLE, described["param"], f"chunk-{chunk_index:05d}")
     existing = storage.read_manifest(part)
     if existing is not None:
         return existing
@@ -274,7 +277,7 @@ def _map(job: Job, plan: dict[str, Any], item_index: int) -> dict[str, Any]:
 
 
 def _read_chunk(job: Job, item: Input, described: dict[str, Any], chunk_index: int) -> Any:
-    manifest, chunk = split.read_planned_chunk(storage.join(job.location, SPLIT, item.param), chunk_index)
+    manifest, chunk = split.read_planned_chunk(storage.join(job.work, SPLIT, item.param), chunk_index)
     folder = job.folder(f"chunk-{item.param}")
     paths = split.read_chunk(chunk, manifest.format, manifest.header, folder)
     # Where each local file's bytes come from: a bad record is named by its place in the original file.
@@ -345,9 +348,9 @@ def _commit_part(job: Job, engine: Any, output: Any, part: str) -> dict[str, Any
 
 
 def _part_name(job: Job, part: str) -> str:
-    """A part's path below the stage's output as one name: ``_shuffle/orders/chunk-00001`` becomes
+    """A part's path below the stage's work folder as one name: ``shuffle/orders/chunk-00001`` becomes
     ``shuffle-orders-chunk-00001`` (the name of its quarantined records)."""
-    return part[len(job.location) :].strip("/").lstrip("_").replace("/", "-")
+    return part[len(job.work) :].strip("/").replace("/", "-")
 
 
 def _commit_buckets(job: Job, engine: Any, frame: Any, buckets: int, part: str) -> dict[str, Any]:
@@ -380,10 +383,8 @@ def _commit_buckets(job: Job, engine: Any, frame: Any, buckets: int, part: str) 
     per_bucket: dict[str, int] = {}
     for relative in local_files:
         bucket = relative.split("/", 1)[0]
-        target_dir = storage.join(part, storage.ATTEMPTS, job.attempt, bucket)
-        fs, path = storage.filesystem(storage.join(target_dir, os.path.basename(relative)))
-        fs.makedirs(os.path.dirname(path) if storage.is_local_fs(fs) else posixpath.dirname(path), exist_ok=True)
-        fs.put_file(os.path.join(folder, relative), path)
+        target = storage.join(part, storage.ATTEMPTS, job.attempt, bucket, os.path.basename(relative))
+        storage.put_file(os.path.join(folder, relative), target)
         per_bucket[bucket] = per_bucket.get(bucket, 0) + os.path.getsize(os.path.join(folder, relative))
         uploaded.setdefault(bucket, []).append(posixpath.join(storage.ATTEMPTS, job.attempt, relative))
     manifest = {
@@ -414,7 +415,7 @@ def _bucketize(engine: Any, frame: Any, keys: list[str], buckets: int) -> Any:
 
 
 def _reduce(job: Job, plan: dict[str, Any], bucket: int) -> dict[str, Any]:
-    part = storage.join(job.location, PARTS, f"bucket-{bucket:05d}")
+    part = storage.join(job.work, PARTS, f"bucket-{bucket:05d}")
     existing = storage.read_manifest(part)
     if existing is not None:
         return existing
@@ -465,7 +466,7 @@ def _bucket_files(
     size = 0
     everything = 0
     for chunk in range(described["chunks"]):
-        part = storage.join(job.location, SHUFFLE, described["param"], f"chunk-{chunk:05d}")
+        part = storage.join(job.work, SHUFFLE, described["param"], f"chunk-{chunk:05d}")
         manifest = storage.read_manifest(part)
         if manifest is None:
             raise InputError(f"stage {job.call.stage.name!r}: chunk {chunk} of {described['param']!r} is not mapped")
@@ -484,34 +485,35 @@ def _bucket_files(
 
 
 def _commit(job: Job, plan: dict[str, Any]) -> dict[str, Any]:
+    """Publish every part's files as the stage's output: part p's i-th file as ``part-<p>-<i>.parquet``."""
     if plan["mode"] == "key":
         parts = [f"bucket-{bucket:05d}" for bucket in range(plan["buckets"])]
     else:
         parts = [f"chunk-{chunk:05d}" for chunk in range(plan["inputs"][0]["chunks"])]
-    files: list[str] = []
+    sources: dict[str, str] = {}
     rows = size = 0
     mapped: list[dict[str, Any] | None] = []  # the map tasks' manifests: what they read and rejected
-    for name in parts:
-        manifest = storage.read_manifest(storage.join(job.location, PARTS, name))
+    for number, name in enumerate(parts):
+        manifest = storage.read_manifest(storage.join(job.work, PARTS, name))
         if manifest is None:
             raise StorageError(
                 f"stage {job.call.stage.name!r}: part {name} is not committed, so the stage cannot be committed; "
                 "run its map/reduce tasks again"
             )
-        files.extend(posixpath.join(PARTS, name, relative) for relative in manifest["files"])
+        for index, relative in enumerate(manifest["files"]):
+            sources[storage.published_name(index, number)] = posixpath.join(PARTS, name, relative)
         rows += manifest["rows"]
         size += manifest["bytes"]
         mapped.append(manifest)
     if plan["mode"] == "key":
         mapped = [
-            storage.read_manifest(storage.join(job.location, SHUFFLE, item["param"], f"chunk-{chunk:05d}"))
+            storage.read_manifest(storage.join(job.work, SHUFFLE, item["param"], f"chunk-{chunk:05d}"))
             for item in plan["inputs"]
             for chunk in range(item["chunks"])
         ]
-    manifest = {"kind": "dataset", "files": files, "rows": rows, "bytes": size, "parts": len(parts)}
-    manifest.update(_rejected(mapped))
-    storage.commit(job.location, manifest)
-    return manifest
+    manifest = {"kind": "dataset", "files": list(sources), "from": sources, "rows": rows, "bytes": size}
+    manifest.update({"parts": len(parts), "attempt": job.attempt, **_rejected(mapped)})
+    return storage.publish(job.location, job.work, manifest)
 
 
 def _rejected(manifests: list[dict[str, Any] | None]) -> dict[str, Any]:
@@ -529,22 +531,12 @@ def _rejected(manifests: list[dict[str, Any] | None]) -> dict[str, Any]:
 # --- json files ------------------------------------------------------------------------------------------------
 
 
-def _read_plan(location: str) -> dict[str, Any]:
-    plan = _read_json(storage.join(location, SPLIT, "plan.json"))
+def _read_plan(work: str) -> dict[str, Any]:
+    plan = storage.read_json(storage.join(work, SPLIT, "plan.json"))
     if plan is None:
-        raise InputError(f"no split plan at {location!r}: the stage's split task has not finished in this run")
+        raise InputError(f"no split plan in {work!r}: the stage's split task has not finished in this run")
     checked: dict[str, Any] = plan
     return checked
-
-
-def _read_json(uri: str) -> Any:
-    fs, path = storage.filesystem(uri)
-    fs.invalidate_cache(path)
-    try:
-        with fs.open(path, "rb") as handle:
-            return json.loads(handle.read())
-    except FileNotFoundError:
-        return None
 
 
 def _write_json(uri: str, document: Any) -> None:

@@ -2,12 +2,31 @@
 
 Locations are URIs (``s3://bucket/key/``, ``gs://bucket/key/``) or local paths. Every location the runtime
 touches is normalised first (``..`` collapsed, local symlinks resolved) and then checked against what it may
-touch: writes only under the run's storage root, reads only there or under a declared source location.
+touch: writes only under the run's storage root (or a declared sink), reads only there or under a declared
+source location.
 
-Commit protocol: an attempt writes its files under ``<node>/_attempts/<attempt>/`` and then writes
-``<node>/_COMMITTED.json`` listing exactly those files, in one atomic put. Readers read only the files that
-manifest lists, so a killed, failed or duplicated attempt never shows partial or duplicated data; the last
-attempt to commit wins, and every attempt of a deterministic stage writes the same rows.
+**Published outputs.** A stage's output folder (``<run>/<node>/``) holds exactly its committed Parquet files,
+``_SUCCESS`` and ``_COMMITTED.json``, so any Parquet reader (pyarrow, pandas, Spark, DuckDB, Athena) pointed at
+it reads exactly the committed rows without knowing about sparkflow. Everything else a task writes lives in the
+node's work folder (``<run>/_work/<node>/``): attempts, split manifests, shuffle buckets, chunk parts.
+
+**Publishing** (:func:`publish`), so that a retried, killed or duplicated task never leaves partial or
+duplicated rows where a reader looks:
+
+1. an attempt uploads its files to ``<work>/attempts/<attempt>/`` (private to it);
+2. it *claims* the output: one exclusive create of ``<work>/claim.json`` (S3 ``If-None-Match: *``, GCS
+   ``ifGenerationMatch=0``, a hard link on local disks) naming its files. The first claim wins for good; an
+   attempt that loses publishes the winner's files instead of its own, so only one attempt's rows ever reach
+   the output folder;
+3. it copies the claimed files into the output folder under fixed names (``part-00000.parquet``, ...; a
+   server-side copy on object stores, a hard link on local disks: each appears whole or not at all);
+4. it writes ``_SUCCESS`` (Hadoop's marker), then ``_COMMITTED.json`` (the claim), the commit point: readers of
+   the runtime, and tools that look for a marker, treat the output as complete only once it exists.
+
+Every step is idempotent, so any attempt (or a retry of a killed one, which finds the claim) can finish a
+publish another started. The work folder's parts (chunk and bucket outputs of split stages, which only the
+runtime reads) are committed with :func:`commit` alone: the last manifest written wins, and it lists only its
+own attempt's files.
 """
 
 from __future__ import annotations
@@ -15,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import shutil
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +42,9 @@ from typing import Any
 from sparkflow.errors import ConfinementError, InputError, StorageError
 
 MANIFEST = "_COMMITTED.json"
-ATTEMPTS = "_attempts"
+SUCCESS = "_SUCCESS"
+ATTEMPTS = "attempts"
+CLAIM = "claim.json"
 _LOCAL_PROTOCOLS = ("file", "local")
 
 
@@ -69,20 +91,23 @@ def join(base: str, *parts: str) -> str:
 
 @dataclass(frozen=True)
 class Confinement:
-    """What one task may touch: write under ``root``; read under ``root`` or any of ``readable``."""
+    """What one task may touch: write under ``root`` or any of ``writable`` (the declared sinks); read under
+    ``root``, any of ``readable`` or any of ``writable``."""
 
     root: str
     readable: tuple[str, ...] = ()
+    writable: tuple[str, ...] = ()
 
     def check_write(self, uri: str, what: str) -> str:
-        if not is_within(uri, self.root):
+        if not any(is_within(uri, allowed) for allowed in (self.root, *self.writable)):
             raise ConfinementError(
-                f"{what}: {uri!r} is outside the pipeline's storage root {self.root!r}; nothing was written"
+                f"{what}: {uri!r} is outside the pipeline's storage root {self.root!r} and its declared sinks; "
+                "nothing was written"
             )
         return normalize(uri)
 
     def check_read(self, uri: str, what: str) -> str:
-        if not any(is_within(uri, allowed) for allowed in (self.root, *self.readable)):
+        if not any(is_within(uri, allowed) for allowed in (self.root, *self.readable, *self.writable)):
             raise ConfinementError(
                 f"{what}: {uri!r} is outside the storage root {self.root!r} and the declared source locations; "
                 "declare the location with sf.source(...) or allow it where the function is deployed "
@@ -119,13 +144,7 @@ def new_attempt_id() -> str:
 
 def read_manifest(location: str) -> dict[str, Any] | None:
     """The commit manifest of a node's output, or None when nothing is committed there."""
-    fs, path = filesystem(join(location, MANIFEST))
-    fs.invalidate_cache(path)  # s3fs answers from a listing cache: another attempt may have committed since
-    try:
-        with fs.open(path, "rb") as handle:
-            manifest: dict[str, Any] = json.loads(handle.read())
-    except FileNotFoundError:
-        return None
+    manifest: dict[str, Any] | None = read_json(join(location, MANIFEST))
     return manifest
 
 
@@ -140,19 +159,30 @@ def committed_files(location: str, what: str) -> list[str]:
 
 
 def upload_attempt(local_dir: str, location: str, attempt: str) -> list[tuple[str, int]]:
-    """Copy the data files of ``local_dir`` to the attempt folder; return (name relative to location, bytes)."""
+    """Copy the data files of ``local_dir`` into ``location``'s attempt folder; return (name relative to
+    ``location``, bytes) of each, sorted by name."""
     files = sorted(
         name for name in os.listdir(local_dir) if not name.startswith(("_", ".")) and not name.endswith(".crc")
     )
     uploaded: list[tuple[str, int]] = []
     for name in files:
         relative = posixpath.join(ATTEMPTS, attempt, name)
-        target = join(location, relative)
-        fs, path = filesystem(target)
-        fs.makedirs(posixpath.dirname(path) if not is_local_fs(fs) else os.path.dirname(path), exist_ok=True)
-        fs.put_file(os.path.join(local_dir, name), path)
+        put_file(os.path.join(local_dir, name), join(location, relative))
         uploaded.append((relative, os.path.getsize(os.path.join(local_dir, name))))
     return uploaded
+
+
+def put_file(local: str, uri: str) -> None:
+    """Upload the local file ``local`` to ``uri`` (parent folders made as needed)."""
+    fs, path = filesystem(uri)
+    fs.makedirs(posixpath.dirname(path) if not is_local_fs(fs) else os.path.dirname(path), exist_ok=True)
+    fs.put_file(local, path)
+
+
+def published_name(index: int, part: int | None = None) -> str:
+    """The name of a published file: ``part-00000.parquet`` (a whole stage's ``index``-th file), or
+    ``part-00003-00000.parquet`` (the ``index``-th file of part 3 of a split stage)."""
+    return f"part-{index:05d}.parquet" if part is None else f"part-{part:05d}-{index:05d}.parquet"
 
 
 def write_file(uri: str, data: bytes) -> None:
@@ -162,9 +192,11 @@ def write_file(uri: str, data: bytes) -> None:
     try:
         if is_local_fs(fs):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+            temporary = _temporary(path)
             with open(temporary, "wb") as handle:
                 handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
             os.replace(temporary, path)
         else:
             fs.pipe_file(path, data)
@@ -172,21 +204,117 @@ def write_file(uri: str, data: bytes) -> None:
         raise StorageError(f"cannot write {uri!r}: {error}") from error
 
 
-def commit(location: str, manifest: dict[str, Any]) -> None:
-    """Publish ``manifest`` atomically: one PUT on object stores, write-then-rename on local disks."""
-    data = json.dumps(manifest, indent=2, sort_keys=True).encode()
-    target = join(location, MANIFEST)
-    fs, path = filesystem(target)
-    if is_local_fs(fs):
+def create_file(uri: str, data: bytes) -> bool:
+    """Write the whole file ``uri`` only if it does not exist yet, atomically; True if this call created it.
+
+    S3 ``If-None-Match: *`` and GCS ``ifGenerationMatch=0`` (fsspec's ``mode="create"``); on a local disk, a
+    complete temporary file hard-linked to the name, which fails if the name exists. Of several concurrent
+    callers exactly one gets True.
+    """
+    fs, path = filesystem(uri)
+    try:
+        if not is_local_fs(fs):
+            fs.pipe_file(path, data, mode="create")
+            return True
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+        temporary = _temporary(path)
         with open(temporary, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
-        return
-    try:
-        fs.pipe_file(path, data)
+        try:
+            os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+        return True
+    except FileExistsError:
+        return False
     except OSError as error:
-        raise StorageError(f"cannot commit {target!r}: {error}") from error
+        raise StorageError(f"cannot create {uri!r}: {error}") from error
+
+
+def read_json(uri: str) -> Any:
+    """The JSON document at ``uri``, or None when there is none."""
+    fs, path = filesystem(uri)
+    fs.invalidate_cache(path)  # s3fs answers from a listing cache: another attempt may have written it since
+    try:
+        with fs.open(path, "rb") as handle:
+            return json.loads(handle.read())
+    except FileNotFoundError:
+        return None
+
+
+def commit(location: str, manifest: dict[str, Any]) -> None:
+    """Write ``location``'s ``_COMMITTED.json`` atomically (one PUT on object stores, write-then-rename on local
+    disks). On its own, for the work folder's parts; :func:`publish` ends with it for a stage's output."""
+    try:
+        write_file(join(location, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True).encode())
+    except StorageError as error:
+        raise StorageError(f"cannot commit {location!r}: {error}") from error
+
+
+def claim(work: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Claim the output of the node whose work folder is ``work`` for ``manifest``'s files; return the manifest
+    that holds the claim: ``manifest`` if this call made it, else the one an earlier attempt made."""
+    uri = join(work, CLAIM)
+    if create_file(uri, json.dumps(manifest, indent=2, sort_keys=True).encode()):
+        return manifest
+    claimed: dict[str, Any] | None = read_json(uri)
+    if claimed is None:  # created, then gone: nothing deletes claims, so storage misbehaves; a retry may help
+        raise StorageError(f"the claim {uri!r} exists but cannot be read")
+    return claimed
+
+
+def read_claim(work: str) -> dict[str, Any] | None:
+    """The manifest that claimed the output of the node whose work folder is ``work``, if any."""
+    claimed: dict[str, Any] | None = read_json(join(work, CLAIM))
+    return claimed
+
+
+def publish(location: str, work: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Publish an output (see the module docs): claim it for ``manifest``, copy the claimed files into
+    ``location`` under their published names, write ``_SUCCESS``, then commit. Returns the published manifest,
+    which may be an earlier attempt's.
+
+    ``manifest["files"]`` are the published names (relative to ``location``); ``manifest["from"]`` maps each to
+    the attempt's file, relative to ``work``.
+    """
+    published = claim(work, manifest)
+    copy_files([join(work, published["from"][name]) for name in published["files"]], location, published["files"])
+    write_file(join(location, SUCCESS), b"")
+    commit(location, published)
+    return published
+
+
+def copy_files(uris: list[str], location: str, names: list[str]) -> None:
+    """Copy each of ``uris`` to ``location/<name>`` (same store), each appearing whole or not at all: server-side
+    copies on object stores, hard links on local disks. Copying again gives the same files."""
+    if not uris:
+        return
+    fs, root = filesystem(location)
+    if not is_local_fs(fs):
+        targets = [posixpath.join(root, name) for name in names]
+        try:
+            fs.copy([filesystem(uri)[1] for uri in uris], targets)
+        except FileNotFoundError as error:
+            raise InputError(f"cannot publish into {location!r}: an attempt file is gone ({error})") from error
+        except OSError as error:
+            raise StorageError(f"cannot publish into {location!r}: {error}") from error
+        return
+    for uri, name in zip(uris, names, strict=True):
+        target = os.path.join(root, name)
+        source = filesystem(uri)[1]
+        if os.path.exists(target) and os.path.samefile(source, target):
+            continue  # published before (rename() of two links to one file would leave the temporary name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        temporary = _temporary(target)
+        try:
+            os.link(source, temporary)
+        except OSError:  # another device, or links not allowed: a copy, renamed into place
+            shutil.copyfile(source, temporary)
+        os.replace(temporary, target)
+
+
+def _temporary(path: str) -> str:
+    """A temporary name beside ``path`` that no reader takes for data: it starts with a dot."""
+    return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")

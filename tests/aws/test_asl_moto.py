@@ -33,7 +33,7 @@ def protocol_double(aws: MotoAws, double: LambdaDouble) -> None:
     def handler(payload: dict[str, Any]) -> Any:
         if payload.get("phase") != "split":
             return {"ok": True}
-        base = f"runs/{payload['pipeline']}/{payload['run']['id']}/{payload['node']}/_split"
+        base = f"runs/{payload['pipeline']}/{payload['run']['id']}/_work/{payload['node']}/split"
         for name, count in (("map", CHUNKS), ("reduce", BUCKETS)):
             body = json.dumps([{"chunk": index} for index in range(count)])
             s3.put_object(Bucket=BUCKET, Key=f"{base}/{name}-items.json", Body=body.encode())

@@ -5,14 +5,15 @@ A trial picks a pipeline (:data:`SUBJECTS`: the three examples and ``pipelines/l
 enough that every split stage has several chunks and buckets), a fault kind, a few tasks and, in each, a point
 that the fault-free run really passes (its profile), then runs the pipeline with ``--engine duckdb`` on local disk
 or on moto's S3: every task runs in a DuckDB worker process, the chunk task process a SIGKILL ends, and the
-executor retries failed tasks as the state machines do. Meanwhile a reader polls every ``_COMMITTED.json`` and
-``_split/*.json`` of the run and reads every file a manifest lists. A trial passes when
+executor retries failed tasks as the state machines do. Meanwhile a reader polls every ``_COMMITTED.json``, claim
+and split file of the run, reads every file a manifest lists, and reads every committed output folder as a
+plain Parquet reader does (every ``*.parquet`` under it, as a DuckDB glob or pyarrow would). A trial passes when
 
 * the run succeeded,
 * every node's output, as a multiset of rows (or its value), equals the fault-free run's: no row lost, none
   duplicated,
-* no reader ever saw a torn manifest or split file, or a partial, missing or miscounted file behind a manifest,
-  during the run or after it,
+* no reader ever saw a torn manifest, claim or split file, a partial, missing or miscounted file behind a manifest,
+  or a committed output folder holding any Parquet file its manifest does not list, during the run or after it,
 * every duplicate attempt succeeded too.
 """
 
@@ -36,10 +37,10 @@ from typing import Any
 
 from sparkflow.compiler import plan_pipeline
 from sparkflow.dsl.pipeline import Pipeline
+from sparkflow.layout import WORK
 from sparkflow.loading import load_pipeline
 from sparkflow.plan import Plan
 from sparkflow.runtime import logs, storage
-from sparkflow.runtime.fanout import SPLIT
 from sparkflow.runtime.local import RunSummary, run_plan
 from sparkflow.targets.local import LOCAL
 from tests.faults.inject import KINDS, Fault, FaultPlan, fault_environment, fired, read_profile, twin_failures
@@ -212,7 +213,8 @@ def plan_faults(kind: str, ref: Reference, generator: random.Random, journal: Pa
         raise AssertionError(f"no task of {ref.subject.name} passes point {point!r}")
     faults: list[Fault] = []
     for number, (task, calls) in enumerate(generator.sample(candidates, min(count, len(candidates)))):
-        index = generator.randrange(len(calls)) if kind in ("raise", "transient", "kill-mid-upload") else 0
+        spread = ("raise", "transient", "kill-mid-upload", "kill-mid-publish")
+        index = generator.randrange(len(calls)) if kind in spread else 0
         times = generator.randint(1, ref.retries[task.split("/", 1)[0]]) if kind == "transient" else 1
         faults.append(Fault(f"f{number}", kind, task, index, times))
     return FaultPlan(str(journal), tuple(faults))
@@ -279,8 +281,8 @@ def _rows(data: bytes) -> list[tuple[Any, ...]]:
 
 def _published(run_uri: str) -> dict[str, tuple[Any, ...]]:
     """What readers of the run may open, from one listing: every ``_COMMITTED.json`` (stages, parts, shuffle
-    chunks) and every split plan and item list (``_split/*.json``, which a Distributed Map's ItemReader reads);
-    URI -> a version that changes when the file is replaced."""
+    chunks), every claim, and every JSON file of a work folder (split plans, chunk manifests and the item lists a
+    Distributed Map's ItemReader reads); URI -> a version that changes when the file is replaced."""
     fs, path = storage.filesystem(run_uri)
     fs.invalidate_cache()
     if not fs.exists(path):
@@ -290,7 +292,7 @@ def _published(run_uri: str) -> dict[str, tuple[Any, ...]]:
     return {
         fs.unstrip_protocol(name) if remote else name: tuple(info.get(key) for key in ("ino", "mtime", "ETag", "size"))
         for name, info in sorted(found.items())
-        if name.endswith("/" + storage.MANIFEST) or (f"/{SPLIT}/" in name and name.endswith(".json"))
+        if name.endswith("/" + storage.MANIFEST) or (f"/{WORK}/" in name and name.endswith(".json"))
     }
 
 
@@ -316,6 +318,28 @@ def _check(uri: str, data: bytes) -> list[str]:
             return [f"{where}: the manifest lists {name}, which is missing or partial: {type(error).__name__}"]
     if "rows" in document and rows != document["rows"]:
         return [f"{where}: the manifest says {document['rows']} rows, its files hold {rows}"]
+    if f"/{WORK}/" in where or document.get("kind") != "dataset":
+        return []
+    return _check_folder(where, document)
+
+
+def _check_folder(where: str, manifest: dict[str, Any]) -> list[str]:
+    """A committed output folder, read as readers that never open the manifest read it (every ``*.parquet`` under
+    it, recursively, as DuckDB's ``read_parquet('out/**/*.parquet')`` does; pyarrow, pandas and Spark also skip
+    names starting with ``_`` or ``.``): exactly the manifest's files, whole, with its rows."""
+    fs, path = storage.filesystem(where)
+    fs.invalidate_cache()
+    root = path.rstrip("/")
+    found = sorted(name[len(root) :].lstrip("/") for name in fs.find(path) if name.endswith(".parquet"))
+    if found != sorted(manifest["files"]):
+        extra = sorted(set(found) - set(manifest["files"]))
+        return [
+            f"{where}: a reader of the folder sees {len(found)} Parquet files {extra[:3]}, the manifest lists "
+            f"{len(manifest['files'])}"
+        ]
+    rows = sum(len(_rows(_read(storage.join(where, name)))) for name in found)
+    if rows != manifest["rows"]:
+        return [f"{where}: a reader of the folder sees {rows} rows, the manifest says {manifest['rows']}"]
     return []
 
 

@@ -10,8 +10,11 @@ duplicate attempts — then imports ``sitecustomize`` from :data:`BOOT`, which c
 * ``sparkflow.runtime.engines.start``: the engine's ``write`` and ``write_partitioned`` (point ``write``);
 * ``sparkflow.runtime.storage.filesystem``: every fsspec call (points ``fs.<method>``; ``put_file`` also counts
   as point ``put``, the upload of one attempt file);
-* ``sparkflow.runtime.storage.commit``: just before (``commit``) and just after (``committed``) the one atomic
-  write of ``_COMMITTED.json``.
+* ``sparkflow.runtime.storage.claim`` and ``sparkflow.runtime.storage.commit``: just before (``commit``) and just
+  after (``committed``) the exclusive create of a node's claim, and the one atomic write of a ``_COMMITTED.json``
+  (a whole stage or a split stage's commit task passes both: its claim, then its output's manifest; a chunk
+  task's part only the second);
+* ``sparkflow.runtime.storage.copy_files``: each file published into an output folder (point ``publish``).
 
 A :class:`Fault` fires at the ``index``-th call of one task's attempt that matches its point. Before it acts,
 it claims a marker file in the plan's journal folder with ``O_CREAT | O_EXCL``, which is atomic across
@@ -48,8 +51,9 @@ REPOSITORY = str(Path(__file__).resolve().parents[2])
 KINDS: dict[str, str] = {
     "kill-before-write": "write",  # SIGKILL as the engine starts writing the task's output
     "kill-mid-upload": "put",  # half of one attempt file reaches storage, then SIGKILL
-    "kill-before-commit": "commit",  # everything uploaded, SIGKILL before _COMMITTED.json is written
-    "kill-after-commit": "committed",  # committed, SIGKILL before the task answers
+    "kill-before-commit": "commit",  # everything uploaded, SIGKILL before the claim (or a part's _COMMITTED.json)
+    "kill-after-commit": "committed",  # claimed (or committed), SIGKILL before the output is published (or answered)
+    "kill-mid-publish": "publish",  # some claimed files copied into the output folder, SIGKILL before the rest
     "raise": "*",  # an exception at any intercepted call
     "transient": "fs.",  # the storage call fails with a connection error, `times` times in all
     "duplicate": "commit",  # a second attempt runs at the same time; both commit at the same moment
@@ -258,13 +262,26 @@ class _Injector:
 
         return filesystem
 
-    def commit(self, original: Callable[[str, dict[str, Any]], None]) -> Callable[[str, dict[str, Any]], None]:
-        def commit(location: str, manifest: dict[str, Any]) -> None:
+    def commit(self, original: Callable[[str, dict[str, Any]], Any]) -> Callable[[str, dict[str, Any]], Any]:
+        """The claim and the commit: both are the moment one attempt's files become the output."""
+
+        def commit(location: str, manifest: dict[str, Any]) -> Any:
             self.hit("commit")
-            original(location, manifest)
+            answer = original(location, manifest)
             self.hit("committed")
+            return answer
 
         return commit
+
+    def copy_files(self, original: Callable[[list[str], str, list[str]], None]) -> Callable[..., None]:
+        """Publishing, one file at a time, so that a kill can land between two files."""
+
+        def copy_files(uris: list[str], location: str, names: list[str]) -> None:
+            for uri, name in zip(uris, names, strict=True):
+                self.hit("publish")
+                original([uri], location, [name])
+
+        return copy_files
 
     # Firing -----------------------------------------------------------------------------------------------------
 
@@ -383,7 +400,9 @@ def install(plan: FaultPlan, twin_of: str | None = None) -> None:
     execute.handle_event = injector.handle_event(execute.handle_event)
     engines.start = injector.engine_start(engines.start)
     storage.filesystem = injector.filesystem(storage.filesystem)  # type: ignore[assignment]
-    storage.commit = injector.commit(storage.commit)  # type: ignore[assignment]
+    storage.commit = injector.commit(storage.commit)
+    storage.claim = injector.commit(storage.claim)
+    storage.copy_files = injector.copy_files(storage.copy_files)
 
 
 def install_from_environment() -> None:

@@ -230,7 +230,7 @@ def test_a_retried_chunk_task_rewrites_its_quarantined_records(spark: Any, tmp_p
         for chunk in range(chunks):
             handle({**base, "phase": "map", "chunk": chunk})
         before = kept.read_text()
-        (run / "totals" / "_parts" / "chunk-00001" / "_COMMITTED.json").unlink()  # died before committing
+        (run / "_work" / "totals" / "parts" / "chunk-00001" / "_COMMITTED.json").unlink()  # died before committing
         again = handle({**base, "phase": "map", "chunk": 1, "attempt": "retry"})
         committed = handle({**base, "phase": "commit"})
     assert again["status"] == "committed" and again["output"]["rejected"] == 1

@@ -1,5 +1,6 @@
-"""Attempts and commits: a retried, duplicated or half-written task never leaves partial or duplicated data,
-and --resume finishes a failed run without recomputing committed nodes."""
+"""Attempts, claims and publishing: a retried, duplicated, half-written or half-published task never leaves partial
+or duplicated data where readers look (the manifest, or the output folder read as a plain Parquet dataset), and
+--resume finishes a failed run without recomputing committed nodes."""
 
 from __future__ import annotations
 
@@ -34,8 +35,20 @@ def words_event(root: Path, attempt: str | None = None) -> dict[str, Any]:
 
 
 def committed(spark: Any, location: Path) -> list[tuple[Any, ...]]:
+    """The committed rows, read through the manifest; the output folder, read as a plain Parquet dataset by
+    Spark and pyarrow, must hold exactly them."""
+    import pyarrow.dataset as ds
+
     manifest = json.loads((location / "_COMMITTED.json").read_text())
-    return rows(spark.read.parquet(*(str(location / name) for name in manifest["files"])))
+    found = rows(spark.read.parquet(*(str(location / name) for name in manifest["files"])))
+    assert rows(spark.read.parquet(str(location))) == found
+    assert sorted(tuple(row.values()) for row in ds.dataset(str(location)).to_table().to_pylist()) == found
+    assert sorted(p.name for p in location.iterdir()) == sorted([*manifest["files"], "_COMMITTED.json", "_SUCCESS"])
+    return found
+
+
+def work(root: Path) -> Path:
+    return root / "wordcount" / "r1" / "_work" / "words"
 
 
 @pytest.fixture
@@ -68,8 +81,8 @@ def test_half_written_attempt_then_retry(spark: Any, tmp_path: Path, config: Run
     with pytest.raises(RuntimeError, match="killed in the middle"):
         handle_event(words_event(root, "first"), RuntimeConfig(config.pipeline, str(root)))
     location = root / "wordcount" / "r1" / "words"
-    assert uploaded and (location / uploaded[0]).exists(), "the half write really reached storage"
-    assert not (location / "_COMMITTED.json").exists()
+    assert uploaded and (work(root) / uploaded[0]).exists(), "the half write really reached storage"
+    assert not location.exists(), "nothing is published before the claim"
     monkeypatch.setattr(storage, "upload_attempt", original)
     result = handle_event(words_event(root, "second"), RuntimeConfig(config.pipeline, str(root)))
     assert result["status"] == "committed"
@@ -77,35 +90,86 @@ def test_half_written_attempt_then_retry(spark: Any, tmp_path: Path, config: Run
     assert result["output"]["rows"] == len(expected)
 
 
-def test_crash_after_upload_before_commit(spark: Any, tmp_path: Path, config: RuntimeConfig, monkeypatch: Any) -> None:
+def test_crash_after_upload_before_claim(spark: Any, tmp_path: Path, config: RuntimeConfig, monkeypatch: Any) -> None:
     expected = fault_free(spark, tmp_path, config)
     root = tmp_path / "faulty"
-    original_commit = storage.commit
 
-    def crash(location: str, manifest: dict[str, Any]) -> None:
-        raise RuntimeError("killed before commit")
+    def crash(work: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("killed before the claim")
 
-    monkeypatch.setattr(storage, "commit", crash)
-    with pytest.raises(RuntimeError, match="before commit"):
+    monkeypatch.setattr(storage, "claim", crash)
+    with pytest.raises(RuntimeError, match="before the claim"):
         handle_event(words_event(root, "first"), RuntimeConfig(config.pipeline, str(root)))
-    monkeypatch.setattr(storage, "commit", original_commit)
+    monkeypatch.undo()
     handle_event(words_event(root, "second"), RuntimeConfig(config.pipeline, str(root)))
     location = root / "wordcount" / "r1" / "words"
-    assert sorted(p.name for p in (location / "_attempts").iterdir()) == ["first", "second"]
+    assert sorted(p.name for p in (work(root) / "attempts").iterdir()) == ["first", "second"]
     assert committed(spark, location) == expected
+    assert json.loads((location / "_COMMITTED.json").read_text())["attempt"] == "second"
 
 
-def test_duplicate_attempts_commit_once(spark: Any, tmp_path: Path, config: RuntimeConfig, monkeypatch: Any) -> None:
-    """Two attempts that both started before either committed: the last commit wins, with no duplicates."""
+@pytest.mark.parametrize("after", [0, 1], ids=["after-claim", "mid-publish"])
+def test_a_killed_publish_is_finished_by_the_retry_without_recomputing(
+    spark: Any, tmp_path: Path, config: RuntimeConfig, monkeypatch: Any, after: int
+) -> None:
+    """Killed after claiming (0 files copied) or half-way through the copies: the output folder is not committed
+    (no _COMMITTED.json, no _SUCCESS), and the retry publishes the claimed attempt's files without running the
+    stage again."""
+    expected = fault_free(spark, tmp_path, config)
+    root = tmp_path / "faulty"
+    original = storage.copy_files
+
+    def crash(uris: list[str], location: str, names: list[str]) -> None:
+        assert len(uris) >= 2, "the stage must write several files for a half publish to mean something"
+        original(uris[:after], location, names[:after])
+        raise RuntimeError("killed while publishing")
+
+    monkeypatch.setattr(storage, "copy_files", crash)
+    with pytest.raises(RuntimeError, match="killed while publishing"):
+        handle_event(words_event(root, "first"), RuntimeConfig(config.pipeline, str(root)))
+    monkeypatch.undo()
+    location = root / "wordcount" / "r1" / "words"
+    assert not (location / "_COMMITTED.json").exists() and not (location / "_SUCCESS").exists()
+    assert len(list(location.glob("*.parquet"))) == after
+
+    def never(*args: Any) -> Any:
+        raise AssertionError("the stage ran again")
+
+    monkeypatch.setattr(execute, "_run", never)
+    result = handle_event(words_event(root, "second"), RuntimeConfig(config.pipeline, str(root)))
+    monkeypatch.undo()
+    assert result["status"] == "already-committed"
+    assert committed(spark, location) == expected
+    assert json.loads((location / "_COMMITTED.json").read_text())["attempt"] == "first"
+
+
+def test_duplicate_attempts_publish_one_attempts_rows(
+    spark: Any, tmp_path: Path, config: RuntimeConfig, monkeypatch: Any
+) -> None:
+    """Two attempts that both started before either committed: the first claim wins; the second publishes the
+    winner's files, never its own, so the folder holds one attempt's rows."""
     expected = fault_free(spark, tmp_path, config)
     root = tmp_path / "twice"
     handle_event(words_event(root, "one"), RuntimeConfig(config.pipeline, str(root)))
     monkeypatch.setattr(storage, "read_manifest", lambda location: None)  # as if it had not seen the commit
-    handle_event(words_event(root, "two"), RuntimeConfig(config.pipeline, str(root)))
+    monkeypatch.setattr(storage, "read_claim", lambda work: None)
+    second = handle_event(words_event(root, "two"), RuntimeConfig(config.pipeline, str(root)))
     monkeypatch.undo()
     location = root / "wordcount" / "r1" / "words"
-    assert json.loads((location / "_COMMITTED.json").read_text())["attempt"] == "two"
+    assert json.loads((location / "_COMMITTED.json").read_text())["attempt"] == "one"
+    assert (work(root) / "attempts" / "two").is_dir(), "the second attempt really wrote its own files"
+    assert second["output"]["rows"] == len(expected)
     assert committed(spark, location) == expected
+
+
+def test_exactly_one_of_many_concurrent_claims_wins(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = str(tmp_path / "work")
+    with ThreadPoolExecutor(8) as pool:
+        won = list(pool.map(lambda n: storage.claim(folder, {"attempt": str(n)}), range(32)))
+    assert len({claim["attempt"] for claim in won}) == 1
+    assert [p.name for p in (tmp_path / "work").iterdir()] == ["claim.json"]  # no temporary file left behind
 
 
 def test_committed_node_is_not_recomputed(spark: Any, tmp_path: Path, config: RuntimeConfig) -> None:

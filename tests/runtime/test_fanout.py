@@ -66,7 +66,7 @@ def test_join_buckets_both_inputs_by_the_same_key(spark: Any, tmp_path: Path) ->
     pipeline = load_pipeline(str(example("revenue")))
     summary = run_plan(plan_pipeline(pipeline, LOCAL), pipeline, storage_root=str(tmp_path), chunk_bytes=TINY)
     assert summary.status == "succeeded"
-    plan_file = tmp_path / "revenue" / summary.run_id / "enrich" / "_split" / "plan.json"
+    plan_file = tmp_path / "revenue" / summary.run_id / "_work" / "enrich" / "split" / "plan.json"
     plan = json.loads(plan_file.read_text())
     assert [item["param"] for item in plan["inputs"]] == ["orders", "customers"]
     assert all(item["chunks"] >= 1 for item in plan["inputs"]) and plan["buckets"] > 1
