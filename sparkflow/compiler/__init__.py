@@ -11,7 +11,7 @@ import networkx as nx
 
 from sparkflow.compiler.context import Context
 from sparkflow.compiler.graph import SourceNode, StageNode, build, node, output_kind
-from sparkflow.compiler.passes import PASSES
+from sparkflow.compiler.passes import PASSES, Pass
 from sparkflow.compiler.passes.fuse import absorbed
 from sparkflow.compiler.schedule import schedule
 from sparkflow.dsl.pipeline import Pipeline
@@ -23,13 +23,16 @@ from sparkflow.targets.base import Target
 __all__ = ["PASSES", "CompileError", "build", "compile_pipeline", "plan_pipeline"]
 
 
-def plan_pipeline(pipeline: Pipeline, target: str | Target) -> Plan:
-    """Build the graph of ``pipeline``, run every pass for ``target`` (a name, or a Target such as
-    :data:`sparkflow.targets.local.LOCAL`) and return the Plan."""
+def plan_pipeline(pipeline: Pipeline, target: str | Target, passes: tuple[Pass, ...] = PASSES) -> Plan:
+    """Build the graph of ``pipeline``, run the passes for ``target`` (a name, or a Target such as
+    :data:`sparkflow.targets.local.LOCAL`) and return the Plan.
+
+    ``passes`` is :data:`PASSES` but for tools that want a plan without a decision, e.g. ``sparkflow verify``'s
+    reference run, where no stage is split or fused."""
     chosen = get_target(target, pipeline.origin) if isinstance(target, str) else target
     context = Context(pipeline, chosen)
     graph = build(pipeline)
-    for compiler_pass in PASSES:
+    for compiler_pass in passes:
         graph = compiler_pass(graph, context)
     return to_plan(graph, pipeline)
 

@@ -1,5 +1,10 @@
 """The compiler's passes, in the order they run. Each is ``pass_(graph, context) -> graph`` in its own module."""
 
+from collections.abc import Callable
+
+import networkx as nx
+
+from sparkflow.compiler.context import Context
 from sparkflow.compiler.passes.fuse import fuse
 from sparkflow.compiler.passes.layout import layout
 from sparkflow.compiler.passes.limits import limits
@@ -7,6 +12,7 @@ from sparkflow.compiler.passes.place import place
 from sparkflow.compiler.passes.split import split
 from sparkflow.compiler.passes.validate import validate
 
-PASSES = (validate, place, split, layout, fuse, limits)
+Pass = Callable[[nx.DiGraph, Context], nx.DiGraph]
+PASSES: tuple[Pass, ...] = (validate, place, split, layout, fuse, limits)
 
-__all__ = ["PASSES"]
+__all__ = ["PASSES", "Pass"]
