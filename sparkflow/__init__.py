@@ -8,7 +8,20 @@ books = sf.source("books", "s3://my-bucket/books/", format="text")
 def words(lines: DataFrame) -> DataFrame: ...
 """
 
-from sparkflow.dsl import Pipeline, Source, Stage, StageOptions, pipeline, source, stage
+from sparkflow.dsl import Pipeline, Sink, Source, Stage, StageOptions, pipeline, sink, source, stage
 from sparkflow.errors import SparkflowError
+from sparkflow.results import read_output
 
-__all__ = ["Pipeline", "Source", "SparkflowError", "Stage", "StageOptions", "pipeline", "source", "stage"]
+__all__ = [
+    "Pipeline",
+    "Sink",
+    "Source",
+    "SparkflowError",
+    "Stage",
+    "StageOptions",
+    "pipeline",
+    "read_output",
+    "sink",
+    "source",
+    "stage",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -129,6 +130,7 @@ def _parse_pairs(values: tuple[str, ...], option: str, form: str = "NAME=VALUE")
     help="Run every stage on this engine instead of the one it declares (duckdb: sqlframe on DuckDB, no JVM).",
 )
 @click.option("--chunk-size", help="Input per chunk for every split stage, e.g. 64MB (default: from each stage).")
+@click.option("--sink", "sinks", multiple=True, metavar="NAME=URI", help="Publish sink NAME to URI instead.")
 def run(
     pipeline: str,
     inputs: tuple[str, ...],
@@ -139,13 +141,13 @@ def run(
     as_json: bool,
     engine: str | None,
     chunk_size: str | None,
+    sinks: tuple[str, ...],
 ) -> None:
     """Run PIPELINE here, with Spark in local mode and a local folder as storage.
 
-    Exits 0 when the run succeeded, 1 when a stage failed.
+    When every stage has committed, the run publishes its sinks and becomes the pipeline's latest run (what
+    `sparkflow show` reads). Exits 0 when the run succeeded, 1 when a stage or publishing failed.
     """
-    import json
-
     from rich.console import Console
 
     from sparkflow.compiler import plan_pipeline
@@ -172,14 +174,107 @@ def run(
             on_update=None if as_json else Progress(console),
             engine=engine,
             chunk_bytes=None if chunk_size is None else parse_size(chunk_size, field="--chunk-size"),
+            sinks=_parse_pairs(sinks, "--sink", "NAME=URI, e.g. --sink revenue_table=/tmp/revenue/"),
         )
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
         Console().print(summary_table(summary))
-        for sink, location in summary.outputs.items():
-            click.echo(f"output {sink}: {location}")
+        for node, location in summary.outputs.items():
+            click.echo(f"output {node}: {location}")
+        for name, published in summary.sinks.items():
+            rows = f"{published['rows']:,} rows"
+            click.echo(f"sink {name} ({published['format']}, {published['mode']}): {published['uri']} ({rows})")
+        if summary.error:
+            click.echo(f"error: {summary.error}", err=True)
     if summary.status != "succeeded":
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("source", metavar="PIPELINE|RUN")
+@click.argument("name", metavar="NODE")
+@click.option("--storage", help="The storage root runs wrote under (default: .sparkflow, as for `sparkflow run`).")
+@click.option("--run-id", help="The run (default: the newest run that finished and published).")
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Rows to print.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON lines, one object per row.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the rows as CSV with a header row.")
+def show(
+    source: str, name: str, storage: str | None, run_id: str | None, limit: int, as_json: bool, as_csv: bool
+) -> None:
+    """Print rows of NODE (a stage's output, or a sink) of PIPELINE's latest run, or of the run folder RUN.
+
+    PIPELINE is a file, a module or module:attribute; RUN is a run's folder (e.g. .sparkflow/wordcount/<run id>,
+    or an s3:// or gs:// location).
+    """
+    from sparkflow.results import locate, read_table
+
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    with _user_errors():
+        found = locate(source, name, storage=storage, run_id=run_id)
+        if found.kind == "value":
+            click.echo(json.dumps(found.value) if as_json else repr(found.value))
+            return
+        table = read_table(found, limit)
+    if as_json:
+        for row in table.to_pylist():
+            click.echo(json.dumps(row, default=str, ensure_ascii=False))
+    elif as_csv:
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(table.column_names)
+        for row in table.to_pylist():
+            writer.writerow(["" if value is None else value for value in row.values()])
+    else:
+        from rich.console import Console
+
+        from sparkflow.progress import rows_table
+
+        total = f" of {found.rows:,}" if found.rows is not None else ""
+        where = f"{found.kind} {name}" + (f" of run {found.run_id}" if found.run_id else "")
+        Console().print(rows_table(table))
+        click.echo(f"{table.num_rows:,}{total} row(s) of {where}: {found.uri}")
+
+
+@main.command()
+@click.argument("pipeline", metavar="PIPELINE")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=PATH", help="Read source NAME (a sample) from PATH.")
+@click.option(
+    "--engine", type=click.Choice(["spark", "duckdb"]), help="Run every stage on this engine instead of its own."
+)
+@click.option(
+    "--chunks", type=click.IntRange(min=2), default=4, show_default=True, help="Chunks (and buckets) per split."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify(pipeline: str, inputs: tuple[str, ...], engine: str | None, chunks: int, as_json: bool) -> None:
+    """Check that each partitioned stage of PIPELINE gives the same rows split as whole, on real data.
+
+    Every stage runs whole on the inputs (a sample), then each stage declared partition="rows" or partition_by=
+    runs again on the same inputs cut into several chunks (and buckets): a difference means the declaration is
+    wrong. Run it in CI beside `sparkflow compile --check`. Exits 1 when a stage's output changed.
+    """
+    from sparkflow.loading import load_pipelines
+    from sparkflow.verify import verify as check
+
+    failed = False
+    reports = []
+    with _user_errors():
+        for item in load_pipelines(pipeline):
+            report = check(item, inputs=_parse_inputs(inputs), engine=engine, chunks=chunks)
+            reports.append(report.to_dict())
+            failed = failed or not report.ok
+            if as_json:
+                continue
+            for mismatch in report.mismatches:
+                click.echo(f"error: {mismatch.message()}", err=True)
+            skipped = "".join(f"; {node} not checked: {why}" for node, why in report.skipped.items())
+            verdict = "ok" if report.ok else f"{len(report.mismatches)} stage(s) wrongly declared"
+            click.echo(f"{report.pipeline}: {verdict} ({len(report.checked)} partitioned stage(s) checked{skipped})")
+    if as_json:
+        click.echo(json.dumps(reports, indent=2))
+    if failed:
         sys.exit(1)
 
 

@@ -119,6 +119,36 @@ Step = Run | Sequence | Parallel
 
 
 @dataclass(frozen=True)
+class PlanSink:
+    """A table the run publishes one output to once every stage has committed (see ``sf.sink``).
+
+    Attributes:
+        uri: as declared: a URI, an absolute path, or a path relative to the storage root.
+        node: the node whose output it publishes.
+        origin: where the sink is declared; call_origin: where the pipeline publishes to it.
+    """
+
+    name: str
+    uri: str
+    format: str
+    mode: str
+    partition_cols: tuple[str, ...]
+    node: str
+    origin: Origin
+    call_origin: Origin
+
+
+@dataclass(frozen=True)
+class Publish:
+    """The run's last task: publish every sink, then point the pipeline's ``_latest.json`` at the run. It runs on
+    the function it fits, like a stage (see :func:`sparkflow.compiler.publish_task`)."""
+
+    memory_mb: int
+    timeout_s: int
+    retries: int
+
+
+@dataclass(frozen=True)
 class Plan:
     """A compiled pipeline.
 
@@ -129,8 +159,10 @@ class Plan:
         kv: the declared KV store URI, or None.
         sources: by name.
         tasks: in a deterministic topological order.
-        sinks: the node ids the pipeline returns.
+        outputs: the node ids the pipeline returns.
         schedule: the order tasks run in: nested sequences and parallel branches.
+        publish: the task that runs after every stage: publishes ``sinks``, then updates ``_latest.json``.
+        sinks: the tables outputs are published to, in declaration order.
     """
 
     pipeline: str
@@ -139,8 +171,10 @@ class Plan:
     kv: str | None
     sources: tuple[PlanSource, ...]
     tasks: tuple[PlanTask, ...]
-    sinks: tuple[str, ...]
+    outputs: tuple[str, ...]
     schedule: Step
+    publish: Publish
+    sinks: tuple[PlanSink, ...] = ()
 
     def task(self, task_id: str) -> PlanTask:
         """The task called ``task_id`` (KeyError if there is none); O(1), so emitters may call it per task."""

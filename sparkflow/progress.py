@@ -51,6 +51,16 @@ def summary_table(summary: RunSummary) -> Table:
     return table
 
 
+def rows_table(table: Any) -> Table:
+    """The rows of a pyarrow Table as a terminal table (``sparkflow show``)."""
+    shown = Table()
+    for name in table.column_names:
+        shown.add_column(name)
+    for row in table.to_pylist():
+        shown.add_row(*("" if value is None else str(value) for value in row.values()))
+    return shown
+
+
 def _chunks(node: NodeSummary) -> str:
     if node.chunks is None:
         return ""

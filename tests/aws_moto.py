@@ -66,7 +66,8 @@ class Invocation:
 
     @property
     def node(self) -> str:
-        return str(self.payload.get("node"))
+        """The node the call runs; ``publish`` for the run's publish task, which names none."""
+        return str(self.payload.get("node", self.payload.get("phase")))
 
 
 Handler = Callable[[dict[str, Any]], Any]

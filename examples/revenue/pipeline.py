@@ -1,4 +1,5 @@
-"""Revenue per country: a join of two CSV tables on the customer key, then an aggregate."""
+"""Revenue per country: a join of two CSV tables on the customer key, then an aggregate; both results are
+published as tables when a run succeeds."""
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -9,6 +10,12 @@ orders = sf.source(
     "orders", "data/orders.csv", schema="order_id INT, customer_id INT, amount DOUBLE, order_date DATE", size="5GB"
 )
 customers = sf.source("customers", "data/customers.csv", schema="customer_id INT, name STRING, country STRING")
+
+# Tables other tools read, at stable locations (relative ones are under the storage root; any s3:// or gs:// works):
+# the enriched orders as Parquet in Hive-style country=XX/ folders, replaced by each run, and every run's revenue
+# appended to a Delta table.
+enriched_orders = sf.sink("enriched_orders", "tables/enriched_orders/", partition_cols="country")
+revenue_history = sf.sink("revenue_history", "tables/revenue_history/", format="delta", mode="append")
 
 
 @sf.stage(partition_by="customer_id", memory="3GB")
@@ -28,4 +35,5 @@ def revenue_by_country(enriched: DataFrame) -> DataFrame:
 
 @sf.pipeline(storage="s3://my-bucket/sparkflow/")
 def revenue():
-    return revenue_by_country(enrich(orders, customers))
+    enriched = enriched_orders(enrich(orders, customers))
+    return revenue_history(revenue_by_country(enriched))

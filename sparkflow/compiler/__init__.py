@@ -15,8 +15,9 @@ from sparkflow.compiler.passes import PASSES, Pass
 from sparkflow.compiler.passes.fuse import absorbed
 from sparkflow.compiler.schedule import schedule
 from sparkflow.dsl.pipeline import Pipeline
+from sparkflow.dsl.stage import DEFAULT_MEMORY_MB, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 from sparkflow.errors import CompileError
-from sparkflow.plan import Plan, PlanInput, PlanSource, PlanTask
+from sparkflow.plan import Plan, PlanInput, PlanSource, PlanTask, Publish
 from sparkflow.targets import get_target
 from sparkflow.targets.base import Target
 
@@ -34,7 +35,7 @@ def plan_pipeline(pipeline: Pipeline, target: str | Target, passes: tuple[Pass, 
     graph = build(pipeline)
     for compiler_pass in passes:
         graph = compiler_pass(graph, context)
-    return to_plan(graph, pipeline)
+    return to_plan(graph, pipeline, chosen)
 
 
 def compile_pipeline(pipeline: Pipeline, target: str) -> str:
@@ -52,7 +53,7 @@ def compile_pipeline(pipeline: Pipeline, target: str) -> str:
     return text
 
 
-def to_plan(graph: nx.DiGraph, pipeline: Pipeline) -> Plan:
+def to_plan(graph: nx.DiGraph, pipeline: Pipeline, target: Target) -> Plan:
     """Freeze the compiled graph into a Plan with a deterministic order (declaration order)."""
     order = {node_id: node(graph, node_id).order for node_id in graph}
     topological = list(nx.lexicographical_topological_sort(graph, key=order.__getitem__))
@@ -75,9 +76,20 @@ def to_plan(graph: nx.DiGraph, pipeline: Pipeline) -> Plan:
         kv=pipeline.kv,
         sources=tuple(sources),
         tasks=tuple(tasks),
-        sinks=tuple(graph.graph["sinks"]),
+        outputs=tuple(graph.graph["outputs"]),
         schedule=schedule(stages, order),
+        publish=publish_task(tasks, target),
+        sinks=tuple(graph.graph["sinks"]),
     )
+
+
+def publish_task(tasks: list[PlanTask], target: Target) -> Publish:
+    """The run's publish task runs on the smallest function the pipeline already has (publishing streams rows and
+    copies files, so memory hardly matters, and no function is added for it), with a stage's default timeout and
+    retries, within the target's function limits."""
+    memories = [task.memory_mb for task in tasks if task.placement == "function"]
+    timeout = min(DEFAULT_TIMEOUT_S, target.function_limits.timeout_s.value)
+    return Publish(memory_mb=min(memories, default=DEFAULT_MEMORY_MB), timeout_s=timeout, retries=DEFAULT_RETRIES)
 
 
 def _task(graph: nx.DiGraph, item: StageNode) -> PlanTask:

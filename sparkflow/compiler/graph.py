@@ -16,7 +16,7 @@ from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.source import Source
 from sparkflow.dsl.stage import StageOptions
 from sparkflow.errors import Origin
-from sparkflow.plan import Fanout
+from sparkflow.plan import Fanout, PlanSink
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,11 @@ Node = SourceNode | StageNode
 def build(pipeline: Pipeline) -> nx.DiGraph:
     """Trace ``pipeline`` and return its graph; raises nothing for the user's mistakes (validate does)."""
     trace = pipeline.trace()
-    graph = nx.DiGraph(pipeline=pipeline, sinks=trace.sinks, problems=list(trace.problems))
+    sinks = tuple(
+        PlanSink(sink.name, sink.uri, sink.format, sink.mode, sink.partition_cols, node_id, sink.origin, published)
+        for sink, node_id, published in trace.sinks.values()
+    )
+    graph = nx.DiGraph(pipeline=pipeline, outputs=trace.outputs, sinks=sinks, problems=list(trace.problems))
     order = 0
     for name, source in trace.sources.items():
         graph.add_node(name, node=SourceNode(name, source, order))

@@ -18,6 +18,7 @@ from sparkflow.dsl.source import Source
 from sparkflow.errors import DefinitionError, Origin, SparkflowError
 
 if TYPE_CHECKING:
+    from sparkflow.dsl.sink import Sink
     from sparkflow.dsl.stage import Stage
 
 _ACTIVE: ContextVar[Trace | None] = ContextVar("sparkflow_trace", default=None)
@@ -83,7 +84,8 @@ class Trace:
     engine: str | None = None
     sources: dict[str, Source] = field(default_factory=dict)
     calls: dict[str, StageCall] = field(default_factory=dict)
-    sinks: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    sinks: dict[str, tuple[Sink, str, Origin]] = field(default_factory=dict)  # name -> (sink, node, where published)
     problems: list[SparkflowError] = field(default_factory=list)
     _stages_by_name: dict[str, Stage[Any, Any]] = field(default_factory=dict)
 
@@ -118,8 +120,30 @@ class Trace:
         self.calls[node_id] = StageCall(node_id, stage.in_pipeline(self.engine), tuple(inputs), origin)
         return Output(node_id, origin)
 
+    def publish(self, sink: Sink, output: Any, origin: Origin) -> None:
+        """Record that the pipeline publishes ``output`` to ``sink`` (called where the pipeline calls the sink)."""
+        if not isinstance(output, Output) or output.node_id not in self.calls:
+            what = (
+                f"source {output.name!r}" if isinstance(output, Source) else f"{type(output).__name__} {_short(output)}"
+            )
+            self.problems.append(
+                DefinitionError(f"sink {sink.name!r} is given {what}: pass it a stage's output", origin)
+            )
+            return
+        known = self.sinks.get(sink.name)
+        if known is not None:
+            self.problems.append(
+                DefinitionError(
+                    f"sink {sink.name!r} is published to twice (also at {known[2]}): a sink takes one output; "
+                    "declare another sink for the second",
+                    origin,
+                )
+            )
+            return
+        self.sinks[sink.name] = (sink, output.node_id, origin)
+
     def finish(self, result: Any, origin: Origin, pipeline_name: str) -> None:
-        """Record what the pipeline function returned: its sinks."""
+        """Record what the pipeline function returned: its outputs."""
         items: list[Any]
         if isinstance(result, dict):
             items = list(result.values())
@@ -129,10 +153,10 @@ class Trace:
             items = []
         else:
             items = [result]
-        sinks: list[str] = []
+        outputs: list[str] = []
         for item in items:
             if isinstance(item, Output) and item.node_id in self.calls:
-                sinks.append(item.node_id)
+                outputs.append(item.node_id)
             elif isinstance(item, Source):
                 self.problems.append(
                     DefinitionError(f"pipeline {pipeline_name!r} returns source {item.name!r} unchanged", origin)
@@ -152,7 +176,20 @@ class Trace:
                     origin,
                 )
             )
-        self.sinks = tuple(dict.fromkeys(sinks))
+        self.outputs = tuple(dict.fromkeys(outputs))
+        for name, (sink, node_id, _) in self.sinks.items():
+            if name in self.sources or name in self._stages_by_name:
+                self.problems.append(
+                    DefinitionError(f"sink {name!r} has the same name as a source or stage: rename one", sink.origin)
+                )
+            if self.calls[node_id].stage.options.output == "value":
+                self.problems.append(
+                    DefinitionError(
+                        f"sink {name!r} is given the value of stage {node_id!r}: a sink publishes a table, so give "
+                        "it a stage that returns a DataFrame",
+                        sink.origin,
+                    )
+                )
 
     def _node_id(self, stage: Stage[Any, Any], origin: Origin) -> str:
         known = self._stages_by_name.setdefault(stage.name, stage)

@@ -589,6 +589,7 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
                 readable=tuple(options.get("readable", ())),
                 workdir=options.get("workdir"),
                 engine="duckdb",
+                writable=tuple(options.get("writable", ())),
             )
         return {"result": handle_event(request["event"], _CONFIGS[key]), "logs": captured.getvalue()}
     except Exception as error:

@@ -8,6 +8,7 @@ against the confinement, and only then read, compute, upload and commit.
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import tempfile
 import time
@@ -34,6 +35,7 @@ class RuntimeConfig:
         storage_root: runs may only write under this root (an event's ``run.storage`` must lie within it).
         kv: the KV store URI; None uses the pipeline's ``kv=`` or, on a local disk, SQLite under the run.
         readable: further locations sources may be read from (deploy-time allow list, or local ``--input``).
+        writable: further locations sinks may be published to (deploy-time allow list, or local ``--sink``).
         workdir: scratch folder for local copies (Lambda: /tmp); a temporary folder by default.
         engine: run every stage on this engine (``spark``, ``duckdb``, or ``spark-cluster`` in a serverless Spark
             job) whatever it declares; None: each stage's own ``engine=``. A process serving ``duckdb`` must have
@@ -46,6 +48,7 @@ class RuntimeConfig:
     readable: tuple[str, ...] = ()
     workdir: str | None = None
     engine: str | None = None
+    writable: tuple[str, ...] = ()
 
 
 _TRACES: dict[int, Trace] = {}
@@ -82,18 +85,20 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
             f"event field 'pipeline' is {checked['pipeline']!r}, but this function serves {pipeline.name!r}"
         )
     trace = pipeline_trace(pipeline)
-    call = trace.calls.get(checked["node"])
-    if call is None:
-        raise EventError(
-            f"event field 'node': pipeline {pipeline.name!r} has no node {checked['node']!r} "
-            f"(nodes: {', '.join(trace.calls)})"
-        )
     run = checked["run"]
     run_id: str = run["id"]
     if not storage.is_within(run["storage"], config.storage_root):
         raise ConfinementError(
             f"event field 'run.storage': {run['storage']!r} is outside the pipeline's storage root "
             f"{config.storage_root!r}; nothing was read or written"
+        )
+    if checked.get("phase") == "publish":
+        return _publish(checked, config, trace, started)
+    call = trace.calls.get(checked["node"])
+    if call is None:
+        raise EventError(
+            f"event field 'node': pipeline {pipeline.name!r} has no node {checked['node']!r} "
+            f"(nodes: {', '.join(trace.calls)})"
         )
     overrides: dict[str, str] = run.get("params", {}).get("sources", {})
     for name in overrides:
@@ -414,6 +419,76 @@ def _write_output(
         "rows": rows,
         "bytes": sum(size for _, size in files),
     }
+
+
+def _publish(event: dict[str, Any], config: RuntimeConfig, trace: Trace, started: float) -> dict[str, Any]:
+    """The run's publish task (see :mod:`sparkflow.runtime.publish`): every sink, then ``_latest.json``."""
+    from sparkflow.dsl.sink import sink_uri
+    from sparkflow.runtime import publish
+
+    pipeline, run = config.pipeline, event["run"]
+    root, run_id = run["storage"], run["id"]
+    overrides: dict[str, str] = run.get("params", {}).get("sinks", {})
+    for name in overrides:
+        if name not in trace.sinks:
+            raise EventError(
+                f"event field 'run.params.sinks.{name}': pipeline {pipeline.name!r} has no sink {name!r} "
+                f"(sinks: {', '.join(trace.sinks) or 'none'})"
+            )
+    declared = tuple(sink_uri(sink.uri, root) for sink, _, _ in trace.sinks.values())
+    confinement = storage.Confinement(root, writable=declared + config.writable)
+    targets = {
+        name: confinement.check_write(overrides.get(name) or sink_uri(sink.uri, root), f"sink {name!r}")
+        for name, (sink, _, _) in trace.sinks.items()
+    }
+    context = _Context(pipeline.name, "publish", run_id, event.get("attempt") or storage.new_attempt_id())
+    logs.log("publish start", sinks=list(trace.sinks), **context.fields())
+    published: dict[str, Any] = {}
+    try:
+        for name, (sink, node_id, _) in trace.sinks.items():
+            location = node_location(root, pipeline.name, run_id, node_id)
+            manifest = storage.read_manifest(location)
+            if manifest is None:
+                raise InputError(
+                    f"sink {name!r}: stage {node_id!r} has no committed output in run {run_id!r}; a run publishes "
+                    "after every stage has committed: finish the run first (sparkflow run --resume)"
+                )
+            files = [storage.join(location, item) for item in manifest["files"]]
+            done = publish.publish_sink(sink, targets[name], files, int(manifest["rows"]), pipeline.name, run_id)
+            published[name] = done.to_dict()
+            logs.log("sink published", sink=name, **done.to_dict(), **context.fields())
+        latest = publish.latest_location(root, pipeline.name)
+        outputs = {
+            node: f"kv:{value_key(pipeline.name, run_id, node)}"
+            if trace.calls[node].stage.options.output == "value"
+            else node_location(root, pipeline.name, run_id, node)
+            for node in trace.outputs
+        }
+        record = {
+            "pipeline": pipeline.name,
+            "run_id": run_id,
+            "storage": root,
+            "outputs": outputs,
+            "sinks": {name: item["uri"] for name, item in published.items()},
+            "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        storage.write_file(latest, json.dumps(record, indent=2, sort_keys=True).encode())
+    except Exception as error:
+        logs.log(
+            "publish failed", severity="ERROR", error=type(error).__name__, detail=str(error)[:2000], **context.fields()
+        )
+        raise
+    result = {
+        "version": EVENT_VERSION,
+        "pipeline": pipeline.name,
+        "phase": "publish",
+        "run_id": run_id,
+        "status": "committed",
+        "seconds": round(time.monotonic() - started, 3),
+        "output": {"kind": "publish", "sinks": published, "latest": latest},
+    }
+    logs.log("publish end", seconds=result["seconds"], **context.fields())
+    return validate_result(result)
 
 
 def _open_kv(config: RuntimeConfig, run: dict[str, Any]) -> Any:

@@ -53,7 +53,14 @@ class NodeSummary:
 
 @dataclass
 class RunSummary:
-    """The outcome of a local run (``sparkflow run --json`` prints it)."""
+    """The outcome of a local run (``sparkflow run --json`` prints it).
+
+    Attributes:
+        outputs: where each output the pipeline returns is (a folder, or ``kv:`` and the key of a value).
+        sinks: what publishing did per sink (location, format, mode, rows, status), once every stage committed.
+        latest: the pipeline's ``_latest.json``, pointing at this run once it published.
+        error: why publishing failed, when it did (a stage's failure is in its node).
+    """
 
     pipeline: str
     run_id: str
@@ -62,6 +69,9 @@ class RunSummary:
     seconds: float = 0.0
     nodes: dict[str, NodeSummary] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    sinks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    latest: str | None = None
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +94,7 @@ def run_plan(
     on_update: Callable[[RunSummary, NodeSummary], None] | None = None,
     engine: str | None = None,
     chunk_bytes: int | None = None,
+    sinks: dict[str, str] | None = None,
 ) -> RunSummary:
     """Run ``plan`` here and return its summary (status ``failed`` when a node failed: nothing is raised).
 
@@ -97,6 +108,7 @@ def run_plan(
         on_update: called whenever a node starts or ends.
         engine: run every stage on this engine (``spark`` or ``duckdb``) instead of the one it declares.
         chunk_bytes: input bytes per chunk for every split stage, instead of the compiled sizes.
+        sinks: sink name -> location overriding the declared locations (e.g. a local folder for a test run).
 
     Spark stages run in this process; duckdb stages run in DuckDB worker processes (see
     :mod:`sparkflow.runtime.duckdb_engine` for why), unless this process was itself activated for DuckDB.
@@ -122,13 +134,23 @@ def run_plan(
         raise SparkflowError(
             f"--input {unknown[0]}=...: pipeline {plan.pipeline!r} has no such source (sources: {known})"
         )
+    targets = dict(sinks or {})
+    unknown = sorted(set(targets) - {sink.name for sink in plan.sinks})
+    if unknown:
+        known = ", ".join(sink.name for sink in plan.sinks) or "none"
+        raise SparkflowError(f"--sink {unknown[0]}=...: pipeline {plan.pipeline!r} has no such sink (sinks: {known})")
     run_dir = run_location(storage_root, plan.pipeline, run_id)
     if _exists(run_dir) and not resume:
         raise SparkflowError(f"run {run_id!r} already exists under {storage_root}: pass --resume to continue it")
     if resume and not _exists(run_dir):
         raise SparkflowError(f"--resume: there is no run {run_id!r} under {storage_root} to continue")
     config = RuntimeConfig(
-        pipeline=pipeline, storage_root=storage_root, kv=kv, readable=tuple(overrides.values()), engine=engine
+        pipeline=pipeline,
+        storage_root=storage_root,
+        kv=kv,
+        readable=tuple(overrides.values()),
+        engine=engine,
+        writable=tuple(targets.values()),
     )
     summary = RunSummary(
         plan.pipeline,
@@ -141,16 +163,21 @@ def run_plan(
         params: dict[str, Any] = {"sources": overrides} if overrides else {}
         if chunk_bytes is not None:
             params["chunk_bytes"] = chunk_bytes
+        if targets:
+            params["sinks"] = targets
         _execute(plan, config, summary, params, workers or os.cpu_count() or 1, on_update, handler)
+        finished = all(n.status in _DONE for n in summary.nodes.values())
+        if finished:
+            _publish(plan, config, summary, params, handler)
     summary.seconds = round(time.monotonic() - started, 3)
-    summary.status = "succeeded" if all(n.status in _DONE for n in summary.nodes.values()) else "failed"
+    summary.status = "succeeded" if finished and summary.error is None else "failed"
     if summary.status == "succeeded":
-        for sink in plan.sinks:
-            task = plan.task(sink)
-            summary.outputs[sink] = (
-                f"kv:{value_key(plan.pipeline, run_id, sink)}"
+        for output in plan.outputs:
+            task = plan.task(output)
+            summary.outputs[output] = (
+                f"kv:{value_key(plan.pipeline, run_id, output)}"
                 if task.output == "value"
-                else node_location(storage_root, plan.pipeline, run_id, sink)
+                else node_location(storage_root, plan.pipeline, run_id, output)
             )
     return summary
 
@@ -172,7 +199,7 @@ def _log_file(run_dir: str) -> Iterator[None]:
             logs.configure(previous)
 
 
-_Handler = Callable[[PlanTask, dict[str, Any]], dict[str, Any]]
+_Handler = Callable[[str, dict[str, Any]], dict[str, Any]]  # (the task's engine, its event) -> its result
 
 
 @contextmanager
@@ -180,10 +207,10 @@ def _handlers(plan: Plan, config: RuntimeConfig) -> Iterator[_Handler]:
     """What runs a task's event: ``handle_event`` here, or a DuckDB worker for duckdb stages (started on demand)."""
     pools: list[Any] = []
 
-    def handle(task: PlanTask, event: dict[str, Any]) -> dict[str, Any]:
+    def handle(engine: str, event: dict[str, Any]) -> dict[str, Any]:
         from sparkflow.runtime import duckdb_engine
 
-        if (config.engine or task.engine) != "duckdb" or duckdb_engine.is_active():
+        if (config.engine or engine) != "duckdb" or duckdb_engine.is_active():
             return handle_event(event, config)
         with lock:
             if not pools:
@@ -194,6 +221,7 @@ def _handlers(plan: Plan, config: RuntimeConfig) -> Iterator[_Handler]:
                             "storage_root": config.storage_root,
                             "kv": config.kv,
                             "readable": list(config.readable),
+                            "writable": list(config.writable),
                             "workdir": config.workdir,
                         },
                     )
@@ -282,22 +310,49 @@ def _attempts(event: dict[str, Any], handler: _Handler, task: PlanTask, node: No
     """Run the node, retrying up to ``task.retries`` times unless the error is one retrying cannot fix.
 
     Each call has its own retries, as each Task state of a state machine has its own Retry: a split stage's
-    split and commit tasks (which share ``node``, where all attempts are counted) do not share theirs. A
-    :class:`StorageError` is retried, as the state machines retry it: storage may fail for a moment (only a
-    refused location, a :class:`ConfinementError`, is for good).
+    split and commit tasks (which share ``node``, where all attempts are counted) do not share theirs.
     """
+
+    def attempt() -> dict[str, Any]:
+        node.attempts += 1
+        return handler(task.engine, event)
+
+    return _retrying(attempt, task.retries)
+
+
+def _retrying(call: Callable[[], dict[str, Any]], retries: int) -> dict[str, Any]:
+    """``call()``, tried again up to ``retries`` times unless it fails with an error retrying cannot fix. A
+    :class:`StorageError` is retried, as the state machines retry it: storage may fail for a moment (only a
+    refused location, a :class:`ConfinementError`, is for good)."""
     tries = 0
     while True:
         tries += 1
-        node.attempts += 1
         try:
-            return handler(task, event)
+            return call()
         except SparkflowError as error:
-            if not isinstance(error, StorageError) or isinstance(error, ConfinementError) or tries > task.retries:
+            if not isinstance(error, StorageError) or isinstance(error, ConfinementError) or tries > retries:
                 raise
         except Exception:
-            if tries > task.retries:
+            if tries > retries:
                 raise
+
+
+def _publish(plan: Plan, config: RuntimeConfig, summary: RunSummary, params: dict[str, Any], handler: _Handler) -> None:
+    """The run's last task, once every stage committed: publish the sinks, point ``_latest.json`` at the run. It
+    runs where the stages run (a DuckDB worker with ``--engine duckdb``), as a deployed function would."""
+    event = {
+        "version": EVENT_VERSION,
+        "pipeline": plan.pipeline,
+        "phase": "publish",
+        "run": {"id": summary.run_id, "storage": with_slash(config.storage_root), "params": params},
+    }
+    try:
+        result = _retrying(lambda: handler(config.engine or "spark", event), plan.publish.retries)
+    except Exception as error:  # reported in the summary, as a failed stage is
+        summary.error = f"publishing failed: {type(error).__name__}: {error}"
+        return
+    summary.sinks = result["output"]["sinks"]
+    summary.latest = result["output"]["latest"]
 
 
 def _fanout(

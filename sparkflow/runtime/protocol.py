@@ -34,6 +34,8 @@ def validate_event(event: object) -> dict[str, Any]:
             f"event field 'version' is {version!r}, but this runtime speaks version {EVENT_VERSION}: "
             "recompile the pipeline with the same sparkflow version as the deployed runtime"
         )
+    if event.get("phase") == "publish" and "node" in event:
+        raise EventError("event field 'node': a publish event (phase 'publish') names no node: it publishes the run")
     _validate(event, "event")
     return event
 

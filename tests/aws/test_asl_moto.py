@@ -53,9 +53,10 @@ def spans(double: LambdaDouble) -> dict[str, tuple[float, float]]:
     return found
 
 
-def expected_calls(plan: Plan) -> Counter[tuple[str, str | None]]:
-    """The tasks a run makes: one per whole stage; split, a map per chunk, a reduce per bucket and a commit."""
-    expected: Counter[tuple[str, str | None]] = Counter()
+def expected_calls(plan: Plan) -> Counter[tuple[str | None, str | None]]:
+    """The tasks a run makes: one per whole stage; split, a map per chunk, a reduce per bucket and a commit; then
+    the run's publish task (no node)."""
+    expected: Counter[tuple[str | None, str | None]] = Counter({("publish", "publish"): 1})
     for task in plan.tasks:
         if task.fanout is None:
             expected[(task.id, None)] += 1
@@ -96,7 +97,18 @@ def test_every_example_runs_to_succeeded(path: Path, moto_aws: MotoAws, lambda_d
         assert made == expected_calls(plan)  # each task exactly once, each chunk and bucket exactly once
         run_id = execution["executionArn"].rsplit(":", 1)[1]
         times = spans(lambda_double)
+        [publish] = [call for call in lambda_double.calls if call.payload.get("phase") == "publish"]
+        assert publish.payload == {
+            "version": 1,
+            "pipeline": plan.pipeline,
+            "phase": "publish",
+            "run": {"id": run_id, "storage": STORAGE, "params": sources_input(plan)},
+        }
+        validate_event(publish.payload)
+        assert all(call.finished <= publish.started for call in lambda_double.calls if call is not publish)
         for call in lambda_double.calls:
+            if call is publish:
+                continue
             task = plan.task(call.node)
             phase = call.payload.get("phase")
             extra: dict[str, Any] = {}
@@ -130,7 +142,7 @@ def test_every_example_runs_to_succeeded(path: Path, moto_aws: MotoAws, lambda_d
         output = json.loads(execution["output"])
         assert output == {
             "run_id": run_id,
-            "outputs": {sink: expected_location(plan, sink, run_id) for sink in plan.sinks},
+            "outputs": {sink: expected_location(plan, sink, run_id) for sink in plan.outputs},
         }
 
 

@@ -284,7 +284,7 @@ def test_container_and_serverless_spark_stages_run_through_the_asl(
         ("container", "visitors", 0),
         ("serverless-spark", "history", 0),
     ]
-    assert [call.node for call in lambda_double.calls] == ["report"]
+    assert [call.node for call in lambda_double.calls] == ["report", "publish"]
     pipeline = load_pipeline(str(PLACEMENT))
     local = run_plan(plan_pipeline(pipeline, "aws"), pipeline, storage_root=str(tmp_path / "local"), inputs=inputs)
     assert local.status == "succeeded"

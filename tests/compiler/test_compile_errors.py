@@ -144,7 +144,7 @@ def test_all_problems_of_a_pipeline_are_reported_at_once() -> None:
 
 def test_a_cycle_is_reported_by_the_validate_pass() -> None:
     [pipeline] = load_pipelines(str(RESOURCES / "pipeline_ok.py"))
-    graph = nx.DiGraph(pipeline=pipeline, sinks=("b",), problems=[])
+    graph = nx.DiGraph(pipeline=pipeline, outputs=("b",), problems=[])
     for order, (name, upstream) in enumerate((("a", "c"), ("b", "a"), ("c", "b"))):
         origin = Origin(str(RESOURCES / "pipeline_ok.py"), 9)
         node = StageNode(name, name, StageOptions(), (("frame", upstream),), origin, origin, order)
@@ -162,3 +162,51 @@ def test_a_cycle_is_reported_by_the_validate_pass() -> None:
 
 def test_validate_is_the_first_pass() -> None:
     assert PASSES[0] is validate
+
+
+def test_sinks_used_wrongly_are_reported_together() -> None:
+    with pytest.raises(CompileError) as raised:
+        compile_file("bad_sinks.py")
+    messages = "\n".join(str(problem) for problem in raised.value.problems)
+    lines = (RESOURCES / "bad_sinks.py").read_text().splitlines()
+    twice = [number for number, text in enumerate(lines, 1) if text.strip() == "lines_table(lines)"]
+    path = RESOURCES / "bad_sinks.py"
+    assert (
+        f"{path}:{twice[1]}: sink 'lines_table' is published to twice (also at {path}:{twice[0]}): a sink takes one "
+        "output" in messages
+    )
+    assert re.search(
+        at("bad_sinks.py", "raw_table(books)") + r"sink 'raw_table' is given source 'books': pass it a", messages
+    )
+    assert re.search(
+        at("bad_sinks.py", "count_table = sf.sink") + r"sink 'count_table' is given the value of stage 'count'",
+        messages,
+    )
+    assert re.search(
+        at("bad_sinks.py", "echo = sf.sink") + r"sink 'echo' has the same name as a source or stage", messages
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "pattern"),
+    [
+        ("'t', 'tables/t/', format='csv'", r"sink 't': format='csv' is not a sink format: use one of parquet, delta"),
+        ("'t', 'tables/t/', mode='upsert'", r"sink 't': mode='upsert' is not known: use 'overwrite' .* or 'append'"),
+        ("'t', 'tables/t/', partition_cols=[]", r"sink 't': partition_cols=\[\] must be a column name or a list"),
+        ("'t', ''", r"sink 't': uri must be a non-empty string"),
+        ("'two words', 'tables/t/'", r"sink name 'two words' may contain only letters, digits and '_'"),
+    ],
+)
+def test_a_badly_declared_sink_names_its_line(tmp_path: Path, arguments: str, pattern: str) -> None:
+    path = tmp_path / "pipeline.py"
+    path.write_text(f"import sparkflow as sf\n\ntable = sf.sink({arguments})\n")
+    with pytest.raises(DefinitionError, match=re.escape(f"{path}:3: ") + pattern):
+        load_pipelines(str(path))
+
+
+def test_a_sink_called_outside_a_pipeline_says_where_to_call_it() -> None:
+    import sparkflow as sf
+
+    table = sf.sink("table", "tables/t/")
+    with pytest.raises(DefinitionError, match=r"sink 'table' publishes a stage's output when a pipeline runs: call it"):
+        table(object())

@@ -93,7 +93,7 @@ def test_the_same_stage_inside_a_pipeline_records_instead() -> None:
     trace = large.trace()
     assert list(trace.calls) == ["keep_large"]
     assert trace.calls["keep_large"].inputs == (("rows", "data"),)
-    assert trace.sinks == ("keep_large",)
+    assert trace.outputs == ("keep_large",)
     # Tracing leaves nothing behind: outside the pipeline the stage runs again.
     assert keep_large(Rows([{"amount": 11}])) == [{"amount": 11}]
     assert not isinstance(keep_large(Rows()), Output)

@@ -139,9 +139,9 @@ def run(subject: Subject, inputs: dict[str, str], plan: FaultPlan, folder: Path,
     problems = sorted(set(seen)) + visible_problems(run_uri) + twin_failures(plan)
     if summary.status != "succeeded":
         failed = {node.node: node.error for node in summary.nodes.values() if node.status == "failed"}
-        problems.insert(0, f"run failed: {failed}")
+        problems.insert(0, f"run failed: {failed or summary.error}")
         return Outcome(summary, {}, problems, seconds)
-    return Outcome(summary, outputs(summary, run_uri), problems, seconds)
+    return Outcome(summary, {**outputs(summary, run_uri), **sink_rows(summary)}, problems, seconds)
 
 
 def reference(subject: Subject, folder: Path, backend: str = "local", rows: int = 400, seed: int = 8) -> Reference:
@@ -157,7 +157,7 @@ def reference(subject: Subject, folder: Path, backend: str = "local", rows: int 
     if outcome.problems:
         raise AssertionError(f"the fault-free run of {subject.name} on {backend} has problems: {outcome.problems}")
     _, compiled = _loaded(subject.pipeline)
-    retries = {task.id: task.retries for task in compiled.tasks}
+    retries = {task.id: task.retries for task in compiled.tasks} | {"run": compiled.publish.retries}
     return Reference(subject, backend, inputs, outcome.outputs, read_profile(journal), retries)
 
 
@@ -265,6 +265,33 @@ def outputs(summary: RunSummary, run_uri: str) -> dict[str, Any]:
         manifest = json.loads(_read(storage.join(location, storage.MANIFEST)))
         rows = (row for name in manifest["files"] for row in _rows(_read(storage.join(location, name))))
         found[node] = sorted(rows, key=repr)
+    return found
+
+
+def sink_rows(summary: RunSummary) -> dict[str, Any]:
+    """Every sink the run published, as its readers see it: a Delta table's rows read by deltalake; a Parquet
+    folder's visible files, each row with the ``key=value`` folders it is in (file names hold the run's id)."""
+    found: dict[str, Any] = {}
+    for name, published in summary.sinks.items():
+        uri = published["uri"]
+        if published["format"] == "delta":
+            from deltalake import DeltaTable
+
+            from sparkflow.runtime.publish import delta_storage_options
+
+            table = DeltaTable(uri.rstrip("/"), storage_options=delta_storage_options(uri)).to_pyarrow_table()
+            found[f"sink:{name}"] = sorted((tuple(row.values()) for row in table.to_pylist()), key=repr)
+            continue
+        fs, path = storage.filesystem(uri)
+        fs.invalidate_cache()
+        root = path.rstrip("/")
+        rows: list[tuple[Any, ...]] = []
+        for file in sorted(fs.find(path)):
+            relative = file[len(root) :].lstrip("/")
+            if file.endswith(".parquet") and not any(part.startswith(("_", ".")) for part in relative.split("/")):
+                folders = tuple(part for part in relative.split("/")[:-1])
+                rows.extend((*folders, *row) for row in _rows(_read(storage.join(uri, relative))))
+        found[f"sink:{name}"] = sorted(rows, key=repr)
     return found
 
 

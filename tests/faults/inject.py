@@ -14,7 +14,9 @@ duplicate attempts — then imports ``sitecustomize`` from :data:`BOOT`, which c
   after (``committed``) the exclusive create of a node's claim, and the one atomic write of a ``_COMMITTED.json``
   (a whole stage or a split stage's commit task passes both: its claim, then its output's manifest; a chunk
   task's part only the second);
-* ``sparkflow.runtime.storage.copy_files``: each file published into an output folder (point ``publish``).
+* ``sparkflow.runtime.storage.copy_files``: each file published into an output folder (point ``publish``);
+* ``sparkflow.runtime.publish.publish_sink``: the run's publish task publishing one sink (a Parquet folder or a
+  Delta commit): ``commit`` before, ``committed`` after, as for an output.
 
 A :class:`Fault` fires at the ``index``-th call of one task's attempt that matches its point. Before it acts,
 it claims a marker file in the plan's journal folder with ``O_CREAT | O_EXCL``, which is atomic across
@@ -112,9 +114,9 @@ class FaultPlan:
 
 
 def task_key(event: dict[str, Any]) -> str:
-    """``node/phase/chunk`` of an event: ``counts/map/3``, ``counts/commit/-``, ``top/whole/-``."""
+    """``node/phase/chunk`` of an event: ``counts/map/3``, ``counts/commit/-``, ``top/whole/-``, ``run/publish/-``."""
     chunk = event.get("chunk")
-    return f"{event.get('node')}/{event.get('phase') or 'whole'}/{'-' if chunk is None else chunk}"
+    return f"{event.get('node', 'run')}/{event.get('phase') or 'whole'}/{'-' if chunk is None else chunk}"
 
 
 def fired(plan: FaultPlan, fault: Fault) -> int:
@@ -262,12 +264,12 @@ class _Injector:
 
         return filesystem
 
-    def commit(self, original: Callable[[str, dict[str, Any]], Any]) -> Callable[[str, dict[str, Any]], Any]:
-        """The claim and the commit: both are the moment one attempt's files become the output."""
+    def commit(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        """The claim, the commit and a sink's publish: each is the moment one attempt's files become visible."""
 
-        def commit(location: str, manifest: dict[str, Any]) -> Any:
+        def commit(*args: Any) -> Any:
             self.hit("commit")
-            answer = original(location, manifest)
+            answer = original(*args)
             self.hit("committed")
             return answer
 
@@ -394,7 +396,7 @@ def _half_copy(fs: Any, local: str, remote: str) -> None:
 
 def install(plan: FaultPlan, twin_of: str | None = None) -> None:
     """Wrap the runtime's seams in this process (see the module docs)."""
-    from sparkflow.runtime import engines, execute, storage
+    from sparkflow.runtime import engines, execute, publish, storage
 
     injector = _Injector(plan, twin_of)
     execute.handle_event = injector.handle_event(execute.handle_event)
@@ -403,6 +405,7 @@ def install(plan: FaultPlan, twin_of: str | None = None) -> None:
     storage.commit = injector.commit(storage.commit)
     storage.claim = injector.commit(storage.claim)
     storage.copy_files = injector.copy_files(storage.copy_files)
+    publish.publish_sink = injector.commit(publish.publish_sink)
 
 
 def install_from_environment() -> None:

@@ -71,6 +71,33 @@ def test_each_task_of_a_split_stage_has_its_own_retries(references: dict[str, Re
     assert outcome.outputs == ref.outputs
 
 
+# A killed, failed or duplicated publish of revenue's two sinks (a Hive-partitioned Parquet folder replaced by
+# each run, then an appending Delta table): (kind, the publish_sink call it hits: 0 Parquet, 1 Delta).
+SINK_FAULTS = [
+    ("kill-before-commit", 0),
+    ("kill-after-commit", 0),
+    ("kill-before-commit", 1),
+    ("kill-after-commit", 1),
+    ("kill-mid-upload", 2),
+    ("raise", 1),
+    ("duplicate", 0),
+]
+
+
+@pytest.mark.parametrize(("kind", "index"), SINK_FAULTS, ids=[f"{kind}-{index}" for kind, index in SINK_FAULTS])
+def test_a_faulty_publish_leaves_every_sink_exactly_once(
+    kind: str, index: int, references: dict[str, Reference], tmp_path: Path
+) -> None:
+    ref = references["revenue"]
+    assert {"sink:enriched_orders", "sink:revenue_history"} <= set(ref.outputs)
+    assert ref.outputs["sink:revenue_history"] == ref.outputs["revenue_by_country"]  # appended once
+    plan = FaultPlan(str(tmp_path / "journal"), (Fault("f0", kind, "run/publish/-", index),))
+    outcome = run(ref.subject, ref.inputs, plan, tmp_path)
+    assert fired(plan, plan.faults[0]) == 1
+    assert outcome.problems == []
+    assert outcome.outputs == ref.outputs
+
+
 # Where a storage call that fails once (a dropped connection, a timeout) must not fail the run: the task is
 # retried, as any task whose error is not a permanent one (EventError, InputError, ConfinementError). Each is
 # (phase, storage call, its occurrence in the task) in the first task of that phase over wordcount's text source.

@@ -81,7 +81,8 @@ class StageDouble:
 
     A split stage is called once per phase (split, then map per chunk, reduce per bucket, commit): ``calls``
     records each stage's starting call (the whole stage, or its split), ``phase_calls`` the others, and a stage
-    counts as committed once its whole call or its commit call answered.
+    counts as committed once its whole call or its commit call answered. The run's publish calls (no node) go to
+    ``published``; publishing before every stage committed is a problem.
 
     Attributes:
         failures: node -> the errors its first calls raise, one per call; later calls (and other nodes) succeed.
@@ -95,6 +96,7 @@ class StageDouble:
     problems: list[str] = field(default_factory=list)
     committed: set[str] = field(default_factory=set)
     phase_calls: list[tuple[str, str, int | None]] = field(default_factory=list)
+    published: list[dict[str, Any]] = field(default_factory=list)
     chunks: int = 3
     buckets: int = 2
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -113,6 +115,8 @@ class StageDouble:
         event = json.loads(json.dumps(body))  # what goes over the wire
         node = str(event.get("node")) if isinstance(event, dict) else "?"
         phase = event.get("phase") if isinstance(event, dict) else None
+        if phase == "publish":
+            return self._publish(event)
         with self.lock:
             self.events.append(event)
             if phase not in (None, "split"):
@@ -129,6 +133,27 @@ class StageDouble:
             if phase is None:
                 self.committed.add(node)
         return self._answer(event, node, phase)
+
+    def _publish(self, event: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            self.published.append(event)
+            try:
+                validate_event(event)
+            except Exception as error:
+                self.problems.append(f"invalid publish event: {error}")
+            missing = sorted(task.id for task in self.plan.tasks if task.id not in self.committed)
+            if missing:
+                self.problems.append(f"the run was published before {missing} committed")
+        result = {
+            "version": EVENT_VERSION,
+            "pipeline": self.plan.pipeline,
+            "phase": "publish",
+            "run_id": event["run"]["id"],
+            "status": "committed",
+            "seconds": 0.1,
+            "output": {"kind": "publish", "sinks": {}, "latest": f"{event['run']['storage']}_latest.json"},
+        }
+        return {"code": 200, "headers": {"Content-Type": "application/json"}, "body": validate_result(result)}
 
     def _answer(self, event: dict[str, Any], node: str, phase: str | None) -> dict[str, Any]:
         task = self.plan.task(node)

@@ -30,12 +30,12 @@ from tests.gcp.conftest import (
 
 def expected_outputs(plan: Plan) -> dict[str, str]:
     outputs = {}
-    for sink in plan.sinks:
-        task = plan.task(sink)
-        outputs[sink] = (
-            f"kv:{plan.pipeline}/{RUN_ID}/{sink}"
+    for node in plan.outputs:
+        task = plan.task(node)
+        outputs[node] = (
+            f"kv:{plan.pipeline}/{RUN_ID}/{node}"
             if task.output == "value"
-            else node_location(STORAGE, plan.pipeline, RUN_ID, sink)
+            else node_location(STORAGE, plan.pipeline, RUN_ID, node)
         )
     return outputs
 
@@ -43,6 +43,7 @@ def expected_outputs(plan: Plan) -> dict[str, str]:
 def assert_ran_every_stage_once(plan: Plan, double: StageDouble, result: Any) -> None:
     assert double.problems == []
     assert Counter(double.calls) == Counter(task.id for task in plan.tasks)
+    assert len(double.published) == 1  # after every stage (the double checks it)
     assert result == {"run_id": RUN_ID, "outputs": expected_outputs(plan)}
 
 

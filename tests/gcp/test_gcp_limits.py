@@ -107,8 +107,9 @@ def test_steps_estimate_counts_retries_and_the_predicate() -> None:
     whole = tuple(dataclasses.replace(task, fanout=None, fused=()) for task in split.tasks)  # run them whole here
     text = emit(dataclasses.replace(split, tasks=whole))
     assert [task.retries for task in whole] == [2, 2]
-    # per stage: the step, 3 attempts asking the 5-step predicate call, 2 re-runs, the raise: 1 + 15 + 2 + 1
-    assert check.estimate_steps(yaml.safe_load(text)) == 1 + 2 * 19 + 1
+    # per stage, and the run's publish call: the step, 3 attempts asking the 5-step predicate call, 2 re-runs, the
+    # raise: 1 + 15 + 2 + 1
+    assert check.estimate_steps(yaml.safe_load(text)) == 1 + 2 * 19 + 19 + 1
     assert check.estimate_steps(yaml.safe_load(text)) < limits.STEPS_PER_EXECUTION.value
 
 
@@ -119,7 +120,7 @@ def test_steps_estimate_of_a_split_stage_counts_its_costlier_fan_out() -> None:
     per_job = 1 + (1 + check._CONNECTOR_POLLS + 1)  # the event, the job call with its polling, the raise
     fan = 1 + max(per_for, per_job)  # a switch runs one of its sides
     counts = 1 + call + 1 + fan + fan + call  # split, sizes, map, reduce, commit
-    assert check.estimate_steps(yaml.safe_load(text)) == 1 + counts + call + 1
+    assert check.estimate_steps(yaml.safe_load(text)) == 1 + counts + call + call + 1  # ..., top, publish
     assert check.estimate_steps(yaml.safe_load(text)) < limits.STEPS_PER_EXECUTION.value
 
 

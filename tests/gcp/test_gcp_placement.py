@@ -105,7 +105,7 @@ def test_container_and_serverless_spark_stages_run_through_the_workflow(
     except Exception as error:
         raise AssertionError(f"the workflow failed; the runtime answered: {service.errors}") from error
     assert sorted(connectors.runs) == [("batch", "history"), ("batch", "sessions"), ("job", "visitors")]
-    assert [node for node, _ in service.calls] == ["report"]
+    assert [node for node, _ in service.calls] == ["report", "publish"]
     local = run_plan(plan_pipeline(pipeline, "gcp"), pipeline, storage_root=str(tmp_path / "local"), inputs=inputs)
     report = output["outputs"]["report"]
     assert committed_rows(spark, report) == committed_rows(spark, local.outputs["report"])

@@ -10,7 +10,7 @@ from sparkflow.dsl.pipeline import Pipeline
 
 
 def reference_outputs(spark: Any, pipeline: Pipeline) -> dict[str, Any]:
-    """Every sink of ``pipeline`` computed in one Spark job: sink node id -> DataFrame or value."""
+    """Every output of ``pipeline`` computed in one Spark job: node id -> DataFrame or value."""
     trace = pipeline.trace()
     folder = os.path.dirname(os.path.abspath(pipeline.origin.file))
     values: dict[str, Any] = {}
@@ -30,7 +30,7 @@ def reference_outputs(spark: Any, pipeline: Pipeline) -> dict[str, Any]:
             values[name] = spark.read.json(path, schema=schema) if schema else spark.read.json(path)
     for node_id, call in trace.calls.items():  # recorded in call order: inputs always come first
         values[node_id] = call.stage.fn(*(values[upstream] for _, upstream in call.inputs))
-    return {sink: values[sink] for sink in trace.sinks}
+    return {node: values[node] for node in trace.outputs}
 
 
 def rows(frame: Any) -> list[tuple[Any, ...]]:

@@ -32,7 +32,7 @@ def columns(frame: Any) -> list[tuple[str, str]]:
 
 
 class EveryNode:
-    """A pipeline whose trace names every node a sink: the reference then computes intermediate outputs too."""
+    """A pipeline whose trace names every node an output: the reference then computes intermediate ones too."""
 
     def __init__(self, pipeline: Any) -> None:
         self.pipeline = pipeline
@@ -40,7 +40,7 @@ class EveryNode:
 
     def trace(self) -> Any:
         trace = self.pipeline.trace()
-        trace.sinks = tuple(trace.calls)
+        trace.outputs = tuple(trace.calls)
         return trace
 
 

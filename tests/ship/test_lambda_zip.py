@@ -236,6 +236,14 @@ def test_a_stage_placed_off_functions_is_refused(ducks: Compiled, tmp_path: Path
     assert not (tmp_path / "out").exists()
 
 
+def test_a_delta_sink_is_refused_naming_it(tmp_path: Path) -> None:
+    pipeline = load_pipeline(str(RESOURCES.parent.parent.parent / "examples" / "revenue" / "pipeline.py"))
+    plan = plan_pipeline(pipeline, "aws")
+    with pytest.raises(ZipError, match=r"sink\(s\) revenue_history \(.*pipeline.py:\d+\) publish Delta tables"):
+        lambda_zip.package_zip(pipeline, plan, compile_pipeline(pipeline, "aws"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 # ---- the closure: wheels fit for the runtime ---------------------------------------------------------------
 
 

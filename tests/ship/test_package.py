@@ -106,7 +106,7 @@ def test_state_machine_role_invokes_exactly_the_functions(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
-def test_stage_role_touches_only_storage_sources_table_and_logs(path: Path) -> None:
+def test_stage_role_touches_only_storage_sources_sinks_table_and_logs(path: Path) -> None:
     item = compiled(path.parent.name)
     inputs = {source.name: f"s3://inputs-bucket/{source.name}/" for source in item.plan.sources}
     document = loaded(item, inputs=inputs)
@@ -123,6 +123,12 @@ def test_stage_role_touches_only_storage_sources_table_and_logs(path: Path) -> N
         expected.add(("s3:GetObject", key({"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::inputs-bucket/{name}/*"}), none))
         condition = key({"StringLike": {"s3:prefix": [name, f"{name}/*"]}})
         expected.add(("s3:ListBucket", key({"Fn::Sub": "arn:${AWS::Partition}:s3:::inputs-bucket"}), condition))
+    for sink in item.plan.sinks:  # relative: a folder under the storage prefix; publishing may replace its files
+        folder = "${StoragePrefix}/" + sink.uri.strip("/") + "/"
+        objects = key({"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::${{StorageBucket}}/{folder}*"})
+        expected |= {(action, objects, none) for action in ("s3:DeleteObject", "s3:GetObject", "s3:PutObject")}
+        prefixes = [{"Fn::Sub": folder.rstrip("/")}, {"Fn::Sub": f"{folder}*"}]
+        expected.add(("s3:ListBucket", key(STORAGE_BUCKET), key({"StringLike": {"s3:prefix": prefixes}})))
     if any(task.output == "value" for task in item.plan.tasks):
         expected |= {
             ("dynamodb:GetItem", key({"Fn::GetAtt": ["ValuesTable", "Arn"]}), none),

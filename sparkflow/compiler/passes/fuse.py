@@ -11,7 +11,7 @@ A stage is fused into its consumer when all of these hold:
 
 * it is split by rows, runs on a function, returns a dataset and uses the same engine as its consumer;
 * its consumer is split (rows or key) on a function and takes it as an input that is cut into chunks;
-* nothing else reads it and the pipeline does not return it.
+* nothing else reads it, the pipeline does not return it and publishes it to no sink.
 
 The fused stage leaves the schedule; the consumer lists it in ``fused`` and takes the larger memory, timeout and
 retries and the smaller chunk of the two (its chunks are now the upstream stage's input).
@@ -29,7 +29,7 @@ from sparkflow.compiler.passes.place import FUNCTION
 
 
 def fuse(graph: nx.DiGraph, context: Context) -> nx.DiGraph:
-    sinks = set(graph.graph["sinks"])
+    kept = set(graph.graph["outputs"]) | {sink.node for sink in graph.graph["sinks"]}
     order = {item.id: item.order for item in stage_nodes(graph)}
     for consumer_id in nx.lexicographical_topological_sort(graph, key=lambda n: order.get(n, -1)):
         consumer = node(graph, consumer_id)
@@ -37,7 +37,7 @@ def fuse(graph: nx.DiGraph, context: Context) -> nx.DiGraph:
             continue
         for param, upstream_id in consumer.inputs:
             upstream = node(graph, upstream_id)
-            if param in consumer.fanout.split and _fusable(graph, upstream, consumer, sinks):
+            if param in consumer.fanout.split and _fusable(graph, upstream, consumer, kept):
                 assert isinstance(upstream, StageNode)
                 consumer = _absorb(graph, consumer, upstream)
         replace_node(graph, consumer)
@@ -49,7 +49,7 @@ def absorbed(graph: nx.DiGraph) -> set[str]:
     return {fused.id for item in stage_nodes(graph) for fused in item.fused}
 
 
-def _fusable(graph: nx.DiGraph, upstream: object, consumer: StageNode, sinks: set[str]) -> bool:
+def _fusable(graph: nx.DiGraph, upstream: object, consumer: StageNode, kept: set[str]) -> bool:
     return (
         isinstance(upstream, StageNode)
         and upstream.fanout is not None
@@ -57,7 +57,7 @@ def _fusable(graph: nx.DiGraph, upstream: object, consumer: StageNode, sinks: se
         and upstream.placement == FUNCTION
         and upstream.options.output == "dataset"
         and upstream.options.engine == consumer.options.engine
-        and upstream.id not in sinks
+        and upstream.id not in kept
         and graph.out_degree(upstream.id) == 1
     )
 

@@ -45,11 +45,13 @@ from sparkflow.targets.aws.package import (
     assume_role_policy,
     check_placeholders,
     declared_table,
+    function_description,
     function_groups,
     function_key,
     function_timeout,
     has_values,
     read_locations,
+    sink_locations,
     stage_statements,
     state_machine_statements,
     storage_location,
@@ -147,24 +149,25 @@ def deploy(
             reads,
             table_arn,
             stage_log_group[1],
+            sink_locations(plan, storage),
         )
         steps.role_policy(f"{stack_name}-stages", "stages", statements)
     else:
         stage_role = role_arn
 
     arns: dict[str, str] = {}
-    for memory, tasks in function_groups(plan).items():
+    for memory in function_groups(plan):
         name = _FUNCTION.format(stack=stack_name, memory=memory)
         arns[function_key(memory)] = steps.function(
             name,
             {
                 "Role": stage_role,
                 "MemorySize": memory,
-                "Timeout": function_timeout(tasks),
+                "Timeout": function_timeout(plan, memory),
                 "EphemeralStorage": {"Size": EPHEMERAL_STORAGE_MB},
                 "Environment": {"Variables": environment},
                 "LoggingConfig": {"LogGroup": stage_log_group[0]},
-                "Description": f"sparkflow pipeline {plan.pipeline}: stages {', '.join(t.id for t in tasks)}",
+                "Description": function_description(plan, memory),
             },
             image_uri,
             retry_role=fresh_role,

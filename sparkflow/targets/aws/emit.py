@@ -16,6 +16,9 @@ Shape of every definition:
   state stays small).
 * Independent stages run in Parallel branches (see :mod:`sparkflow.compiler.schedule`).
 * A failing stage is caught into ``<stage>-failed``, a Fail state whose cause names the stage.
+* ``Run-publish`` (a Lambda invoke of the runtime with phase ``publish``) runs once every stage has committed: it
+  publishes the pipeline's sinks and points its ``_latest.json`` at the run (see
+  :mod:`sparkflow.runtime.publish`); a failure is caught into ``Run-publish-failed``.
 * ``Run-succeeded`` (Pass) returns the run id and the location of every output the pipeline returns.
 
 State names: stage names are identifiers (no ``-``); every state sparkflow adds contains a ``-``, so the two
@@ -35,7 +38,7 @@ ECS_RUN_TASK = "arn:aws:states:::ecs:runTask.sync"
 EMR_SERVERLESS_RUN = "arn:aws:states:::emr-serverless:startJobRun.sync"
 CONTAINER_NAME = "stage"  # the container's name in every task definition sparkflow makes
 EVENT_VARIABLE = "SPARKFLOW_EVENT"
-START, SUCCEEDED = "Run-start", "Run-succeeded"
+START, PUBLISH, SUCCEEDED = "Run-start", "Run-publish", "Run-succeeded"
 # Transient errors of the Lambda service itself, as AWS recommends retrying them
 # (https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html).
 LAMBDA_SERVICE_ERRORS = [
@@ -52,9 +55,9 @@ def storage_placeholder() -> str:
     return "${StorageRoot}"
 
 
-def function_placeholder(task: PlanTask) -> str:
+def function_placeholder(memory_mb: int) -> str:
     """Stages share a Lambda function per memory size (one image; memory is a property of the function)."""
-    return f"${{StageFunction{task.memory_mb}MB}}"
+    return f"${{StageFunction{memory_mb}MB}}"
 
 
 def container_key(memory_mb: int) -> str:
@@ -80,7 +83,21 @@ def emit(plan: Plan) -> str:
 def definition(plan: Plan) -> dict[str, Any]:
     builder = _Builder(plan)
     states: dict[str, Any] = {}
-    first = builder.step(plan.schedule, states, SUCCEEDED)
+    first = builder.step(plan.schedule, states, PUBLISH)
+    publish = plan.publish
+    payload = {"version": EVENT_VERSION, "pipeline": plan.pipeline, "phase": "publish", "run.$": "$.run"}
+    states[PUBLISH] = {
+        **_lambda_task(publish.memory_mb, publish.timeout_s, publish.retries, payload),
+        "Comment": "Every stage committed: publish the sinks, point the pipeline's _latest.json at this run.",
+        "ResultPath": None,
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": f"{PUBLISH}-failed"}],
+        "Next": SUCCEEDED,
+    }
+    states[f"{PUBLISH}-failed"] = {
+        "Type": "Fail",
+        "Error": "PublishFailed",
+        "CausePath": "States.Format('publishing the run failed: {}', $.error.Cause)",
+    }
     states[START] = {
         "Type": "Pass",
         "Comment": "The run: its id is the execution name; params is the execution input.",
@@ -92,7 +109,7 @@ def definition(plan: Plan) -> dict[str, Any]:
         "Comment": "Where the outputs of this run are.",
         "Parameters": {
             "run_id.$": "$.run.id",
-            "outputs": {f"{sink}.$": _location_expression(plan, plan.task(sink)) for sink in plan.sinks},
+            "outputs": {f"{node}.$": _location_expression(plan, plan.task(node)) for node in plan.outputs},
         },
         "End": True,
     }
@@ -335,37 +352,42 @@ class _Builder:
 
     def _invoke(self, task: PlanTask, extra: dict[str, Any]) -> dict[str, Any]:
         """A Lambda invoke of the runtime for ``task`` (``extra``: the phase and chunk of a split stage)."""
-        retry: list[dict[str, Any]] = [
-            {
-                "ErrorEquals": LAMBDA_SERVICE_ERRORS,
-                "IntervalSeconds": 2,
-                "MaxAttempts": 6,
-                "BackoffRate": 2,
-                "MaxDelaySeconds": 60,
-                "JitterStrategy": "FULL",
-            },
-            {"ErrorEquals": PERMANENT_ERRORS, "MaxAttempts": 0},
-        ]
-        if task.retries:
-            retry.append(
-                {
-                    "ErrorEquals": ["States.ALL"],
-                    "IntervalSeconds": 5,
-                    "MaxAttempts": task.retries,
-                    "BackoffRate": 2,
-                    "JitterStrategy": "FULL",
-                }
-            )
         payload = {"version": EVENT_VERSION, "pipeline": self.plan.pipeline, "node": task.id, **extra, "run.$": "$.run"}
         if task.fused:  # the row-wise stages its split and map phases apply first (the fuse pass)
             payload["fused"] = [fused.id for fused in task.fused]
-        return {
-            "Type": "Task",
-            "Resource": LAMBDA_INVOKE,
-            "Parameters": {"FunctionName": function_placeholder(task), "Payload": payload},
-            "TimeoutSeconds": task.timeout_s,
-            "Retry": retry,
-        }
+        return _lambda_task(task.memory_mb, task.timeout_s, task.retries, payload)
+
+
+def _lambda_task(memory_mb: int, timeout_s: int, retries: int, payload: dict[str, Any]) -> dict[str, Any]:
+    """A Task invoking the runtime's function of ``memory_mb`` with ``payload``, retried as the stage says."""
+    retry: list[dict[str, Any]] = [
+        {
+            "ErrorEquals": LAMBDA_SERVICE_ERRORS,
+            "IntervalSeconds": 2,
+            "MaxAttempts": 6,
+            "BackoffRate": 2,
+            "MaxDelaySeconds": 60,
+            "JitterStrategy": "FULL",
+        },
+        {"ErrorEquals": PERMANENT_ERRORS, "MaxAttempts": 0},
+    ]
+    if retries:
+        retry.append(
+            {
+                "ErrorEquals": ["States.ALL"],
+                "IntervalSeconds": 5,
+                "MaxAttempts": retries,
+                "BackoffRate": 2,
+                "JitterStrategy": "FULL",
+            }
+        )
+    return {
+        "Type": "Task",
+        "Resource": LAMBDA_INVOKE,
+        "Parameters": {"FunctionName": function_placeholder(memory_mb), "Payload": payload},
+        "TimeoutSeconds": timeout_s,
+        "Retry": retry,
+    }
 
 
 def _location_expression(plan: Plan, task: PlanTask) -> str:

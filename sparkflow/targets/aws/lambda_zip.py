@@ -99,6 +99,8 @@ NOT_SHIPPED = {
     # sqlframe declares it for DataFrame.toPandas(); sparkflow's runtime never calls it, and pandas with numpy
     # (~100 MB) and pyarrow (which key stages and Parquet splits need) do not fit 250 MB together.
     "pandas": "DataFrame.toPandas() (not available in a zip deployment)",
+    # delta-rs is about 130 MB unzipped: with duckdb and pyarrow it is over 250 MB, so Delta sinks need the image.
+    "deltalake": "Delta sinks (a pipeline with one ships as an image)",
 }
 
 # Files of distributions that no stage loads, and why.
@@ -627,6 +629,13 @@ def package_zip(
             f"stage(s) {', '.join(elsewhere)} are not placed on a function: containers and serverless Spark run the "
             "stage image, which a zip deployment does not have; package the pipeline as an image (without --engine "
             "duckdb)"
+        )
+    delta = [f"{sink.name} ({sink.origin})" for sink in plan.sinks if sink.format == "delta"]
+    if delta:
+        raise ZipError(
+            f"sink(s) {', '.join(delta)} publish Delta tables, whose library (deltalake, about 130 MB) does not fit a "
+            "zip deployment beside DuckDB and pyarrow (250 MB in all): package the pipeline as an image (without "
+            "--engine duckdb), or publish Parquet (format='parquet')"
         )
     if on_spark:
         raise ZipError(

@@ -137,11 +137,13 @@ def storage_location(root: str) -> S3Location:
 
 def function_groups(plan: Plan) -> dict[int, list[PlanTask]]:
     """Stages on functions by memory size (one Lambda function each), smallest first; placeholder order of the
-    definition. (Container and serverless Spark stages: :mod:`sparkflow.targets.aws.jobs`.)"""
+    definition. The run's publish task runs on one of them (or on a function of its own when every stage runs
+    on a container). (Container and serverless Spark stages: :mod:`sparkflow.targets.aws.jobs`.)"""
     groups: dict[int, list[PlanTask]] = {}
     for task in plan.tasks:
         if task.placement == "function":
             groups.setdefault(task.memory_mb, []).append(task)
+    groups.setdefault(plan.publish.memory_mb, [])
     return dict(sorted(groups.items()))
 
 
@@ -150,8 +152,20 @@ def function_key(memory_mb: int) -> str:
     return f"StageFunction{memory_mb}MB"
 
 
-def function_timeout(tasks: list[PlanTask]) -> int:
-    return max(task.timeout_s for task in tasks)
+def function_timeout(plan: Plan, memory_mb: int) -> int:
+    """The longest the function of ``memory_mb`` may run: the longest of what runs on it."""
+    timeouts = [task.timeout_s for task in function_groups(plan)[memory_mb]]
+    if plan.publish.memory_mb == memory_mb:
+        timeouts.append(plan.publish.timeout_s)
+    return max(timeouts)
+
+
+def function_description(plan: Plan, memory_mb: int) -> str:
+    """What the function of ``memory_mb`` runs, for the console."""
+    runs = [task.id for task in function_groups(plan)[memory_mb]]
+    if plan.publish.memory_mb == memory_mb:
+        runs.append("publishing")
+    return f"sparkflow pipeline {plan.pipeline}: {', '.join(runs)} ({memory_mb} MB)"
 
 
 def has_values(plan: Plan) -> bool:
@@ -191,6 +205,28 @@ def read_locations(plan: Plan, inputs: Mapping[str, str] | None = None) -> list[
             location = parse_s3(uri, f"source {source.name!r}")
             if location not in locations:
                 locations.append(location)
+    return locations
+
+
+def sink_locations(plan: Plan, storage: S3Location) -> list[S3Location]:
+    """Where the functions publish: every sink's S3 folder (a relative one lies under the storage prefix).
+
+    Raises:
+        PackageError: a sink at a local path, or on another store: a deployed pipeline publishes to S3.
+    """
+    locations: list[S3Location] = []
+    for sink in plan.sinks:
+        if sink.uri.startswith("s3://"):
+            location = parse_s3(with_slash(sink.uri), f"sink {sink.name!r}")
+        elif "://" not in sink.uri and not sink.uri.startswith("/"):
+            location = S3Location(storage.bucket, f"{storage.key}/{sink.uri.strip('/')}/")
+        else:
+            raise PackageError(
+                f"sink {sink.name!r} ({sink.origin}) is at {sink.uri!r}: a pipeline deployed to AWS publishes to S3; "
+                "declare an s3:// location, or a path relative to the storage root"
+            )
+        if location not in locations:
+            locations.append(location)
     return locations
 
 
@@ -277,14 +313,17 @@ def stage_statements(
     reads: list[S3Location],
     table_arn: Any | None,
     log_group_arn: Any,
+    writes: list[S3Location] | None = None,
 ) -> list[dict[str, Any]]:
-    """The functions may read and write the storage prefix, read the sources, use the KV table, write logs.
+    """The functions may read and write the storage prefix, read the sources, publish to the sinks (read, write and,
+    to replace a Parquet folder, delete under each), use the KV table, write logs.
 
     Args:
         sub: turns a string with ``${AWS::Partition}`` (and, in templates, ``${Parameter}``) into a value.
         storage: bucket and prefix (no trailing ``/``) of the storage root.
         reads: source locations.
         table_arn: the KV table, when the pipeline has value stages.
+        writes: sink folders (see :func:`sink_locations`).
         log_group_arn: the functions' log group (its ``:*`` form covers its streams).
     """
     s3 = "arn:${AWS::Partition}:s3:::"
@@ -322,6 +361,24 @@ def stage_statements(
                 "Action": ["s3:ListBucket"],
                 "Resource": [sub(f"{s3}{location.bucket}")],
                 "Condition": {"StringLike": {"s3:prefix": [prefix for prefix in prefixes if prefix]}},
+            }
+        )
+    for number, location in enumerate(writes or (), start=1):
+        statements.append(
+            {
+                "Sid": f"PublishSink{number}",
+                "Effect": "Allow",
+                "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+                "Resource": [sub(f"{s3}{location.bucket}/{location.key}*")],
+            }
+        )
+        statements.append(
+            {
+                "Sid": f"ListSink{number}",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": [sub(f"{s3}{location.bucket}")],
+                "Condition": {"StringLike": {"s3:prefix": [sub(location.key.rstrip("/")), sub(f"{location.key}*")]}},
             }
         )
     if table_arn is not None:
@@ -461,7 +518,9 @@ def template(
                     "PolicyName": "stages",
                     "PolicyDocument": {
                         "Version": "2012-10-17",
-                        "Statement": stage_statements(_fn_sub, storage, reads, table_arn, _get_att("StageLogGroup")),
+                        "Statement": stage_statements(
+                            _fn_sub, storage, reads, table_arn, _get_att("StageLogGroup"), sink_locations(plan, storage)
+                        ),
                     },
                 }
             ],
@@ -499,18 +558,16 @@ def template(
             "Handler": HANDLER,
             "Code": {"S3Bucket": {"Ref": "CodeBucket"}, "S3Key": {"Ref": "CodeKey"}},
         }
-    for memory, tasks in groups.items():
+    for memory in groups:
         resources[function_key(memory)] = {
             "Type": "AWS::Lambda::Function",
             "Properties": {
-                "Description": (
-                    f"sparkflow pipeline {plan.pipeline}: stages {', '.join(task.id for task in tasks)} ({memory} MB)"
-                ),
+                "Description": function_description(plan, memory),
                 **code,
                 "Architectures": ["x86_64"],
                 "Role": _get_att("StageRole"),
                 "MemorySize": memory,
-                "Timeout": function_timeout(tasks),
+                "Timeout": function_timeout(plan, memory),
                 "EphemeralStorage": {"Size": EPHEMERAL_STORAGE_MB},
                 "Environment": {"Variables": copy.deepcopy(environment)},
                 "LoggingConfig": {"LogGroup": {"Ref": "StageLogGroup"}},

@@ -19,6 +19,8 @@ Shape of every definition:
 * Independent stages run in ``parallel`` branches (see :mod:`sparkflow.compiler.schedule`), at most 10 per
   parallel step and two levels deep, as Workflows allows: wider steps are grouped into nested parallel steps,
   and where no deeper level is left, into branches that run their share one after another.
+* ``run-publish`` posts the runtime's publish event once every stage has committed: it publishes the pipeline's
+  sinks and points its ``_latest.json`` at the run (see :mod:`sparkflow.runtime.publish`).
 * ``run-succeeded`` returns the run id and the location of every output the pipeline returns.
 
 Step names: stage names are identifiers (no ``-``); every step sparkflow adds contains a ``-``, so the two
@@ -46,7 +48,7 @@ DEPLOY_ENV = (SERVICE_URL_ENV, STORAGE_ROOT_ENV)
 EXECUTION_ID_ENV = "GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID"
 
 ARGS, RUN, ERROR = "args", "run", "error"
-START, SUCCEEDED = "run-start", "run-succeeded"
+START, PUBLISH, SUCCEEDED = "run-start", "run-publish", "run-succeeded"
 RETRY_PREDICATE = "sparkflow_retryable"
 # Fan-out: up to this many chunks run as a parallel for ("a maximum of 20 concurrent iterations"); more as a
 # Cloud Run job execution with taskCount = chunks (https://cloud.google.com/workflows/quotas).
@@ -81,9 +83,9 @@ def emit(plan: Plan) -> str:
 def definition(plan: Plan) -> dict[str, Any]:
     """The definition as plain dicts and lists, in the order it is written."""
     builder = _Builder(plan)
-    steps = [_start_step(), *builder.steps(plan.schedule, depth=0), _succeeded_step(plan)]
+    steps = [_start_step(), *builder.steps(plan.schedule, depth=0), builder.publish(), _succeeded_step(plan)]
     document: dict[str, Any] = {"main": {"params": [ARGS], "steps": steps}}
-    if any(task.retries for task in plan.tasks):
+    if plan.publish.retries or any(task.retries for task in plan.tasks):
         document[RETRY_PREDICATE] = retry_predicate()
     return document
 
@@ -125,7 +127,7 @@ def _start_step() -> dict[str, Any]:
 
 
 def _succeeded_step(plan: Plan) -> dict[str, Any]:
-    outputs = {sink: location_expression(plan, plan.task(sink)) for sink in plan.sinks}
+    outputs = {node: location_expression(plan, plan.task(node)) for node in plan.outputs}
     return {SUCCEEDED: {"return": {"run_id": f"${{{RUN}.id}}", "outputs": outputs}}}
 
 
@@ -175,54 +177,32 @@ class _Builder:
     def _task(self, task: PlanTask) -> dict[str, Any]:
         return {task.id: self._call(task, {}, task.id)}
 
+    def publish(self) -> dict[str, Any]:
+        """The step that publishes the run once every stage has committed."""
+        publish = self.plan.publish
+        body = {"version": EVENT_VERSION, "pipeline": self.plan.pipeline, "phase": "publish", "run": f"${{{RUN}}}"}
+        prefix = json.dumps(f"publishing a run of pipeline {self.plan.pipeline} failed: ")
+        raised = {"tags": ["PublishFailed"]}
+        return {PUBLISH: _post(body, publish.timeout_s, publish.retries, PUBLISH, prefix, raised)}
+
     def _call(self, task: PlanTask, extra: dict[str, Any], label: str, result: str | None = None) -> dict[str, Any]:
         """One retried call of the runtime for ``task`` (``extra``: the phase and chunk of a split stage)."""
-        call: dict[str, Any] = {
-            "call": "http.post",
-            "args": {
-                "url": _env(SERVICE_URL_ENV),
-                "auth": {"type": "OIDC"},
-                "body": {
-                    "version": EVENT_VERSION,
-                    "pipeline": self.plan.pipeline,
-                    "node": task.id,
-                    **extra,
-                    **_fused(task),
-                    "run": f"${{{RUN}}}",
-                },
-                "timeout": task.timeout_s,
-            },
+        body = {
+            "version": EVENT_VERSION,
+            "pipeline": self.plan.pipeline,
+            "node": task.id,
+            **extra,
+            **_fused(task),
+            "run": f"${{{RUN}}}",
         }
-        if result:
-            call["result"] = result
-        step: dict[str, Any] = {"try": call}
-        if task.retries:
-            step["retry"] = {
-                "predicate": f"${{{RETRY_PREDICATE}}}",
-                "max_retries": task.retries,
-                "backoff": dict(BACKOFF),
-            }
-        step["except"] = self._raise_failed(task, label)
-        return step
+        prefix = json.dumps(f"stage {task.id} of pipeline {self.plan.pipeline} failed: ")
+        raised = {"tags": ["StageFailed"], "stage": task.id}
+        return _post(body, task.timeout_s, task.retries, label, prefix, raised, result)
 
     def _raise_failed(self, task: PlanTask, label: str) -> dict[str, Any]:
         """Raise an error naming the stage; the step is named after ``label`` so that step names stay unique."""
         prefix = json.dumps(f"stage {task.id} of pipeline {self.plan.pipeline} failed: ")
-        return {
-            "as": ERROR,
-            "steps": [
-                {
-                    f"{label}-failed": {
-                        "raise": {
-                            "message": f'${{{prefix} + default(map.get({ERROR}, "message"), "unknown error")}}',
-                            "tags": ["StageFailed"],
-                            "stage": task.id,
-                            "cause": f"${{{ERROR}}}",
-                        }
-                    }
-                }
-            ],
-        }
+        return _raise(label, prefix, {"tags": ["StageFailed"], "stage": task.id})
 
     def _fanout(self, task: PlanTask, depth: int) -> dict[str, Any]:
         """split -> one call per chunk (map) -> one per bucket (reduce, key stages) -> commit.
@@ -353,6 +333,39 @@ class _Builder:
             assign,
             {f"{task.id}-{phase}-job": {"try": run_job, "except": self._raise_failed(task, f"{task.id}-{phase}-job")}},
         ]
+
+
+def _post(
+    body: dict[str, Any],
+    timeout_s: int,
+    retries: int,
+    label: str,
+    prefix: str,
+    raised: dict[str, Any],
+    result: str | None = None,
+) -> dict[str, Any]:
+    """A retried ``http.post`` of ``body`` to the runtime's service; a failure raises an error whose message
+    starts with ``prefix`` (JSON text) and that carries ``raised``'s fields."""
+    call: dict[str, Any] = {
+        "call": "http.post",
+        "args": {"url": _env(SERVICE_URL_ENV), "auth": {"type": "OIDC"}, "body": body, "timeout": timeout_s},
+    }
+    if result:
+        call["result"] = result
+    step: dict[str, Any] = {"try": call}
+    if retries:
+        step["retry"] = {"predicate": f"${{{RETRY_PREDICATE}}}", "max_retries": retries, "backoff": dict(BACKOFF)}
+    step["except"] = _raise(label, prefix, raised)
+    return step
+
+
+def _raise(label: str, prefix: str, raised: dict[str, Any]) -> dict[str, Any]:
+    """Raise an error; the step is named after ``label`` so that step names stay unique."""
+    message = f'${{{prefix} + default(map.get({ERROR}, "message"), "unknown error")}}'
+    return {
+        "as": ERROR,
+        "steps": [{f"{label}-failed": {"raise": {"message": message, **raised, "cause": f"${{{ERROR}}}"}}}],
+    }
 
 
 def job_env(memory_mb: int) -> str:

@@ -1,0 +1,425 @@
+"""``sparkflow verify``: check each partitioned stage's declaration on real data.
+
+A stage declared ``partition="rows"`` promises that any split of its input rows gives the same output;
+``partition_by=key`` promises that it only needs the rows of one key together. Nothing else checks those
+promises, and small runs hide a broken one: they use one chunk, so the answer changes only in the cloud, on big
+inputs. Verify runs the pipeline here, on the inputs given (a sample of the real data), twice over:
+
+1. every stage whole (no split, no fusing): the reference outputs;
+2. each partitioned stage again on its own, on exactly the inputs the reference run gave it, but split: its input
+   cut into several chunks (text, CSV and JSON lines by byte ranges; upstream outputs and Parquet sources
+   rewritten as several files first, so that they split too) and, for key stages, its rows hashed into several
+   buckets.
+
+Where the two outputs of a stage differ as multisets of rows, the declaration is wrong for this data: the report
+names the stage, its file and line, its declaration, a few rows that differ, and what to declare instead. Floats
+compare with a relative tolerance of 1e-9 (a split changes the order in which sums are added).
+
+Verify can only find what the sample shows: a stage that deduplicates passes on a sample without duplicates. Run
+it in CI beside ``sparkflow compile --check``, on a sample that holds the cases that matter.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sparkflow.dsl.pipeline import Pipeline
+from sparkflow.errors import Origin, SparkflowError
+from sparkflow.layout import node_location, value_key, work_location
+from sparkflow.plan import Fanout, Plan, PlanTask, Run
+
+DEFAULT_CHUNKS = 4
+REL_TOLERANCE = 1e-9
+_SHOWN_ROWS = 3
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A partitioned stage whose output changed when its input was split."""
+
+    node: str
+    stage: str
+    origin: Origin
+    declaration: str
+    mode: str  # rows or key
+    whole_rows: int
+    split_rows: int
+    chunks: int
+    buckets: int
+    only_whole: tuple[tuple[Any, ...], ...]
+    only_split: tuple[tuple[Any, ...], ...]
+    columns: tuple[str, ...]
+
+    def message(self) -> str:
+        shape = f"{self.chunks} chunk{'s' * (self.chunks != 1)}"
+        if self.mode == "key":
+            shape += f" and {self.buckets} bucket{'s' * (self.buckets != 1)}"
+        lines = [
+            f"stage {self.stage!r} ({self.origin}) is declared {self.declaration}, but its output changes when its "
+            f"input is split: run whole it gives {self.whole_rows} row(s), split into {shape} {self.split_rows}."
+        ]
+        for label, found in (("only when split", self.only_split), ("only when whole", self.only_whole)):
+            if found:
+                shown = "; ".join(_row(self.columns, row) for row in found[:_SHOWN_ROWS])
+                more = f" (and {len(found) - _SHOWN_ROWS} more)" if len(found) > _SHOWN_ROWS else ""
+                lines.append(f"  rows {label}: {shown}{more}")
+        if self.mode == "rows":
+            lines.append(
+                '  A stage declared partition="rows" must give the same rows for any split of its input; this one '
+                "needs rows from other chunks (it sorts and limits, deduplicates, ranks or aggregates over all of "
+                'them). Remove partition="rows" so it runs whole (the default), or declare partition_by="<column>" '
+                "if it only needs the rows of one key together."
+            )
+        else:
+            lines.append(
+                "  A stage declared partition_by= must need only the rows of one key value together; this one needs "
+                "rows of different keys. Declare partition_by= the columns it groups, joins or windows by, or "
+                "remove partition_by= so it runs whole."
+            )
+        return "\n".join(lines)
+
+
+@dataclass
+class Report:
+    """What verify checked and found."""
+
+    pipeline: str
+    checked: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline,
+            "ok": self.ok,
+            "checked": self.checked,
+            "skipped": self.skipped,
+            "mismatches": [
+                {
+                    "node": item.node,
+                    "stage": item.stage,
+                    "origin": str(item.origin),
+                    "declaration": item.declaration,
+                    "whole_rows": item.whole_rows,
+                    "split_rows": item.split_rows,
+                    "chunks": item.chunks,
+                    "buckets": item.buckets,
+                    "message": item.message(),
+                }
+                for item in self.mismatches
+            ],
+        }
+
+
+class VerifyError(SparkflowError, RuntimeError):
+    """Verify could not run the pipeline on the given inputs (the reference run failed)."""
+
+
+def verify(
+    pipeline: Pipeline,
+    *,
+    inputs: dict[str, str] | None = None,
+    engine: str | None = None,
+    chunks: int = DEFAULT_CHUNKS,
+    storage_root: str | None = None,
+) -> Report:
+    """Check every partitioned stage of ``pipeline`` on ``inputs`` (source name -> location; default: the declared
+    locations). See the module docs.
+
+    Args:
+        engine: run every stage on this engine instead of its own.
+        chunks: how many chunks each split stage's input is cut into (key stages also get this many buckets).
+        storage_root: where the runs write (default: a temporary folder, removed afterwards).
+
+    Raises:
+        VerifyError: the reference run (every stage whole) failed: the pipeline fails on these inputs anyway.
+    """
+    if chunks < 2:
+        raise SparkflowError(f"--chunks {chunks}: verify needs at least 2 chunks to split anything")
+    if storage_root is not None:
+        return _verify(pipeline, inputs or {}, engine, chunks, os.path.abspath(storage_root))
+    with tempfile.TemporaryDirectory(prefix="sparkflow-verify-") as root:
+        return _verify(pipeline, inputs or {}, engine, chunks, root)
+
+
+def _verify(pipeline: Pipeline, inputs: dict[str, str], engine: str | None, chunks: int, root: str) -> Report:
+    from sparkflow.compiler import PASSES, plan_pipeline
+    from sparkflow.runtime.local import run_plan
+    from sparkflow.targets.local import LOCAL
+
+    whole_passes = tuple(item for item in PASSES if item.__name__ not in ("split", "fuse"))
+    plan = plan_pipeline(pipeline, LOCAL, passes=whole_passes)
+    plan = replace(plan, sinks=())  # verify publishes nothing
+    report = Report(pipeline.name)
+    reference = run_plan(plan, pipeline, storage_root=root, run_id="verify-whole", inputs=inputs, engine=engine)
+    if reference.status != "succeeded":
+        failed = next((node for node in reference.nodes.values() if node.status == "failed"), None)
+        where = f"stage {failed.node!r} failed: {failed.error}" if failed else "it did not finish"
+        raise VerifyError(f"cannot verify pipeline {pipeline.name!r}: run whole on these inputs, {where}")
+    for task in plan.tasks:
+        reason = _not_checked(task, plan)
+        if reason:
+            report.skipped[task.id] = reason
+            continue
+        mismatch = _check(pipeline, plan, task, inputs, engine, chunks, root)
+        report.checked.append(task.id)
+        if mismatch is not None:
+            report.mismatches.append(mismatch)
+    return report
+
+
+def _not_checked(task: PlanTask, plan: Plan) -> str | None:
+    if task.partition == "whole":
+        return "runs whole"
+    if task.output != "dataset":
+        return "returns a value"
+    if not any(item.kind != "value" for item in task.inputs):
+        return "has no dataset input to split"
+    return None
+
+
+def _check(
+    pipeline: Pipeline,
+    plan: Plan,
+    task: PlanTask,
+    inputs: dict[str, str],
+    engine: str | None,
+    chunks: int,
+    root: str,
+) -> Mismatch | None:
+    """Run ``task`` split on the reference run's inputs; compare its output with the reference's."""
+    from sparkflow.runtime.local import run_plan
+
+    run_id = f"verify-{task.id}"
+    split_params = [item for item in task.inputs if item.kind != "value"]
+    if task.partition == "rows":
+        split_params = split_params[:1]
+    overrides = dict(inputs)
+    total = 0
+    for item in task.inputs:
+        cut = item in split_params
+        if item.kind == "dataset":
+            size = _seed_dataset(root, plan, item.node, run_id, chunks if cut else 1)
+            total += size if cut else 0
+        elif item.kind == "value":
+            _seed_value(root, plan, item.node, run_id)
+        elif cut:
+            location, size = _source_for_splitting(plan, item.node, overrides, root, chunks, pipeline)
+            overrides[item.node] = location
+            total += size
+    chunk_bytes = max(1, math.ceil(total / chunks))
+    fanout = Fanout(task.partition, tuple(item.param for item in split_params), chunk_bytes, chunks)
+    alone = replace(task, fanout=fanout, fused=())
+    single = replace(plan, tasks=(alone,), outputs=(task.id,), schedule=Run(task.id), sinks=())
+    summary = run_plan(single, pipeline, storage_root=root, run_id=run_id, inputs=overrides, engine=engine, resume=True)
+    node = summary.nodes[task.id]
+    if summary.status != "succeeded":
+        raise VerifyError(f"cannot verify stage {task.stage!r} ({task.origin}): split, it failed: {node.error}")
+    whole_columns, whole = _rows(node_location(root, plan.pipeline, "verify-whole", task.id))
+    _, split = _rows(node_location(root, plan.pipeline, run_id, task.id))
+    only_whole, only_split = _difference(whole, split)
+    if not only_whole and not only_split:
+        return None
+    declaration = 'partition="rows"' if task.partition == "rows" else f"partition_by={list(task.partition_by)!r}"
+    return Mismatch(
+        node=task.id,
+        stage=task.stage,
+        origin=task.origin,
+        declaration=declaration,
+        mode=task.partition,
+        whole_rows=len(whole),
+        split_rows=len(split),
+        chunks=node.chunks or 1,
+        buckets=node.buckets or 0,
+        only_whole=tuple(only_whole),
+        only_split=tuple(only_split),
+        columns=whole_columns,
+    )
+
+
+# --- the split run's inputs ----------------------------------------------------------------------------------
+
+
+def _seed_dataset(root: str, plan: Plan, node: str, run_id: str, files: int) -> int:
+    """Commit the reference run's output of ``node`` in run ``run_id`` as ``files`` Parquet files of about equal
+    rows (so that it splits into that many chunks); return its bytes."""
+    from sparkflow.runtime import storage
+
+    source = node_location(root, plan.pipeline, "verify-whole", node)
+    target = node_location(root, plan.pipeline, run_id, node)
+    work = work_location(root, plan.pipeline, run_id, node)
+    seeded = storage.read_manifest(target)
+    if seeded is not None:  # the same upstream output feeds two of the stage's parameters
+        return int(seeded["bytes"])
+    table = _table(source)
+    with tempfile.TemporaryDirectory(prefix="sparkflow-verify-") as scratch:
+        _write_pieces(table, scratch, files)
+        uploaded = storage.upload_attempt(scratch, work, "seed")
+    names = [storage.published_name(index) for index in range(len(uploaded))]
+    manifest = {
+        "kind": "dataset",
+        "files": names,
+        "from": {name: relative for name, (relative, _) in zip(names, uploaded, strict=True)},
+        "rows": table.num_rows,
+        "bytes": sum(size for _, size in uploaded),
+    }
+    storage.publish(target, work, manifest)
+    return int(manifest["bytes"])
+
+
+def _seed_value(root: str, plan: Plan, node: str, run_id: str) -> None:
+    """Copy the reference run's value of ``node`` into run ``run_id``'s KV store (keys hold the run id)."""
+    from sparkflow.runtime.kv import open_kv
+
+    def kv(run: str) -> Any:
+        return open_kv(plan.kv or f"sqlite:///{os.path.join(root, plan.pipeline, run, '_kv.sqlite')}")
+
+    source, target = kv("verify-whole"), kv(run_id)
+    try:
+        target.put(value_key(plan.pipeline, run_id, node), source.get(value_key(plan.pipeline, "verify-whole", node)))
+    finally:
+        source.close()
+        target.close()
+
+
+def _source_for_splitting(
+    plan: Plan, name: str, overrides: dict[str, str], root: str, chunks: int, pipeline: Pipeline
+) -> tuple[str, int]:
+    """Where the split run reads source ``name`` and its bytes. Line formats split by byte ranges as they are;
+    a Parquet source splits only between files and row groups, so it is rewritten as ``chunks`` files."""
+    from sparkflow.runtime import split
+    from sparkflow.runtime.execute import source_uri
+
+    source = next(item for item in plan.sources if item.name == name)
+    trace = pipeline.trace()
+    location = overrides.get(name) or source_uri(pipeline, trace.sources[name])
+    files = split.list_files(location)
+    size = sum(info.size for info in files)
+    if source.format != "parquet":
+        return location, size
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sparkflow.runtime.datasets import local_copy
+
+    folder = os.path.join(root, "_verify-sources", name)
+    os.makedirs(folder, exist_ok=True)
+    local = local_copy([info.uri for info in files], os.path.join(folder, "copies"))
+    table = pa.concat_tables([pq.read_table(path) for path in local], promote_options="default")
+    pieces = os.path.join(folder, "pieces")
+    os.makedirs(pieces, exist_ok=True)
+    _write_pieces(table, pieces, chunks)
+    return pieces, sum(os.path.getsize(os.path.join(pieces, entry)) for entry in os.listdir(pieces))
+
+
+def _write_pieces(table: Any, folder: str, count: int) -> list[str]:
+    """Write ``table`` into ``folder`` as ``count`` Parquet files of about equal rows (at least one file)."""
+    import pyarrow.parquet as pq
+
+    paths: list[str] = []
+    step = max(1, math.ceil(table.num_rows / count))
+    starts = range(0, table.num_rows, step) if table.num_rows else [0]
+    for number, start in enumerate(starts):
+        path = os.path.join(folder, f"piece-{number:05d}.parquet")
+        pq.write_table(table.slice(start, step), path)
+        paths.append(path)
+    return paths
+
+
+# --- comparing outputs ---------------------------------------------------------------------------------------
+
+
+def _table(location: str) -> Any:
+    import pyarrow as pa
+
+    from sparkflow.results import _batches
+    from sparkflow.runtime import storage
+
+    manifest = storage.read_manifest(location)
+    files = tuple(storage.join(location, name) for name in (manifest or {}).get("files", []))
+    batches = list(_batches(files, None))
+    return pa.Table.from_batches(batches) if batches else pa.table({})
+
+
+def _rows(location: str) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    table = _table(location)
+    return tuple(table.column_names), [tuple(row.values()) for row in table.to_pylist()]
+
+
+def canonical(value: Any) -> Any:
+    """A value in a form that compares across engines and files: numbers as int or float, times as text."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Decimal):
+        value = float(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if value.is_integer() and abs(value) < 2**53:
+            return int(value)
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return tuple(sorted((str(key), canonical(item)) for key, item in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(canonical(item) for item in value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return repr(value)
+
+
+def _difference(
+    expected: Iterable[tuple[Any, ...]], found: Iterable[tuple[Any, ...]]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Rows only in ``expected`` and only in ``found``, as multisets; floats equal within the tolerance."""
+    want = Counter(_key(row) for row in expected)
+    got = Counter(_key(row) for row in found)
+    missing, extra = want - got, got - want
+    if not missing and not extra:
+        return [], []
+    # Rows that differ only in floats within the tolerance are the same row.
+    left = sorted(missing.elements(), key=repr)
+    right = sorted(extra.elements(), key=repr)
+    unmatched: list[tuple[Any, ...]] = []
+    for row in left:
+        twin = next((other for other in right if close(row, other)), None)
+        if twin is None:
+            unmatched.append(row)
+        else:
+            right.remove(twin)
+    return unmatched, right
+
+
+def _key(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(canonical(value) for value in row)
+
+
+def close(left: Any, right: Any) -> bool:
+    """Equal, with floats within :data:`REL_TOLERANCE` of each other (and 1e-12 absolute near zero)."""
+    if isinstance(left, tuple) and isinstance(right, tuple):
+        return len(left) == len(right) and all(close(a, b) for a, b in zip(left, right, strict=True))
+    numbers = (int, float)
+    if isinstance(left, numbers) and isinstance(right, numbers) and not isinstance(left, bool):
+        return math.isclose(float(left), float(right), rel_tol=REL_TOLERANCE, abs_tol=1e-12)
+    return bool(left == right)
+
+
+def _row(columns: tuple[str, ...], row: tuple[Any, ...]) -> str:
+    if len(columns) == len(row):
+        return "{" + ", ".join(f"{name}: {value!r}" for name, value in zip(columns, row, strict=True)) + "}"
+    return repr(row)
