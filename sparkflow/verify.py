@@ -33,7 +33,7 @@ from typing import Any
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import Origin, SparkflowError
-from sparkflow.layout import node_location, value_key, work_location
+from sparkflow.layout import node_location, run_location, value_key, work_location
 from sparkflow.plan import Fanout, Plan, PlanTask, Run
 
 DEFAULT_CHUNKS = 4
@@ -64,7 +64,8 @@ class Mismatch:
             shape += f" and {self.buckets} bucket{'s' * (self.buckets != 1)}"
         lines = [
             f"stage {self.stage!r} ({self.origin}) is declared {self.declaration}, but its output changes when its "
-            f"input is split: run whole it gives {self.whole_rows} row(s), split into {shape} {self.split_rows}."
+            f"input is split: run whole it gives {_count(self.whole_rows)}; split into {shape}, "
+            f"{_count(self.split_rows)}."
         ]
         for label, found in (("only when split", self.only_split), ("only when whole", self.only_whole)):
             if found:
@@ -161,9 +162,10 @@ def _verify(pipeline: Pipeline, inputs: dict[str, str], engine: str | None, chun
 
     whole_passes = tuple(item for item in PASSES if item.__name__ not in ("split", "fuse"))
     plan = plan_pipeline(pipeline, LOCAL, passes=whole_passes)
-    plan = replace(plan, sinks=())  # verify publishes nothing
     report = Report(pipeline.name)
-    reference = run_plan(plan, pipeline, storage_root=root, run_id="verify-whole", inputs=inputs, engine=engine)
+    reference = run_plan(
+        plan, pipeline, storage_root=root, run_id="verify-whole", inputs=inputs, engine=engine, publish=False
+    )
     if reference.status != "succeeded":
         failed = next((node for node in reference.nodes.values() if node.status == "failed"), None)
         where = f"stage {failed.node!r} failed: {failed.error}" if failed else "it did not finish"
@@ -203,6 +205,7 @@ def _check(
     from sparkflow.runtime.local import run_plan
 
     run_id = f"verify-{task.id}"
+    os.makedirs(run_location(root, plan.pipeline, run_id), exist_ok=True)  # the run to resume: its inputs go there
     split_params = [item for item in task.inputs if item.kind != "value"]
     if task.partition == "rows":
         split_params = split_params[:1]
@@ -222,8 +225,10 @@ def _check(
     chunk_bytes = max(1, math.ceil(total / chunks))
     fanout = Fanout(task.partition, tuple(item.param for item in split_params), chunk_bytes, chunks)
     alone = replace(task, fanout=fanout, fused=())
-    single = replace(plan, tasks=(alone,), outputs=(task.id,), schedule=Run(task.id), sinks=())
-    summary = run_plan(single, pipeline, storage_root=root, run_id=run_id, inputs=overrides, engine=engine, resume=True)
+    single = replace(plan, tasks=(alone,), outputs=(task.id,), schedule=Run(task.id))
+    summary = run_plan(
+        single, pipeline, storage_root=root, run_id=run_id, inputs=overrides, engine=engine, resume=True, publish=False
+    )
     node = summary.nodes[task.id]
     if summary.status != "succeeded":
         raise VerifyError(f"cannot verify stage {task.stage!r} ({task.origin}): split, it failed: {node.error}")
@@ -232,7 +237,14 @@ def _check(
     only_whole, only_split = _difference(whole, split)
     if not only_whole and not only_split:
         return None
-    declaration = 'partition="rows"' if task.partition == "rows" else f"partition_by={list(task.partition_by)!r}"
+    keys = task.partition_by
+    declaration = (
+        'partition="rows"'
+        if task.partition == "rows"
+        else f"partition_by={keys[0]!r}"
+        if len(keys) == 1
+        else f"partition_by={list(keys)!r}"
+    )
     return Mismatch(
         node=task.id,
         stage=task.stage,
@@ -417,6 +429,10 @@ def close(left: Any, right: Any) -> bool:
     if isinstance(left, numbers) and isinstance(right, numbers) and not isinstance(left, bool):
         return math.isclose(float(left), float(right), rel_tol=REL_TOLERANCE, abs_tol=1e-12)
     return bool(left == right)
+
+
+def _count(rows: int) -> str:
+    return f"{rows:,} row{'s' * (rows != 1)}"
 
 
 def _row(columns: tuple[str, ...], row: tuple[Any, ...]) -> str:

@@ -95,6 +95,7 @@ def run_plan(
     engine: str | None = None,
     chunk_bytes: int | None = None,
     sinks: dict[str, str] | None = None,
+    publish: bool = True,
 ) -> RunSummary:
     """Run ``plan`` here and return its summary (status ``failed`` when a node failed: nothing is raised).
 
@@ -109,6 +110,8 @@ def run_plan(
         engine: run every stage on this engine (``spark`` or ``duckdb``) instead of the one it declares.
         chunk_bytes: input bytes per chunk for every split stage, instead of the compiled sizes.
         sinks: sink name -> location overriding the declared locations (e.g. a local folder for a test run).
+        publish: publish the sinks and point ``_latest.json`` at the run once every stage committed (tools that
+            run parts of a pipeline, such as ``sparkflow verify``, do not).
 
     Spark stages run in this process; duckdb stages run in DuckDB worker processes (see
     :mod:`sparkflow.runtime.duckdb_engine` for why), unless this process was itself activated for DuckDB.
@@ -167,7 +170,7 @@ def run_plan(
             params["sinks"] = targets
         _execute(plan, config, summary, params, workers or os.cpu_count() or 1, on_update, handler)
         finished = all(n.status in _DONE for n in summary.nodes.values())
-        if finished:
+        if finished and publish:
             _publish(plan, config, summary, params, handler)
     summary.seconds = round(time.monotonic() - started, 3)
     summary.status = "succeeded" if finished and summary.error is None else "failed"
@@ -251,7 +254,10 @@ def _execute(
     on_update: Callable[[RunSummary, NodeSummary], None] | None,
     handler: _Handler,
 ) -> None:
-    upstream = {task.id: task.upstream for task in plan.tasks}
+    # A task may read the output of a node the plan does not run (a resumed run's, or one a tool put there): it is
+    # committed already, and only the plan's own tasks are waited for.
+    planned = {task.id for task in plan.tasks}
+    upstream = {task.id: task.upstream & planned for task in plan.tasks}
     pending = {task.id: task for task in plan.tasks}
     running: dict[Future[dict[str, Any]], PlanTask] = {}
     failed = False

@@ -52,3 +52,58 @@ def committed_rows(spark: Any, location: str) -> list[tuple[Any, ...]]:
 
     manifest = json.loads((Path(location) / "_COMMITTED.json").read_text())
     return rows(spark.read.parquet(*(str(Path(location) / name) for name in manifest["files"])))
+
+
+def readers_see_the_committed_rows(spark: Any, summary: Any) -> None:
+    """Every dataset output of a run, read as tools that never open the manifest read it — pyarrow's dataset,
+    pandas, Spark and a DuckDB glob over the folder — holds exactly the rows its manifest lists, and no reader
+    sees anything else (an attempt, a shuffle bucket, a part of another stage)."""
+    import json
+    from pathlib import Path
+
+    import duckdb
+    import pandas as pd
+    import pyarrow.dataset as ds
+
+    checked = 0
+    for node in summary.nodes.values():
+        if node.output is None or node.output.startswith("kv:"):
+            continue
+        folder = Path(node.output)
+        manifest = json.loads((folder / "_COMMITTED.json").read_text())
+        expected = _canonical_rows(
+            row for name in manifest["files"] for row in ds.dataset(str(folder / name)).to_table().to_pylist()
+        )
+        assert len(expected) == manifest["rows"] == node.rows, node.node
+        found = {
+            "pyarrow.dataset": ds.dataset(str(folder)).to_table().to_pylist(),
+            "pandas.read_parquet": pd.read_parquet(str(folder)).to_dict("records"),
+            "spark.read.parquet": [row.asDict() for row in spark.read.parquet(str(folder)).collect()],
+            "duckdb read_parquet glob": _duckdb_rows(duckdb, f"SELECT * FROM read_parquet('{folder}/**/*.parquet')"),
+        }
+        for reader, read in found.items():
+            assert _canonical_rows(read) == expected, (node.node, reader)
+        assert (folder / "_SUCCESS").exists(), node.node
+        checked += 1
+    assert checked, "the run has dataset outputs"
+
+
+def _duckdb_rows(duckdb: Any, query: str) -> list[dict[str, Any]]:
+    with duckdb.connect() as connection:
+        relation = connection.sql(query)
+        return [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
+
+
+def _canonical_rows(found: Any) -> list[tuple[Any, ...]]:
+    """Rows (dicts) in one form whichever reader made them: numpy scalars as Python values, NaN as None."""
+    import math
+
+    def value(item: Any) -> Any:
+        item = item.item() if hasattr(item, "item") and not isinstance(item, (str, bytes)) else item
+        if isinstance(item, float) and math.isnan(item):
+            return None
+        if hasattr(item, "date") and type(item).__name__ == "Timestamp":
+            return item.date()
+        return item
+
+    return sorted((tuple(value(item) for item in row.values()) for row in found), key=repr)

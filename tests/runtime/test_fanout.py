@@ -1,5 +1,7 @@
 """Split stages run locally: with a forced tiny chunk size (many chunks and buckets) every example gives exactly
-what one plain PySpark job gives, a flaky chunk task is retried without duplicating rows, and skew is reported."""
+what one plain PySpark job gives, on both engines, and every output folder reads as exactly its committed rows
+with pyarrow, pandas, Spark and a DuckDB glob; a flaky chunk task is retried without duplicating rows, and skew is
+reported."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from sparkflow.runtime.execute import RuntimeConfig, handle_event
 from sparkflow.runtime.local import run_plan
 from sparkflow.targets.local import LOCAL
 from tests.examples import EXAMPLES, example, example_ids
-from tests.runtime.reference import normalized, reference_outputs, rows
+from tests.runtime.reference import normalized, readers_see_the_committed_rows, reference_outputs, rows
 
 pytestmark = pytest.mark.spark
 TINY = 2048  # bytes per chunk: every example's inputs become several chunks and several buckets
@@ -45,6 +47,7 @@ def test_split_run_equals_one_plain_job(spark: Any, path: Path, tmp_path: Path) 
     expected = reference_outputs(spark, pipeline)
     for sink, location in summary.outputs.items():
         assert committed_rows(spark, location) == rows(expected[sink]), sink
+    readers_see_the_committed_rows(spark, summary)
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
@@ -59,6 +62,7 @@ def test_split_run_on_duckdb_equals_one_plain_job(spark: Any, path: Path, tmp_pa
     expected = reference_outputs(spark, pipeline)
     for sink, location in summary.outputs.items():
         assert normalized(committed_rows(spark, location)) == normalized(rows(expected[sink])), sink
+    readers_see_the_committed_rows(spark, summary)
 
 
 def test_join_buckets_both_inputs_by_the_same_key(spark: Any, tmp_path: Path) -> None:
