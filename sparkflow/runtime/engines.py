@@ -9,7 +9,6 @@ user can act on — sits behind :class:`Engine`. ``spark`` is PySpark in local m
 
 from __future__ import annotations
 
-import os
 import sys
 from types import ModuleType
 from typing import Any, Protocol
@@ -97,10 +96,10 @@ class SparkEngine:
         return datasets.write_dataset(frame, folder)
 
     def write_partitioned(self, frame: Any, column: str, folder: str) -> int:
+        from sparkflow.runtime import datasets
+
         frame.write.mode("overwrite").partitionBy(column).parquet(folder)
-        if not any(name.endswith(".parquet") for _, _, names in os.walk(folder) for name in names):
-            return 0  # no rows, no files (a chunk of bad records only, or inside one long record)
-        return int(self.session.read.parquet(folder).count())  # from the footers: no recomputation
+        return datasets.parquet_rows(folder)  # no files, no rows: a chunk of bad records only, or in a long record
 
     def functions(self) -> Any:
         from pyspark.sql import functions

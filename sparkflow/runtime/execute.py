@@ -112,7 +112,14 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
     location = confinement.check_write(node_location(run["storage"], pipeline.name, run_id, call.node_id), "output")
     work = confinement.check_write(work_location(run["storage"], pipeline.name, run_id, call.node_id), "work folder")
     inputs = _input_locations(call, trace, pipeline, run, overrides, confinement)
-    context = _Context(pipeline.name, call.node_id, run_id, checked.get("attempt") or storage.new_attempt_id())
+    context = _Context(
+        pipeline.name,
+        call.node_id,
+        run_id,
+        checked.get("attempt") or storage.new_attempt_id(),
+        checked.get("phase"),
+        checked.get("chunk"),
+    )
 
     phase: str | None = checked.get("phase")
     if phase is not None and call.stage.options.partition == "whole":
@@ -164,13 +171,25 @@ _SPLIT_FIELDS = ("kind", "bucket", "map_items", "reduce_items", "results", "chun
 
 @dataclass(frozen=True)
 class _Context:
+    """What every log line of a task names: its pipeline, node, run and attempt, and a split stage's phase and
+    chunk (or bucket)."""
+
     pipeline: str
     node: str
     run_id: str
     attempt: str
+    phase: str | None = None
+    chunk: int | None = None
 
     def fields(self) -> dict[str, Any]:
-        return {"pipeline": self.pipeline, "node": self.node, "run_id": self.run_id, "attempt": self.attempt}
+        found: dict[str, Any] = {
+            "pipeline": self.pipeline,
+            "node": self.node,
+            "run_id": self.run_id,
+            "attempt": self.attempt,
+        }
+        found.update({key: value for key, value in (("phase", self.phase), ("chunk", self.chunk)) if value is not None})
+        return found
 
 
 def _input_locations(
@@ -441,7 +460,7 @@ def _publish(event: dict[str, Any], config: RuntimeConfig, trace: Trace, started
         name: confinement.check_write(overrides.get(name) or sink_uri(sink.uri, root), f"sink {name!r}")
         for name, (sink, _, _) in trace.sinks.items()
     }
-    context = _Context(pipeline.name, "publish", run_id, event.get("attempt") or storage.new_attempt_id())
+    context = _Context(pipeline.name, "publish", run_id, event.get("attempt") or storage.new_attempt_id(), "publish")
     logs.log("publish start", sinks=list(trace.sinks), **context.fields())
     published: dict[str, Any] = {}
     try:

@@ -226,3 +226,34 @@ def test_a_publish_before_the_stages_committed_is_refused(tmp_path: Path) -> Non
     config = RuntimeConfig(load_pipeline(str(SINKS / "pipeline.py")), str(tmp_path))
     with pytest.raises(InputError, match=r"sink 'parquet_append': stage 'totals' has no committed output in run"):
         handle_event(publish_event(tmp_path, "r9"), config)
+
+
+@pytest.mark.moto
+def test_sinks_and_outputs_on_s3_are_published_and_read_back(spark: Any, tmp_path: Path) -> None:
+    """The same run with its storage root (and so its relative sinks) on moto's S3: the Delta table commits there
+    through delta-rs, the Parquet folders through s3fs, and show / read_output read both back."""
+    import sparkflow as sf
+    from sparkflow.results import locate
+    from tests.faults.driver import BUCKET, object_storage
+
+    with object_storage():
+        root = f"s3://{BUCKET}/sinks-{tmp_path.name}/"
+        pipeline = load_pipeline(str(SINKS / "pipeline.py"))
+        summary = run_plan(
+            plan_pipeline(pipeline, LOCAL),
+            pipeline,
+            storage_root=root,
+            run_id="s1",
+            inputs={"orders": str(SINKS / "orders.csv")},
+            kv=f"sqlite:///{tmp_path / 'kv.sqlite'}",
+        )
+        assert summary.status == "succeeded", summary.error
+        assert summary.sinks["delta_append"]["uri"] == f"{root}tables/delta_append"
+        totals = sf.read_output(pipeline, "totals", storage=root)
+        assert sorted(sf.read_output(pipeline, "delta_overwrite", storage=root).to_pylist(), key=repr) == sorted(
+            totals.to_pylist(), key=repr
+        )
+        large = sf.read_output(pipeline, "large", storage=root)
+        published = sf.read_output(pipeline, "parquet_overwrite", storage=root)
+        assert published.num_rows == large.num_rows and sorted(published.column_names) == sorted(large.column_names)
+        assert locate(pipeline, "totals", storage=root).uri == f"{root}sinks/s1/totals"
