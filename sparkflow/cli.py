@@ -180,6 +180,8 @@ def run(
         click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
         Console().print(summary_table(summary))
+        for failed in (node for node in summary.nodes.values() if node.error):  # whole, never cut
+            click.echo(f"\n{failed.error}\n", err=True)
         for node, location in summary.outputs.items():
             click.echo(f"output {node}: {location}")
         for name, published in summary.sinks.items():

@@ -72,8 +72,10 @@ def _number(value: int | None) -> str:
 
 
 def _output(node: NodeSummary) -> str:
-    if node.error:
-        return node.error.splitlines()[0][:200]
+    if node.error:  # its last line (as Python ends a traceback: "ValueError: boom"); the whole of it is printed below
+        last = [line for line in node.error.splitlines() if line.strip()][-1].strip()
+        shown = last if len(last) <= 100 else last[:97] + "..."
+        return f"{shown} ({node.where})" if node.where else shown
     shown = f"{_short(node.value)} ({node.output})" if node.value is not None else node.output or ""
     return f"{shown}; rejected records in {node.rejects}" if node.rejects else shown
 

@@ -46,6 +46,8 @@ class StageOptions:
         placement: where it runs (one of ``PLACEMENTS``); ``auto`` lets the compiler's place pass decide.
         engine_declared: whether the stage itself says ``engine=``; if not, its pipeline's ``engine=`` (when it
             has one) replaces ``engine`` when the pipeline is traced (see :meth:`Stage.in_pipeline`).
+        retry_on: exception types of the stage's own code worth another attempt (up to ``retries``); any other
+            exception it raises fails the stage at once (see :mod:`sparkflow.runtime.failures`).
     """
 
     partition: str = "whole"
@@ -58,6 +60,7 @@ class StageOptions:
     chunk_size: int | None = None
     placement: str = "auto"
     engine_declared: bool = False
+    retry_on: tuple[type[BaseException], ...] = ()
 
 
 class Stage(Generic[P, R]):
@@ -119,6 +122,8 @@ def stage(
     engine: str | None = None,
     output: str | None = None,
     chunk_size: str | int | None = None,
+    placement: str | None = None,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
 ) -> Callable[[Callable[P, R]], Stage[P, R]]: ...
 
 
@@ -136,6 +141,7 @@ def stage(
     output: str | None = None,
     chunk_size: str | int | None = None,
     placement: str | None = None,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
 ) -> Stage[P, R] | Callable[[Callable[P, R]], Stage[P, R]]:
     """Declare a stage. Usable bare (``@sf.stage``) or with options (``@sf.stage(memory="4GB")``).
 
@@ -146,7 +152,9 @@ def stage(
         partition_by: column(s) whose equal values must meet in one task (a group-by or join key).
         memory: memory of the function that runs the stage, e.g. ``"2GB"`` (default 2 GB).
         timeout: how long one run may take, e.g. ``"15m"`` (default 15 minutes).
-        retries: how often a failed run is retried (default 2).
+        retries: how often a failed run is retried (default 2) after a failure another attempt may cure (storage,
+            throttling, a lost worker, a timeout). The stage's own exceptions fail it at once: retrying the same
+            code on the same input fails the same way.
         engine: ``"spark"`` (default) or ``"duckdb"`` (the same PySpark code on sqlframe + DuckDB: no JVM, fast
             cold start; see docs/engines.md for what differs).
         output: ``"dataset"`` or ``"value"``; by default read from the return annotation
@@ -156,6 +164,8 @@ def stage(
             Spark), or force ``"function"``, ``"container"`` (ECS Fargate / Cloud Run job) or
             ``"serverless-spark"`` (EMR Serverless / Dataproc Serverless; the whole stage runs on a Spark
             cluster, even a partitioned one).
+        retry_on: exception type(s) of the stage's own code that another attempt may cure (e.g. a flaky service it
+            calls: ``retry_on=ConnectionError``); retried up to ``retries``.
 
     Example:
         >>> @stage(partition_by="word", memory="1GB")
@@ -181,6 +191,7 @@ def stage(
             output=output,
             chunk_size=chunk_size,
             placement=placement,
+            retry_on=retry_on,
         )
         return Stage(function, stage_name, options, origin)
 
@@ -202,6 +213,7 @@ def _parse_options(
     output: str | None,
     chunk_size: str | int | None,
     placement: str | None,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
 ) -> StageOptions:
     if partition is not None and partition_by is not None:
         raise DefinitionError("give either partition= or partition_by=, not both", origin)
@@ -231,6 +243,12 @@ def _parse_options(
         )
     if output is not None and output not in OUTPUTS:
         raise DefinitionError(f"output={output!r} is not known; use 'dataset' or 'value'", origin)
+    retried = () if retry_on is None else retry_on if isinstance(retry_on, tuple) else (retry_on,)
+    if not all(isinstance(kind, type) and issubclass(kind, BaseException) for kind in retried):
+        raise DefinitionError(
+            f"retry_on={retry_on!r} must be an exception class or a tuple of them, e.g. retry_on=ConnectionError",
+            origin,
+        )
     return StageOptions(
         partition="key" if keys else (partition or "whole"),
         partition_by=keys,
@@ -244,6 +262,7 @@ def _parse_options(
         chunk_size=None if chunk_size is None else parse_size(chunk_size, field="chunk_size", origin=origin),
         placement=placement or "auto",
         engine_declared=engine is not None,
+        retry_on=retried,
     )
 
 

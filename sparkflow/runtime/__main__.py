@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from sparkflow.errors import ConfinementError, EventError, InputError, SparkflowError
+from sparkflow.errors import EventError, SparkflowError
 
 
 def main(argv: list[str]) -> int:
@@ -52,15 +52,15 @@ def main(argv: list[str]) -> int:
 
 
 def answer(work: Callable[[], dict[str, Any]]) -> int:
-    """Run ``work``; print its result, or the error and an exit code (2: retrying cannot help, 1: it may)."""
+    """Run ``work``; print its result, or the error and an exit code (2: retrying cannot help, 1: it may; see
+    :data:`sparkflow.runtime.protocol.FINAL_ERRORS`)."""
+    from sparkflow.runtime.protocol import is_final
+
     try:
         result = work()
-    except (EventError, InputError, ConfinementError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     except SparkflowError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return 2 if is_final(error) else 1
     print(json.dumps(result))
     return 0
 

@@ -51,8 +51,10 @@ _LOCK = threading.Lock()
 _STATE: dict[str, Any] = {"active": False, "session": None}
 # What DuckDB may take of the function's memory; the rest is for Python, the OS and the page cache.
 _MEMORY_SHARE = 0.75
-# DuckDB errors that mean the generated SQL uses something DuckDB lacks (not bad data).
+# DuckDB errors that mean the generated SQL uses something DuckDB lacks (not bad data). A BinderException is the
+# user's mistake instead (see _USER_MISTAKES): a column that does not exist, a function given the wrong types.
 _UNSUPPORTED_DUCKDB = ("CatalogException", "BinderException", "ParserException", "NotImplementedException")
+_USER_MISTAKES = ("BinderException",)
 # DuckDB errors of its file readers: a corrupt CSV / JSON record or a value that does not fit the schema.
 _MALFORMED = ("CSV Error", "Error when sniffing file", "Malformed JSON", "JSON transform error", "Could not convert")
 # Text is split into lines in blocks of this many bytes (the memory a text read holds at once).
@@ -245,6 +247,8 @@ class DuckDBEngine:
                 f"stage {stage.name!r}: a corrupt record in its input ({sources}): {_first_line(error)}; "
                 "fix or remove the record"
             )
+        if type(error).__name__ in _USER_MISTAKES:
+            return None  # the stage's own failure, with DuckDB's message (it names the column and suggests others)
         api = unsupported_api(error)
         if api is None:
             return None

@@ -18,9 +18,9 @@ from typing import Any
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.source import Source
 from sparkflow.dsl.trace import StageCall, Trace
-from sparkflow.errors import ConfinementError, EnvironmentProblem, EventError, InputError, SparkflowError
+from sparkflow.errors import ConfinementError, EnvironmentProblem, EventError, InputError
 from sparkflow.layout import node_location, rejects_location, run_location, value_key, work_location
-from sparkflow.runtime import engines, logs, records, storage
+from sparkflow.runtime import engines, failures, logs, records, storage
 from sparkflow.runtime.engines import Engine
 from sparkflow.runtime.fanout import Fused, Input, split_inputs
 from sparkflow.runtime.protocol import EVENT_VERSION, validate_event, validate_result
@@ -85,6 +85,13 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
             f"event field 'pipeline' is {checked['pipeline']!r}, but this function serves {pipeline.name!r}"
         )
     trace = pipeline_trace(pipeline)
+    publishing = checked.get("phase") == "publish"
+    call = None if publishing else trace.calls.get(checked["node"])
+    if call is None and not publishing:
+        raise EventError(
+            f"event field 'node': pipeline {pipeline.name!r} has no node {checked['node']!r} "
+            f"(nodes: {', '.join(trace.calls)})"
+        )
     run = checked["run"]
     run_id: str = run["id"]
     if not storage.is_within(run["storage"], config.storage_root):
@@ -92,14 +99,8 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
             f"event field 'run.storage': {run['storage']!r} is outside the pipeline's storage root "
             f"{config.storage_root!r}; nothing was read or written"
         )
-    if checked.get("phase") == "publish":
-        return _publish(checked, config, trace, started)
-    call = trace.calls.get(checked["node"])
     if call is None:
-        raise EventError(
-            f"event field 'node': pipeline {pipeline.name!r} has no node {checked['node']!r} "
-            f"(nodes: {', '.join(trace.calls)})"
-        )
+        return _publish(checked, config, trace, started)
     overrides: dict[str, str] = run.get("params", {}).get("sources", {})
     for name in overrides:
         if name not in trace.sources:
@@ -145,9 +146,7 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
         else:
             manifest = _run_phase(checked, phase, call, inputs, fused, location, work, run, config, context)
     except Exception as error:
-        logs.log(
-            "stage failed", severity="ERROR", error=type(error).__name__, detail=str(error)[:2000], **context.fields()
-        )
+        logs.log("stage failed", severity="ERROR", **failures.log_fields(error), **context.fields())
         raise
     result = _result(context, manifest, location, started, "committed")
     if phase is not None:
@@ -299,15 +298,18 @@ class _Resources:
             return self.reader.read(self.engine(), item.source, item.location, folder)
         return self.engine().read_dataset(item.location, folder, f"input {item.param!r}")
 
-    def explain(self, error: BaseException, inputs: list[Input]) -> SparkflowError | None:
-        """What the engine makes of a failure (a corrupt record, an API it lacks), if it has started."""
-        if self._engine is None:
-            return None
-        names = ", ".join(repr(item.location) for item in inputs if item.kind == "source")
-        problem = self._engine.explain(error, self.call.stage, names)
-        if isinstance(problem, InputError):  # a bad record met while the stage ran: name its file and line
-            return self.reader.explain(self._engine, problem)
-        return problem
+    def failure(self, error: BaseException, inputs: list[Input]) -> BaseException:
+        """The error to report for ``error``: what the engine makes of it (a corrupt record, an API it lacks), else
+        the stage's own failure as its user sees it (:mod:`sparkflow.runtime.failures`), else ``error`` itself."""
+        if self._engine is not None:
+            names = ", ".join(repr(item.location) for item in inputs if item.kind == "source")
+            problem = self._engine.explain(error, self.call.stage, names)
+            if isinstance(problem, InputError):  # a bad record met while the stage ran: name its file and line
+                return self.reader.explain(self._engine, problem)
+            if problem is not None:
+                return problem
+        stage = failures.blamed(error)
+        return failures.stage_failure(error, stage) if stage is not None else error
 
     def close(self) -> None:
         if self._kv is not None:
@@ -331,7 +333,8 @@ def _run(
             for index, item in enumerate(inputs):
                 _bind(call, item.param, resources.read(item, os.path.join(scratch, f"in{index}")), args, kwargs)
             try:
-                output = call.stage.fn(*args, **kwargs)
+                with failures.running(call.stage):
+                    output = call.stage.fn(*args, **kwargs)
                 if call.stage.options.output == "value":
                     key = value_key(context.pipeline, context.run_id, context.node)
                     resources.kv().put(key, output)
@@ -339,10 +342,10 @@ def _run(
                 else:
                     manifest = _write_output(call, resources.engine(), output, work, scratch, context)
             except Exception as error:
-                problem = resources.explain(error, inputs)
-                if problem is not None:
-                    raise problem from error
-                raise
+                reported = resources.failure(error, inputs)
+                if reported is error:
+                    raise
+                raise reported from error
         finally:
             resources.close()
     manifest.update(
@@ -397,10 +400,10 @@ def _run_phase(
         try:
             return fanout.run_phase(job, phase, event.get("chunk"))
         except Exception as error:
-            problem = resources.explain(error, inputs)
-            if problem is not None:
-                raise problem from error
-            raise
+            reported = resources.failure(error, inputs)
+            if reported is error:
+                raise
+            raise reported from error
         finally:
             resources.close()
 
@@ -420,15 +423,19 @@ def _write_output(
 ) -> dict[str, Any]:
     """Write the stage's DataFrame to this attempt's folder under ``work``; return the manifest to publish."""
     if not engine.is_dataframe(output):
-        raise TypeError(
+        raise failures.StageError(
             f"stage {call.stage.name!r} ({call.stage.origin}) returned {type(output).__name__}, but it is declared to "
-            "return a DataFrame: return one, or annotate the function's return type (e.g. -> float) for a value"
+            "return a DataFrame: return one, or annotate the function's return type (e.g. -> float) for a value",
+            call.stage.origin,
+            kind="TypeError",
         )
     write_attempt = getattr(engine, "write_attempt", None)
     if write_attempt is not None:  # Spark on a cluster writes to storage itself (sparkflow.runtime.cluster)
-        files, rows = write_attempt(output, work, context.attempt)
+        with failures.running(call.stage, evaluating=True):  # evaluating what the stage returned runs its code
+            files, rows = write_attempt(output, work, context.attempt)
     else:
-        folder, rows = engine.write(output, os.path.join(scratch, "out"))
+        with failures.running(call.stage, evaluating=True):
+            folder, rows = engine.write(output, os.path.join(scratch, "out"))
         files = storage.upload_attempt(folder, work, context.attempt)
     names = [storage.published_name(index) for index in range(len(files))]
     return {

@@ -35,7 +35,7 @@ from typing import Any
 from sparkflow.dsl.source import Source
 from sparkflow.dsl.trace import StageCall
 from sparkflow.errors import EventError, InputError, StorageError
-from sparkflow.runtime import records, split, storage
+from sparkflow.runtime import failures, records, split, storage
 from sparkflow.runtime.datasets import local_copy
 
 # Folders of a split stage's work folder (``<run>/_work/<node>/``).
@@ -107,11 +107,14 @@ class Job:
         for link in self.fused.get(param, ()):
             values = {item.param: frame if item.param == link.param else self.whole(item) for item in link.inputs}
             args, kwargs = self.bind(values, link.call)
-            frame = link.call.stage.fn(*args, **kwargs)
+            with failures.running(link.call.stage):
+                frame = link.call.stage.fn(*args, **kwargs)
             if not self.engine().is_dataframe(frame):
-                raise TypeError(
+                raise failures.StageError(
                     f"stage {link.call.stage.name!r} ({link.call.stage.origin}) returned {type(frame).__name__}: a "
-                    "stage split by rows must return a DataFrame"
+                    "stage split by rows must return a DataFrame",
+                    link.call.stage.origin,
+                    kind="TypeError",
                 )
         return frame
 
@@ -271,7 +274,8 @@ def _map(job: Job, plan: dict[str, Any], item_index: int) -> dict[str, Any]:
         with job.reader.counting(item_index == 0):
             values = {item.param: (frame if item.param == chosen.param else job.whole(item)) for item in job.inputs}
         args, kwargs = job.bind(values)
-        output = job.call.stage.fn(*args, **kwargs)
+        with failures.running(job.call.stage):
+            output = job.call.stage.fn(*args, **kwargs)
         return _commit_part(job, engine, output, part)
     return _commit_buckets(job, engine, frame, plan["buckets"], part)
 
@@ -329,11 +333,14 @@ def _gather(paths: list[str], folder: str) -> str:
 
 def _commit_part(job: Job, engine: Any, output: Any, part: str) -> dict[str, Any]:
     if not engine.is_dataframe(output):
-        raise TypeError(
+        raise failures.StageError(
             f"stage {job.call.stage.name!r} ({job.call.stage.origin}) returned {type(output).__name__}: a split "
-            "stage must return a DataFrame"
+            "stage must return a DataFrame",
+            job.call.stage.origin,
+            kind="TypeError",
         )
-    folder, rows = engine.write(output, job.folder("part"))
+    with failures.running(job.call.stage, evaluating=True):  # evaluating what the stage returned runs its code
+        folder, rows = engine.write(output, job.folder("part"))
     files = storage.upload_attempt(folder, part, job.attempt)
     manifest = {
         "kind": "dataset",
@@ -364,7 +371,10 @@ def _commit_buckets(job: Job, engine: Any, frame: Any, buckets: int, part: str) 
         )
     folder = job.folder("buckets")
     bucketed = _bucketize(engine, frame, keys, buckets)
-    rows = int(engine.write_partitioned(bucketed, BUCKET_COLUMN, folder))  # _bucket=N/part-... folders
+    with failures.running(
+        job.call.stage, evaluating=True
+    ):  # evaluating the chunk runs the code of the stages fused into it
+        rows = int(engine.write_partitioned(bucketed, BUCKET_COLUMN, folder))  # _bucket=N/part-... folders
     local_files = sorted(
         os.path.relpath(os.path.join(root, name), folder)
         for root, _, names in os.walk(folder)
@@ -435,7 +445,8 @@ def _reduce(job: Job, plan: dict[str, Any], bucket: int) -> dict[str, Any]:
         if item.param not in values:
             values[item.param] = job.whole(item)
     args, kwargs = job.bind(values)
-    output = job.call.stage.fn(*args, **kwargs)
+    with failures.running(job.call.stage):
+        output = job.call.stage.fn(*args, **kwargs)
     return _commit_part(job, job.engine(), output, part)
 
 

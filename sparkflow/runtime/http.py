@@ -1,7 +1,8 @@
 """HTTP entry point for Cloud Run (and anything else that POSTs events): a minimal WSGI app.
 
-``POST /`` with the event as JSON answers 200 with the result. Errors retrying cannot fix answer 4xx (a
-Workflows retry policy retries only 429 and 5xx); anything else answers 500, so the caller retries.
+``POST /`` with the event as JSON answers 200 with the result. Errors retrying cannot fix (the protocol's
+:data:`~sparkflow.runtime.protocol.FINAL_ERRORS`) answer 4xx (a Workflows retry policy retries only 429 and 5xx);
+anything else answers 500, so the caller retries.
 Serve it with ``python -m sparkflow.runtime serve`` (reads ``PORT``, as Cloud Run sets it).
 """
 
@@ -11,12 +12,13 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sparkflow.errors import ConfinementError, EnvironmentProblem, EventError, InputError, SparkflowError
+from sparkflow.errors import ConfinementError, EventError, SparkflowError
 from sparkflow.runtime import logs
 from sparkflow.runtime.deployed import deployed_config
 from sparkflow.runtime.execute import handle_event
+from sparkflow.runtime.protocol import is_final
 
-_STATUS = {EventError: 400, ConfinementError: 403, InputError: 422, EnvironmentProblem: 500}
+_STATUS = {EventError: 400, ConfinementError: 403}  # other final errors: 422; anything else: 500
 _MAX_BODY = 1024 * 1024
 
 
@@ -38,7 +40,8 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     try:
         result = handle_event(event, deployed_config())
     except SparkflowError as error:
-        status = next((code for kind, code in _STATUS.items() if isinstance(error, kind)), 500)
+        final = 422 if is_final(error) else 500
+        status = next((code for kind, code in _STATUS.items() if isinstance(error, kind)), final)
         return _answer(start_response, status, {"error": type(error).__name__, "message": str(error)})
     except Exception as error:
         logs.log("request failed", severity="ERROR", error=type(error).__name__, detail=str(error)[:2000])

@@ -20,12 +20,12 @@ from typing import Any
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.stage import ENGINES
-from sparkflow.errors import ConfinementError, SparkflowError, StorageError
+from sparkflow.errors import SparkflowError
 from sparkflow.layout import node_location, run_location, value_key, with_slash
 from sparkflow.plan import Plan, PlanTask
-from sparkflow.runtime import logs, storage
+from sparkflow.runtime import failures, logs, storage
 from sparkflow.runtime.execute import RuntimeConfig, handle_event
-from sparkflow.runtime.protocol import EVENT_VERSION
+from sparkflow.runtime.protocol import EVENT_VERSION, is_final
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+@-]{0,79}$")
 
@@ -42,7 +42,9 @@ class NodeSummary:
     output: str | None = None
     value: Any = None
     attempts: int = 0
-    error: str | None = None
+    error: str | None = None  # the whole failure: a stage's own as the traceback of the user's frames
+    error_type: str | None = None
+    where: str | None = None  # file:line of the user's code the failure points at
     fused: list[str] = field(default_factory=list)  # row-wise stages that ran inside this one's map tasks
     chunks: int | None = None  # a split stage: map tasks
     buckets: int | None = None  # a key stage: reduce tasks
@@ -290,7 +292,9 @@ def _execute(
                     _record(node, future.result())
                 except Exception as error:  # the node failed for good: report it, start nothing new
                     node.status = "failed"
-                    node.error = f"{type(error).__name__}: {error}"
+                    node.error, node.error_type = failures.summary(error, task.id), type(error).__name__
+                    origin = getattr(error, "origin", None)
+                    node.where = str(origin) if origin is not None else None
                     failed = True
                 notify(node)
     for node in summary.nodes.values():
@@ -327,19 +331,15 @@ def _attempts(event: dict[str, Any], handler: _Handler, task: PlanTask, node: No
 
 
 def _retrying(call: Callable[[], dict[str, Any]], retries: int) -> dict[str, Any]:
-    """``call()``, tried again up to ``retries`` times unless it fails with an error retrying cannot fix. A
-    :class:`StorageError` is retried, as the state machines retry it: storage may fail for a moment (only a
-    refused location, a :class:`ConfinementError`, is for good)."""
+    """``call()``, tried again up to ``retries`` times unless it fails with an error retrying cannot fix: the
+    protocol's :data:`~sparkflow.runtime.protocol.FINAL_ERRORS`, as the state machines judge it."""
     tries = 0
     while True:
         tries += 1
         try:
             return call()
-        except SparkflowError as error:
-            if not isinstance(error, StorageError) or isinstance(error, ConfinementError) or tries > retries:
-                raise
-        except Exception:
-            if tries > retries:
+        except Exception as error:
+            if is_final(error) or tries > retries:
                 raise
 
 

@@ -15,6 +15,19 @@ from sparkflow.errors import EventError
 
 EVENT_VERSION = 1
 
+#: Errors another attempt of the same task cannot fix (by class name, as Lambda reports a function's error): a bad
+#: event, a missing or corrupt input, a refused location, the stage's own code failing (``StageError``), an API the
+#: engine cannot run. The state machines do not retry them, the container entry exits 2 for them, the HTTP entry
+#: answers them with a 4xx status, and ``sparkflow run`` fails the stage at once. Every other error (storage,
+#: throttling, a lost engine, a timeout, a stage's ``retry_on=`` exceptions) is retried up to the stage's
+#: ``retries=``. Subclasses are named here too: Step Functions matches names, not classes.
+FINAL_ERRORS = ("EventError", "InputError", "ConfinementError", "StageError", "EngineUnsupported")
+
+
+def is_final(error: BaseException) -> bool:
+    """Whether another attempt cannot fix ``error`` (see :data:`FINAL_ERRORS`)."""
+    return type(error).__name__ in FINAL_ERRORS
+
 
 @cache
 def schema(kind: str) -> dict[str, Any]:

@@ -121,7 +121,19 @@ def session(memory_mb: int, input_bytes: int = 0) -> Any:
         )
         _SESSION = builder.getOrCreate()
         _SESSION.sparkContext.setLogLevel("ERROR")
+        _quiet_query_context_logs()
         return _SESSION
+
+
+def _quiet_query_context_logs() -> None:
+    """PySpark logs every analysis error as a JSON line on stderr before raising it; the runtime reports the error
+    itself (with the user's frames: see sparkflow.runtime.failures), so the copy is only noise."""
+    import logging
+
+    from pyspark.logger import PySparkLogger
+
+    for name in ("DataFrameQueryContextLogger", "SQLQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 def ship_module(module: ModuleType) -> None:

@@ -31,7 +31,7 @@ import json
 from typing import Any
 
 from sparkflow.plan import Parallel, Plan, PlanTask, Run, Sequence, Step
-from sparkflow.runtime.protocol import EVENT_VERSION
+from sparkflow.runtime.protocol import EVENT_VERSION, FINAL_ERRORS
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 ECS_RUN_TASK = "arn:aws:states:::ecs:runTask.sync"
@@ -47,8 +47,9 @@ LAMBDA_SERVICE_ERRORS = [
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 ]
-# Errors the runtime raises when retrying cannot help (a bad event, a corrupt input, a refused location).
-PERMANENT_ERRORS = ["EventError", "InputError", "ConfinementError"]
+# Errors the runtime raises when retrying cannot help (a bad event, a corrupt input, a refused location, the
+# stage's own code failing): the protocol's one list.
+PERMANENT_ERRORS = list(FINAL_ERRORS)
 
 
 def storage_placeholder() -> str:
