@@ -10,11 +10,13 @@ import hashlib
 import importlib
 import importlib.util
 import os
+import re
 import sys
+import traceback
 from types import ModuleType
 
 from sparkflow.dsl.pipeline import Pipeline
-from sparkflow.errors import SparkflowError
+from sparkflow.errors import DefinitionError, Origin, SparkflowError
 
 _SOURCE_DIGEST = "__sparkflow_source_digest__"
 
@@ -48,6 +50,43 @@ def load_pipeline(spec: str, name: str | None = None) -> Pipeline:
     return pipelines[0]
 
 
+# The DSL's functions, by the name Python's TypeError gives them ("stage() got an unexpected keyword argument").
+_DSL = {
+    "stage": "sparkflow.dsl.stage",
+    "source": "sparkflow.dsl.source",
+    "pipeline": "sparkflow.dsl.pipeline",
+    "sink": "sparkflow.dsl.sink",
+}
+_UNEXPECTED = re.compile(r"^(\w+)\(\) got an unexpected keyword argument '(\w+)'$")
+
+
+def dsl_keyword_mistake(error: BaseException) -> DefinitionError | None:
+    """A keyword that ``sf.stage``, ``sf.source``, ``sf.sink`` or ``sf.pipeline`` does not take, as a
+    :class:`DefinitionError` naming the user's line and the nearest keyword it does take; None for anything else.
+
+    The DSL's signatures stay exact (editors and mypy flag the typo too), so Python raises the TypeError before
+    sparkflow runs: it is translated here, where the pipeline's module is loaded.
+    """
+    import difflib
+    import inspect
+
+    match = _UNEXPECTED.match(str(error)) if isinstance(error, TypeError) else None
+    if match is None or match.group(1) not in _DSL:
+        return None
+    function, keyword = match.groups()
+    declared = inspect.signature(getattr(importlib.import_module(_DSL[function]), function)).parameters
+    known = [name for name, item in declared.items() if item.kind is inspect.Parameter.KEYWORD_ONLY]
+    close = difflib.get_close_matches(keyword, known, n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]}=? " if close else ""
+    frames = traceback.extract_tb(error.__traceback__)
+    user = [frame for frame in frames if frame.filename != __file__]
+    origin = Origin(user[-1].filename, user[-1].lineno or 0) if user else None
+    return DefinitionError(
+        f"sf.{function}() has no keyword {keyword}=: {hint}(it takes: {', '.join(f'{name}=' for name in known)})",
+        origin,
+    )
+
+
 def _is_windows_drive(spec: str) -> bool:
     return len(spec) > 2 and spec[1] == ":" and spec[2] in "\\/"
 
@@ -59,6 +98,11 @@ def _load_module(target: str) -> ModuleType:
         return importlib.import_module(target)
     except ModuleNotFoundError as error:
         raise SparkflowError(f"cannot import {target!r}: {error}; pass a file path or an importable module") from error
+    except TypeError as error:
+        mistake = dsl_keyword_mistake(error)
+        if mistake is None:
+            raise
+        raise mistake from None
 
 
 def _load_file(path: str) -> ModuleType:
@@ -88,8 +132,11 @@ def _load_file(path: str) -> ModuleType:
         # Compiled from the bytes just read, not through the loader: a cached .pyc is validated by mtime and
         # size only, so an edit within the same second that keeps the size would run the old code.
         exec(compile(source, absolute, "exec"), module.__dict__)
-    except BaseException:
+    except BaseException as error:
         del sys.modules[name]  # a half-imported module must not be found by the next load
+        mistake = dsl_keyword_mistake(error)
+        if mistake is not None:
+            raise mistake from None
         raise
     finally:
         sys.path.remove(folder)

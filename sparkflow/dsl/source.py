@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -111,8 +112,11 @@ def source(
     for key, value in options.items():
         if key not in allowed:
             known = ", ".join(allowed) or "none"
+            nearest = difflib.get_close_matches(key, [*allowed, "format", "size", "on_bad_record"], n=1, cutoff=0.5)
+            hint = f"did you mean {nearest[0]}=? " if nearest else ""
             raise DefinitionError(
-                f"source {name!r}: unknown option {key}= for format {format!r} (known: {known})", origin
+                f"source {name!r}: unknown option {key}= for format {format!r}: {hint}(options of {format}: {known})",
+                origin,
             )
         if not isinstance(value, allowed[key]):
             raise DefinitionError(f"source {name!r}: option {key}={value!r} must be a {allowed[key].__name__}", origin)

@@ -7,6 +7,7 @@ The active trace lives in a context variable that is set only while one pipeline
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -98,16 +99,7 @@ class Trace:
         try:
             bound = stage.signature.bind(*args, **kwargs)
         except TypeError as error:
-            params = stage.signature.parameters
-            given = len(args) + len(kwargs)
-            takes = f"{len(params)} input{'' if len(params) == 1 else 's'} ({', '.join(params)})"
-            self.problems.append(
-                DefinitionError(
-                    f"stage {stage.name!r} takes {takes} but is called with {given} ({error}): "
-                    "pass one source or stage output per parameter",
-                    origin,
-                )
-            )
+            self.problems.append(DefinitionError(_call_mistake(stage, args, kwargs, error), origin))
         else:
             for param, value in bound.arguments.items():
                 kind = stage.signature.parameters[param].kind
@@ -245,6 +237,34 @@ class Trace:
             )
         )
         return None
+
+
+def _call_mistake(stage: Stage[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], error: TypeError) -> str:
+    """What is wrong with a call of ``stage`` that does not fit its parameters, naming the input at fault."""
+    import difflib
+
+    params = list(stage.signature.parameters)
+    takes = f"{len(params)} input{'' if len(params) == 1 else 's'} ({', '.join(params)})"
+    text = str(error)
+    unexpected = [name for name in kwargs if name not in params]
+    if unexpected:  # named before what is missing: a misspelt name is usually why an input is missing
+        name = unexpected[0]
+        close = difflib.get_close_matches(name, params, n=1, cutoff=0.5)
+        hint = f": did you mean {close[0]!r}?" if close else ""
+        return f"stage {stage.name!r} has no input {name!r} (it takes {takes}){hint}"
+    missing = re.search(r"missing a required argument: '([^']+)'", text)
+    if missing:
+        named = ", ".join(repr(name) for name in kwargs)
+        passed = f"; it is given {named}" if named else ""
+        return (
+            f"stage {stage.name!r} is called without its input {missing.group(1)!r} (it takes {takes}{passed}): "
+            "pass one source or stage output per parameter"
+        )
+    given = len(args) + len(kwargs)
+    return (
+        f"stage {stage.name!r} takes {takes} but is called with {given} ({text}): "
+        "pass one source or stage output per parameter"
+    )
 
 
 def _short(value: Any) -> str:

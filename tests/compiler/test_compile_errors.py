@@ -210,3 +210,50 @@ def test_a_sink_called_outside_a_pipeline_says_where_to_call_it() -> None:
     table = sf.sink("table", "tables/t/")
     with pytest.raises(DefinitionError, match=r"sink 'table' publishes a stage's output when a pipeline runs: call it"):
         table(object())
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "message"),
+    [
+        (
+            "bad_stage_keyword.py",
+            "@sf.stage(partiton_by",
+            r"sf\.stage\(\) has no keyword partiton_by=: did you mean "
+            r"partition_by=\? \(it takes: name=, partition=, partition_by=",
+        ),
+        (
+            "bad_pipeline_keyword.py",
+            "@sf.pipeline(storag",
+            r"sf\.pipeline\(\) has no keyword storag=: did you mean "
+            r"storage=\? \(it takes: name=, storage=, kv=, engine=\)",
+        ),
+        (
+            "bad_source_option.py",
+            "heder=False",
+            r"source 'orders': unknown option heder= for format 'csv': did you "
+            r"mean header=\? \(options of csv: header, sep, schema\)",
+        ),
+    ],
+)
+def test_a_misspelt_keyword_is_named_with_the_nearest_one(name: str, line: str, message: str) -> None:
+    with pytest.raises(DefinitionError, match=at(name, line) + message):
+        load_pipelines(str(RESOURCES / name))
+
+
+def test_the_command_line_prints_a_misspelt_keyword_in_one_line() -> None:
+    from click.testing import CliRunner
+
+    from sparkflow.cli import main
+
+    result = CliRunner().invoke(main, ["compile", str(RESOURCES / "bad_stage_keyword.py"), "--check"])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert re.match("error: " + at("bad_stage_keyword.py", "@sf.stage(") + "sf.stage", result.output)
+
+
+def test_a_misspelt_input_name_is_named() -> None:
+    pattern = at("bad_input_name.py", "stors=stores") + (
+        r"stage 'enrich' has no input 'stors' \(it takes 2 inputs \(orders, stores\)\): did you mean 'stores'\?"
+    )
+    with pytest.raises(CompileError, match=pattern):
+        compile_file("bad_input_name.py")
