@@ -283,6 +283,19 @@ def verify(pipeline: str, inputs: tuple[str, ...], engine: str | None, chunks: i
 # ---- shipping to AWS: package, deploy, start, status (sparkflow.targets.aws.package / deploy / watch) ----
 
 
+def _warn_local_sources(chosen: Any, inputs: dict[str, str]) -> None:
+    """A deployed function cannot read this machine's files: say so for every local source not given a location."""
+    for source in chosen.trace().sources.values():
+        if ("://" in source.uri and not source.uri.startswith("file://")) or source.name in inputs:
+            continue
+        click.echo(
+            f"warning: {source.origin}: source {source.name!r} is the local path {source.uri!r}, which deployed "
+            f"functions cannot read: pass --input {source.name}=s3://... (or gs://...) here, and the same location "
+            f'in each run\'s input ({{"sources": {{"{source.name}": "..."}}}})',
+            err=True,
+        )
+
+
 def _definition_for(chosen: Any) -> tuple[Any, str]:
     """The Plan and ASL of a pipeline; warns when the checked-in definition differs from the compiled one."""
     from sparkflow.compiler import compile_pipeline, plan_pipeline
@@ -347,6 +360,7 @@ def package_command(
         if engine == "duckdb" and target != "aws":
             raise click.UsageError("--engine duckdb builds a Lambda .zip: use --target aws")
         chosen = load_pipeline(pipeline)
+        _warn_local_sources(chosen, _parse_inputs(inputs))
         folder = out or os.path.join("build", target, chosen.name)
         if engine == "duckdb":
             for line in _package_zip(chosen, folder, _parse_inputs(inputs), python_version, wheelhouse):
@@ -443,6 +457,7 @@ def deploy_command(
     with _user_errors():
         get_target(target)  # an unknown name gets the nearest one suggested
         chosen = load_pipeline(pipeline)
+        _warn_local_sources(chosen, _parse_inputs(inputs))
         root = storage_root or chosen.storage
         if not root:
             raise SparkflowError(f"pipeline {chosen.name!r} declares no storage=: pass --storage-root")

@@ -20,7 +20,7 @@ from typing import Any
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.stage import ENGINES
-from sparkflow.errors import SparkflowError
+from sparkflow.errors import InputError, SparkflowError
 from sparkflow.layout import node_location, run_location, value_key, with_slash
 from sparkflow.plan import Plan, PlanTask
 from sparkflow.runtime import failures, logs, storage
@@ -144,6 +144,7 @@ def run_plan(
     if unknown:
         known = ", ".join(sink.name for sink in plan.sinks) or "none"
         raise SparkflowError(f"--sink {unknown[0]}=...: pipeline {plan.pipeline!r} has no such sink (sinks: {known})")
+    _check_local_sources(plan, pipeline, overrides)
     run_dir = run_location(storage_root, plan.pipeline, run_id)
     if _exists(run_dir) and not resume:
         raise SparkflowError(f"run {run_id!r} already exists under {storage_root}: pass --resume to continue it")
@@ -240,6 +241,35 @@ def _handlers(plan: Plan, config: RuntimeConfig) -> Iterator[_Handler]:
     finally:
         for pool in pools:
             pool.close()
+
+
+def _check_local_sources(plan: Plan, pipeline: Pipeline, overrides: dict[str, str]) -> None:
+    """Every local source exists, is readable and holds data, before the first stage runs (not after the stages
+    before the one that reads it); else an InputError naming the source and its declaration."""
+    from sparkflow.runtime.execute import pipeline_trace, source_uri
+
+    declared = pipeline_trace(pipeline).sources
+    for source in plan.sources:
+        uri = overrides.get(source.name) or source_uri(pipeline, declared[source.name])
+        if storage.is_remote(uri):
+            continue
+        path = uri[len("file://") :] if uri.startswith("file://") else uri
+        how = f"fix the path, or pass --input {source.name}=PATH; nothing ran"
+        if not os.path.exists(path):
+            raise InputError(f"source {source.name!r}: nothing at {path!r}: {how}", source.origin)
+        if not os.access(path, os.R_OK):
+            raise InputError(f"source {source.name!r}: {path!r} cannot be read by this user: {how}", source.origin)
+        if os.path.isdir(path) and not _holds_data(path):
+            raise InputError(f"source {source.name!r}: the folder {path!r} holds no data files: {how}", source.origin)
+
+
+def _holds_data(folder: str) -> bool:
+    """Whether a folder holds a file a source reads: not hidden, nor under a hidden folder (``_``, ``.``)."""
+    for _, folders, names in os.walk(folder):
+        folders[:] = [name for name in folders if not name.startswith(("_", "."))]
+        if any(not name.startswith(("_", ".")) for name in names):
+            return True
+    return False
 
 
 def _exists(location: str) -> bool:

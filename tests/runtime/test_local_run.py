@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from sparkflow.cli import main
 from sparkflow.compiler import plan_pipeline
 from sparkflow.loading import load_pipeline
 from sparkflow.runtime.local import run_plan
+from sparkflow.targets.local import LOCAL
 from tests.examples import EXAMPLES, example, example_ids
 from tests.runtime.reference import reference_outputs, rows
 
@@ -95,3 +97,32 @@ def test_cli_run_json_summary(spark: Any, tmp_path: Path) -> None:
     assert summary["nodes"]["counts"]["rows"] == 8
     top = committed_rows(spark, summary["outputs"]["top"])
     assert ("be", 2) in top and ("to", 2) in top and len(top) == 8
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda folder: folder / "missing", r"source 'books': nothing at '.*missing': fix the path, or pass "),
+        (lambda folder: folder, r"source 'books': the folder '.*' holds no data files: fix the path"),
+    ],
+    ids=["missing", "empty folder"],
+)
+def test_a_local_source_is_checked_before_anything_runs(tmp_path: Path, make: Any, message: str) -> None:
+    from sparkflow.errors import InputError
+
+    pipeline = load_pipeline(str(example("wordcount")))
+    (tmp_path / "books" / "_hidden").mkdir(parents=True)
+    (tmp_path / "books" / "_hidden" / "part.txt").write_text("not data: hidden\n")
+    declared = f"{example('wordcount')}:{line_of(example('wordcount'), 'books = sf.source')}: "
+    with pytest.raises(InputError, match=re.escape(declared) + message):
+        run_plan(
+            plan_pipeline(pipeline, LOCAL),
+            pipeline,
+            storage_root=str(tmp_path / "root"),
+            inputs={"books": str(make(tmp_path / "books"))},
+        )
+    assert not (tmp_path / "root" / "wordcount").exists()  # nothing ran, nothing was written
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(number for number, content in enumerate(path.read_text().splitlines(), 1) if text in content)

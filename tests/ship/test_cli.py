@@ -107,3 +107,16 @@ def test_start_without_a_deployed_stack_says_how_to_fix_it(moto_aws: MotoAws, mo
     result = CliRunner().invoke(main, ["start", str(item.path), "--stack", "nothing-here"])
     assert result.exit_code == 2
     assert "no state machine named 'nothing-here'" in result.stderr and "sparkflow deploy" in result.stderr
+
+
+def test_package_warns_that_a_local_source_needs_a_cloud_location(tmp_path: Path) -> None:
+    from tests.examples import example
+
+    result = CliRunner().invoke(main, ["package", str(example("wordcount")), "--out", str(tmp_path / "build")])
+    assert result.exit_code == 0, result.output
+    assert (
+        f"warning: {example('wordcount')}:10: source 'books' is the local path 'data/books/', which deployed "
+        "functions cannot read: pass --input books=s3://... (or gs://...) here"
+    ) in result.output
+    given = ["package", str(example("wordcount")), "--out", str(tmp_path / "b2"), "--input", "books=s3://b/books/"]
+    assert "warning: " not in CliRunner().invoke(main, given).output
