@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXAMPLES := $(wildcard examples/*/pipeline.py)
 TARGETS := aws gcp
 
-.PHONY: demo test lint typecheck unit faults definitions check-definitions bench clean
+.PHONY: demo test lint typecheck unit faults oracle definitions check-definitions bench clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ unit: $(STAMP)
 # SEED=N repeats a campaign.
 faults: $(STAMP)
 	$(BIN)/python -m tests.faults $(if $(SEED),--seed $(SEED))
+
+# The long differential oracle: a few hundred generated pipelines, each run by sparkflow whole and split on both
+# engines and compared with one plain PySpark job (tests/oracle/; 30 cases run in `unit`). SEED=N, CASES=N.
+oracle: $(STAMP)
+	$(BIN)/python -m tests.oracle $(if $(SEED),--seed $(SEED)) $(if $(CASES),--cases $(CASES))
 
 # Regenerate every checked-in definition (the golden files) after a deliberate change.
 definitions: $(STAMP)

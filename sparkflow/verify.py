@@ -12,8 +12,8 @@ inputs. Verify runs the pipeline here, on the inputs given (a sample of the real
    buckets.
 
 Where the two outputs of a stage differ as multisets of rows, the declaration is wrong for this data: the report
-names the stage, its file and line, its declaration, a few rows that differ, and what to declare instead. Floats
-compare with a relative tolerance of 1e-9 (a split changes the order in which sums are added).
+names the stage, its file and line, its declaration, a few rows that differ, and what to declare instead. Rows
+compare as :mod:`sparkflow.rowsets` says (floats within a relative 1e-9: a split changes the order of additions).
 
 Verify can only find what the sample shows: a stage that deduplicates passes on a sample without duplicates. Run
 it in CI beside ``sparkflow compile --check``, on a sample that holds the cases that matter.
@@ -24,20 +24,16 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import Origin, SparkflowError
 from sparkflow.layout import node_location, run_location, value_key, work_location
 from sparkflow.plan import Fanout, Plan, PlanTask, Run
+from sparkflow.rowsets import difference
 
 DEFAULT_CHUNKS = 4
-REL_TOLERANCE = 1e-9
 _SHOWN_ROWS = 3
 
 
@@ -234,8 +230,8 @@ def _check(
         raise VerifyError(f"cannot verify stage {task.stage!r} ({task.origin}): split, it failed: {node.error}")
     whole_columns, whole = _rows(node_location(root, plan.pipeline, "verify-whole", task.id))
     _, split = _rows(node_location(root, plan.pipeline, run_id, task.id))
-    only_whole, only_split = _difference(whole, split)
-    if not only_whole and not only_split:
+    found = difference(whole, split)
+    if not found:
         return None
     keys = task.partition_by
     declaration = (
@@ -255,8 +251,8 @@ def _check(
         split_rows=len(split),
         chunks=node.chunks or 1,
         buckets=node.buckets or 0,
-        only_whole=tuple(only_whole),
-        only_split=tuple(only_split),
+        only_whole=found.missing,
+        only_split=found.extra,
         columns=whole_columns,
     )
 
@@ -368,67 +364,6 @@ def _table(location: str) -> Any:
 def _rows(location: str) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
     table = _table(location)
     return tuple(table.column_names), [tuple(row.values()) for row in table.to_pylist()]
-
-
-def canonical(value: Any) -> Any:
-    """A value in a form that compares across engines and files: numbers as int or float, times as text."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, Decimal):
-        value = float(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if value.is_integer() and abs(value) < 2**53:
-            return int(value)
-        return value
-    if isinstance(value, int):
-        return value
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return tuple(sorted((str(key), canonical(item)) for key, item in value.items()))
-    if isinstance(value, list | tuple):
-        return tuple(canonical(item) for item in value)
-    if isinstance(value, bytes):
-        return value.hex()
-    return repr(value)
-
-
-def _difference(
-    expected: Iterable[tuple[Any, ...]], found: Iterable[tuple[Any, ...]]
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Rows only in ``expected`` and only in ``found``, as multisets; floats equal within the tolerance."""
-    want = Counter(_key(row) for row in expected)
-    got = Counter(_key(row) for row in found)
-    missing, extra = want - got, got - want
-    if not missing and not extra:
-        return [], []
-    # Rows that differ only in floats within the tolerance are the same row.
-    left = sorted(missing.elements(), key=repr)
-    right = sorted(extra.elements(), key=repr)
-    unmatched: list[tuple[Any, ...]] = []
-    for row in left:
-        twin = next((other for other in right if close(row, other)), None)
-        if twin is None:
-            unmatched.append(row)
-        else:
-            right.remove(twin)
-    return unmatched, right
-
-
-def _key(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(canonical(value) for value in row)
-
-
-def close(left: Any, right: Any) -> bool:
-    """Equal, with floats within :data:`REL_TOLERANCE` of each other (and 1e-12 absolute near zero)."""
-    if isinstance(left, tuple) and isinstance(right, tuple):
-        return len(left) == len(right) and all(close(a, b) for a, b in zip(left, right, strict=True))
-    numbers = (int, float)
-    if isinstance(left, numbers) and isinstance(right, numbers) and not isinstance(left, bool):
-        return math.isclose(float(left), float(right), rel_tol=REL_TOLERANCE, abs_tol=1e-12)
-    return bool(left == right)
 
 
 def _count(rows: int) -> str:

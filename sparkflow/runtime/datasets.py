@@ -52,6 +52,16 @@ def source_files(source: Source, uri: str) -> list[str]:
     return [f"{base}/{name[len(path) :].lstrip('/')}" if storage.is_remote(uri) else name for name in visible]
 
 
+def csv_options(source: Source) -> dict[str, Any]:
+    """Spark's CSV reader options for ``source``: its header and separator, and RFC 4180 quoting (a quote inside a
+    quoted field is written as two quotes, as Python's csv module, pandas, Excel and DuckDB write and read it;
+    Spark's own default escape character is a backslash, which misreads such a field)."""
+    options: dict[str, Any] = {"header": source.option("header", True), "escape": '"'}
+    if source.option("sep"):
+        options["sep"] = source.option("sep")
+    return options
+
+
 def read_files(spark: Any, source: Source, paths: list[str], uri: str) -> Any:
     """A DataFrame over ``paths`` (files Spark can open: local ones, or any its connectors read) of ``source``."""
     reader = spark.read
@@ -62,9 +72,7 @@ def read_files(spark: Any, source: Source, paths: list[str], uri: str) -> Any:
             return reader.parquet(*paths)
         schema = source.option("schema")
         if source.format == "csv":
-            options: dict[str, Any] = {"header": source.option("header", True), "mode": "FAILFAST"}
-            if source.option("sep"):
-                options["sep"] = source.option("sep")
+            options: dict[str, Any] = {**csv_options(source), "mode": "FAILFAST"}
             if schema:
                 return reader.csv(paths, schema=schema, **options)
             return reader.csv(paths, inferSchema=True, **options)
@@ -85,15 +93,13 @@ def bad_records(spark: Any, source: Source, paths: list[str]) -> list[tuple[str,
     from pyspark.sql.types import StringType, StructField, StructType
 
     reader = spark.read
-    csv_options: dict[str, Any] = {"header": source.option("header", True)}
-    if source.option("sep"):
-        csv_options["sep"] = source.option("sep")
+    dialect = csv_options(source)
     declared = source.option("schema")
     schema: Any
     if declared:
         schema = StructType.fromDDL(declared)
     elif source.format == "csv":
-        schema = reader.csv(paths, inferSchema=True, **csv_options).schema
+        schema = reader.csv(paths, inferSchema=True, **dialect).schema
     else:
         schema = reader.json(paths, columnNameOfCorruptRecord=_CORRUPT).schema
     fields = [field for field in schema.fields if field.name != _CORRUPT]
@@ -104,7 +110,7 @@ def bad_records(spark: Any, source: Source, paths: list[str]) -> list[tuple[str,
     full = StructType([*fields, StructField(_CORRUPT, StringType())])
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
     if source.format == "csv":
-        frame = reader.csv(paths, schema=full, **csv_options, **options)
+        frame = reader.csv(paths, schema=full, **dialect, **options)
     else:
         frame = reader.json(paths, schema=full, **options)
     # Every column is computed (hashed): CSV column pruning would otherwise leave a value that does not convert

@@ -12,6 +12,18 @@ from sparkflow.dsl.pipeline import Pipeline
 def reference_outputs(spark: Any, pipeline: Pipeline) -> dict[str, Any]:
     """Every output of ``pipeline`` computed in one Spark job: node id -> DataFrame or value."""
     trace = pipeline.trace()
+    values = reference_frames(spark, pipeline)
+    return {node: values[node] for node in trace.outputs}
+
+
+def reference_frames(spark: Any, pipeline: Pipeline) -> dict[str, Any]:
+    """Every node of ``pipeline`` (sources and stage calls) as one plain PySpark job would compute it: each source
+    read with Spark's own reader and the source's options, then the stage functions called in the order the
+    pipeline calls them. Node id -> DataFrame or value.
+
+    CSV is read as RFC 4180 says (``escape='"'``: a quote inside a quoted field written as two quotes), as a PySpark
+    user reading such files must ask for: Spark's default escape character, a backslash, misreads those fields."""
+    trace = pipeline.trace()
     folder = os.path.dirname(os.path.abspath(pipeline.origin.file))
     values: dict[str, Any] = {}
     for name, source in trace.sources.items():
@@ -23,6 +35,7 @@ def reference_outputs(spark: Any, pipeline: Pipeline) -> dict[str, Any]:
             values[name] = spark.read.parquet(path)
         elif source.format == "csv":
             schema = options.pop("schema", None)
+            options.setdefault("escape", '"')
             reader = spark.read.options(**{k: str(v).lower() if isinstance(v, bool) else v for k, v in options.items()})
             values[name] = reader.csv(path, schema=schema) if schema else reader.csv(path, inferSchema=True)
         else:
@@ -30,7 +43,7 @@ def reference_outputs(spark: Any, pipeline: Pipeline) -> dict[str, Any]:
             values[name] = spark.read.json(path, schema=schema) if schema else spark.read.json(path)
     for node_id, call in trace.calls.items():  # recorded in call order: inputs always come first
         values[node_id] = call.stage.fn(*(values[upstream] for _, upstream in call.inputs))
-    return {node: values[node] for node in trace.outputs}
+    return values
 
 
 def rows(frame: Any) -> list[tuple[Any, ...]]:

@@ -1,6 +1,6 @@
 """CSV sources without schema=, joined on a key: each side must be read with its own inferred schema (a shared
 scratch folder once gave the second input the first one's column names). ``notes`` reuses column names of
-``orders`` (cust, amount) with other types, so a mix-up cannot pass unnoticed."""
+``orders`` (cust, amount) with other types, so a mix-up cannot pass unnoticed; its notes hold doubled quotes."""
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -25,6 +25,7 @@ def by_country(enriched: DataFrame) -> DataFrame:
         F.count("*").alias("orders"),
         F.sum("weight").alias("weight"),
         F.count("note").alias("noted"),
+        F.min("note").alias("a_note"),  # written RFC 4180 style, 'a ""quoted"" note': read as 'a "quoted" note'
     )
 
 
