@@ -28,16 +28,54 @@ def _user_errors() -> Iterator[None]:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sparkflow", message="sparkflow %(version)s")
 def main() -> None:
     """sparkflow: compile PySpark pipelines to AWS Step Functions or GCP Workflows, or run them here."""
 
 
+def _target_option(help: str) -> Callable[[F], F]:
+    """``--target``: the registry's targets, listed in the help, in any case (``AWS`` is ``aws``); an unknown one
+    gets the nearest name suggested."""
+    from sparkflow.targets import target_names
+
+    def chosen(context: click.Context, parameter: click.Parameter, value: str) -> str:
+        from sparkflow.targets import get_target
+
+        name = value.lower()
+        try:
+            get_target(name)
+        except SparkflowError as error:
+            raise click.BadParameter(error.message) from None
+        return name
+
+    return click.option(
+        "--target",
+        "-t",
+        default="aws",
+        show_default=True,
+        metavar=f"[{'|'.join(target_names())}]",
+        callback=chosen,
+        help=help,
+    )
+
+
+def _aws_options(command: F) -> F:
+    """``--region`` and ``--profile`` of the AWS commands (defaults: what boto3 finds)."""
+    command = click.option("--profile", help="aws: the AWS profile to use (default: AWS_PROFILE or the default).")(
+        command
+    )
+    return click.option("--region", help="The region (aws: default AWS_REGION or the profile's; gcp: the location).")(
+        command
+    )
+
+
 @main.command()
 @click.argument("pipelines", nargs=-1, required=True, metavar="PIPELINE...")
-@click.option("--target", "-t", default="aws", show_default=True, help="Where the pipeline will run.")
+@_target_option("Where the pipeline will run.")
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for the definitions (default: see README).")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff if a definition is stale or missing.")
-def compile(pipelines: tuple[str, ...], target: str, out: str | None, check: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print what was written or checked as JSON.")
+def compile(pipelines: tuple[str, ...], target: str, out: str | None, check: bool, as_json: bool) -> None:
     """Compile PIPELINE (a file, a module, or module:attribute) into a state machine definition.
 
     A file with several pipelines compiles each of them, one definition file per pipeline.
@@ -48,6 +86,7 @@ def compile(pipelines: tuple[str, ...], target: str, out: str | None, check: boo
     from sparkflow.targets import get_target
 
     stale = 0
+    report: list[dict[str, str]] = []
     with _user_errors():
         suffix = get_target(target).suffix
         for spec in pipelines:
@@ -57,27 +96,38 @@ def compile(pipelines: tuple[str, ...], target: str, out: str | None, check: boo
                 path = definition_path(folder, pipeline.name, suffix)
                 shown = os.path.relpath(path)
                 if check:
-                    stale += _report_stale(path, shown, text)
+                    outdated = _report_stale(path, shown, text, quiet=as_json)
+                    stale += outdated
+                    state = "up to date" if not outdated else "missing" if not os.path.exists(path) else "stale"
+                    report.append({"pipeline": pipeline.name, "target": target, "path": shown, "status": state})
                     continue
                 os.makedirs(folder, exist_ok=True)
                 with open(path, "w", encoding="utf-8", newline="\n") as handle:
                     handle.write(text)
-                click.echo(f"wrote {shown}")
+                report.append({"pipeline": pipeline.name, "target": target, "path": shown, "status": "written"})
+                if not as_json:
+                    click.echo(f"wrote {shown}")
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
     if stale:
         click.echo(f"{stale} definition(s) out of date: run `sparkflow compile` without --check", err=True)
         sys.exit(1)
 
 
-def _report_stale(path: str, shown: str, text: str) -> int:
+def _report_stale(path: str, shown: str, text: str, quiet: bool = False) -> int:
     try:
         with open(path, encoding="utf-8") as handle:
             current = handle.read()
     except FileNotFoundError:
-        click.echo(f"{shown}: missing")
+        if not quiet:
+            click.echo(f"{shown}: missing")
         return 1
     if current == text:
-        click.echo(f"{shown}: up to date")
+        if not quiet:
+            click.echo(f"{shown}: up to date")
         return 0
+    if quiet:
+        return 1
     diff = difflib.unified_diff(
         current.splitlines(keepends=True),
         text.splitlines(keepends=True),
@@ -90,16 +140,26 @@ def _report_stale(path: str, shown: str, text: str) -> int:
 
 @main.command()
 @click.argument("pipeline", metavar="PIPELINE")
-@click.option("--target", "-t", default="aws", show_default=True, help="Compile for this target's limits.")
-def graph(pipeline: str, target: str) -> None:
-    """Print the DAG of PIPELINE as Mermaid flowchart text."""
+@_target_option("Plan for this target (where stages are placed, which are split).")
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(["mermaid", "dot"]),
+    default="mermaid",
+    show_default=True,
+    help="Mermaid flowchart text, or Graphviz DOT (`... --format dot | dot -Tsvg > graph.svg`).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the nodes and edges as JSON instead.")
+def graph(pipeline: str, target: str, form: str, as_json: bool) -> None:
+    """Print the DAG of PIPELINE: every source and stage (fused stages inside their host), every edge, and how
+    each stage runs (whole or split, where, with how much memory, on which engine)."""
     from sparkflow.compiler import plan_pipeline
+    from sparkflow.diagram import FORMATS
     from sparkflow.loading import load_pipelines
-    from sparkflow.mermaid import to_mermaid
 
     with _user_errors():
         for item in load_pipelines(pipeline):
-            click.echo(to_mermaid(plan_pipeline(item, target)), nl=False)
+            click.echo(FORMATS["json" if as_json else form](plan_pipeline(item, target)), nl=False)
 
 
 def _parse_inputs(values: tuple[str, ...]) -> dict[str, str]:
@@ -317,7 +377,7 @@ def _definition_for(chosen: Any) -> tuple[Any, str]:
 
 @main.command("package")
 @click.argument("pipeline", metavar="PIPELINE")
-@click.option("--target", "-t", default="aws", show_default=True, help="Where the pipeline will run.")
+@_target_option("Where the pipeline will run.")
 @click.option("--out", type=click.Path(file_okay=False), help="Build context folder (default: build/<target>/<name>).")
 @click.option("--input", "inputs", multiple=True, metavar="NAME=URI", help="Let the functions read source NAME at URI.")
 @click.option("--storage-root", help="gcp: gs://bucket/prefix/ runs write under (default: the pipeline's storage=).")
@@ -414,7 +474,7 @@ def _package_zip(
 
 @main.command("deploy")
 @click.argument("pipeline", metavar="PIPELINE")
-@click.option("--target", "-t", default="aws", show_default=True, help="Where the pipeline will run.")
+@_target_option("Where the pipeline will run.")
 @click.option("--stack", help="aws: names the state machine, functions and roles (default: the pipeline's name).")
 @click.option("--image-uri", help="aws: the stage image (built from `sparkflow package`), in ECR.")
 @click.option(
@@ -425,7 +485,7 @@ def _package_zip(
     "--input", "inputs", multiple=True, metavar="NAME=URI", help="aws: let the functions read source NAME at URI."
 )
 @click.option("--project", help="gcp: the Google Cloud project id.")
-@click.option("--region", help="gcp: the Workflows location, e.g. europe-west1.")
+@_aws_options
 @click.option("--service-url", help="gcp: the URL of the Cloud Run service from `sparkflow package --target gcp`.")
 @click.option("--job", help="gcp: the Cloud Run job that runs large fan-outs (default: <pipeline>-chunks).")
 @click.option(
@@ -446,6 +506,7 @@ def deploy_command(
     inputs: tuple[str, ...],
     project: str | None,
     region: str | None,
+    profile: str | None,
     service_url: str | None,
     job: str | None,
     env_values: tuple[str, ...],
@@ -466,17 +527,19 @@ def deploy_command(
             return
         if not image_uri:
             raise click.UsageError("--target aws needs --image-uri (the image `sparkflow package` builds)")
-        from sparkflow.targets.aws.deploy import deploy
+        from sparkflow.targets.aws.deploy import default_stack_name, deploy
+        from sparkflow.targets.aws.session import clients
 
         plan, text = _definition_for(chosen)
         arn = deploy(
             plan,
             text,
-            stack_name=stack or chosen.name,
+            stack_name=stack or default_stack_name(chosen.name),
             image_uri=image_uri,
             storage_root=root,
             role_arn=role_arn,
             inputs=_parse_inputs(inputs),
+            clients=clients(region, profile),
         )
     click.echo(arn)
 
@@ -492,6 +555,7 @@ def _deploy_gcp(
 ) -> str:
     from sparkflow.compiler import compile_pipeline
     from sparkflow.targets.gcp.deploy import deploy, needed_env
+    from sparkflow.targets.gcp.package import resource_name
 
     required = {"--project": project, "--region": region, "--service-url": service_url}
     missing = [name for name, value in required.items() if not value]
@@ -502,77 +566,101 @@ def _deploy_gcp(
     env = {"SPARKFLOW_SERVICE_URL": service_url, "SPARKFLOW_STORAGE_ROOT": root}
     for name in needed_env(text):  # the Cloud Run jobs get default names; Dataproc settings must be passed
         if name == "SPARKFLOW_JOB":
-            env[name] = job or f"{chosen.name}-chunks".replace("_", "-")
+            env[name] = job or resource_name(f"{chosen.name}-chunks")
         elif name.startswith("SPARKFLOW_CONTAINER_JOB_"):
-            env[name] = f"{chosen.name}-{name.rsplit('_', 1)[1].lower()}".replace("_", "-")
+            env[name] = resource_name(f"{chosen.name}-{name.rsplit('_', 1)[1]}")
     env.update(_parse_pairs(env_values, "--env"))
     return deploy(chosen.name, text, project, region, env)
 
 
 @main.command("start")
 @click.argument("pipeline", metavar="PIPELINE")
-@click.option("--stack", help="The stack it was deployed as (default: the pipeline's name).")
+@click.option("--stack", help="The stack it was deployed as (default: the pipeline's name, '_' as '-').")
 @click.option("--input", "inputs", multiple=True, metavar="NAME=URI", help="Read source NAME from URI in this run.")
 @click.option("--run-id", help="The run's id, used as the execution name (default: a new one).")
 @click.option("--no-follow", is_flag=True, help="Print the execution ARN and return at once.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's end (or, with --no-follow, its ARN) as JSON.")
+@_aws_options
 def start_command(
-    pipeline: str, stack: str | None, inputs: tuple[str, ...], run_id: str | None, no_follow: bool
+    pipeline: str,
+    stack: str | None,
+    inputs: tuple[str, ...],
+    run_id: str | None,
+    no_follow: bool,
+    as_json: bool,
+    region: str | None,
+    profile: str | None,
 ) -> None:
     """Start a run of the deployed PIPELINE and follow it: stages running / done / failed, then the outputs.
 
     Exits 1 when the run fails, printing the failed stage with its error and cause.
     """
     from sparkflow.loading import load_pipeline
-    from sparkflow.targets.aws.deploy import find_state_machine
+    from sparkflow.targets.aws.deploy import default_stack_name, find_state_machine
+    from sparkflow.targets.aws.session import clients
     from sparkflow.targets.aws.watch import start
 
     with _user_errors():
         chosen = load_pipeline(pipeline)
-        state_machine = find_state_machine(stack or chosen.name)
-        execution = start(state_machine, _parse_inputs(inputs), run_id=run_id)
+        made = clients(region, profile)
+        state_machine = find_state_machine(stack or default_stack_name(chosen.name), clients=made)
+        execution = start(state_machine, _parse_inputs(inputs), run_id=run_id, clients=made)
         click.echo(f"started {execution}", err=True)
         if no_follow:
-            click.echo(execution)
+            click.echo(json.dumps({"execution_arn": execution}) if as_json else execution)
             return
-        final = _follow(execution)
-    _print_end(final)
+        final = _follow(execution, made, quiet=as_json)
+    _print_end(final, as_json)
 
 
-def _follow(execution: str) -> Any:
+def _follow(execution: str, made: Any, quiet: bool = False) -> Any:
     from rich.console import Console
     from rich.live import Live
 
     from sparkflow.targets.aws.watch import follow, status, status_table
 
+    if quiet:
+        return follow(execution, clients=made)
     console = Console(stderr=True)
-    with Live(status_table(status(execution)), console=console, refresh_per_second=4, transient=False) as live:
-        return follow(execution, on_update=lambda current: live.update(status_table(current)))
+    first = status(execution, clients=made)
+    with Live(status_table(first), console=console, refresh_per_second=4, transient=False) as live:
+        return follow(execution, clients=made, on_update=lambda current: live.update(status_table(current)))
 
 
-def _print_end(final: Any) -> None:
+def _print_end(final: Any, as_json: bool = False) -> None:
+    from dataclasses import asdict
+
     from sparkflow.targets.aws.watch import summary_lines
 
-    for line in summary_lines(final):
-        click.echo(line, err=not final.succeeded)
+    if as_json:
+        click.echo(json.dumps(asdict(final), indent=2, default=str))
+    else:
+        for line in summary_lines(final):
+            click.echo(line, err=not final.succeeded)
     if final.finished and not final.succeeded:
         sys.exit(1)
 
 
 @main.command("status")
 @click.argument("execution_arn", metavar="EXECUTION_ARN")
-def status_command(execution_arn: str) -> None:
-    """Show a run of a deployed pipeline: every stage, then the outputs or the failed stage.
+@click.option("--json", "as_json", is_flag=True, help="Print the run's status as JSON.")
+@_aws_options
+def status_command(execution_arn: str, as_json: bool, region: str | None, profile: str | None) -> None:
+    """Show a run of a deployed pipeline: every stage, then the outputs or the failed stage. The region is the
+    one the ARN names unless --region says otherwise.
 
     Exits 1 when the run failed, 0 when it succeeded or is still running.
     """
     from rich.console import Console
 
+    from sparkflow.targets.aws.session import clients, region_of
     from sparkflow.targets.aws.watch import status, status_table
 
     with _user_errors():
-        current = status(execution_arn)
-    Console().print(status_table(current))
-    _print_end(current)
+        current = status(execution_arn, clients=clients(region or region_of(execution_arn), profile))
+    if not as_json:
+        Console().print(status_table(current))
+    _print_end(current, as_json)
 
 
 def entry() -> NoReturn:

@@ -22,6 +22,13 @@ EVENT_VERSION = 1
 #: throttling, a lost engine, a timeout, a stage's ``retry_on=`` exceptions) is retried up to the stage's
 #: ``retries=``. Subclasses are named here too: Step Functions matches names, not classes.
 FINAL_ERRORS = ("EventError", "InputError", "ConfinementError", "StageError", "EngineUnsupported")
+# Final errors only one engine raises: a state machine names them only for its tasks (definitions stay small).
+_ENGINE_ERRORS = {"EngineUnsupported": "duckdb"}
+
+
+def final_errors(engine: str) -> tuple[str, ...]:
+    """The final errors a task on ``engine`` can raise (:data:`FINAL_ERRORS`, less other engines' own)."""
+    return tuple(name for name in FINAL_ERRORS if _ENGINE_ERRORS.get(name, engine) == engine)
 
 
 def is_final(error: BaseException) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -102,7 +103,7 @@ def test_check_fails_when_the_definition_is_missing(wordcount: Path) -> None:
 def test_checked_in_examples_are_current() -> None:
     result = invoke("compile", *sorted(str(path) for path in EXAMPLES.glob("*/pipeline.py")), "--check")
     assert result.exit_code == 0, result.output
-    assert result.output.count("up to date") == 3
+    assert result.output.count("up to date") == len(list(EXAMPLES.glob("*/pipeline.py")))
 
 
 def test_a_missing_pipeline_file_is_an_error(tmp_path: Path) -> None:
@@ -149,16 +150,71 @@ def test_pyproject_out_is_honoured(tmp_path: Path) -> None:
     assert invoke("compile", str(pipeline_file), "--check").exit_code == 0
 
 
-def test_graph_prints_mermaid() -> None:
-    result = invoke("graph", str(EXAMPLES / "clickstream" / "pipeline.py"))
+def test_graph_shows_every_source_stage_and_edge_with_fused_stages_inside_their_host() -> None:
+    result = invoke("graph", str(EXAMPLES / "wordcount" / "pipeline.py"), "--target", "AWS")  # any case
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "flowchart TD"
-    assert "    events[(events: json)]" in lines
-    assert "    slow_threshold{{slow_threshold}}" in lines  # a value stage
-    assert "    clean -->|clean| page_stats" in lines
-    assert "    slow_threshold -->|threshold| slow_pages" in lines
-    assert sum("-->" in line for line in lines) == 5
+    assert '    n0[("books<br/><small>text source</small>")]' in lines
+    assert '    subgraph g0 ["counts: its map tasks run the stages fused into it"]' in lines
+    assert '        n1["words<br/><small>split by rows, fused into counts</small>"]' in lines
+    assert '        n2["counts<br/><small>split by key (word), function, 2048 MB, spark</small>"]' in lines
+    assert '    n3["top<br/><small>whole, function, 1024 MB, spark</small>"]' in lines
+    assert [line for line in lines if "-->" in line] == [
+        "    n0 -->|lines| n1",
+        "    n1 -->|words| n2",
+        "    n2 -->|counts| n3",
+    ]
+
+
+def test_graph_as_dot_and_json() -> None:
+    import json
+
+    dot = invoke("graph", str(EXAMPLES / "clickstream" / "pipeline.py"), "--format", "dot").output
+    assert dot.startswith('digraph "clickstream" {')
+    assert '"slow_threshold" [shape=hexagon, label="slow_threshold\\nwhole, function, 2048 MB, spark"];' in dot
+    assert '"clean" -> "page_stats" [label="clean"];' in dot
+    document = json.loads(invoke("graph", str(EXAMPLES / "clickstream" / "pipeline.py"), "--json").output)
+    assert [node["id"] for node in document["nodes"]] == [
+        "events",
+        "clean",
+        "page_stats",
+        "slow_threshold",
+        "slow_pages",
+    ]
+    assert {"source": "events", "target": "clean", "param": "events"} in document["edges"]
+    assert len(document["edges"]) == 5
+
+
+def test_graph_draws_sinks_and_names_with_dashes() -> None:
+    lines = invoke("graph", str(EXAMPLES / "daily-revenue" / "pipeline.py")).output.splitlines()
+    assert '    n3[("best-days-table<br/><small>parquet sink, overwrite</small>")]' in lines
+    assert lines[-1] == "    n2 -->|publish| n3"
+
+
+def test_version_and_target_choices() -> None:
+    from importlib.metadata import version
+
+    assert invoke("--version").output == f"sparkflow {version('sparkflow')}\n"
+    assert "[aws|gcp]" in invoke("compile", "--help").output
+    wrong = invoke("compile", str(EXAMPLES / "wordcount" / "pipeline.py"), "--target", "awz")
+    assert (
+        wrong.exit_code == 2 and "unknown target 'awz': did you mean 'aws'? (known targets: aws, gcp)" in wrong.output
+    )
+
+
+def test_compile_check_as_json(tmp_path: Path) -> None:
+    import json
+
+    result = invoke("compile", str(EXAMPLES / "wordcount" / "pipeline.py"), "--check", "--json")
+    assert result.exit_code == 0, result.output
+    [entry] = json.loads(result.output)
+    assert entry == {
+        "pipeline": "wordcount",
+        "target": "aws",
+        "path": os.path.relpath(EXAMPLES / "wordcount" / "wordcount.asl.json"),
+        "status": "up to date",
+    }
 
 
 def test_graph_reports_a_compile_error_with_its_place() -> None:

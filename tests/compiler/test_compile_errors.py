@@ -113,7 +113,7 @@ def test_input_neither_source_nor_stage_output() -> None:
         (
             "bad_stage_name.py",
             "@sf.stage",
-            r"stage name 'count-words' may contain only letters, digits and '_'.*'count_words'",
+            r"stage name 'count words!' may contain only letters, digits, '_' and '-'.*'count_words'",
         ),
         ("bad_source_name.py", "sf.source(", r"source name 'my books' may contain only letters.*'my_books'"),
         (
@@ -194,7 +194,7 @@ def test_sinks_used_wrongly_are_reported_together() -> None:
         ("'t', 'tables/t/', mode='upsert'", r"sink 't': mode='upsert' is not known: use 'overwrite' .* or 'append'"),
         ("'t', 'tables/t/', partition_cols=[]", r"sink 't': partition_cols=\[\] must be a column name or a list"),
         ("'t', ''", r"sink 't': uri must be a non-empty string"),
-        ("'two words', 'tables/t/'", r"sink name 'two words' may contain only letters, digits and '_'"),
+        ("'two words', 'tables/t/'", r"sink name 'two words' may contain only letters, digits, '_' and '-'"),
     ],
 )
 def test_a_badly_declared_sink_names_its_line(tmp_path: Path, arguments: str, pattern: str) -> None:
@@ -257,3 +257,21 @@ def test_a_misspelt_input_name_is_named() -> None:
     )
     with pytest.raises(CompileError, match=pattern):
         compile_file("bad_input_name.py")
+
+
+def test_names_that_collide_once_a_target_derives_its_names_are_refused_naming_both() -> None:
+    assert '"daily-totals"' in compile_file("bad_names_dash_underscore.py", "aws")  # distinct AWS states
+    pattern = (
+        at("bad_names_dash_underscore.py", 'name="daily_totals"')
+        + r"stages 'daily-totals' \(declared at .*bad_names_dash_underscore.py:8\) and 'daily_totals' give the same "
+        r"GCP Workflows variable names \(daily_totals_\.\.\.: '-' becomes '_'\): rename one of them"
+    )
+    with pytest.raises(CompileError, match=pattern):
+        compile_file("bad_names_dash_underscore.py", "gcp")
+
+
+@pytest.mark.parametrize("target", ["aws", "gcp"])
+def test_a_stage_named_like_another_stages_own_state_is_refused(target: str) -> None:
+    with pytest.raises(CompileError, match=r"stages 'totals' \(declared at .*\) and 'totals-failed'") as raised:
+        compile_file("bad_names_state_suffix.py", target)
+    assert "rename" in str(raised.value)

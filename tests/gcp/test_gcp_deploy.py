@@ -8,6 +8,7 @@ import pytest
 
 from sparkflow.errors import DefinitionError
 from sparkflow.targets.gcp.deploy import DeployError, deploy
+from sparkflow.targets.gcp.package import resource_name
 from tests.gcp.conftest import EXAMPLES, FakeWorkflowsApi, compiled
 
 NAME = "projects/proj-1/locations/europe-west1/workflows/{}"
@@ -108,3 +109,12 @@ def test_api_errors_become_deploy_errors(workflows_api: tuple[FakeWorkflowsApi, 
 def test_malformed_project_or_region_is_refused(project: str, region: str) -> None:
     with pytest.raises(DefinitionError, match="project and region"):
         deploy("wordcount", "main: {}", project, region, ENV)
+
+
+def test_a_pipeline_named_with_dashes_deploys_under_its_own_name(workflows_api: tuple[FakeWorkflowsApi, Any]) -> None:
+    api, client = workflows_api
+    (example,) = [path for path in EXAMPLES if path.parent.name == "daily-revenue"]
+    plan, text = compiled(example)
+    assert deploy(plan.pipeline, text, "proj-1", "europe-west1", ENV, client=client) == NAME.format("daily-revenue")
+    assert api.workflows[NAME.format("daily-revenue")]["sourceContents"] == text
+    assert resource_name("Daily_Revenue-stages") == "daily-revenue-stages"  # Cloud Run: lower case, digits, '-'

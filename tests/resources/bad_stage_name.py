@@ -3,6 +3,6 @@
 import sparkflow as sf
 
 
-@sf.stage(name="count-words")
+@sf.stage(name="count words!")
 def words(lines):
     return lines

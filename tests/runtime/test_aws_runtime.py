@@ -19,7 +19,7 @@ from sparkflow.runtime import storage
 from sparkflow.runtime.execute import pipeline_trace, source_uri
 from sparkflow.runtime.local import run_plan
 from tests.aws_moto import LambdaDouble, MotoAws, StageFailure, substitute
-from tests.examples import EXAMPLES, example_ids
+from tests.examples import EXAMPLES, example
 from tests.runtime.reference import rows
 
 pytestmark = [pytest.mark.spark, pytest.mark.moto]
@@ -77,18 +77,33 @@ def committed_rows(spark: Any, location: str, scratch: Path) -> list[tuple[Any, 
     return rows(spark.read.parquet(*local_copy(storage.committed_files(location, "output"), str(scratch))))
 
 
-@pytest.mark.parametrize("chunk_bytes", [None, 1024], ids=["compiled-chunks", "tiny-chunks"])
-@pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
+def few_chunks(pipeline: Any) -> int:
+    """A chunk size that cuts the pipeline's largest source into three chunks: several per split stage, while each
+    chunk's Lambda call (a Spark task through moto) stays few."""
+    sizes = []
+    for source in pipeline_trace(pipeline).sources.values():
+        local = Path(source_uri(pipeline, source))
+        files = [p for p in local.rglob("*") if p.is_file()] if local.is_dir() else [local]
+        sizes.append(sum(file.stat().st_size for file in files))
+    return max(sizes) // 3 + 1
+
+
+# Every example as compiled; with a few chunks per split stage, a word count and a join (every example's split run
+# is compared with one plain job locally, in tests/runtime/test_fanout.py).
+RUNS = [(path, "compiled") for path in EXAMPLES] + [(example("wordcount"), "few"), (example("revenue"), "few")]
+
+
+@pytest.mark.parametrize(("path", "chunks"), RUNS, ids=[f"{path.parent.name}-{chunks}-chunks" for path, chunks in RUNS])
 def test_asl_runs_the_runtime_in_moto(
     spark: Any,
     path: Path,
-    chunk_bytes: int | None,
+    chunks: str,
     tmp_path: Path,
     moto_aws: MotoAws,
     lambda_double: LambdaDouble,
     monkeypatch: Any,
 ) -> None:
-    """With tiny chunks every split stage fans out over several chunks (and buckets) through Distributed Maps
+    """With a few chunks every split stage fans out over several chunks (and buckets) through Distributed Maps
     whose ItemReader reads the item lists from moto's S3."""
     s3 = moto_aws.client("s3")
     if BUCKET not in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]:
@@ -107,8 +122,8 @@ def test_asl_runs_the_runtime_in_moto(
     function_env = {"SPARKFLOW_KV": f"dynamodb://{table}", "SPARKFLOW_ALLOWED_INPUTS": f"s3://{BUCKET}/{prefix}/"}
     arn = deploy_with_runtime(moto_aws, lambda_double, monkeypatch, path, root, function_env)
     params: dict[str, Any] = {"sources": sources}
-    if chunk_bytes:
-        params["chunk_bytes"] = chunk_bytes
+    if chunks == "few":
+        params["chunk_bytes"] = few_chunks(pipeline)
     execution = moto_aws.run(arn, params, timeout=600)
     assert execution["status"] == "SUCCEEDED", execution
     output = json.loads(execution["output"])
@@ -118,7 +133,7 @@ def test_asl_runs_the_runtime_in_moto(
     chunk_calls = [call for call in lambda_double.calls if call.payload.get("phase") in ("map", "reduce")]
     split_stages = {call.node for call in lambda_double.calls if call.payload.get("phase") == "split"}
     assert split_stages, "every example has split stages"
-    if chunk_bytes:
+    if chunks == "few":
         assert len(chunk_calls) > 2 * len(split_stages), "tiny chunks fan out over several chunks per stage"
 
     local = run_plan(plan_pipeline(pipeline, "aws"), pipeline, storage_root=str(tmp_path / "local"))

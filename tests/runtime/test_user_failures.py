@@ -131,3 +131,17 @@ def test_the_state_machine_fails_with_the_users_traceback_and_no_retry(
     assert frame("check", 'raise ValueError("boom: the orders are not checked")') in cause_error["errorMessage"]
     assert not any(internal in cause_error["errorMessage"] for internal in INTERNALS)
     assert [call.node for call in lambda_double.calls] == ["checked"]  # StageError is final: no retry
+
+
+def test_a_long_error_is_printed_whole_below_the_table(tmp_path: Path) -> None:
+    """A bad record's error ends with what to declare: the table shows its last line, and all of it follows."""
+    bad = tmp_path / "orders.csv"
+    bad.write_text("order_id,customer_id,amount,order_date\n1,16,522.53,2026-07-20\n2,sixteen,10.0,2026-07-21\n")
+    arguments = ["run", f"{FAILING}:malformed", "--storage", str(tmp_path / "runs"), "--input", f"orders={bad}"]
+    result = CliRunner().invoke(main, [*arguments, "--engine", "duckdb"])
+    assert result.exit_code == 1
+    assert (
+        f'declare on_bad_record="skip" (drop and count bad records) or "quarantine" (also keep them under the '
+        f"run's _rejects/) on sf.source('orders') at {FAILING}:{line('orders = sf.source(')}"
+    ) in result.output
+    assert f"line 3 of '{bad}': '2,sixteen,10.0,2026-07-21' does not parse" in result.output

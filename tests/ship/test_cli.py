@@ -120,3 +120,30 @@ def test_package_warns_that_a_local_source_needs_a_cloud_location(tmp_path: Path
     ) in result.output
     given = ["package", str(example("wordcount")), "--out", str(tmp_path / "b2"), "--input", "books=s3://b/books/"]
     assert "warning: " not in CliRunner().invoke(main, given).output
+
+
+def test_aws_commands_without_a_region_or_credentials_say_so_in_one_line(monkeypatch: Any, tmp_path: Path) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # nothing asks an instance metadata service
+    pipeline = str(compiled("shouting").path)
+    runner = CliRunner()
+
+    no_region = runner.invoke(main, ["start", pipeline, "--stack", "shouting"])
+    assert no_region.exit_code == 2
+    assert no_region.stderr == (
+        "error: no AWS region: pass --region (e.g. --region eu-west-1), set AWS_REGION, or choose a --profile that "
+        "has one\n"
+    )
+    no_credentials = runner.invoke(main, ["start", pipeline, "--stack", "shouting", "--region", "eu-west-1"])
+    assert no_credentials.exit_code == 2 and no_credentials.stderr.startswith("error: no AWS credentials: run ")
+    assert len(no_credentials.stderr.splitlines()) == 1
+    # status takes the region from the execution's ARN: it gets as far as the credentials.
+    execution = "arn:aws:states:eu-west-1:123456789012:execution:shouting:run-1"
+    from_arn = runner.invoke(main, ["status", execution])
+    assert from_arn.exit_code == 2 and from_arn.stderr.startswith("error: no AWS credentials: "), from_arn.stderr
+    profile = runner.invoke(main, ["status", execution, "--profile", "nobody"])
+    assert profile.exit_code == 2 and profile.stderr.startswith("error: the AWS profile 'nobody' is not configured")

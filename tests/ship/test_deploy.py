@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sparkflow.runtime import aws as lambda_entry
-from sparkflow.targets.aws.deploy import DeployError, deploy, find_state_machine
+from sparkflow.targets.aws.deploy import DeployError, default_stack_name, deploy, find_state_machine
 from sparkflow.targets.aws.package import PackageError
 from sparkflow.targets.aws.watch import DONE, FAILED, PENDING, follow, start, status
 from tests.aws_moto import LambdaDouble, MotoAws, StageFailure
@@ -117,6 +117,24 @@ def test_deploy_refuses_what_cannot_work(moto_aws: MotoAws, wordcount: Compiled)
         find_state_machine("never-deployed", clients=moto_aws.client)
 
 
+def test_a_pipeline_named_with_dashes_deploys_under_its_own_name(moto_aws: MotoAws) -> None:
+    item = compiled("daily-revenue")
+    bucket(moto_aws)
+    name = default_stack_name(item.plan.pipeline)
+    arn = deploy(
+        item.plan,
+        item.definition,
+        stack_name=name,
+        image_uri=IMAGE,
+        storage_root=f"s3://{BUCKET}/dashed/",
+        clients=moto_aws.client,
+    )
+    assert name == "daily-revenue" and machines_named(moto_aws, "daily-revenue") == [arn]
+    memories = sorted({task.memory_mb for task in item.plan.tasks})
+    assert sorted(functions_of(moto_aws, name)) == [f"daily-revenue-{memory}mb" for memory in memories]
+    assert default_stack_name("daily_revenue") == "daily-revenue"
+
+
 def map_states(definition: dict[str, Any]) -> set[str]:
     found: set[str] = set()
     for name, state in definition.get("States", {}).items():
@@ -171,7 +189,7 @@ def deployed(aws: MotoAws, double: LambdaDouble, monkeypatch: Any, item: Compile
 
 
 @pytest.mark.spark
-@pytest.mark.parametrize("name", ["shouting", "wordcount"])
+@pytest.mark.parametrize("name", ["shouting", "wordcount", "daily-revenue"])
 def test_a_started_run_succeeds_and_status_shows_every_stage_and_the_outputs(
     name: str, moto_aws: MotoAws, lambda_double: LambdaDouble, monkeypatch: Any
 ) -> None:

@@ -77,6 +77,12 @@ def default_clients(service: str) -> Any:
     return boto3.client(service)
 
 
+def default_stack_name(pipeline: str) -> str:
+    """The stack a pipeline deploys as unless told otherwise: its name with '_' as '-' (CloudFormation stack names
+    hold letters, digits and '-'), so ``daily_revenue`` and ``daily-revenue`` both deploy as ``daily-revenue``."""
+    return pipeline.replace("_", "-")
+
+
 def check_stack_name(stack_name: str) -> None:
     if not _STACK.match(stack_name):
         raise DeployError(

@@ -55,8 +55,10 @@ def check(plan: Plan, text: str) -> list[SparkflowError]:
             problems.append(
                 DefinitionError(f"step {name!r} is nested {depth} deep: {limits.PARALLEL_DEPTH.describe()}")
             )
-    fanout = {f"{task.id}_{kind}" for task in plan.tasks if task.fanout for kind in _FANOUT_VARIABLES}
-    fanout |= {f"{task.id}_event" for task in plan.tasks if task.placement in ("container", "serverless-spark")}
+    fanout = {f"{emit.variable(task.id)}_{kind}" for task in plan.tasks if task.fanout for kind in _FANOUT_VARIABLES}
+    fanout |= {
+        f"{emit.variable(task.id)}_event" for task in plan.tasks if task.placement in ("container", "serverless-spark")
+    }
     for variable in sorted(_variables(document["main"]) - _SMALL_VARIABLES - fanout):
         problems.append(
             DefinitionError(

@@ -30,10 +30,12 @@ never clash. Deploy-time values come only from ``sys.get_env(...)``, so the file
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import yaml
 
+from sparkflow.errors import CompileError, DefinitionError
 from sparkflow.layout import RUN_ID_PLACEHOLDER
 from sparkflow.plan import Parallel, Plan, PlanTask, Run, Sequence, Step
 from sparkflow.runtime.protocol import EVENT_VERSION
@@ -80,8 +82,14 @@ def emit(plan: Plan) -> str:
     return header + body
 
 
+def variable(node: str) -> str:
+    """A node's name as part of a Workflows variable name (letters, digits and '_' only): '-' becomes '_'."""
+    return node.replace("-", "_")
+
+
 def definition(plan: Plan) -> dict[str, Any]:
     """The definition as plain dicts and lists, in the order it is written."""
+    _check_names(plan)
     builder = _Builder(plan)
     steps = [_start_step(), *builder.steps(plan.schedule, depth=0), builder.publish(), _succeeded_step(plan)]
     document: dict[str, Any] = {"main": {"params": [ARGS], "steps": steps}}
@@ -212,7 +220,7 @@ class _Builder:
         as one Cloud Run job execution with one task per chunk, each task picking its chunk by its index.
         """
         assert task.fanout is not None
-        answer = f"{task.id}_split"
+        answer = f"{variable(task.id)}_split"
         steps: list[dict[str, Any]] = [
             {
                 f"{task.id}-split": self._call(
@@ -222,8 +230,8 @@ class _Builder:
             {
                 f"{task.id}-sizes": {
                     "assign": [
-                        {f"{task.id}_chunks": f"${{{answer}.body.output.chunks}}"},
-                        {f"{task.id}_buckets": f"${{{answer}.body.output.buckets}}"},
+                        {f"{variable(task.id)}_chunks": f"${{{answer}.body.output.chunks}}"},
+                        {f"{variable(task.id)}_buckets": f"${{{answer}.body.output.buckets}}"},
                         {answer: None},  # the HTTP answer is not kept: variables are limited to 512 KB
                     ]
                 }
@@ -231,7 +239,7 @@ class _Builder:
         ]
         phases = ("map", "reduce") if task.fanout.mode == "key" else ("map",)
         for phase in phases:
-            count = f"{task.id}_chunks" if phase == "map" else f"{task.id}_buckets"
+            count = f"{variable(task.id)}_chunks" if phase == "map" else f"{variable(task.id)}_buckets"
             steps.append({f"{task.id}-{phase}": self._fan(task, phase, count, depth)})
         steps.append({f"{task.id}-commit": self._call(task, {"phase": "commit"}, f"{task.id}-commit")})
         return {task.id: {"steps": steps}}
@@ -247,13 +255,13 @@ class _Builder:
                     "for": {
                         # One name per stage and phase: loops of parallel stages, or of one stage's map and reduce,
                         # never share a variable.
-                        "value": f"{task.id}_{phase}_{CHUNK}",
+                        "value": f"{variable(task.id)}_{phase}_{CHUNK}",
                         "range": f"${{[0, {count} - 1]}}",  # one expression: the documented form
                         "steps": [
                             {
                                 f"{task.id}-{phase}-item": self._call(
                                     task,
-                                    {"phase": phase, "chunk": f"${{{task.id}_{phase}_{CHUNK}}}"},
+                                    {"phase": phase, "chunk": f"${{{variable(task.id)}_{phase}_{CHUNK}}}"},
                                     f"{task.id}-{phase}-item",
                                 )
                             }
@@ -273,7 +281,7 @@ class _Builder:
 
     def _event_step(self, task: PlanTask, label: str, extra: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The variable holding ``task``'s event and the step that assigns it."""
-        event = f"{task.id}_event"
+        event = f"{variable(task.id)}_event"
         body = {"version": EVENT_VERSION, "pipeline": self.plan.pipeline, "node": task.id, **extra, **_fused(task)}
         return event, {f"{label}-event": {"assign": [{event: {**body, "run": f"${{{RUN}}}"}}]}}
 
@@ -366,6 +374,69 @@ def _raise(label: str, prefix: str, raised: dict[str, Any]) -> dict[str, Any]:
         "as": ERROR,
         "steps": [{f"{label}-failed": {"raise": {"message": message, **raised, "cause": f"${{{ERROR}}}"}}}],
     }
+
+
+def _check_names(plan: Plan) -> None:
+    """Names a user would choose may hold '-' and '_', which the names derived from them turn into each other or
+    extend: two stages whose variables (``<stage>_chunks``: '-' as '_') or steps (``<stage>-split``) would be the
+    same, or a stage named like a step sparkflow adds, are a compile error naming both."""
+    problems: list[DefinitionError] = []
+    seen: dict[str, PlanTask] = {}
+    for task in plan.tasks:
+        other = seen.setdefault(variable(task.id), task)
+        if other is not task:
+            problems.append(
+                DefinitionError(
+                    f"stages {other.id!r} (declared at {other.origin}) and {task.id!r} give the same GCP Workflows "
+                    f"variable names ({variable(task.id)}_...: '-' becomes '_'): rename one of them",
+                    task.origin,
+                )
+            )
+    ids = {task.id: task for task in plan.tasks}
+    reserved = {START, PUBLISH, f"{PUBLISH}-failed", SUCCEEDED}
+    for task in plan.tasks:
+        # A stage's steps are '<stage>-<part>': another stage named '<stage>-<part>' would share them.
+        owners = [
+            ids[task.id[: -len(end)]] for end in STEP_SUFFIXES if task.id.endswith(end) and task.id[: -len(end)] in ids
+        ]
+        if owners:
+            problems.append(
+                DefinitionError(
+                    f"stages {owners[0].id!r} (declared at {owners[0].origin}) and {task.id!r} give the same GCP "
+                    f"Workflows step names ({task.id!r}: a stage's own steps are named '<stage>-<part>'): rename one",
+                    task.origin,
+                )
+            )
+        elif task.id in reserved or re.fullmatch(r"parallel-\d+", task.id):
+            problems.append(
+                DefinitionError(f"stage {task.id!r} is named like a step sparkflow adds: rename it", task.origin)
+            )
+    if problems:
+        raise CompileError(problems)
+
+
+# What the steps sparkflow adds to a stage end with (after the stage's name).
+STEP_SUFFIXES = tuple(
+    f"-{part}"
+    for part in (
+        "failed",
+        "split",
+        "sizes",
+        "map",
+        "reduce",
+        "commit",
+        "map-each",
+        "reduce-each",
+        "map-item",
+        "reduce-item",
+        "map-job",
+        "reduce-job",
+        "event",
+        "branch",
+        "map-event",
+        "reduce-event",
+    )
+)
 
 
 def job_env(memory_mb: int) -> str:

@@ -47,6 +47,11 @@ class PackageError(SparkflowError, ValueError):
     """The pipeline cannot be packaged for Cloud Run as declared."""
 
 
+def resource_name(name: str) -> str:
+    """A Cloud Run service or job name from a pipeline's (lower case letters, digits and '-')."""
+    return name.replace("_", "-").lower()
+
+
 def cpu_for(memory_mb: int) -> int:
     """The fewest CPUs Cloud Run allows with ``memory_mb`` (at least 1)."""
     return next((cpus for above, cpus in _CPU_FOR_MEMORY_MB if memory_mb > above), 1)
@@ -86,7 +91,7 @@ def service(plan: Plan, *, image: str, storage_root: str, kv: str | None, inputs
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",
         "metadata": {
-            "name": f"{plan.pipeline}-stages".replace("_", "-"),
+            "name": resource_name(f"{plan.pipeline}-stages"),
             "annotations": {"run.googleapis.com/ingress": "internal"},
         },
         "spec": {
@@ -129,7 +134,7 @@ def job(
     return {
         "apiVersion": "run.googleapis.com/v1",
         "kind": "Job",
-        "metadata": {"name": name.replace("_", "-")},
+        "metadata": {"name": resource_name(name)},
         "spec": {
             "template": {
                 "metadata": {"annotations": {"run.googleapis.com/execution-environment": "gen2"}},

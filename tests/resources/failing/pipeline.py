@@ -49,3 +49,13 @@ def typo():
 @sf.pipeline
 def retried():
     return flaky(orders)
+
+
+@sf.stage
+def kept(orders: DataFrame) -> DataFrame:
+    return orders
+
+
+@sf.pipeline
+def malformed():
+    return kept(orders)
