@@ -217,6 +217,10 @@ def describe(error: BaseException) -> tuple[str, str]:
             if inner.isidentifier():
                 return inner, message.strip()
     first = text.splitlines()[0] if text else kind
+    if type(error).__module__.startswith(("duckdb", "_duckdb")):
+        # DuckDB's first paragraph holds its suggestions ("Candidate bindings: ..."); the rest quotes the SQL that
+        # sqlframe generated, which is not the user's code.
+        first = " ".join(line.strip() for line in text.split("\n\n")[0].splitlines())
     if error_class:
         first = re.sub(r"\s*SQLSTATE: \w+;?\s*$", "", first.rstrip(";")).strip()
         if not first.startswith("["):

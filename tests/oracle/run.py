@@ -153,7 +153,10 @@ def check_case(
     chunk_bytes: int | None = None,
     keep: bool = False,
 ) -> CaseResult:
-    """Generate case ``seed`` under ``folder``, compute its reference and run it each way of ``runs``."""
+    """Generate case ``seed`` under ``folder`` (what an earlier, killed attempt left there is removed first),
+    compute its reference and run it each way of ``runs``."""
+    shutil.rmtree(folder / "case", ignore_errors=True)
+    shutil.rmtree(folder / "runs", ignore_errors=True)
     case = generate(seed, folder / "case")
     result = run_case(spark, case, folder / "runs", runs, chunk_bytes or chunk_bytes_for(case))
     if not keep and result.ok:

@@ -83,7 +83,11 @@ def test_an_exception_of_the_stage_shows_its_frames_everywhere_and_is_not_retrie
             r"\[UNRESOLVED_COLUMN.WITH_SUGGESTION\] .*`amout` cannot be resolved\. "
             r"Did you mean one of the following\? \[`amount`",
         ),
-        ("duckdb", "BinderException", r'Binder Error: Referenced column "amout" not found'),
+        (
+            "duckdb",
+            "BinderException",
+            r'Binder Error: Referenced column "amout" not found in FROM clause! Candidate bindings: "amount"',
+        ),
     ],
 )
 def test_a_misspelt_column_is_the_users_mistake_with_its_line(

@@ -564,8 +564,9 @@ def _stage(
 def _compile(root: Path) -> None:
     """Compile every ``.py`` under ``root`` to unchecked-hash bytecode (valid whatever the files' times after
     unzipping), naming the function's paths (``/var/task/...``) for tracebacks. In a fresh interpreter with a fixed
-    hash seed: frozenset constants are marshalled in string-hash order, so the same sources give the same bytes."""
-    command = [sys.executable, "-m", "compileall", "-qq", "--invalidation-mode", "unchecked-hash"]
+    hash seed: frozenset constants are marshalled in string-hash order, so the same sources give the same bytes.
+    One worker per core (``-j 0``): each file compiles on its own, to the same bytes in any worker."""
+    command = [sys.executable, "-m", "compileall", "-qq", "-j", "0", "--invalidation-mode", "unchecked-hash"]
     command += ["-d", image.TASK_ROOT, str(root)]
     subprocess.run(command, env={**os.environ, "PYTHONHASHSEED": "0"}, check=False, stdout=subprocess.DEVNULL)
 
