@@ -10,8 +10,8 @@ import pytest
 
 from sparkflow.rowsets import Row, canonical, difference
 
-_COLUMNS = ("k", "rows", "total", "day")
-_EXPECTED: list[Row] = [
+COLUMNS = ("k", "rows", "total", "day")
+EXPECTED: list[Row] = [
     ("a", 3, 10.5, dt.date(2024, 1, 2)),
     ("b", 1, 0.1 + 0.2, dt.date(2024, 1, 3)),
     (None, 2, None, None),
@@ -23,19 +23,19 @@ _EXPECTED: list[Row] = [
 @pytest.mark.parametrize(
     ("planted", "found"),
     [
-        ("a lost row", _EXPECTED[:-1]),
-        ("a lost null row", [row for row in _EXPECTED if row[0] is not None]),
-        ("a duplicated row", [*_EXPECTED, _EXPECTED[0]]),
-        ("a value changed beyond the tolerance", [("a", 3, 10.5 * (1 + 1e-8), dt.date(2024, 1, 2)), *_EXPECTED[1:]]),
-        ("an int changed", [("a", 4, 10.5, dt.date(2024, 1, 2)), *_EXPECTED[1:]]),
-        ("a null that became a value", [*_EXPECTED[:2], (None, 2, 0.0, None), *_EXPECTED[3:]]),
-        ("a date moved", [*_EXPECTED[:3], ("c", 2, 7.0, dt.date(2024, 1, 5)), _EXPECTED[4]]),
-        ("a row replaced by a copy of another", [*_EXPECTED[:4], _EXPECTED[0]]),
-        ("a boolean for an int", [("a", True, 10.5, dt.date(2024, 1, 2)), *_EXPECTED[1:]]),
+        ("a lost row", EXPECTED[:-1]),
+        ("a lost null row", [row for row in EXPECTED if row[0] is not None]),
+        ("a duplicated row", [*EXPECTED, EXPECTED[0]]),
+        ("a value changed beyond the tolerance", [("a", 3, 10.5 * (1 + 1e-8), dt.date(2024, 1, 2)), *EXPECTED[1:]]),
+        ("an int changed", [("a", 4, 10.5, dt.date(2024, 1, 2)), *EXPECTED[1:]]),
+        ("a null that became a value", [*EXPECTED[:2], (None, 2, 0.0, None), *EXPECTED[3:]]),
+        ("a date moved", [*EXPECTED[:3], ("c", 2, 7.0, dt.date(2024, 1, 5)), EXPECTED[4]]),
+        ("a row replaced by a copy of another", [*EXPECTED[:4], EXPECTED[0]]),
+        ("a boolean for an int", [("a", True, 10.5, dt.date(2024, 1, 2)), *EXPECTED[1:]]),
     ],
 )
 def test_a_planted_difference_is_detected(planted: str, found: list[Row]) -> None:
-    assert difference(_EXPECTED, found, _COLUMNS, _COLUMNS), planted
+    assert difference(EXPECTED, found, COLUMNS, COLUMNS), planted
 
 
 def test_differences_within_the_stated_normalisations_are_not_reported() -> None:
@@ -46,7 +46,7 @@ def test_differences_within_the_stated_normalisations_are_not_reported() -> None
         (None, 2, None, None),
         ("c", 2, 7, dt.date(2024, 1, 4)),
     ]
-    assert not difference(_EXPECTED, found, _COLUMNS, _COLUMNS)
+    assert not difference(EXPECTED, found, COLUMNS, COLUMNS)
     assert canonical(dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)) == dt.datetime(2024, 1, 2, 3, 4, 5)
     assert canonical(dt.datetime(2024, 1, 2, 5, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=2)))) == dt.datetime(
         2024, 1, 2, 3, 4, 5

@@ -21,6 +21,7 @@ import pytest
 from sparkflow.rowsets import Row
 from tests.oracle.generate import generate
 from tests.oracle.run import ALL_RUNS, RUN_MODES, Table, check_case, compare_outputs, runs_for
+from tests.test_rowsets import COLUMNS, EXPECTED
 
 # Chosen by `python -m tests.oracle --pick 30 --seed 1 --cases 200`: seeds that cover REQUIRED, then the lowest.
 SHORT_SEEDS = (
@@ -138,15 +139,6 @@ def test_every_mode_covers_every_run_equally(mode: str) -> None:
 
 # --- a run's output as readers see it -------------------------------------------------------------------------
 
-_COLUMNS = ("k", "rows", "total", "day")
-_EXPECTED: list[Row] = [
-    ("a", 3, 10.5, dt.date(2024, 1, 2)),
-    ("b", 1, 0.1 + 0.2, dt.date(2024, 1, 3)),
-    (None, 2, None, None),
-    ("c", 2, 7.0, dt.date(2024, 1, 4)),
-    ("c", 2, 7.0, dt.date(2024, 1, 4)),
-]
-
 
 def _commit(folder: Path, pieces: list[list[Row]], stray: list[Row] | None = None) -> str:
     """A committed output as the runtime leaves it: Parquet files and the ``_COMMITTED.json`` listing them."""
@@ -154,7 +146,7 @@ def _commit(folder: Path, pieces: list[list[Row]], stray: list[Row] | None = Non
     import pyarrow.parquet as pq
 
     def write(rows: list[Row], path: Path) -> None:
-        columns = {column: [row[index] for row in rows] for index, column in enumerate(_COLUMNS)}
+        columns = {column: [row[index] for row in rows] for index, column in enumerate(COLUMNS)}
         pq.write_table(pa.table(columns), path)
 
     folder.mkdir(parents=True)
@@ -172,19 +164,19 @@ def _commit(folder: Path, pieces: list[list[Row]], stray: list[Row] | None = Non
 def test_a_tampered_committed_output_is_caught(tmp_path: Path) -> None:
     """The path every run's output takes (a plain reader's view of its folder, the comparison) finds a planted
     difference, and a file the manifest does not list that a reader would see."""
-    reference = {"out": Table(_COLUMNS, list(_EXPECTED))}
-    right = _commit(tmp_path / "right", [_EXPECTED[:2], _EXPECTED[2:]])
+    reference = {"out": Table(COLUMNS, list(EXPECTED))}
+    right = _commit(tmp_path / "right", [EXPECTED[:2], EXPECTED[2:]])
     assert compare_outputs(reference, {"out": right}) == ({}, [])
-    stray = _commit(tmp_path / "stray", [_EXPECTED[:2], _EXPECTED[2:]], stray=_EXPECTED[:1])
+    stray = _commit(tmp_path / "stray", [EXPECTED[:2], EXPECTED[2:]], stray=EXPECTED[:1])
     differences, problems = compare_outputs(reference, {"out": stray})
     assert differences["out"].extra == (("a", 3, 10.5, dt.date(2024, 1, 2)),)
     assert problems == [
         "out: a reader sees files ['part-00000.parquet', 'part-00001.parquet', 'part-99999.parquet'], "
         "_COMMITTED.json lists ['part-00000.parquet', 'part-00001.parquet']"
     ]
-    lost = _commit(tmp_path / "lost", [_EXPECTED[:2], _EXPECTED[3:]])
-    duplicated = _commit(tmp_path / "duplicated", [_EXPECTED, _EXPECTED[:1]])
-    changed = _commit(tmp_path / "changed", [[("a", 3, 10.6, dt.date(2024, 1, 2)), *_EXPECTED[1:]]])
+    lost = _commit(tmp_path / "lost", [EXPECTED[:2], EXPECTED[3:]])
+    duplicated = _commit(tmp_path / "duplicated", [EXPECTED, EXPECTED[:1]])
+    changed = _commit(tmp_path / "changed", [[("a", 3, 10.6, dt.date(2024, 1, 2)), *EXPECTED[1:]]])
     for location in (lost, duplicated, changed):
         differences, problems = compare_outputs(reference, {"out": location})
         assert set(differences) == {"out"} and not problems, location
