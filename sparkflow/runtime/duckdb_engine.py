@@ -48,6 +48,11 @@ from sparkflow.errors import EnvironmentProblem, InputError, Origin, SparkflowEr
 
 ENVIRONMENT = "SPARKFLOW_ENGINE"
 _LOCK = threading.Lock()
+# Held by a task for as long as it runs (read, the stage's code, write): the process has one sqlframe session on one
+# DuckDB connection, which refuses a second call while one runs ("connection is busy"), and sqlframe binds its
+# DataFrames to that one session. Threads serving tasks at once (a Cloud Run service with concurrency above 1) take
+# turns; several tasks at once in parallel take several processes (instances, or `sparkflow run`'s workers).
+TASKS = threading.RLock()
 _STATE: dict[str, Any] = {"active": False, "session": None}
 # What DuckDB may take of the function's memory; the rest is for Python, the OS and the page cache.
 _MEMORY_SHARE = 0.75

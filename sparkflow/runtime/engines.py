@@ -10,6 +10,7 @@ user can act on — sits behind :class:`Engine`. ``spark`` is PySpark in local m
 from __future__ import annotations
 
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from types import ModuleType
 from typing import Any, Protocol
 
@@ -121,6 +122,17 @@ class SparkEngine:
                 f"{str(error).strip().splitlines()[0]}; fix or remove the record"
             )
         return None
+
+
+def one_task_at_a_time(name: str) -> AbstractContextManager[Any]:
+    """What a task on engine ``name`` holds while it runs: DuckDB's process-wide lock (its one connection refuses
+    a second call while one runs, see :data:`duckdb_engine.TASKS`); nothing for Spark, whose session runs the
+    tasks of several threads at once."""
+    if name == "duckdb":
+        from sparkflow.runtime import duckdb_engine
+
+        return duckdb_engine.TASKS
+    return nullcontext()
 
 
 def start(name: str, memory_mb: int, pipeline_module: str) -> Engine:

@@ -141,10 +141,11 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
 
     logs.log("stage start", **context.fields())
     try:
-        if phase is None:
-            manifest = _run(call, inputs, location, work, run, config, context)
-        else:
-            manifest = _run_phase(checked, phase, call, inputs, fused, location, work, run, config, context)
+        with engines.one_task_at_a_time(config.engine or call.stage.options.engine):
+            if phase is None:
+                manifest = _run(call, inputs, location, work, run, config, context)
+            else:
+                manifest = _run_phase(checked, phase, call, inputs, fused, location, work, run, config, context)
     except Exception as error:
         logs.log("stage failed", severity="ERROR", **failures.log_fields(error), **context.fields())
         raise
