@@ -134,6 +134,7 @@ class DuckDBEngine:
             schema = source.option("schema")
             if source.format == "csv":
                 options = _csv_options(source)
+                reader = reader.options(**_EACH_FILE_SNIFFED)
                 return reader.csv(paths, schema=schema, **options) if schema else reader.csv(paths, **options)
             if schema:
                 # DuckDB's JSON reader converts to the declared types itself and fails on a value that does not
@@ -155,22 +156,27 @@ class DuckDBEngine:
         return self._bad_json(source, paths)
 
     def _bad_csv(self, source: Source, paths: list[str]) -> list[tuple[str, str]]:
-        suffix = uuid.uuid4().hex
-        errors, scans = f"sparkflow_rejects_{suffix}", f"sparkflow_scans_{suffix}"
-        options = {**_csv_options(source), "store_rejects": True, "rejects_table": errors, "rejects_scan": scans}
+        """The rows DuckDB's CSV reader rejects, file by file: each file sniffed on its own, as reads do
+        (:data:`_EACH_FILE_SNIFFED`, which DuckDB's rejects tables do not support)."""
+        options = _csv_options(source)
         schema = source.option("schema")
         if schema:
             options["columns"] = _duckdb_columns(schema)
-        listed = ", ".join(_literal(path) for path in paths)
-        arguments = ", ".join(f"{key} = {_literal(value)}" for key, value in options.items())
+        found: list[tuple[str, str]] = []
         connection = self.session._conn.cursor()  # its own: the session's connection may hold an open result
         try:
-            # hash(row) reads every column: a count alone would let DuckDB skip converting the values.
-            connection.execute(f"SELECT count(hash(row)) FROM read_csv([{listed}], {arguments}) AS row").fetchall()
-            found = connection.execute(
-                f"SELECT scan.file_path, error.csv_line FROM {errors} AS error JOIN {scans} AS scan "
-                "USING (scan_id, file_id) ORDER BY ALL"
-            ).fetchall()
+            for path in paths:
+                suffix = uuid.uuid4().hex
+                errors, scans = f"sparkflow_rejects_{suffix}", f"sparkflow_scans_{suffix}"
+                rejects = {**options, "store_rejects": True, "rejects_table": errors, "rejects_scan": scans}
+                arguments = ", ".join(f"{key} = {_literal(value)}" for key, value in rejects.items())
+                # hash(row) reads every column: a count alone would let DuckDB skip converting the values.
+                scan = f"SELECT count(hash(row)) FROM read_csv({_literal(path)}, {arguments}) AS row"
+                connection.execute(scan).fetchall()
+                found += connection.execute(
+                    f"SELECT scan.file_path, error.csv_line FROM {errors} AS error JOIN {scans} AS scan "
+                    "USING (scan_id, file_id) ORDER BY ALL"
+                ).fetchall()
         finally:
             connection.close()  # and with it the rejects tables, temporary tables of this cursor
         return [(str(path), str(line)) for path, line in found]
@@ -330,6 +336,12 @@ def _text_lines(path: str, target: str) -> str:
         if rest:
             writer.write_table(split(rest))
     return target
+
+
+# Each file of a read sniffed on its own (line ends, quoting). Without it DuckDB reads every file with what it found
+# in the first: of a folder whose files end lines with '\n' in one and '\r\n' in the next, the later files' rows
+# were silently lost.
+_EACH_FILE_SNIFFED = {"union_by_name": True}
 
 
 def _csv_options(source: Source) -> dict[str, Any]:

@@ -36,3 +36,17 @@ def test_each_input_is_read_with_its_own_schema_and_files(
     expected = reference_outputs(spark, pipeline)
     for output, location in summary.outputs.items():
         assert normalized(committed_rows(spark, location)) == normalized(rows(expected[output])), output
+
+
+@pytest.mark.parametrize("engine", ["spark", "duckdb"])
+def test_files_of_one_folder_with_different_line_ends_are_each_read_whole(
+    spark: Any, tmp_path: Path, engine: str
+) -> None:
+    """DuckDB once read every file of a read as it sniffed the first: rows of a later '\\r\\n' file were lost."""
+    pipeline = load_pipeline(str(RESOURCES / "line_ends" / "pipeline.py"))
+    summary = run_plan(plan_pipeline(pipeline, LOCAL), pipeline, storage_root=str(tmp_path), engine=engine)
+    assert summary.status == "succeeded", {node.node: node.error for node in summary.nodes.values()}
+    expected = reference_outputs(spark, pipeline)
+    assert len(rows(expected["notes"])) == 6
+    for output, location in summary.outputs.items():
+        assert normalized(committed_rows(spark, location)) == normalized(rows(expected[output])), output
