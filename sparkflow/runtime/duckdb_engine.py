@@ -131,15 +131,17 @@ class DuckDBEngine:
                 return self._text(paths, folder)
             if source.format == "parquet":
                 return self._parquet(paths, folder)
-            schema = source.option("schema")
+            # The schema as DuckDB's column types: sqlframe splits a DDL string at every comma, 'DECIMAL(10,2)' too.
+            declared = source.option("schema")
+            columns = _duckdb_columns(declared) if declared else None
             if source.format == "csv":
                 options = _csv_options(source)
                 reader = reader.options(**_EACH_FILE_SNIFFED)
-                return reader.csv(paths, schema=schema, **options) if schema else reader.csv(paths, **options)
-            if schema:
+                return reader.csv(paths, schema=columns, **options) if columns else reader.csv(paths, **options)
+            if columns:
                 # DuckDB's JSON reader converts to the declared types itself and fails on a value that does not
                 # convert, as Spark's does (sqlframe alone reads the inferred types and TRY_CASTs them to NULL).
-                return reader.load(paths, format="json", schema=schema, columns=_duckdb_columns(schema))
+                return reader.load(paths, format="json", schema=columns, columns=columns)
             frame = reader.json(paths)  # DuckDB detects JSON lines (Spark's default layout) by itself
             # Spark's JSON schema inference orders fields by name; DuckDB keeps the order of first appearance.
             return frame.select(*sorted(frame.columns))

@@ -219,7 +219,9 @@ def _format(job: Job, item: Input) -> tuple[str, bool, str | None]:
     schema = source.option("schema")
     if schema or source.format not in ("csv", "json"):
         return source.format, header, schema
-    files = split.list_files(item.location)
+    # From the first file that holds anything: an empty file first in the folder (a quiet day's export) gave an
+    # empty sample, so every chunk inferred its own schema and chunks without some field wrote files without it.
+    files = [file for file in split.list_files(item.location) if file.size > 0]
     if not files:
         return source.format, header, None
     sample = split.Piece(files[0].uri, 0, min(files[0].size, SAMPLE_BYTES), files[0].size)
@@ -232,11 +234,16 @@ def _format(job: Job, item: Input) -> tuple[str, bool, str | None]:
     reader = records.SourceReader(job.call.stage.name, job.reader.rejects, {**job.reader.fields, "phase": "split"})
     gathered = _gather(paths, job.folder(f"sample-files-{item.param}"))
     frame = reader.read(job.engine(), source, gathered, folder, origins)
-    try:
-        ddl: str = frame.schema.toDDL()
-    except Exception:  # an engine without DDL schemas: chunks infer their own
-        return source.format, header, None
-    return source.format, header, ddl
+    return source.format, header, _ddl(frame.schema)
+
+
+def _ddl(schema: Any) -> str:
+    """A DataFrame schema as Spark DDL (``a INT, b STRING``). sqlframe's schemas have no ``toDDL``: theirs is written
+    from the fields (without it every DuckDB chunk inferred its own schema, and chunks without some JSON field
+    wrote files without that column, which the reduce could not read together)."""
+    if hasattr(schema, "toDDL"):
+        return str(schema.toDDL())
+    return ", ".join(f"`{field.name.replace('`', '``')}` {field.dataType.simpleString()}" for field in schema.fields)
 
 
 def _files(item: Input) -> list[split.FileInfo] | str:

@@ -50,3 +50,21 @@ def test_files_of_one_folder_with_different_line_ends_are_each_read_whole(
     assert len(rows(expected["notes"])) == 6
     for output, location in summary.outputs.items():
         assert normalized(committed_rows(spark, location)) == normalized(rows(expected[output])), output
+
+
+@pytest.mark.parametrize("chunk_bytes", [None, 512], ids=["whole", "split"])
+def test_an_empty_first_file_and_declared_decimals_on_duckdb(
+    spark: Any, tmp_path: Path, chunk_bytes: int | None
+) -> None:
+    """The split task once took its JSON schema sample from an empty first file, so each DuckDB chunk inferred its
+    own columns (a chunk without 'gift' wrote files without it); a DECIMAL(10,2) in a schema broke DuckDB's reader."""
+    pipeline = load_pipeline(str(RESOURCES / "quiet_day" / "pipeline.py"))
+    plan = plan_pipeline(pipeline, LOCAL)
+    summary = run_plan(plan, pipeline, storage_root=str(tmp_path), engine="duckdb", chunk_bytes=chunk_bytes)
+    assert summary.status == "succeeded", {node.node: node.error for node in summary.nodes.values()}
+    if chunk_bytes:
+        assert (summary.nodes["per_customer"].chunks or 0) > 2
+    expected = reference_outputs(spark, pipeline)
+    assert normalized(committed_rows(spark, summary.outputs["per_customer"])) == normalized(
+        rows(expected["per_customer"])
+    )
