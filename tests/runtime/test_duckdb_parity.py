@@ -445,6 +445,21 @@ def test_known_difference_add_months_beside_date_add(duck: Any) -> None:
     assert tuple(beside) == (datetime.date(2024, 2, 14), datetime.date(2024, 2, 14))
 
 
+@pytest.mark.spark
+def test_known_difference_round_of_a_double(spark: Any, duck: Any) -> None:
+    """F.round of a DOUBLE within floating-point error of a half (found by the oracle, seed 38): Spark rounds the
+    value's shortest decimal form half up, DuckDB scales it in binary floating point first."""
+    from pyspark.sql import functions as spark_functions
+    from sqlframe.duckdb import functions as F
+
+    values = [(150.545,), (229.89499999999998,)]
+    on_spark = [
+        row[0] for row in spark.createDataFrame(values, "x DOUBLE").select(spark_functions.round("x", 2)).collect()
+    ]
+    on_duck = [row[0] for row in duck.createDataFrame(values, "x DOUBLE").select(F.round("x", 2)).collect()]
+    assert on_spark == [150.55, 229.89] and on_duck == [150.54, 229.9]
+
+
 @pytest.mark.parametrize(
     ("api", "call"),
     [
