@@ -237,10 +237,13 @@ def _format(job: Job, item: Input) -> tuple[str, bool, str | None]:
     return source.format, header, _ddl(frame.schema)
 
 
-def _ddl(schema: Any) -> str:
-    """A DataFrame schema as Spark DDL (``a INT, b STRING``). sqlframe's schemas have no ``toDDL``: theirs is written
-    from the fields (without it every DuckDB chunk inferred its own schema, and chunks without some JSON field
-    wrote files without that column, which the reduce could not read together)."""
+def _ddl(schema: Any) -> str | None:
+    """A DataFrame schema as Spark DDL (``a INT, b STRING``); None for a sample without columns (a header alone),
+    whose chunks infer their own. sqlframe's schemas have no ``toDDL``: theirs is written from the fields (without
+    it every DuckDB chunk inferred its own schema, and chunks without some JSON field wrote files without that
+    column, which the reduce could not read together)."""
+    if not schema.fields:
+        return None
     if hasattr(schema, "toDDL"):
         return str(schema.toDDL())
     return ", ".join(f"`{field.name.replace('`', '``')}` {field.dataType.simpleString()}" for field in schema.fields)
