@@ -141,7 +141,7 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
 
     logs.log("stage start", **context.fields())
     try:
-        with engines.one_task_at_a_time(config.engine or call.stage.options.engine):
+        with engines.one_task_at_a_time(_engine_name(config, call)):
             if phase is None:
                 manifest = _run(call, inputs, location, work, run, config, context)
             else:
@@ -164,6 +164,11 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
     )
     logs.emit_metrics(pipeline.name, call.node_id, result["seconds"], output.get("rows", 0), output.get("bytes", 0))
     return result
+
+
+def _engine_name(config: RuntimeConfig, call: StageCall) -> str:
+    """The engine a task of ``call`` runs on: the function's (SPARKFLOW_ENGINE), else the stage's own."""
+    return config.engine or call.stage.options.engine
 
 
 _SPLIT_FIELDS = ("kind", "bucket", "map_items", "reduce_items", "results", "chunks", "buckets")
@@ -281,7 +286,7 @@ class _Resources:
         if self._engine is None:
             options = self.call.stage.options
             self._engine = engines.start(
-                self.config.engine or options.engine, options.memory_mb, self.config.pipeline.fn.__module__
+                _engine_name(self.config, self.call), options.memory_mb, self.config.pipeline.fn.__module__
             )
         return self._engine
 
