@@ -11,10 +11,12 @@ duplicated publish leaves a run's rows in the table exactly once:
   appear one by one, and an overwrite removes the old ones after the new ones are in, so a reader listing the
   folder while a run publishes may see both: use ``format="delta"`` where readers need atomic replacement.
 * **Delta** (through ``deltalake``, no JVM): one commit per run, carrying a Delta application transaction
-  (``txn``) with the app id ``sparkflow/<pipeline>/<sink>/<run>``. A publish first looks the id up in the table
-  and does nothing if the run's commit is there; two publishes racing to commit the same run conflict in
-  Delta's optimistic concurrency check, and the loser finds the winner's commit when it looks again. Readers see
-  the table before or after the commit, never between.
+  (``txn``) with the app id ``sparkflow/<pipeline>/<sink>/<run>``. A publish looks the id up in the table as of
+  some version and commits against that version: Delta's conflict check refuses the commit if a commit since
+  then carries the same app id, so of two publishes racing to commit a run one commits and the other finds its
+  commit when it looks again. A missing table is first created empty (a commit given a table's location instead
+  loads it afresh, unchecked against the look that found no table). Readers see the table before or after the
+  commit, never between.
 
 ``_latest.json`` (``<storage root>/<pipeline>/_latest.json``) names the newest run to publish: its id and where
 its outputs and sinks are. ``sparkflow show PIPELINE NODE`` reads through it.
@@ -38,7 +40,7 @@ from sparkflow.runtime import storage
 LATEST = "_latest.json"
 MARKERS = "_sparkflow"
 # How often a Delta commit that lost a race to a concurrent writer is tried again before giving up.
-_DELTA_ATTEMPTS = 5
+_DELTA_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ def _remove_others(uri: str, keep: set[str]) -> None:
 def _publish_delta(sink: Sink, uri: str, files: list[str], rows: int, pipeline: str, run_id: str) -> Published:
     import pyarrow.dataset as ds
     from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-    from deltalake.exceptions import CommitFailedError, SchemaMismatchError, TableNotFoundError
+    from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchError, TableNotFoundError
 
     from sparkflow.runtime.datasets import local_copy
 
@@ -176,19 +178,22 @@ def _publish_delta(sink: Sink, uri: str, files: list[str], rows: int, pipeline: 
     location = _delta_uri(uri)
     with tempfile.TemporaryDirectory(prefix="sparkflow-publish-") as scratch:
         paths = local_copy(files, scratch)
-        for _ in range(_DELTA_ATTEMPTS):
+        for attempt in range(_DELTA_ATTEMPTS):
             try:
                 table: Any = DeltaTable(location, storage_options=options)
             except TableNotFoundError:
-                table = None
-            if table is not None and table.transaction_version(app) is not None:
+                if not paths:  # nothing was written and there is no table to keep a schema in
+                    return Published(sink.name, uri, "delta", sink.mode, 0, "published")
+                _create_empty(sink, location, ds.dataset(paths, format="parquet").schema, options)
+                continue
+            if table.transaction_version(app) is not None:
                 return Published(sink.name, uri, "delta", sink.mode, rows, "already-published", table.version())
             # Streamed: the output is read batch by batch from the local copies, never whole into memory.
-            data: Any = ds.dataset(paths, format="parquet").scanner().to_reader() if paths else None
-            if data is None:  # nothing was written: an empty table keeps the schema it has
-                if table is None:
-                    return Published(sink.name, uri, "delta", sink.mode, 0, "published")
-                data = table.schema().to_arrow().empty_table()
+            data: Any = (
+                ds.dataset(paths, format="parquet").scanner().to_reader()
+                if paths
+                else table.schema().to_arrow().empty_table()  # nothing was written: the table keeps its schema
+            )
             commit = CommitProperties(
                 app_transactions=[Transaction(app_id=app, version=1)],
                 custom_metadata={"sparkflow.pipeline": pipeline, "sparkflow.run_id": run_id},
@@ -196,28 +201,24 @@ def _publish_delta(sink: Sink, uri: str, files: list[str], rows: int, pipeline: 
             writer: Any = write_deltalake  # its overloads type mode= as literals; the sink's mode is one of them
             try:
                 writer(
-                    table if table is not None else location,
+                    table,
                     data,
                     mode=sink.mode,
                     partition_by=list(sink.partition_cols) or None,
                     # overwrite replaces the table, its schema included (as dbt's table materialization does)
                     schema_mode="overwrite" if sink.mode == "overwrite" else None,
                     commit_properties=commit,
-                    storage_options=None if table is not None else options,
                 )
             except CommitFailedError:
-                time.sleep(0.2)
+                time.sleep(0.1 * (attempt + 1))
                 continue  # a concurrent writer committed first: if it was this run, the next look finds it
             except SchemaMismatchError as error:
                 raise InputError(
                     f"sink {sink.name!r}: the output's schema does not match the Delta table at {uri!r}: "
                     f"{_first_line(error)}; write to a new table, or overwrite it (mode='overwrite')"
                 ) from error
-            except ValueError as error:
-                if "partition" in str(error).lower():
-                    raise InputError(
-                        f"sink {sink.name!r}: {_first_line(error)}; fix partition_cols= on sf.sink at {sink.origin}"
-                    ) from error
+            except (ValueError, DeltaError) as error:
+                _raise_if_partitioning(sink, error)
                 raise
             written = DeltaTable(location, storage_options=options)
             return Published(sink.name, uri, "delta", sink.mode, rows, "published", written.version())
@@ -225,6 +226,31 @@ def _publish_delta(sink: Sink, uri: str, files: list[str], rows: int, pipeline: 
         f"sink {sink.name!r}: the Delta table at {uri!r} kept changing under {_DELTA_ATTEMPTS} commit attempts; "
         "another writer is busy with it: run the publish again"
     )
+
+
+def _create_empty(sink: Sink, location: str, schema: Any, options: dict[str, str]) -> None:
+    """Create the sink's table with no rows, unless a concurrent publish created it first."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import DeltaError
+
+    try:
+        DeltaTable.create(
+            location, schema, mode="ignore", partition_by=list(sink.partition_cols) or None, storage_options=options
+        )
+    except DeltaError as error:
+        _raise_if_partitioning(sink, error)
+        if not DeltaTable.is_deltatable(location, storage_options=options):
+            raise
+        # Another publish created the table between this one's look and its create: the next look finds it.
+
+
+def _raise_if_partitioning(sink: Sink, error: Exception) -> None:
+    """deltalake's refusal of the sink's partition_cols (a column the output lacks, or an appended table partitioned
+    otherwise), said as the user's mistake it is."""
+    if "partition" in str(error).lower():
+        raise InputError(
+            f"sink {sink.name!r}: {_first_line(error)}; fix partition_cols= on sf.sink at {sink.origin}"
+        ) from error
 
 
 def delta_storage_options(uri: str) -> dict[str, str]:

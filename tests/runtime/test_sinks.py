@@ -6,7 +6,7 @@ both runs' rows once each; publishing a run again, killed half-way, or twice at 
 from __future__ import annotations
 
 import json
-import threading
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +101,9 @@ def test_appending_twice_keeps_both_runs_rows_once_each(spark: Any, tmp_path: Pa
     assert folder_rows(uris["parquet_overwrite"]) == output_rows(spark, second, "large", last="customer")
     assert all("r2" in path.name for path in Path(uris["parquet_overwrite"]).rglob("*.parquet"))
     assert delta_rows(uris["delta_overwrite"]) == output_rows(spark, second, "totals")
-    history = DeltaTable(uris["delta_append"]).history()
-    assert sorted(item.get("sparkflow.run_id") for item in history) == ["r1", "r2"]
+    history = DeltaTable(uris["delta_append"]).history()  # the table's creation (empty), then one commit a run
+    assert [item.get("sparkflow.run_id") for item in reversed(history)] == [None, "r1", "r2"]
+    assert history[-1]["operation"] == "CREATE TABLE"
     assert json.loads((tmp_path / "sinks" / "_latest.json").read_text())["run_id"] == "r2"
 
 
@@ -166,31 +167,50 @@ def test_a_killed_publish_retried_leaves_each_run_once(
     )
 
 
-def test_two_publishes_of_one_run_at_once_commit_it_once(spark: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("table", ["existing", "new"])
+def test_a_duplicate_publish_between_a_look_and_a_commit_leaves_the_run_once(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, table: str
+) -> None:
+    """A duplicated publish task, at the worst moment: a second publish of the same run runs whole while the first
+    is between looking the run up in the Delta table and committing to it (or creating it, when the table is new).
+    The first then finds the second's commit: the run's rows are in each sink once."""
+    import deltalake
     from deltalake import DeltaTable
 
     summary = run(tmp_path, "r1")
     large, totals = output_rows(spark, summary, "large"), output_rows(spark, summary, "totals")
+    delta_uri = summary.sinks["delta_append"]["uri"]
+    if table == "new":
+        shutil.rmtree(delta_uri)
     config = RuntimeConfig(load_pipeline(str(SINKS / "pipeline.py")), str(tmp_path))
-    # Publish run r1's outputs again as run "twice", from two threads at once (a duplicated task).
-    twice = tmp_path / "sinks" / "twice"
-    (tmp_path / "sinks" / "r1").rename(twice)
-    barrier = threading.Barrier(2)
-    answers: list[Any] = []
+    # Publish run r1's outputs again as run "twice".
+    (tmp_path / "sinks" / "r1").rename(tmp_path / "sinks" / "twice")
+    commit, create = deltalake.write_deltalake, deltalake.DeltaTable.create
+    between: list[str] = []
 
-    def publish_once() -> None:
-        barrier.wait()
-        answers.append(handle_event(publish_event(tmp_path, "twice"), config))
+    def publish_between(location: Any) -> None:
+        if "delta_append" in str(getattr(location, "table_uri", location)) and not between:
+            between.append("publishing")  # before: the publish in between commits through these same hooks
+            handle_event(publish_event(tmp_path, "twice"), config)
 
-    threads = [threading.Thread(target=publish_once) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(answers) == 2
-    assert delta_rows(summary.sinks["delta_append"]["uri"]) == sorted(large + large)  # r1 once, "twice" once
-    history = DeltaTable(summary.sinks["delta_append"]["uri"]).history()
-    assert sorted(item.get("sparkflow.run_id") for item in history if "sparkflow.run_id" in item) == ["r1", "twice"]
+    def late_commit(*args: Any, **kwargs: Any) -> None:
+        publish_between(args[0])
+        commit(*args, **kwargs)
+
+    def late_create(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        publish_between(args[0])
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(deltalake, "write_deltalake", late_commit)
+    monkeypatch.setattr(deltalake.DeltaTable, "create", classmethod(late_create))
+    first = handle_event(publish_event(tmp_path, "twice"), config)
+    monkeypatch.undo()
+    assert len(between) == 1
+    assert first["output"]["sinks"]["delta_append"]["status"] == "already-published"
+    runs = ["twice"] if table == "new" else ["r1", "twice"]
+    assert delta_rows(delta_uri) == sorted(large * len(runs))
+    history = DeltaTable(delta_uri).history()
+    assert sorted(item["sparkflow.run_id"] for item in history if "sparkflow.run_id" in item) == runs
     assert folder_rows(summary.sinks["parquet_append"]["uri"]) == sorted(totals + totals)
 
 
