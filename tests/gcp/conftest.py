@@ -197,6 +197,29 @@ class StageDouble:
 Execute = Callable[..., Any]
 
 
+@pytest.fixture(autouse=True)
+def _branches_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run each parallel step's branches one after another, a schedule a parallel step allows.
+
+    workflows-emulator runs branches in threads that share one dict of variables, which it iterates without a
+    lock while other branches assign to it; on a busy machine a branch then fails with "dictionary changed size
+    during iteration", a failure of the emulator, not of the definition. (Several tasks served at once are tested
+    on the runtime's own service.)
+    """
+    import workflows_emulator.main as emulator
+
+    class Branch(emulator.RisingThread):  # type: ignore[misc]
+        def start(self) -> None:
+            self.run()
+
+        def join(self, timeout: float | None = None) -> None:
+            if self.exc:
+                self.exc.__context__ = RuntimeError("branch error")  # as the emulator's own join does
+                raise self.exc
+
+    monkeypatch.setattr(emulator, "RisingThread", Branch)
+
+
 @pytest.fixture
 def workflows(monkeypatch: pytest.MonkeyPatch) -> Iterator[Execute]:
     """``run(text, double, args=None)``: the return value of executing ``text`` in workflows-emulator.
