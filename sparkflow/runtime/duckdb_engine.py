@@ -32,6 +32,7 @@ one Parquet file in the output folder, which the runtime uploads and commits as 
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import subprocess
@@ -465,21 +466,21 @@ def _attribute(module: Any, pipeline: Any) -> str:
 
 
 class WorkerPool:
-    """Worker processes that run duckdb stages for a process whose PySpark imports are real (see module docs).
+    """Runs duckdb stages of one pipeline and configuration in worker processes, for a process whose PySpark imports
+    are real (see module docs).
 
-    Each worker handles one event at a time; a busy pool starts another worker, so concurrent stages run in
-    parallel. Workers are kept (warm) until :meth:`close`.
+    Each worker handles one event at a time; a busy pool takes another worker, so concurrent stages run in
+    parallel. The workers are the process's (:class:`_Workers`), not the pool's: local runs one after another (a
+    notebook, tests) find them warm, with sqlframe and DuckDB imported and the pipeline loaded.
     """
 
     def __init__(self, spec: str, config: dict[str, Any]) -> None:
         self.request = {"pipeline": spec, "config": config}
-        self._idle: list[subprocess.Popen[str]] = []
-        self._all: list[subprocess.Popen[str]] = []
-        self._lock = threading.Lock()
 
     def handle_event(self, event: dict[str, Any]) -> dict[str, Any]:
         """Run ``event`` in a worker; raise what the worker raised (SparkflowErrors keep their class)."""
-        worker = self._acquire()
+        workers = _Workers.current()
+        worker = workers.acquire()
         healthy = False
         try:
             assert worker.stdin is not None and worker.stdout is not None
@@ -491,55 +492,95 @@ class WorkerPool:
             reply = json.loads(line)
             healthy = True
         finally:
-            with self._lock:
-                if healthy:
-                    self._idle.append(worker)
-                else:
-                    worker.kill()
+            workers.release(worker, healthy)
         _replay_logs(reply.get("logs", ""))
         if "error" in reply:
             raise _rebuild(reply["error"])
         result: dict[str, Any] = reply["result"]
         return result
 
-    def close(self) -> None:
-        with self._lock:
-            workers, self._all, self._idle = self._all, [], []
-        for worker in workers:
-            if worker.stdin is not None:
-                worker.stdin.close()
-        for worker in workers:
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
-            if worker.stdout is not None:
-                worker.stdout.close()
 
-    def __enter__(self) -> WorkerPool:
-        return self
+class _Workers:
+    """The process's idle DuckDB worker processes, all started under one launch: the working directory, sys.path and
+    environment a worker takes on when it starts (a test's or a run's S3 endpoint and credentials among them).
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    Asked for under another launch, the process retires these (idle ones stop now, busy ones when they finish)
+    and starts new ones; the last ones stop when the process exits.
+    """
 
-    def _acquire(self) -> subprocess.Popen[str]:
+    _current: _Workers | None = None
+    _launching = threading.Lock()
+
+    def __init__(self, launch: tuple[Any, ...]) -> None:
+        self.launch = launch
+        self.retired = False
+        self._idle: list[subprocess.Popen[str]] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def current(cls) -> _Workers:
+        launch = (os.getcwd(), tuple(path for path in sys.path if path), tuple(sorted(os.environ.items())))
+        with cls._launching:
+            if cls._current is None or cls._current.launch != launch:
+                if cls._current is None:
+                    atexit.register(cls._retire_current)
+                else:
+                    cls._current.retire()
+                cls._current = _Workers(launch)
+            return cls._current
+
+    @classmethod
+    def _retire_current(cls) -> None:
+        with cls._launching:
+            if cls._current is not None:
+                cls._current.retire()
+
+    def acquire(self) -> subprocess.Popen[str]:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        paths = [path for path in sys.path if path]
-        env = {**os.environ, ENVIRONMENT: "duckdb", "PYTHONPATH": os.pathsep.join(paths)}
-        worker = subprocess.Popen(
+        cwd, paths, environment = self.launch
+        env = {**dict(environment), ENVIRONMENT: "duckdb", "PYTHONPATH": os.pathsep.join(paths)}
+        return subprocess.Popen(
             [sys.executable, "-c", "from sparkflow.runtime.duckdb_engine import serve; serve()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             encoding="utf-8",
             env=env,
+            cwd=cwd,
         )
+
+    def release(self, worker: subprocess.Popen[str], healthy: bool) -> None:
         with self._lock:
-            self._all.append(worker)
-        return worker
+            if healthy and not self.retired:
+                self._idle.append(worker)
+                return
+        if healthy:
+            _stop(worker)
+        else:
+            worker.kill()
+            worker.wait()
+
+    def retire(self) -> None:
+        with self._lock:
+            self.retired = True
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            _stop(worker)
+
+
+def _stop(worker: subprocess.Popen[str]) -> None:
+    """Stop an idle worker: it exits when its stdin closes."""
+    if worker.stdin is not None:
+        worker.stdin.close()
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+    if worker.stdout is not None:
+        worker.stdout.close()
 
 
 def _replay_logs(text: str) -> None:
@@ -600,13 +641,15 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
     captured = io.StringIO()
     previous = logs.configure(captured)
     try:
-        key = json.dumps([request["pipeline"], request["config"]], sort_keys=True)
-        if key not in _CONFIGS:
-            from sparkflow.loading import load_pipeline
+        from sparkflow.loading import load_pipeline
 
+        # Loaded for every event: a pipeline file edited since an earlier run of this warm worker is loaded again.
+        pipeline = load_pipeline(request["pipeline"])
+        key = json.dumps([request["pipeline"], request["config"]], sort_keys=True)
+        if key not in _CONFIGS or _CONFIGS[key].pipeline is not pipeline:
             options = request["config"]
             _CONFIGS[key] = RuntimeConfig(
-                pipeline=load_pipeline(request["pipeline"]),
+                pipeline=pipeline,
                 storage_root=options["storage_root"],
                 kv=options.get("kv"),
                 readable=tuple(options.get("readable", ())),

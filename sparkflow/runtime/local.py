@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -165,7 +164,8 @@ def run_plan(
         nodes={t.id: NodeSummary(t.id, fused=[f.id for f in t.fused]) for t in plan.tasks},
     )
     started = time.monotonic()
-    with _log_file(run_dir), _handlers(plan, config) as handler:
+    handler = _handler(config)
+    with _log_file(run_dir):
         params: dict[str, Any] = {"sources": overrides} if overrides else {}
         if chunk_bytes is not None:
             params["chunk_bytes"] = chunk_bytes
@@ -208,39 +208,27 @@ def _log_file(run_dir: str) -> Iterator[None]:
 _Handler = Callable[[str, dict[str, Any]], dict[str, Any]]  # (the task's engine, its event) -> its result
 
 
-@contextmanager
-def _handlers(plan: Plan, config: RuntimeConfig) -> Iterator[_Handler]:
-    """What runs a task's event: ``handle_event`` here, or a DuckDB worker for duckdb stages (started on demand)."""
-    pools: list[Any] = []
+def _handler(config: RuntimeConfig) -> _Handler:
+    """What runs a task's event: ``handle_event`` here, or a DuckDB worker for duckdb stages."""
+    from sparkflow.runtime import duckdb_engine
+
+    workers = duckdb_engine.WorkerPool(
+        duckdb_engine.pipeline_spec(config.pipeline),
+        {
+            "storage_root": config.storage_root,
+            "kv": config.kv,
+            "readable": list(config.readable),
+            "writable": list(config.writable),
+            "workdir": config.workdir,
+        },
+    )
 
     def handle(engine: str, event: dict[str, Any]) -> dict[str, Any]:
-        from sparkflow.runtime import duckdb_engine
-
         if (config.engine or engine) != "duckdb" or duckdb_engine.is_active():
             return handle_event(event, config)
-        with lock:
-            if not pools:
-                pools.append(
-                    duckdb_engine.WorkerPool(
-                        duckdb_engine.pipeline_spec(config.pipeline),
-                        {
-                            "storage_root": config.storage_root,
-                            "kv": config.kv,
-                            "readable": list(config.readable),
-                            "writable": list(config.writable),
-                            "workdir": config.workdir,
-                        },
-                    )
-                )
-        result: dict[str, Any] = pools[0].handle_event(event)
-        return result
+        return workers.handle_event(event)
 
-    lock = threading.Lock()
-    try:
-        yield handle
-    finally:
-        for pool in pools:
-            pool.close()
+    return handle
 
 
 def _check_local_sources(plan: Plan, pipeline: Pipeline, overrides: dict[str, str]) -> None:

@@ -89,8 +89,7 @@ def handler(module: Path, storage: Path, engine: str) -> Iterator[Callable[[dict
         yield lambda event: handle_event(event, config)
         return
     options: dict[str, Any] = {"storage_root": str(storage), "kv": None, "readable": [], "workdir": None}
-    with duckdb_engine.WorkerPool(duckdb_engine.pipeline_spec(pipeline), options) as pool:
-        yield pool.handle_event
+    yield duckdb_engine.WorkerPool(duckdb_engine.pipeline_spec(pipeline), options).handle_event
 
 
 def base_event(storage: Path) -> dict[str, Any]:
