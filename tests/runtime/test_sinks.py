@@ -226,6 +226,21 @@ def test_a_partition_column_the_output_lacks_names_the_sink(tmp_path: Path) -> N
     assert not (tmp_path / "root" / "sinks" / "_latest.json").exists()  # a run that did not publish is not latest
 
 
+def test_appending_with_other_partition_cols_than_the_delta_table_names_the_sink(spark: Any, tmp_path: Path) -> None:
+    pipeline_file = tmp_path / "pipeline.py"
+    source = (SINKS / "pipeline.py").read_text().replace('"orders.csv"', repr(str(SINKS / "orders.csv")))
+    pipeline_file.write_text(source)
+    pipeline = load_pipeline(str(pipeline_file))
+    first = run_plan(plan_pipeline(pipeline, LOCAL), pipeline, storage_root=str(tmp_path / "root"), run_id="r1")
+    assert first.status == "succeeded", first.error
+    pipeline_file.write_text(source.replace('partition_cols=["customer"]', 'partition_cols=["order_id"]'))
+    pipeline = load_pipeline(str(pipeline_file))
+    second = run_plan(plan_pipeline(pipeline, LOCAL), pipeline, storage_root=str(tmp_path / "root"), run_id="r2")
+    assert second.status == "failed" and second.error is not None
+    assert "sink 'delta_append': " in second.error and "partitioning does not match" in second.error
+    assert f"fix partition_cols= on sf.sink at {pipeline_file}:13" in second.error
+
+
 def test_sink_locations_outside_the_declared_ones_are_refused(tmp_path: Path) -> None:
     run(tmp_path / "root", "r1")
     config = RuntimeConfig(load_pipeline(str(SINKS / "pipeline.py")), str(tmp_path / "root"))
