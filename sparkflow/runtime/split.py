@@ -577,8 +577,69 @@ def _row_group_pieces(info: FileInfo, chunk_bytes: int) -> list[Piece]:
 
 
 def _write_row_groups(fs: Any, path: str, row_groups: tuple[int, ...], local: str) -> None:
+    """Copy some row groups of a Parquet file into a file of their own that reads back with the same types.
+
+    Spark writes its TIMESTAMP columns as INT96. Read back by default that is nanoseconds (out of range
+    for dates past 2262) and written back it becomes INT64 nanoseconds, which Spark refuses to read as a
+    TIMESTAMP; so INT96 is read in microseconds and written as INT96 again. Where the file also holds
+    timestamps of another physical type (Spark's TIMESTAMP_NTZ), writing every timestamp as INT96 would
+    break those, so the INT96 columns alone become INT64 instants in UTC, which Spark reads as TIMESTAMP.
+    """
     import pyarrow.parquet as pq
 
     with fs.open(path, "rb", cache_type="none") as handle:
-        table = pq.ParquetFile(handle).read_row_groups(list(row_groups))
+        source = pq.ParquetFile(handle, coerce_int96_timestamp_unit="us")
+        table = source.read_row_groups(list(row_groups))
+        physical = [source.schema.column(index).physical_type for index in range(source.metadata.num_columns)]
+    leaves = _timestamp_leaves(table.schema)
+    int96 = {index for index in leaves if physical[index] == "INT96"}
+    if int96 and int96 == leaves:
+        pq.write_table(table, local, use_deprecated_int96_timestamps=True)
+        return
+    if int96:
+        table = table.cast(_as_utc_instants(table.schema, int96))
     pq.write_table(table, local)
+
+
+def _timestamp_leaves(schema: Any) -> set[int]:
+    """The Parquet column indexes (leaves, depth first) of ``schema`` whose Arrow type is a timestamp."""
+    import pyarrow as pa
+
+    found: set[int] = set()
+    counter = itertools.count()
+
+    def walk(kind: Any) -> None:
+        if pa.types.is_struct(kind) or pa.types.is_map(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            for index in range(kind.num_fields):
+                walk(kind.field(index).type)
+        elif pa.types.is_timestamp(kind):
+            found.add(next(counter))
+        else:
+            next(counter)
+
+    for column in schema:
+        walk(column.type)
+    return found
+
+
+def _as_utc_instants(schema: Any, leaves: set[int]) -> Any:
+    """``schema`` with the timestamp leaves numbered in ``leaves`` made microsecond instants in UTC."""
+    import pyarrow as pa
+
+    counter = itertools.count()
+
+    def convert(kind: Any) -> Any:
+        if pa.types.is_struct(kind):
+            return pa.struct([kind.field(i).with_type(convert(kind.field(i).type)) for i in range(kind.num_fields)])
+        if pa.types.is_map(kind):
+            return pa.map_(kind.key_field.with_type(convert(kind.key_type)), kind.item_field.with_type(convert(kind.item_type)))
+        if pa.types.is_list(kind):
+            return pa.list_(kind.value_field.with_type(convert(kind.value_type)))
+        if pa.types.is_large_list(kind):
+            return pa.large_list(kind.value_field.with_type(convert(kind.value_type)))
+        index = next(counter)
+        if index in leaves:
+            return pa.timestamp("us", tz="UTC")
+        return kind
+
+    return pa.schema([column.with_type(convert(column.type)) for column in schema], metadata=schema.metadata)

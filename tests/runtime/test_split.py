@@ -210,6 +210,29 @@ def test_parquet_large_file_splits_on_row_groups(folder: Path) -> None:
     assert seen == list(range(1000))
 
 
+@pytest.mark.parametrize("columns", ["timestamps", "timestamps and timestamp_ntz"])
+def test_row_groups_of_a_spark_file_keep_their_timestamp_types(spark: Any, folder: Path, columns: str) -> None:
+    """Spark writes TIMESTAMP as INT96; a row-group copy must read back in Spark (and DuckDB) as the same type."""
+    pa = _pyarrow()
+    ntz = ", CAST(at AS TIMESTAMP_NTZ) AS wall" if "ntz" in columns else ""
+    frame = spark.sql(
+        "SELECT id, CASE WHEN id = 7 THEN TIMESTAMP'9999-12-31 23:59:59.999999' "
+        "ELSE TIMESTAMP'2024-03-31 12:52:46' + make_interval(0, 0, 0, 0, 0, 0, id) END AS at, "
+        f"named_struct('seen', TIMESTAMP'1900-01-01 00:00:00', 'n', id) AS nested{ntz} FROM range(600)"
+    )
+    frame.coalesce(1).write.option("parquet.block.size", 256).parquet(str(folder / "in"))
+    written = [path for path in (folder / "in").iterdir() if path.suffix == ".parquet"]
+    assert pa.parquet.ParquetFile(written[0]).num_row_groups > 2
+    manifest = plan_chunks(str(folder / "in"), "parquet", 2000, header=False)
+    copies = [path for _, paths in read_all(manifest, str(folder / "out")) for path in paths]
+    assert len(copies) > 1 and all(str(folder / "out") in path for path in copies)
+    original = spark.read.parquet(str(folder / "in"))
+    copied = spark.read.schema(original.schema).parquet(*copies)
+    assert sorted(copied.collect()) == sorted(original.collect())
+    if "ntz" not in columns:  # the copies keep Spark's INT96, so every reader sees the same type as before
+        assert pa.parquet.ParquetFile(copies[0]).schema.column(1).physical_type == "INT96"
+
+
 def test_small_files_are_packed(folder: Path) -> None:
     for index in range(10):
         (folder / f"f{index}.txt").write_bytes(b"123456789\n")
