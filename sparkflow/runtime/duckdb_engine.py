@@ -97,6 +97,9 @@ def session(memory_mb: int) -> Any:
             return _STATE["session"]
         from sqlframe.duckdb import DuckDBSession
 
+        from sparkflow.runtime import duckdb_semantics
+
+        duckdb_semantics.install()
         created = DuckDBSession.builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
         spill = os.path.join(tempfile.gettempdir(), f"sparkflow-duckdb-{os.getpid()}")
         connection = created._conn

@@ -632,7 +632,9 @@ def _as_utc_instants(schema: Any, leaves: set[int]) -> Any:
         if pa.types.is_struct(kind):
             return pa.struct([kind.field(i).with_type(convert(kind.field(i).type)) for i in range(kind.num_fields)])
         if pa.types.is_map(kind):
-            return pa.map_(kind.key_field.with_type(convert(kind.key_type)), kind.item_field.with_type(convert(kind.item_type)))
+            return pa.map_(
+                kind.key_field.with_type(convert(kind.key_type)), kind.item_field.with_type(convert(kind.item_type))
+            )
         if pa.types.is_list(kind):
             return pa.list_(kind.value_field.with_type(convert(kind.value_type)))
         if pa.types.is_large_list(kind):
