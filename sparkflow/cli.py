@@ -75,12 +75,21 @@ def _aws_options(command: F) -> F:
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for the definitions (default: see README).")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff if a definition is stale or missing.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written or checked as JSON.")
-def compile(pipelines: tuple[str, ...], target: str, out: str | None, check: bool, as_json: bool) -> None:
+@click.option(
+    "--plan",
+    "with_plan",
+    is_flag=True,
+    help="Also write each Plan beside its definition (<name>.<target>.plan.json), for functions deployed "
+    "without `sparkflow package` (their SPARKFLOW_PLAN).",
+)
+def compile(
+    pipelines: tuple[str, ...], target: str, out: str | None, check: bool, as_json: bool, with_plan: bool
+) -> None:
     """Compile PIPELINE (a file, a module, or module:attribute) into a state machine definition.
 
     A file with several pipelines compiles each of them, one definition file per pipeline.
     """
-    from sparkflow.compiler import compile_pipeline
+    from sparkflow.compiler import compile_pipeline, plan_pipeline
     from sparkflow.loading import load_pipelines
     from sparkflow.outputs import default_out_dir, definition_path
     from sparkflow.targets import get_target
@@ -107,6 +116,20 @@ def compile(pipelines: tuple[str, ...], target: str, out: str | None, check: boo
                 report.append({"pipeline": pipeline.name, "target": target, "path": shown, "status": "written"})
                 if not as_json:
                     click.echo(f"wrote {shown}")
+                if with_plan:
+                    plan_path = definition_path(folder, pipeline.name, f".{target}.plan.json")
+                    with open(plan_path, "w", encoding="utf-8", newline="\n") as handle:
+                        handle.write(plan_pipeline(pipeline, target).to_json())
+                    report.append(
+                        {
+                            "pipeline": pipeline.name,
+                            "target": target,
+                            "path": os.path.relpath(plan_path),
+                            "status": "written",
+                        }
+                    )
+                    if not as_json:
+                        click.echo(f"wrote {os.path.relpath(plan_path)}")
     if as_json:
         click.echo(json.dumps(report, indent=2))
     if stale:

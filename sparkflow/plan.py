@@ -1,16 +1,24 @@
-"""The Plan: the contract between the compiler and everything that consumes it (targets, local executor).
+"""The Plan: the contract between the compiler and everything that consumes it (targets, local executor, runtime).
 
-Plain frozen dataclasses with a deterministic order and no heavy imports (no networkx), so the targets and
-the local executor can take a Plan without pulling in the compiler.
+Plain frozen dataclasses with a deterministic order and no heavy imports (no networkx), so the targets, the
+local executor and the runtime can take a Plan without pulling in the compiler. A Plan is shipped with the
+functions as deterministic JSON (:meth:`Plan.to_json`) whose digest every event names: the runtime executes the
+task the event names as that Plan says, and refuses an event compiled from another Plan.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, fields
 from functools import cached_property
 from typing import Any
 
 from sparkflow.errors import Origin
+
+#: The version of the Plan's JSON form; part of the digest.
+PLAN_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -188,3 +196,149 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable view (for tools and debugging)."""
         return asdict(self)
+
+    @cached_property
+    def document(self) -> dict[str, Any]:
+        """The Plan as shipped: JSON types only, origins relative to the project root, with its version and digest."""
+        body = {"plan_version": PLAN_VERSION, **_encode(self)}
+        return {**body, "digest": _digest(body)}
+
+    @property
+    def digest(self) -> str:
+        """What every event of this Plan names (16 hex digits of a SHA-256 of the JSON form, without the digest):
+        the same pipeline compiled for the same target gives the same digest on every machine."""
+        digest: str = self.document["digest"]
+        return digest
+
+    def to_json(self) -> str:
+        """The shipped form: deterministic (sorted keys), one line per field."""
+        return json.dumps(self.document, indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        """A Plan read back from :meth:`to_json` (origins stay relative to the project root).
+
+        Raises:
+            ValueError: not a Plan of this version, or its digest does not match its content.
+        """
+        document = json.loads(text)
+        if not isinstance(document, dict) or document.get("plan_version") != PLAN_VERSION:
+            found = document.get("plan_version") if isinstance(document, dict) else None
+            raise ValueError(f"not a sparkflow plan of version {PLAN_VERSION} (plan_version: {found!r})")
+        body = {key: value for key, value in document.items() if key != "digest"}
+        if document.get("digest") != _digest(body):
+            raise ValueError("the plan's digest does not match its content: the file was changed after compiling")
+        plan = _decode_plan(body)
+        if plan.digest != document["digest"]:
+            raise ValueError("the plan does not read back as it was written: recompile it with this sparkflow")
+        return plan
+
+
+def display_path(path: str) -> str:
+    """``path`` relative to its project root (the nearest folder up with a pyproject.toml or .git), in POSIX form,
+    so that what the Plan names is the same on every machine and from every working directory."""
+    if not os.path.isabs(path):
+        return path.replace(os.sep, "/")
+    folder = os.path.dirname(path)
+    while True:
+        if any(os.path.exists(os.path.join(folder, marker)) for marker in ("pyproject.toml", ".git")):
+            return os.path.relpath(path, folder).replace(os.sep, "/")
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return os.path.basename(path)
+        folder = parent
+
+
+def _digest(body: dict[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def _encode(value: Any) -> Any:
+    """``value`` in JSON types: dataclasses as objects (a schedule step tagged by its kind), tuples as lists."""
+    if isinstance(value, Origin):
+        return {"file": display_path(value.file), "line": value.line}
+    if isinstance(value, Run | Sequence | Parallel):
+        inner = value.task if isinstance(value, Run) else [_encode(step) for step in _steps(value)]
+        return {type(value).__name__.lower(): inner}
+    if hasattr(value, "__dataclass_fields__"):
+        return {item.name: _encode(getattr(value, item.name)) for item in fields(value)}
+    if isinstance(value, tuple | list):
+        return [_encode(item) for item in value]
+    return value
+
+
+def _steps(step: Sequence | Parallel) -> tuple[Step, ...]:
+    return step.steps if isinstance(step, Sequence) else step.branches
+
+
+def _decode_plan(body: dict[str, Any]) -> Plan:
+    return Plan(
+        pipeline=body["pipeline"],
+        source_file=body["source_file"],
+        storage=body["storage"],
+        kv=body["kv"],
+        sources=tuple(
+            PlanSource(
+                name=item["name"],
+                uri=item["uri"],
+                format=item["format"],
+                size_bytes=item["size_bytes"],
+                options=tuple((key, _option(option)) for key, option in item["options"]),
+                origin=Origin(**item["origin"]),
+            )
+            for item in body["sources"]
+        ),
+        tasks=tuple(_decode_task(item) for item in body["tasks"]),
+        outputs=tuple(body["outputs"]),
+        schedule=_decode_step(body["schedule"]),
+        publish=Publish(**body["publish"]),
+        sinks=tuple(
+            PlanSink(
+                name=item["name"],
+                uri=item["uri"],
+                format=item["format"],
+                mode=item["mode"],
+                partition_cols=tuple(item["partition_cols"]),
+                node=item["node"],
+                origin=Origin(**item["origin"]),
+                call_origin=Origin(**item["call_origin"]),
+            )
+            for item in body["sinks"]
+        ),
+    )
+
+
+def _option(value: Any) -> Any:
+    """A source option as declared: JSON gives lists where the option held a tuple."""
+    return tuple(_option(item) for item in value) if isinstance(value, list) else value
+
+
+def _decode_task(item: dict[str, Any]) -> PlanTask:
+    fanout = item["fanout"]
+    return PlanTask(
+        id=item["id"],
+        stage=item["stage"],
+        inputs=tuple(PlanInput(**entry) for entry in item["inputs"]),
+        output=item["output"],
+        placement=item["placement"],
+        memory_mb=item["memory_mb"],
+        timeout_s=item["timeout_s"],
+        retries=item["retries"],
+        engine=item["engine"],
+        partition=item["partition"],
+        partition_by=tuple(item["partition_by"]),
+        location=item["location"],
+        origin=Origin(**item["origin"]),
+        call_origin=Origin(**item["call_origin"]),
+        fanout=None if fanout is None else Fanout(**{**fanout, "split": tuple(fanout["split"])}),
+        fused=tuple(_decode_task(inner) for inner in item["fused"]),
+    )
+
+
+def _decode_step(item: dict[str, Any]) -> Step:
+    ((kind, inner),) = item.items()
+    if kind == "run":
+        return Run(inner)
+    steps = tuple(_decode_step(step) for step in inner)
+    return Sequence(steps) if kind == "sequence" else Parallel(steps)

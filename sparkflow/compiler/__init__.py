@@ -17,7 +17,7 @@ from sparkflow.compiler.schedule import schedule
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.stage import DEFAULT_MEMORY_MB, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 from sparkflow.errors import CompileError
-from sparkflow.plan import Plan, PlanInput, PlanSource, PlanTask, Publish
+from sparkflow.plan import Plan, PlanInput, PlanSource, PlanTask, Publish, display_path
 from sparkflow.targets import get_target
 from sparkflow.targets.base import Target
 
@@ -71,7 +71,7 @@ def to_plan(graph: nx.DiGraph, pipeline: Pipeline, target: Target) -> Plan:
     stages = graph.subgraph(task.id for task in tasks)
     return Plan(
         pipeline=pipeline.name,
-        source_file=_display_path(pipeline.origin.file),
+        source_file=display_path(os.path.abspath(pipeline.origin.file)),
         storage=pipeline.storage,
         kv=pipeline.kv,
         sources=tuple(sources),
@@ -112,17 +112,3 @@ def _task(graph: nx.DiGraph, item: StageNode) -> PlanTask:
         fanout=item.fanout,
         fused=tuple(_task(graph, inner) for inner in item.fused),
     )
-
-
-def _display_path(path: str) -> str:
-    """The pipeline file relative to its project root (the nearest folder up with a pyproject.toml or .git),
-    in POSIX form, so generated headers are the same on every machine and from every working directory."""
-    absolute = os.path.abspath(path)
-    folder = os.path.dirname(absolute)
-    while True:
-        if any(os.path.exists(os.path.join(folder, marker)) for marker in ("pyproject.toml", ".git")):
-            return os.path.relpath(absolute, folder).replace(os.sep, "/")
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return os.path.basename(absolute)
-        folder = parent

@@ -2,6 +2,8 @@
 
 * ``SPARKFLOW_PIPELINE``: the pipeline it serves, ``package.module:attribute`` or ``path/to/pipeline.py``
   (fixed at deploy time: an event can name a node, never code to import);
+* ``SPARKFLOW_PLAN``: the pipeline's compiled Plan (a JSON file ``sparkflow package`` ships beside the code): the
+  runtime runs each task as it says and refuses events of another Plan;
 * ``SPARKFLOW_STORAGE_ROOT``: the storage root (default: the pipeline's ``storage=``);
 * ``SPARKFLOW_KV``: the KV store URI (default: the pipeline's ``kv=``);
 * ``SPARKFLOW_ALLOWED_INPUTS``: comma-separated locations sources may be read from besides the declared ones;
@@ -19,10 +21,12 @@ from functools import cache
 
 from sparkflow.dsl.stage import ENGINES
 from sparkflow.errors import EnvironmentProblem
+from sparkflow.plan import Plan
 from sparkflow.runtime.execute import RuntimeConfig
 
 _VARIABLES = (
     "SPARKFLOW_PIPELINE",
+    "SPARKFLOW_PLAN",
     "SPARKFLOW_STORAGE_ROOT",
     "SPARKFLOW_KV",
     "SPARKFLOW_ALLOWED_INPUTS",
@@ -46,7 +50,7 @@ _LOCK = threading.Lock()
 
 @cache
 def _config(values: tuple[str | None, ...]) -> RuntimeConfig:
-    spec, root, kv, allowed, workdir, engine = values
+    spec, plan_file, root, kv, allowed, workdir, engine = values
     if not spec:
         raise EnvironmentProblem(
             "SPARKFLOW_PIPELINE is not set: set it where the function is deployed to the pipeline it serves, "
@@ -61,6 +65,7 @@ def _config(values: tuple[str | None, ...]) -> RuntimeConfig:
     from sparkflow.loading import load_pipeline
 
     pipeline = load_pipeline(spec)
+    plan = _load_plan(plan_file, pipeline.name)
     storage_root = root or pipeline.storage
     if not storage_root:
         raise EnvironmentProblem(
@@ -69,9 +74,31 @@ def _config(values: tuple[str | None, ...]) -> RuntimeConfig:
     readable = tuple(item.strip() for item in (allowed or "").split(",") if item.strip())
     return RuntimeConfig(
         pipeline=pipeline,
+        plan=plan,
         storage_root=storage_root,
         kv=kv or None,
         readable=readable,
         workdir=workdir,
         engine=engine or None,
     )
+
+
+def _load_plan(path: str | None, pipeline: str) -> Plan:
+    if not path:
+        raise EnvironmentProblem(
+            "SPARKFLOW_PLAN is not set: set it where the function is deployed to the pipeline's compiled Plan "
+            "(sparkflow package ships it beside the code; `sparkflow compile --plan FILE` writes one)"
+        )
+    try:
+        with open(path, encoding="utf-8") as handle:
+            plan = Plan.from_json(handle.read())
+    except OSError as error:
+        raise EnvironmentProblem(f"SPARKFLOW_PLAN {path!r} cannot be read: {error}") from error
+    except ValueError as error:
+        raise EnvironmentProblem(f"SPARKFLOW_PLAN {path!r}: {error}") from error
+    if plan.pipeline != pipeline:
+        raise EnvironmentProblem(
+            f"SPARKFLOW_PLAN {path!r} is the plan of pipeline {plan.pipeline!r}, but SPARKFLOW_PIPELINE is "
+            f"{pipeline!r}: ship the plan compiled from the same code"
+        )
+    return plan

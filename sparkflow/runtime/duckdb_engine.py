@@ -638,6 +638,7 @@ _CONFIGS: dict[str, Any] = {}
 def _answer(request: dict[str, Any]) -> dict[str, Any]:
     import io
 
+    from sparkflow.plan import Plan
     from sparkflow.runtime import logs
     from sparkflow.runtime.execute import RuntimeConfig, handle_event
 
@@ -653,6 +654,7 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
             options = request["config"]
             _CONFIGS[key] = RuntimeConfig(
                 pipeline=pipeline,
+                plan=Plan.from_json(options["plan"]),
                 storage_root=options["storage_root"],
                 kv=options.get("kv"),
                 readable=tuple(options.get("readable", ())),

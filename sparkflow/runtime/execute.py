@@ -20,9 +20,10 @@ from sparkflow.dsl.source import Source
 from sparkflow.dsl.trace import StageCall, Trace
 from sparkflow.errors import ConfinementError, EnvironmentProblem, EventError, InputError
 from sparkflow.layout import node_location, rejects_location, run_location, value_key, work_location
+from sparkflow.plan import Plan, PlanTask
 from sparkflow.runtime import engines, failures, logs, records, storage
 from sparkflow.runtime.engines import Engine
-from sparkflow.runtime.fanout import Fused, Input, split_inputs
+from sparkflow.runtime.fanout import Fused, Input
 from sparkflow.runtime.protocol import EVENT_VERSION, validate_event, validate_result
 
 
@@ -31,7 +32,8 @@ class RuntimeConfig:
     """How this process serves a pipeline; fixed where it is deployed, never taken from an event.
 
     Attributes:
-        pipeline: the pipeline this function serves.
+        pipeline: the pipeline this function serves: its trace maps the Plan's stages to their functions.
+        plan: the pipeline's compiled Plan, shipped with the function: every decision about a task is read from it.
         storage_root: runs may only write under this root (an event's ``run.storage`` must lie within it).
         kv: the KV store URI; None uses the pipeline's ``kv=`` or, on a local disk, SQLite under the run.
         readable: further locations sources may be read from (deploy-time allow list, or local ``--input``).
@@ -43,6 +45,7 @@ class RuntimeConfig:
     """
 
     pipeline: Pipeline
+    plan: Plan
     storage_root: str
     kv: str | None = None
     readable: tuple[str, ...] = ()
@@ -79,19 +82,22 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
     """
     checked = validate_event(event)
     started = time.monotonic()
-    pipeline = config.pipeline
+    pipeline, plan = config.pipeline, config.plan
     if checked["pipeline"] != pipeline.name:
         raise EventError(
             f"event field 'pipeline' is {checked['pipeline']!r}, but this function serves {pipeline.name!r}"
         )
+    if checked["run"].get("plan", plan.digest) != plan.digest:
+        raise EventError(
+            f"event field 'run.plan' is {checked['run']['plan']!r}, but this function was deployed with plan "
+            f"{plan.digest!r} "
+            f"of pipeline {plan.pipeline!r}: the definition that sent the event and the function were compiled from "
+            "different code; deploy them together again (sparkflow deploy, or package and deploy both)"
+        )
     trace = pipeline_trace(pipeline)
     publishing = checked.get("phase") == "publish"
-    call = None if publishing else trace.calls.get(checked["node"])
-    if call is None and not publishing:
-        raise EventError(
-            f"event field 'node': pipeline {pipeline.name!r} has no node {checked['node']!r} "
-            f"(nodes: {', '.join(trace.calls)})"
-        )
+    task = None if publishing else _planned_task(plan, checked["node"])
+    call = None if task is None else _stage_call(trace, task)
     run = checked["run"]
     run_id: str = run["id"]
     if not storage.is_within(run["storage"], config.storage_root):
@@ -99,7 +105,7 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
             f"event field 'run.storage': {run['storage']!r} is outside the pipeline's storage root "
             f"{config.storage_root!r}; nothing was read or written"
         )
-    if call is None:
+    if task is None or call is None:
         return _publish(checked, config, trace, started)
     overrides: dict[str, str] = run.get("params", {}).get("sources", {})
     for name in overrides:
@@ -110,9 +116,9 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
             )
     declared = tuple(source_uri(pipeline, source) for source in trace.sources.values())
     confinement = storage.Confinement(run["storage"], declared + config.readable)
-    location = confinement.check_write(node_location(run["storage"], pipeline.name, run_id, call.node_id), "output")
-    work = confinement.check_write(work_location(run["storage"], pipeline.name, run_id, call.node_id), "work folder")
-    inputs = _input_locations(call, trace, pipeline, run, overrides, confinement)
+    location = confinement.check_write(node_location(run["storage"], pipeline.name, run_id, task.id), "output")
+    work = confinement.check_write(work_location(run["storage"], pipeline.name, run_id, task.id), "work folder")
+    inputs = _input_locations(task, trace, pipeline, run, overrides, confinement)
     context = _Context(
         pipeline.name,
         call.node_id,
@@ -123,13 +129,20 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
     )
 
     phase: str | None = checked.get("phase")
-    if phase is not None and call.stage.options.partition == "whole":
+    if phase is not None and task.fanout is None:
         raise EventError(
-            f"event field 'phase': stage {call.stage.name!r} runs on its whole input and has no {phase!r} phase"
+            f"event field 'phase': stage {task.stage!r} runs on its whole input in plan {plan.digest!r} and has no "
+            f"{phase!r} phase"
         )
     if checked.get("fused") and phase is None:
         raise EventError("event field 'fused': only the phases of a split stage run fused stages; add 'phase'")
-    fused = _fused_chains(checked.get("fused", []), call, inputs, trace, pipeline, run, overrides, confinement)
+    fused_ids = [fused.id for fused in task.fused]
+    if "fused" in checked and checked["fused"] != fused_ids:
+        raise EventError(
+            f"event field 'fused' is {checked['fused']!r}, but plan {plan.digest!r} fuses {fused_ids!r} into "
+            f"{task.id!r}"
+        )
+    fused = _fused_chains(task, inputs, trace, pipeline, run, overrides, confinement)
     if phase != "split":
         existing = storage.read_manifest(location)
         claimed = storage.read_claim(work) if existing is None else None
@@ -141,11 +154,11 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
 
     logs.log("stage start", **context.fields())
     try:
-        with engines.one_task_at_a_time(_engine_name(config, call)):
+        with engines.one_task_at_a_time(_engine_name(config, task)):
             if phase is None:
-                manifest = _run(call, inputs, location, work, run, config, context)
+                manifest = _run(task, call, inputs, location, work, run, config, context)
             else:
-                manifest = _run_phase(checked, phase, call, inputs, fused, location, work, run, config, context)
+                manifest = _run_phase(checked, phase, task, call, inputs, fused, location, work, run, config, context)
     except Exception as error:
         logs.log("stage failed", severity="ERROR", **failures.log_fields(error), **context.fields())
         raise
@@ -162,13 +175,36 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
         **rejected,
         **context.fields(),
     )
-    logs.emit_metrics(pipeline.name, call.node_id, result["seconds"], output.get("rows", 0), output.get("bytes", 0))
+    logs.emit_metrics(pipeline.name, task.id, result["seconds"], output.get("rows", 0), output.get("bytes", 0))
     return result
 
 
-def _engine_name(config: RuntimeConfig, call: StageCall) -> str:
-    """The engine a task of ``call`` runs on: the function's (SPARKFLOW_ENGINE), else the stage's own."""
-    return config.engine or call.stage.options.engine
+def _engine_name(config: RuntimeConfig, task: PlanTask) -> str:
+    """The engine a task runs on: the function's (SPARKFLOW_ENGINE), else the Plan's."""
+    return config.engine or task.engine
+
+
+def _planned_task(plan: Plan, node: str) -> PlanTask:
+    """The task of ``plan`` an event's ``node`` names. A stage the Plan fuses into another's tasks is found too: a
+    state machine never sends it, but an event may run it on its own (its output then goes to its own location)."""
+    tasks = {task.id: task for task in plan.tasks} | {fused.id: fused for task in plan.tasks for fused in task.fused}
+    if node not in tasks:
+        raise EventError(
+            f"event field 'node': pipeline {plan.pipeline!r} has no node {node!r} in plan {plan.digest!r} "
+            f"(nodes: {', '.join(tasks)})"
+        )
+    return tasks[node]
+
+
+def _stage_call(trace: Trace, task: PlanTask) -> StageCall:
+    """The function that runs ``task``'s stage: the only thing taken from the pipeline's code, not its Plan."""
+    call = trace.calls.get(task.id)
+    if call is None or call.stage.name != task.stage:
+        raise EnvironmentProblem(
+            f"the pipeline code deployed with this function has no stage {task.stage!r} at node {task.id!r}, which "
+            "its Plan runs: the code changed after the Plan was compiled; package and deploy them together again"
+        )
+    return call
 
 
 _SPLIT_FIELDS = ("kind", "bucket", "map_items", "reduce_items", "results", "chunks", "buckets")
@@ -198,7 +234,7 @@ class _Context:
 
 
 def _input_locations(
-    call: StageCall,
+    task: PlanTask,
     trace: Trace,
     pipeline: Pipeline,
     run: dict[str, Any],
@@ -206,22 +242,21 @@ def _input_locations(
     confinement: storage.Confinement,
 ) -> list[Input]:
     found: list[Input] = []
-    for param, upstream in call.inputs:
-        if upstream in trace.sources:
-            source = trace.sources[upstream]
-            uri = overrides.get(upstream) or source_uri(pipeline, source)
-            found.append(Input(param, "source", confinement.check_read(uri, f"source {upstream!r}"), source))
-        elif trace.calls[upstream].stage.options.output == "value":
-            found.append(Input(param, "value", value_key(pipeline.name, run["id"], upstream)))
+    for item in task.inputs:
+        if item.kind == "source":
+            source = trace.sources[item.node]
+            uri = overrides.get(item.node) or source_uri(pipeline, source)
+            found.append(Input(item.param, "source", confinement.check_read(uri, f"source {item.node!r}"), source))
+        elif item.kind == "value":
+            found.append(Input(item.param, "value", value_key(pipeline.name, run["id"], item.node)))
         else:
-            uri = node_location(run["storage"], pipeline.name, run["id"], upstream)
-            found.append(Input(param, "dataset", confinement.check_read(uri, f"input {param!r}")))
+            uri = node_location(run["storage"], pipeline.name, run["id"], item.node)
+            found.append(Input(item.param, "dataset", confinement.check_read(uri, f"input {item.param!r}")))
     return found
 
 
 def _fused_chains(
-    names: list[str],
-    call: StageCall,
+    task: PlanTask,
     inputs: list[Input],
     trace: Trace,
     pipeline: Pipeline,
@@ -229,39 +264,24 @@ def _fused_chains(
     overrides: dict[str, str],
     confinement: storage.Confinement,
 ) -> dict[str, list[Fused]]:
-    """The stages the event's ``fused`` names, as chains per split parameter of ``call`` (upstream first).
-
-    Each must be a row-wise stage feeding the split stage's split input directly or through another one of them,
-    as the compiler's fuse pass chose them; anything else is a malformed event.
-    """
-    if not names:
+    """The stages the Plan fuses into ``task``, as chains per split parameter (upstream first): each feeds the
+    parameter directly or through another one of them, at its own split input."""
+    if not task.fused or task.fanout is None:
         return {}
-    unknown = [name for name in names if name not in trace.calls]
-    if unknown:
-        raise EventError(f"event field 'fused': pipeline {pipeline.name!r} has no node {unknown[0]!r}")
-    remaining = list(names)
+    fused = {link.id: link for link in task.fused}
     chains: dict[str, list[Fused]] = {}
-    for item in split_inputs(call, inputs):
-        upstream = dict(call.inputs)[item.param]
+    for param in task.fanout.split:
+        upstream = next(item.node for item in task.inputs if item.param == param)
         chain: list[Fused] = []
-        while upstream in remaining:
-            link = trace.calls[upstream]
-            if link.stage.options.partition != "rows":
-                raise EventError(f"event field 'fused': stage {link.stage.name!r} is not split by rows")
+        while upstream in fused:
+            link = fused[upstream]
+            assert link.fanout is not None, f"the Plan fuses {link.id!r}, which it does not split"
+            first = link.fanout.split[0]
             link_inputs = _input_locations(link, trace, pipeline, run, overrides, confinement)
-            chunked = split_inputs(link, link_inputs)
-            if not chunked:
-                raise EventError(f"event field 'fused': stage {link.stage.name!r} has no dataset input to split")
-            first = chunked[0]
-            chain.insert(0, Fused(link, link_inputs, first.param))
-            remaining.remove(upstream)
-            upstream = dict(link.inputs)[first.param]
+            chain.insert(0, Fused(_stage_call(trace, link), link_inputs, first))
+            upstream = next(item.node for item in link.inputs if item.param == first)
         if chain:
-            chains[item.param] = chain
-    if remaining:
-        raise EventError(
-            f"event field 'fused': {', '.join(remaining)} do(es) not feed the split input of {call.node_id!r}"
-        )
+            chains[param] = chain
     return chains
 
 
@@ -269,8 +289,8 @@ class _Resources:
     """The engine and KV store one task uses, each started on first use (a stage that only passes values never
     starts an engine), and the one way inputs are read."""
 
-    def __init__(self, call: StageCall, config: RuntimeConfig, run: dict[str, Any]) -> None:
-        self.call, self.config, self.run = call, config, run
+    def __init__(self, task: PlanTask, call: StageCall, config: RuntimeConfig, run: dict[str, Any]) -> None:
+        self.task, self.call, self.config, self.run = task, call, config, run
         self._engine: Engine | None = None
         self._kv: Any = None
         pipeline = config.pipeline.name
@@ -283,10 +303,9 @@ class _Resources:
         )
 
     def engine(self) -> Engine:
-        if self._engine is None:
-            options = self.call.stage.options
+        if self._engine is None:  # with the Plan's memory: a container's size, or the largest of fused stages
             self._engine = engines.start(
-                _engine_name(self.config, self.call), options.memory_mb, self.config.pipeline.fn.__module__
+                _engine_name(self.config, self.task), self.task.memory_mb, self.config.pipeline.fn.__module__
             )
         return self._engine
 
@@ -323,6 +342,7 @@ class _Resources:
 
 
 def _run(
+    task: PlanTask,
     call: StageCall,
     inputs: list[Input],
     location: str,
@@ -331,7 +351,7 @@ def _run(
     config: RuntimeConfig,
     context: _Context,
 ) -> dict[str, Any]:
-    resources = _Resources(call, config, run)
+    resources = _Resources(task, call, config, run)
     with tempfile.TemporaryDirectory(prefix=f"sparkflow-{context.node}-", dir=config.workdir) as scratch:
         try:
             args: list[Any] = []
@@ -341,7 +361,7 @@ def _run(
             try:
                 with failures.running(call.stage):
                     output = call.stage.fn(*args, **kwargs)
-                if call.stage.options.output == "value":
+                if task.output == "value":
                     key = value_key(context.pipeline, context.run_id, context.node)
                     resources.kv().put(key, output)
                     manifest: dict[str, Any] = {"kind": "value", "key": key, "value": output, "files": [], "from": {}}
@@ -364,6 +384,7 @@ def _run(
 def _run_phase(
     event: dict[str, Any],
     phase: str,
+    task: PlanTask,
     call: StageCall,
     inputs: list[Input],
     fused: dict[str, list[Fused]],
@@ -376,10 +397,11 @@ def _run_phase(
     """One phase of a split stage (see :mod:`sparkflow.runtime.fanout`)."""
     from sparkflow.runtime import fanout
 
-    chunk_bytes = run.get("params", {}).get("chunk_bytes") or event.get("chunk_bytes")
-    if phase == "split" and not chunk_bytes:
-        raise EventError("event field 'chunk_bytes' is missing: the split phase needs the planned bytes per chunk")
-    resources = _Resources(call, config, run)
+    assert task.fanout is not None  # handle_event refuses a phase of a task the Plan does not split
+    # The run's own size (sparkflow run --chunk-bytes, an execution's params) over the event's (the Plan's in a
+    # compiled definition; a hand-written event may ask for another) over the Plan's.
+    chunk_bytes = run.get("params", {}).get("chunk_bytes") or event.get("chunk_bytes") or task.fanout.chunk_bytes
+    resources = _Resources(task, call, config, run)
 
     def bind(values: dict[str, Any], target: StageCall = call) -> tuple[list[Any], dict[str, Any]]:
         args: list[Any] = []
@@ -391,11 +413,13 @@ def _run_phase(
     with tempfile.TemporaryDirectory(prefix=f"sparkflow-{context.node}-{phase}-", dir=config.workdir) as scratch:
         job = fanout.Job(
             call=call,
+            mode=task.fanout.mode,
+            split=task.fanout.split,
             inputs=inputs,
             location=location,
             work=work,
             attempt=context.attempt,
-            chunk_bytes=int(chunk_bytes or 0),
+            chunk_bytes=int(chunk_bytes),
             scratch=scratch,
             engine=resources.engine,
             read_whole=resources.read,
@@ -492,7 +516,7 @@ def _publish(event: dict[str, Any], config: RuntimeConfig, trace: Trace, started
         latest = publish.latest_location(root, pipeline.name)
         outputs = {
             node: f"kv:{value_key(pipeline.name, run_id, node)}"
-            if trace.calls[node].stage.options.output == "value"
+            if config.plan.task(node).output == "value"
             else node_location(root, pipeline.name, run_id, node)
             for node in trace.outputs
         }

@@ -61,9 +61,18 @@ class Input:
 
 @dataclass(frozen=True)
 class Job:
-    """What a phase needs: the stage, its inputs, where it writes, and how to start its engine."""
+    """What a phase needs: the stage, how its Plan splits it, its inputs, where it writes, and how to start its
+    engine.
+
+    Attributes:
+        mode: the Plan's fan-out mode: ``rows`` (split -> map -> commit) or ``key`` (... -> reduce -> commit).
+        split: the parameters whose inputs the Plan cuts into chunks (a rows stage's first dataset input, every
+            dataset input of a key stage).
+    """
 
     call: StageCall
+    mode: str
+    split: tuple[str, ...]
     inputs: list[Input]
     location: str  # the stage's output location
     work: str  # the stage's work folder
@@ -86,15 +95,11 @@ class Job:
         """An input that is not split, read whole into a folder of its own."""
         return self.read_whole(item, self.folder(f"whole-{item.param}"))
 
-    @property
-    def mode(self) -> str:
-        return "key" if self.call.stage.options.partition == "key" else "rows"
-
     def split_inputs(self) -> list[Input]:
         """What the split and map phases cut into chunks: the stage's split inputs, except that an input coming
         from fused stages is the input of the first of them (under the stage's parameter name)."""
         found: list[Input] = []
-        for item in split_inputs(self.call, self.inputs):
+        for item in (item for item in self.inputs if item.param in self.split):
             chain = self.fused.get(item.param)
             if chain:
                 first = chain[0]
@@ -127,12 +132,6 @@ class Fused:
     call: StageCall
     inputs: list[Input]
     param: str
-
-
-def split_inputs(call: StageCall, inputs: list[Input]) -> list[Input]:
-    """The inputs a split stage cuts into chunks (the compiler's split pass applies the same rule)."""
-    datasets = [item for item in inputs if item.kind != "value"]
-    return datasets if call.stage.options.partition == "key" else datasets[:1]
 
 
 def run_phase(job: Job, phase: str, chunk: int | None) -> dict[str, Any]:
@@ -439,7 +438,7 @@ def _reduce(job: Job, plan: dict[str, Any], bucket: int) -> dict[str, Any]:
     existing = storage.read_manifest(part)
     if existing is not None:
         return existing
-    chosen = split_inputs(job.call, job.inputs)
+    chosen = [item for item in job.inputs if item.param in job.split]
     values: dict[str, Any] = {}
     found = [_bucket_files(job, plan["inputs"][index], bucket, plan["buckets"]) for index in range(len(chosen))]
     _check_skew(job, plan, bucket, sum(size for _, _, size, _ in found), sum(mean for _, _, _, mean in found))

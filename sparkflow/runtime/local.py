@@ -22,9 +22,9 @@ from sparkflow.dsl.stage import ENGINES
 from sparkflow.errors import InputError, SparkflowError
 from sparkflow.layout import node_location, run_location, value_key, with_slash
 from sparkflow.plan import Plan, PlanTask
-from sparkflow.runtime import failures, logs, storage
+from sparkflow.runtime import failures, logs, protocol, storage
 from sparkflow.runtime.execute import RuntimeConfig, handle_event
-from sparkflow.runtime.protocol import EVENT_VERSION, is_final
+from sparkflow.runtime.protocol import is_final
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+@-]{0,79}$")
 
@@ -151,6 +151,7 @@ def run_plan(
         raise SparkflowError(f"--resume: there is no run {run_id!r} under {storage_root} to continue")
     config = RuntimeConfig(
         pipeline=pipeline,
+        plan=plan,
         storage_root=storage_root,
         kv=kv,
         readable=tuple(overrides.values()),
@@ -220,6 +221,7 @@ def _handler(config: RuntimeConfig) -> _Handler:
             "readable": list(config.readable),
             "writable": list(config.writable),
             "workdir": config.workdir,
+            "plan": config.plan.to_json(),
         },
     )
 
@@ -323,15 +325,12 @@ def _execute(
 def _event(
     plan: Plan, task: PlanTask, summary: RunSummary, config: RuntimeConfig, params: dict[str, Any]
 ) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "version": EVENT_VERSION,
-        "pipeline": plan.pipeline,
-        "node": task.id,
-        "run": {"id": summary.run_id, "storage": with_slash(config.storage_root), "params": params},
-    }
-    if task.fused:
-        event["fused"] = [fused.id for fused in task.fused]
-    return event
+    return protocol.event(plan, task, _run_field(summary, config, params))
+
+
+def _run_field(summary: RunSummary, config: RuntimeConfig, params: dict[str, Any]) -> dict[str, Any]:
+    """The event's ``run``: what a state machine's execution input gives it."""
+    return protocol.run_object(config.plan, id=summary.run_id, storage=with_slash(config.storage_root), params=params)
 
 
 def _attempts(event: dict[str, Any], handler: _Handler, task: PlanTask, node: NodeSummary) -> dict[str, Any]:
@@ -364,12 +363,7 @@ def _retrying(call: Callable[[], dict[str, Any]], retries: int) -> dict[str, Any
 def _publish(plan: Plan, config: RuntimeConfig, summary: RunSummary, params: dict[str, Any], handler: _Handler) -> None:
     """The run's last task, once every stage committed: publish the sinks, point ``_latest.json`` at the run. It
     runs where the stages run (a DuckDB worker with ``--engine duckdb``), as a deployed function would."""
-    event = {
-        "version": EVENT_VERSION,
-        "pipeline": plan.pipeline,
-        "phase": "publish",
-        "run": {"id": summary.run_id, "storage": with_slash(config.storage_root), "params": params},
-    }
+    event = protocol.event(plan, None, _run_field(summary, config, params))
     try:
         result = _retrying(lambda: handler(config.engine or "spark", event), plan.publish.retries)
     except Exception as error:  # reported in the summary, as a failed stage is

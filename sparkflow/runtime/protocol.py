@@ -12,6 +12,7 @@ from importlib import resources
 from typing import Any
 
 from sparkflow.errors import EventError
+from sparkflow.plan import Plan, PlanTask
 
 EVENT_VERSION = 1
 
@@ -34,6 +35,29 @@ def final_errors(engine: str) -> tuple[str, ...]:
 def is_final(error: BaseException) -> bool:
     """Whether another attempt cannot fix ``error`` (see :data:`FINAL_ERRORS`)."""
     return type(error).__name__ in FINAL_ERRORS
+
+
+def event(plan: Plan, task: PlanTask | None, run: Any, *, run_key: str = "run", **fields: Any) -> dict[str, Any]:
+    """The event that runs ``task`` of ``plan`` (None: the run's publish task), as every target and the local
+    executor send it: it names the pipeline, the node and ``fields`` (a phase, a chunk), and the stages fused into
+    it; ``run`` (under ``run_key``: ``run.$`` in ASL) is the run's object (:func:`run_object`) or what fills it in."""
+    found: dict[str, Any] = {"version": EVENT_VERSION, "pipeline": plan.pipeline}
+    if task is None:
+        found["phase"] = "publish"
+    else:
+        found["node"] = task.id
+    found.update(fields)
+    if task is not None and task.fused:  # the row-wise stages its split and map phases apply first (the fuse pass)
+        found["fused"] = [fused.id for fused in task.fused]
+    found[run_key] = run
+    return found
+
+
+def run_object(plan: Plan, **fields: Any) -> dict[str, Any]:
+    """The ``run`` of every event of a run: ``fields`` (its id, storage root and params, or what fills them in)
+    and the digest of the Plan it executes. Built once per run (a state machine's first state), it reaches every
+    event at no cost to the definition's size, and the runtime refuses a run of a Plan it was not deployed with."""
+    return {**fields, "plan": plan.digest}
 
 
 @cache

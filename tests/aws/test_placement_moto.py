@@ -26,6 +26,7 @@ from sparkflow.runtime.local import run_plan
 from sparkflow.targets.aws.emit import CONTAINER_NAME, EVENT_VARIABLE
 from tests.aws_moto import LambdaDouble, MotoAws, placeholders, substitute
 from tests.placement_data import write_inputs
+from tests.runtime.configs import write_plan
 from tests.runtime.reference import committed_rows
 from tests.runtime.test_aws_runtime import runtime_handler
 
@@ -230,6 +231,7 @@ def deploy(aws: MotoAws, double: LambdaDouble, monkeypatch: pytest.MonkeyPatch, 
     for name, value in {
         "AWS_ENDPOINT_URL": aws.endpoint,
         "SPARKFLOW_PIPELINE": str(PLACEMENT),
+        "SPARKFLOW_PLAN": write_plan(load_pipeline(str(PLACEMENT)), root.parent / "plan"),
         "SPARKFLOW_STORAGE_ROOT": f"{root}/",
         "SPARKFLOW_ALLOWED_INPUTS": f"{data}/",
     }.items():

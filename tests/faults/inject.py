@@ -332,6 +332,7 @@ class _Injector:
             **os.environ,
             ENV_TWIN: fault.id,
             "SPARKFLOW_PIPELINE": pipeline_spec(config.pipeline),
+            "SPARKFLOW_PLAN": self._plan_file(config),
             "SPARKFLOW_STORAGE_ROOT": config.storage_root,
             "SPARKFLOW_KV": config.kv or "",
             "SPARKFLOW_ALLOWED_INPUTS": ",".join(config.readable),
@@ -346,6 +347,13 @@ class _Injector:
                 stderr=errors,
             )
         return fault, process
+
+    def _plan_file(self, config: Any) -> str:
+        """The run's Plan as a deployed twin function finds it (SPARKFLOW_PLAN)."""
+        path = self.journal / "plan.json"
+        if not path.exists():
+            path.write_text(config.plan.to_json(), encoding="utf-8")
+        return str(path)
 
     def _twin_running(self, fault: Fault) -> bool:
         return self.twin_of == fault.id or (self.journal / f"{fault.id}.started").exists()

@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sparkflow.loading import load_pipeline
 from sparkflow.runtime.shutdown import exit_now
 from tests.faults.parquet import parquet_rows
+from tests.runtime.configs import write_plan
 
 HERE = Path(__file__).resolve().parent
 BULK = HERE / "pipelines" / "bulk.py"
@@ -90,7 +92,6 @@ def run_moto(chunks: int, folder: Path) -> dict[str, Any]:
     duckdb_engine.activate()  # before any pipeline is loaded: this process answers every Lambda invocation
 
     from sparkflow.compiler import compile_pipeline
-    from sparkflow.loading import load_pipeline
     from sparkflow.runtime import aws as lambda_entry
     from sparkflow.runtime import storage
     from tests import aws_moto
@@ -106,6 +107,7 @@ def run_moto(chunks: int, folder: Path) -> dict[str, Any]:
         {
             "AWS_ENDPOINT_URL": aws.endpoint,
             "SPARKFLOW_PIPELINE": str(BULK),
+            "SPARKFLOW_PLAN": write_plan(load_pipeline(str(BULK)), Path(tempfile.mkdtemp(prefix="sparkflow-plan-"))),
             "SPARKFLOW_STORAGE_ROOT": root,
             "SPARKFLOW_ENGINE": "duckdb",
             "SPARKFLOW_ALLOWED_INPUTS": f"s3://{BUCKET}/input/",

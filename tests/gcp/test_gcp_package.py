@@ -10,6 +10,9 @@ import yaml
 from click.testing import CliRunner
 
 from sparkflow.cli import main
+from sparkflow.compiler import plan_pipeline
+from sparkflow.loading import load_pipeline
+from sparkflow.plan import Plan
 from sparkflow.targets.gcp.package import cpu_for
 from tests.examples import example
 from tests.gcp.conftest import FakeWorkflowsApi
@@ -29,9 +32,13 @@ def test_package_writes_image_service_and_job(tmp_path: Path) -> None:
         "openjdk-17-jre-headless",
         'CMD ["python", "-m", "sparkflow.runtime", "serve"]',
         "train_cds_archive",
-        "ENV SPARKFLOW_PIPELINE=",
+        "ENV SPARKFLOW_PIPELINE=/app/project/examples/wordcount/pipeline.py\n",  # where COPY project/ puts it
+        "ENV SPARKFLOW_PLAN=/app/project/sparkflow-plan.json\n",
+        "COPY project/ /app/project/",
     ):
         assert needed in dockerfile, needed
+    shipped = Plan.from_json((tmp_path / "project" / "sparkflow-plan.json").read_text())
+    assert shipped.digest == plan_pipeline(load_pipeline(str(example("wordcount"))), "gcp").digest
     service = yaml.safe_load((tmp_path / "service.yaml").read_text())
     spec = service["spec"]["template"]["spec"]
     (container,) = spec["containers"]

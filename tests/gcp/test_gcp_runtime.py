@@ -19,6 +19,7 @@ from sparkflow.runtime.local import run_plan
 from sparkflow.targets.gcp import emit as gcp_emit
 from sparkflow.targets.gcp.emit import EXECUTION_ID_ENV, SERVICE_URL_ENV, STORAGE_ROOT_ENV
 from tests.examples import EXAMPLES, example, example_ids
+from tests.runtime.configs import write_plan
 from tests.runtime.reference import committed_rows
 
 pytestmark = pytest.mark.spark
@@ -30,6 +31,7 @@ class CloudRunService:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []
+        self.plans: set[str] = set()  # the Plan digests the events named
         self.errors: list[str] = []  # the runtime's answers to refused calls, for the test's failure message
 
     def __call__(self, method: str, url: str, timeout: float = 300, body: Any = None, **_: Any) -> dict[str, Any]:
@@ -45,6 +47,7 @@ class CloudRunService:
         answer = b"".join(app(environ, lambda line, headers: status.append(line)))
         code = int(status[0].split()[0])
         self.calls.append((body.get("node", body.get("phase")), code))
+        self.plans.add(body["run"].get("plan", "none"))
         if code != 200:
             self.errors.append(answer.decode())
         document = json.loads(answer)
@@ -77,6 +80,7 @@ def deploy_env(monkeypatch: pytest.MonkeyPatch, path: Path, root: Path, run_id: 
         STORAGE_ROOT_ENV: f"{root}/",  # the workflow's and the runtime's root: the same variable
         SERVICE_URL_ENV: SERVICE_URL,
         "SPARKFLOW_PIPELINE": str(path),
+        "SPARKFLOW_PLAN": write_plan(load_pipeline(str(path)), root.parent / "plan", "gcp"),
     }.items():
         monkeypatch.setenv(name, value)
 
@@ -91,8 +95,9 @@ def test_workflow_runs_the_runtime(spark: Any, path: Path, tmp_path: Path, monke
         output = execute(compile_pipeline(pipeline, "gcp"), service, monkeypatch, None)
     except Exception as error:
         raise AssertionError(f"the workflow failed; the runtime answered: {service.errors}") from error
-    tasks = {task.id for task in plan_pipeline(pipeline, "gcp").tasks}
-    assert {node for node, _ in service.calls} == tasks | {"publish"}  # every stage, then the run's publish
+    plan = plan_pipeline(pipeline, "gcp")
+    assert {node for node, _ in service.calls} == {task.id for task in plan.tasks} | {"publish"}
+    assert service.plans == {plan.digest}  # every event named the Plan, and the runtime checked it
     local = run_plan(plan_pipeline(pipeline, "aws"), pipeline, storage_root=str(tmp_path / "local"))
     for sink, location in output["outputs"].items():
         assert location.startswith(f"{root}/{pipeline.name}/{output['run_id']}/")

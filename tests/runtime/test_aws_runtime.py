@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from sparkflow.runtime.execute import pipeline_trace, source_uri
 from sparkflow.runtime.local import run_plan
 from tests.aws_moto import LambdaDouble, MotoAws, StageFailure, substitute
 from tests.examples import EXAMPLES, example
+from tests.runtime.configs import write_plan
 from tests.runtime.reference import rows
 
 pytestmark = [pytest.mark.spark, pytest.mark.moto]
@@ -58,6 +60,7 @@ def deploy_with_runtime(
     for name, value in {
         "AWS_ENDPOINT_URL": aws.endpoint,
         "SPARKFLOW_PIPELINE": str(path),
+        "SPARKFLOW_PLAN": write_plan(load_pipeline(str(path)), Path(tempfile.mkdtemp(prefix="sparkflow-plan-"))),
         "SPARKFLOW_STORAGE_ROOT": root,
         **env,
     }.items():
@@ -128,8 +131,9 @@ def test_asl_runs_the_runtime_in_moto(
     assert execution["status"] == "SUCCEEDED", execution
     output = json.loads(execution["output"])
     run_id = output["run_id"]
-    tasks = {task.id for task in plan_pipeline(pipeline, "aws").tasks}
-    assert {call.node for call in lambda_double.calls} == tasks | {"publish"}  # every stage, then the run's publish
+    plan = plan_pipeline(pipeline, "aws")
+    assert {call.node for call in lambda_double.calls} == {task.id for task in plan.tasks} | {"publish"}
+    assert {call.payload["run"]["plan"] for call in lambda_double.calls} == {plan.digest}  # the runtime checked each
     chunk_calls = [call for call in lambda_double.calls if call.payload.get("phase") in ("map", "reduce")]
     split_stages = {call.node for call in lambda_double.calls if call.payload.get("phase") == "split"}
     assert split_stages, "every example has split stages"

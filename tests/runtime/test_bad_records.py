@@ -27,8 +27,9 @@ from sparkflow.errors import InputError
 from sparkflow.loading import load_pipeline
 from sparkflow.progress import summary_table
 from sparkflow.runtime import duckdb_engine
-from sparkflow.runtime.execute import RuntimeConfig, handle_event
+from sparkflow.runtime.execute import handle_event
 from sparkflow.runtime.local import run_plan
+from tests.runtime.configs import runtime_config
 
 pytestmark = pytest.mark.spark
 
@@ -85,7 +86,7 @@ def handler(module: Path, storage: Path, engine: str) -> Iterator[Callable[[dict
     """What runs one event: ``handle_event`` here (Spark), or a DuckDB worker process."""
     pipeline = load_pipeline(str(module))
     if engine == "spark":
-        config = RuntimeConfig(pipeline=pipeline, storage_root=str(storage), engine="spark")
+        config = runtime_config(pipeline=pipeline, storage_root=str(storage), engine="spark")
         yield lambda event: handle_event(event, config)
         return
     options: dict[str, Any] = {"storage_root": str(storage), "kv": None, "readable": [], "workdir": None}

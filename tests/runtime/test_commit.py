@@ -17,6 +17,7 @@ from sparkflow.runtime import execute, storage
 from sparkflow.runtime.execute import RuntimeConfig, handle_event
 from sparkflow.runtime.local import run_plan
 from tests.examples import example
+from tests.runtime.configs import runtime_config
 from tests.runtime.reference import rows
 
 pytestmark = pytest.mark.spark
@@ -53,12 +54,12 @@ def work(root: Path) -> Path:
 
 @pytest.fixture
 def config(tmp_path: Path) -> RuntimeConfig:
-    return RuntimeConfig(pipeline=load_pipeline(str(example("wordcount"))), storage_root=str(tmp_path))
+    return runtime_config(pipeline=load_pipeline(str(example("wordcount"))), storage_root=str(tmp_path))
 
 
 def fault_free(spark: Any, tmp_path: Path, config: RuntimeConfig) -> list[tuple[Any, ...]]:
     clean_root = tmp_path / "clean"
-    handle_event(words_event(clean_root), RuntimeConfig(config.pipeline, str(clean_root)))
+    handle_event(words_event(clean_root), runtime_config(config.pipeline, str(clean_root)))
     return committed(spark, clean_root / "wordcount" / "r1" / "words")
 
 
@@ -79,12 +80,12 @@ def test_half_written_attempt_then_retry(spark: Any, tmp_path: Path, config: Run
 
     monkeypatch.setattr(storage, "upload_attempt", crash_mid_write)
     with pytest.raises(RuntimeError, match="killed in the middle"):
-        handle_event(words_event(root, "first"), RuntimeConfig(config.pipeline, str(root)))
+        handle_event(words_event(root, "first"), runtime_config(config.pipeline, str(root)))
     location = root / "wordcount" / "r1" / "words"
     assert uploaded and (work(root) / uploaded[0]).exists(), "the half write really reached storage"
     assert not location.exists(), "nothing is published before the claim"
     monkeypatch.setattr(storage, "upload_attempt", original)
-    result = handle_event(words_event(root, "second"), RuntimeConfig(config.pipeline, str(root)))
+    result = handle_event(words_event(root, "second"), runtime_config(config.pipeline, str(root)))
     assert result["status"] == "committed"
     assert committed(spark, location) == expected
     assert result["output"]["rows"] == len(expected)
@@ -99,9 +100,9 @@ def test_crash_after_upload_before_claim(spark: Any, tmp_path: Path, config: Run
 
     monkeypatch.setattr(storage, "claim", crash)
     with pytest.raises(RuntimeError, match="before the claim"):
-        handle_event(words_event(root, "first"), RuntimeConfig(config.pipeline, str(root)))
+        handle_event(words_event(root, "first"), runtime_config(config.pipeline, str(root)))
     monkeypatch.undo()
-    handle_event(words_event(root, "second"), RuntimeConfig(config.pipeline, str(root)))
+    handle_event(words_event(root, "second"), runtime_config(config.pipeline, str(root)))
     location = root / "wordcount" / "r1" / "words"
     assert sorted(p.name for p in (work(root) / "attempts").iterdir()) == ["first", "second"]
     assert committed(spark, location) == expected
@@ -126,7 +127,7 @@ def test_a_killed_publish_is_finished_by_the_retry_without_recomputing(
 
     monkeypatch.setattr(storage, "copy_files", crash)
     with pytest.raises(RuntimeError, match="killed while publishing"):
-        handle_event(words_event(root, "first"), RuntimeConfig(config.pipeline, str(root)))
+        handle_event(words_event(root, "first"), runtime_config(config.pipeline, str(root)))
     monkeypatch.undo()
     location = root / "wordcount" / "r1" / "words"
     assert not (location / "_COMMITTED.json").exists() and not (location / "_SUCCESS").exists()
@@ -136,7 +137,7 @@ def test_a_killed_publish_is_finished_by_the_retry_without_recomputing(
         raise AssertionError("the stage ran again")
 
     monkeypatch.setattr(execute, "_run", never)
-    result = handle_event(words_event(root, "second"), RuntimeConfig(config.pipeline, str(root)))
+    result = handle_event(words_event(root, "second"), runtime_config(config.pipeline, str(root)))
     monkeypatch.undo()
     assert result["status"] == "already-committed"
     assert committed(spark, location) == expected
@@ -150,10 +151,10 @@ def test_duplicate_attempts_publish_one_attempts_rows(
     winner's files, never its own, so the folder holds one attempt's rows."""
     expected = fault_free(spark, tmp_path, config)
     root = tmp_path / "twice"
-    handle_event(words_event(root, "one"), RuntimeConfig(config.pipeline, str(root)))
+    handle_event(words_event(root, "one"), runtime_config(config.pipeline, str(root)))
     monkeypatch.setattr(storage, "read_manifest", lambda location: None)  # as if it had not seen the commit
     monkeypatch.setattr(storage, "read_claim", lambda work: None)
-    second = handle_event(words_event(root, "two"), RuntimeConfig(config.pipeline, str(root)))
+    second = handle_event(words_event(root, "two"), runtime_config(config.pipeline, str(root)))
     monkeypatch.undo()
     location = root / "wordcount" / "r1" / "words"
     assert json.loads((location / "_COMMITTED.json").read_text())["attempt"] == "one"

@@ -10,6 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sparkflow.loading import load_pipeline
+from tests.runtime.configs import write_plan
+
 PIPELINE = Path(__file__).resolve().parents[1] / "resources" / "two_at_once" / "pipeline.py"
 ROUNDS = 20
 
@@ -43,6 +46,7 @@ def test_two_stages_handled_at_once_both_succeed_first_time(tmp_path: Path) -> N
     root = f"{tmp_path}/"
     env = {**os.environ, "SPARKFLOW_ENGINE": "duckdb", "SPARKFLOW_PIPELINE": str(PIPELINE)}
     env["SPARKFLOW_STORAGE_ROOT"] = root
+    env["SPARKFLOW_PLAN"] = write_plan(load_pipeline(str(PIPELINE)), tmp_path / "plan")
     done = subprocess.run(
         [sys.executable, "-c", SERVE_TWO_AT_ONCE, root, str(ROUNDS)],
         env=env,

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from sparkflow.loading import load_pipeline
 from sparkflow.runtime import logs
 from tests.examples import ROOT, example
+from tests.runtime.configs import write_plan
 
 FORBIDDEN = ("networkx", "sparkflow.compiler", "sparkflow.targets", "boto3", "pyspark", "jsonschema", "fsspec")
 
@@ -75,7 +77,11 @@ def run_container(args: list[str], env: dict[str, str]) -> subprocess.CompletedP
 def test_container_entry_refuses_a_bad_event(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
-    env = {"SPARKFLOW_PIPELINE": str(example("wordcount")), "SPARKFLOW_STORAGE_ROOT": str(root)}
+    env = {
+        "SPARKFLOW_PIPELINE": str(example("wordcount")),
+        "SPARKFLOW_PLAN": write_plan(load_pipeline(str(example("wordcount"))), tmp_path / "plan"),
+        "SPARKFLOW_STORAGE_ROOT": str(root),
+    }
     answer = run_container(['{"version": 1}'], env)
     assert answer.returncode == 2 and "event field 'pipeline' is missing" in answer.stderr
     answer = run_container(["not json"], env)
@@ -87,7 +93,11 @@ def test_container_entry_refuses_a_bad_event(tmp_path: Path) -> None:
 
 @pytest.mark.spark
 def test_container_entry_runs_a_stage(tmp_path: Path) -> None:
-    env = {"SPARKFLOW_PIPELINE": str(example("wordcount")), "SPARKFLOW_STORAGE_ROOT": str(tmp_path)}
+    env = {
+        "SPARKFLOW_PIPELINE": str(example("wordcount")),
+        "SPARKFLOW_PLAN": write_plan(load_pipeline(str(example("wordcount"))), tmp_path / "plan"),
+        "SPARKFLOW_STORAGE_ROOT": str(tmp_path),
+    }
     event = {"version": 1, "pipeline": "wordcount", "node": "words", "run": {"id": "c1", "storage": f"{tmp_path}/"}}
     answer = run_container([json.dumps(event)], env)
     assert answer.returncode == 0, answer.stderr

@@ -12,6 +12,7 @@ from sparkflow.loading import load_pipeline
 from sparkflow.runtime import spark as engine
 from sparkflow.runtime.execute import RuntimeConfig, handle_event
 from tests.examples import example
+from tests.runtime.configs import runtime_config
 
 
 def event(node: str = "words", pipeline: str = "wordcount", **run: Any) -> dict[str, Any]:
@@ -29,7 +30,7 @@ def root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def config(root: Path) -> RuntimeConfig:
-    return RuntimeConfig(pipeline=load_pipeline(str(example("wordcount"))), storage_root=str(root))
+    return runtime_config(pipeline=load_pipeline(str(example("wordcount"))), storage_root=str(root))
 
 
 def nothing_written(root: Path) -> bool:
@@ -146,7 +147,7 @@ def test_corrupt_parquet_source(root: Path, tmp_path: Path, spark: Any) -> None:
         "    return copy(table)\n"
     )
     (tmp_path / "table.parquet").write_bytes(b"PAR1 this is not parquet at all")
-    config = RuntimeConfig(pipeline=load_pipeline(str(module)), storage_root=str(root))
+    config = runtime_config(pipeline=load_pipeline(str(module)), storage_root=str(root))
     bad = event("copy", "parquet_pipeline", storage=str(root))
     with pytest.raises(InputError, match=r"source 'table': cannot read .*table.parquet.* as parquet"):
         handle_event(bad, config)
@@ -155,11 +156,11 @@ def test_corrupt_parquet_source(root: Path, tmp_path: Path, spark: Any) -> None:
 
 @pytest.mark.spark
 def test_malformed_csv_record(root: Path, tmp_path: Path, spark: Any) -> None:
-    config = RuntimeConfig(pipeline=load_pipeline(str(example("revenue"))), storage_root=str(root))
+    config = runtime_config(pipeline=load_pipeline(str(example("revenue"))), storage_root=str(root))
     orders = tmp_path / "orders.csv"
     orders.write_text("order_id,customer_id,amount,order_date\n1,2,3.5,2026-01-01\nnot-a-number,2,3.5,2026-01-02\n")
     bad = event("enrich", "revenue", storage=str(root), params={"sources": {"orders": str(orders)}})
-    config = RuntimeConfig(config.pipeline, config.storage_root, readable=(str(orders),))
+    config = runtime_config(config.pipeline, config.storage_root, readable=(str(orders),))
     where = r"stage 'enrich': source 'orders' has a bad record at line 3 of '.*orders.csv': 'not-a-number,2,3.5,"
     with pytest.raises(InputError, match=where):
         handle_event(bad, config)

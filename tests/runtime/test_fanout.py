@@ -17,10 +17,11 @@ from sparkflow.compiler import plan_pipeline
 from sparkflow.errors import InputError
 from sparkflow.loading import load_pipeline
 from sparkflow.runtime import execute, fanout
-from sparkflow.runtime.execute import RuntimeConfig, handle_event
+from sparkflow.runtime.execute import handle_event
 from sparkflow.runtime.local import run_plan
 from sparkflow.targets.local import LOCAL
 from tests.examples import EXAMPLES, example, example_ids
+from tests.runtime.configs import runtime_config
 from tests.runtime.reference import normalized, readers_see_the_committed_rows, reference_outputs, rows
 
 pytestmark = pytest.mark.spark
@@ -124,7 +125,7 @@ def test_skewed_bucket_is_reported(spark: Any, tmp_path: Path) -> None:
     )
     (tmp_path / "events.csv").write_text("\n".join(lines) + "\n")
     pipeline = load_pipeline(str(module))
-    config = RuntimeConfig(pipeline=pipeline, storage_root=str(tmp_path / "store"))
+    config = runtime_config(pipeline=pipeline, storage_root=str(tmp_path / "store"))
     run = {"id": "r1", "storage": f"{tmp_path / 'store'}/"}
     base = {"version": 1, "pipeline": "skewed", "node": "per_user", "run": run}
     split = handle_event({**base, "phase": "split", "chunk_bytes": 16 * 1024}, config)["output"]
@@ -139,7 +140,9 @@ def test_skewed_bucket_is_reported(spark: Any, tmp_path: Path) -> None:
 
 def test_phase_of_a_whole_stage_is_refused(tmp_path: Path) -> None:
     pipeline = load_pipeline(str(example("wordcount")))
-    config = RuntimeConfig(pipeline=pipeline, storage_root=str(tmp_path))
+    config = runtime_config(pipeline=pipeline, storage_root=str(tmp_path))
     event = {"version": 1, "pipeline": "wordcount", "node": "top", "phase": "map", "chunk": 0}
-    with pytest.raises(Exception, match=r"stage 'top' runs on its whole input and has no 'map' phase"):
+    with pytest.raises(
+        Exception, match=r"stage 'top' runs on its whole input in plan '[0-9a-f]{16}' and has no 'map' phase"
+    ):
         handle_event({**event, "run": {"id": "r1", "storage": f"{tmp_path}/"}}, config)

@@ -12,8 +12,9 @@ import pytest
 from sparkflow.compiler import plan_pipeline
 from sparkflow.errors import EventError
 from sparkflow.loading import load_pipeline
-from sparkflow.runtime.execute import RuntimeConfig, handle_event
+from sparkflow.runtime.execute import handle_event
 from sparkflow.runtime.local import run_plan
+from tests.runtime.configs import runtime_config
 from tests.runtime.reference import committed_rows, reference_outputs, rows
 
 FUSION = Path(__file__).resolve().parents[1] / "resources" / "fusion.py"
@@ -36,14 +37,20 @@ def test_fused_chains_and_joins_give_the_plain_job_result(spark: Any, tmp_path: 
 @pytest.mark.parametrize(
     ("fused", "pattern"),
     [
-        (["ghost"], r"event field 'fused': pipeline 'fusion' has no node 'ghost'"),
-        (["by_country"], r"event field 'fused': by_country do\(es\) not feed the split input of 'spend'"),
+        (
+            ["ghost"],
+            r"event field 'fused' is \['ghost'\], but plan '[0-9a-f]{16}' fuses \['paid', 'priced'\] into 'spend'",
+        ),
+        (
+            ["by_country"],
+            r"event field 'fused' is \['by_country'\], but plan '[0-9a-f]{16}' fuses \['paid', 'priced'\] into",
+        ),
     ],
 )
 def test_a_bad_fused_field_is_refused(tmp_path: Path, fused: list[str], pattern: str) -> None:
     root = tmp_path / "root"
     root.mkdir()
-    config = RuntimeConfig(pipeline=load_pipeline(str(FUSION)), storage_root=str(root))
+    config = runtime_config(pipeline=load_pipeline(str(FUSION)), storage_root=str(root))
     event = {
         "version": 1,
         "pipeline": "fusion",

@@ -12,8 +12,9 @@ import pytest
 from sparkflow.compiler import plan_pipeline
 from sparkflow.errors import EnvironmentProblem
 from sparkflow.loading import load_pipeline
-from sparkflow.runtime.execute import RuntimeConfig, _Resources, pipeline_trace
+from sparkflow.runtime.execute import _Resources, pipeline_trace
 from sparkflow.runtime.local import run_plan
+from tests.runtime.configs import runtime_config
 
 PIPELINE = textwrap.dedent(
     """
@@ -62,7 +63,8 @@ def test_task_resources_start_the_pipeline_engine(folder: Path) -> None:
         "totals": "duckdb",
     }
     run = {"id": "r1", "storage": f"{folder / 'store'}/"}
-    resources = _Resources(calls["totals"], RuntimeConfig(pipeline, str(folder / "store")), run)
+    config = runtime_config(pipeline, str(folder / "store"))
+    resources = _Resources(config.plan.task("totals"), calls["totals"], config, run)
     with pytest.raises(EnvironmentProblem, match=r"a stage with engine 'duckdb' needs a process"):
         resources.engine()
 

@@ -15,9 +15,10 @@ import pytest
 from sparkflow.compiler import plan_pipeline
 from sparkflow.errors import ConfinementError, InputError, SparkflowError
 from sparkflow.loading import load_pipeline
-from sparkflow.runtime.execute import RuntimeConfig, handle_event
+from sparkflow.runtime.execute import handle_event
 from sparkflow.runtime.local import RunSummary, run_plan
 from sparkflow.targets.local import LOCAL
+from tests.runtime.configs import runtime_config
 
 SINKS = Path(__file__).resolve().parents[1] / "resources" / "sinks"
 pytestmark = pytest.mark.spark
@@ -117,7 +118,7 @@ def test_publishing_a_run_again_changes_nothing(spark: Any, tmp_path: Path) -> N
     summary = run(tmp_path, "r1")
     versions = {name: DeltaTable(summary.sinks[name]["uri"]).version() for name in ("delta_append", "delta_overwrite")}
     before = {name: folder_rows(item["uri"]) for name, item in summary.sinks.items() if item["format"] == "parquet"}
-    config = RuntimeConfig(load_pipeline(str(SINKS / "pipeline.py")), str(tmp_path))
+    config = runtime_config(load_pipeline(str(SINKS / "pipeline.py")), str(tmp_path))
     again = handle_event(publish_event(tmp_path, "r1"), config)
     assert {item["status"] for item in again["output"]["sinks"].values()} == {"already-published"}
     assert {name: DeltaTable(summary.sinks[name]["uri"]).version() for name in versions} == versions
@@ -182,7 +183,7 @@ def test_a_duplicate_publish_between_a_look_and_a_commit_leaves_the_run_once(
     delta_uri = summary.sinks["delta_append"]["uri"]
     if table == "new":
         shutil.rmtree(delta_uri)
-    config = RuntimeConfig(load_pipeline(str(SINKS / "pipeline.py")), str(tmp_path))
+    config = runtime_config(load_pipeline(str(SINKS / "pipeline.py")), str(tmp_path))
     # Publish run r1's outputs again as run "twice".
     (tmp_path / "sinks" / "r1").rename(tmp_path / "sinks" / "twice")
     commit, create = deltalake.write_deltalake, deltalake.DeltaTable.create
@@ -243,7 +244,7 @@ def test_appending_with_other_partition_cols_than_the_delta_table_names_the_sink
 
 def test_sink_locations_outside_the_declared_ones_are_refused(tmp_path: Path) -> None:
     run(tmp_path / "root", "r1")
-    config = RuntimeConfig(load_pipeline(str(SINKS / "pipeline.py")), str(tmp_path / "root"))
+    config = runtime_config(load_pipeline(str(SINKS / "pipeline.py")), str(tmp_path / "root"))
     event = publish_event(tmp_path / "root", "r1")
     event["run"]["params"] = {"sinks": {"delta_append": str(tmp_path / "elsewhere")}}
     with pytest.raises(ConfinementError, match=r"sink 'delta_append': .* is outside the pipeline's storage root"):
@@ -258,7 +259,7 @@ def test_sink_locations_outside_the_declared_ones_are_refused(tmp_path: Path) ->
 
 
 def test_a_publish_before_the_stages_committed_is_refused(tmp_path: Path) -> None:
-    config = RuntimeConfig(load_pipeline(str(SINKS / "pipeline.py")), str(tmp_path))
+    config = runtime_config(load_pipeline(str(SINKS / "pipeline.py")), str(tmp_path))
     with pytest.raises(InputError, match=r"sink 'parquet_append': stage 'totals' has no committed output in run"):
         handle_event(publish_event(tmp_path, "r9"), config)
 

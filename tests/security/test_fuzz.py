@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 from sparkflow.errors import SparkflowError
 from sparkflow.loading import load_pipeline
-from sparkflow.runtime.execute import RuntimeConfig, handle_event
+from sparkflow.runtime.execute import handle_event
 from sparkflow.units import parse_duration, parse_size
 from tests.examples import example
+from tests.runtime.configs import runtime_config
 
 
 def example_values(values: list[Any]) -> Any:
@@ -103,7 +104,7 @@ EVENTS = (
 def test_bad_events_fail_clearly_and_write_nothing(tmp_path: Path, event: Any) -> None:
     root = tmp_path / "root"
     root.mkdir(exist_ok=True)
-    config = RuntimeConfig(pipeline=load_pipeline(str(example("wordcount"))), storage_root=str(root))
+    config = runtime_config(pipeline=load_pipeline(str(example("wordcount"))), storage_root=str(root))
     if _could_be_valid(event):
         return  # a valid event would run a stage: not what this test is about
     try:

@@ -11,7 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from sparkflow.cli import main
+from sparkflow.loading import load_pipeline
 from tests.aws_moto import LambdaDouble, MotoAws
+from tests.runtime.configs import write_plan
 from tests.ship.conftest import compiled
 from tests.ship.test_deploy import BUCKET, IMAGE, bucket, runtime_handler
 
@@ -72,7 +74,8 @@ def test_deploy_start_follow_and_status(
     assert again.exit_code == 0 and again.stdout.strip() == arn
 
     variables = moto_aws.client("lambda").get_function_configuration(FunctionName=f"{stack}-2048mb")["Environment"]
-    for name, value in {**variables["Variables"], "SPARKFLOW_PIPELINE": str(item.path)}.items():
+    plan = write_plan(load_pipeline(str(item.path)), tmp_path / "plan")
+    for name, value in {**variables["Variables"], "SPARKFLOW_PIPELINE": str(item.path), "SPARKFLOW_PLAN": plan}.items():
         monkeypatch.setenv(name, value)
     lambda_double.delay = 0
     lambda_double.handler = runtime_handler

@@ -5,16 +5,20 @@ stage and the outputs; a failing run shows the failed stage with its error and c
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sparkflow.loading import load_pipeline
 from sparkflow.runtime import aws as lambda_entry
 from sparkflow.targets.aws.deploy import DeployError, default_stack_name, deploy, find_state_machine
 from sparkflow.targets.aws.package import PackageError
 from sparkflow.targets.aws.watch import DONE, FAILED, PENDING, follow, start, status
 from tests.aws_moto import LambdaDouble, MotoAws, StageFailure
+from tests.runtime.configs import write_plan
 from tests.ship.conftest import Compiled, compiled
 
 pytestmark = pytest.mark.moto
@@ -180,7 +184,8 @@ def deployed(aws: MotoAws, double: LambdaDouble, monkeypatch: Any, item: Compile
     )
     memory = item.plan.tasks[0].memory_mb
     variables = aws.client("lambda").get_function_configuration(FunctionName=f"{name}-{memory}mb")["Environment"]
-    for key, value in {**variables["Variables"], "SPARKFLOW_PIPELINE": str(item.path)}.items():
+    plan = write_plan(load_pipeline(str(item.path)), Path(tempfile.mkdtemp(prefix="sparkflow-plan-")))
+    for key, value in {**variables["Variables"], "SPARKFLOW_PIPELINE": str(item.path), "SPARKFLOW_PLAN": plan}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint)
     double.delay = 0

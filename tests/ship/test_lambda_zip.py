@@ -126,6 +126,7 @@ def test_zip_runs_stages_in_an_interpreter_that_has_no_pyspark(built: tuple[ZipP
         "PATH": os.environ["PATH"],
         "SPARKFLOW_ENGINE": variables["SPARKFLOW_ENGINE"],
         "SPARKFLOW_PIPELINE": variables["SPARKFLOW_PIPELINE"].replace("/var/task", str(task)),
+        "SPARKFLOW_PLAN": variables["SPARKFLOW_PLAN"].replace("/var/task", str(task)),
         "SPARKFLOW_STORAGE_ROOT": f"{tmp_path / 'store'}/",
         "SPARKFLOW_ALLOWED_INPUTS": f"{sales}/",
         "SPARKFLOW_WORKDIR": str(tmp_path / "work"),

@@ -32,7 +32,8 @@ from typing import Any
 
 from sparkflow.errors import CompileError, DefinitionError
 from sparkflow.plan import Parallel, Plan, PlanTask, Run, Sequence, Step
-from sparkflow.runtime.protocol import EVENT_VERSION, final_errors
+from sparkflow.runtime.protocol import event as protocol_event
+from sparkflow.runtime.protocol import final_errors, run_object
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 ECS_RUN_TASK = "arn:aws:states:::ecs:runTask.sync"
@@ -86,7 +87,7 @@ def definition(plan: Plan) -> dict[str, Any]:
     states: dict[str, Any] = {}
     first = builder.step(plan.schedule, states, PUBLISH)
     publish = plan.publish
-    payload = {"version": EVENT_VERSION, "pipeline": plan.pipeline, "phase": "publish", "run.$": "$.run"}
+    payload = protocol_event(plan, None, "$.run", run_key="run.$")
     builder.put(
         states,
         PUBLISH,
@@ -113,7 +114,11 @@ def definition(plan: Plan) -> dict[str, Any]:
         {
             "Type": "Pass",
             "Comment": "The run: its id is the execution name; params is the execution input.",
-            "Parameters": {"run": {"id.$": "$$.Execution.Name", "storage": storage_placeholder(), "params.$": "$"}},
+            "Parameters": {
+                "run": run_object(
+                    plan, **{"id.$": "$$.Execution.Name", "storage": storage_placeholder(), "params.$": "$"}
+                )
+            },
             "Next": first,
         },
     )
@@ -257,12 +262,7 @@ class _Builder:
                 "Type": "Pass",
                 "Comment": "The runtime event, for the job's environment or arguments, and the attempts so far.",
                 "Parameters": {
-                    "event": {
-                        "version": EVENT_VERSION,
-                        "pipeline": self.plan.pipeline,
-                        "node": task.id,
-                        "run.$": "$.run",
-                    },
+                    "event": protocol_event(self.plan, task, "$.run", run_key="run.$"),
                     "tries": 0,
                 },
                 "ResultPath": "$.job",
@@ -434,9 +434,7 @@ class _Builder:
 
     def _invoke(self, task: PlanTask, extra: dict[str, Any]) -> dict[str, Any]:
         """A Lambda invoke of the runtime for ``task`` (``extra``: the phase and chunk of a split stage)."""
-        payload = {"version": EVENT_VERSION, "pipeline": self.plan.pipeline, "node": task.id, **extra, "run.$": "$.run"}
-        if task.fused:  # the row-wise stages its split and map phases apply first (the fuse pass)
-            payload["fused"] = [fused.id for fused in task.fused]
+        payload = protocol_event(self.plan, task, "$.run", run_key="run.$", **extra)
         return _lambda_task(task.memory_mb, task.timeout_s, task.retries, payload, task.engine)
 
 

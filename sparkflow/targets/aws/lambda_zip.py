@@ -545,7 +545,11 @@ def _stage(
         target.chmod(0o644)
         owners[arcname] = "sparkflow"
     clashes: list[str] = []
+    owners[image.PLAN_FILE] = "sparkflow"
+    image.write_plan(plan, root)
     for relative, source_path in image.tree_files(image.project_root(pipeline, plan), skip=skip, also=package_dir):
+        if relative == image.PLAN_FILE:  # a Plan an earlier package left in the project: this one ships instead
+            continue
         if relative in owners:
             clashes.append(f"{relative} (also in {owners[relative]})")
             continue
@@ -659,6 +663,7 @@ def zip_code(pipeline: Pipeline, plan: Plan, runtime: LambdaRuntime, sha256: str
         runtime=runtime.name,
         key=f"sparkflow/{plan.pipeline}/function-{sha256[:16]}.zip",
         pipeline_spec=image.pipeline_spec(pipeline, plan, folder=image.TASK_ROOT),
+        plan_path=image.plan_path(image.TASK_ROOT),
     )
 
 

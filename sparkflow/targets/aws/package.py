@@ -53,6 +53,8 @@ HANDLER = "sparkflow.runtime.aws.handler"
 ZIP_FILE = "function.zip"  # the .zip deployment of the duckdb engine (sparkflow.targets.aws.lambda_zip)
 TASK_ROOT = "/var/task"
 PROJECT_DIR = "project"
+# The compiled Plan, shipped beside the project's code; the runtime finds it through SPARKFLOW_PLAN.
+PLAN_FILE = "sparkflow-plan.json"
 # Inputs are fetched to local disk before Spark reads them: give the functions all the /tmp Lambda allows
 # (https://docs.aws.amazon.com/lambda/latest/dg/configuration-ephemeral-storage.html); it costs little.
 EPHEMERAL_STORAGE_MB = 10240
@@ -96,11 +98,13 @@ class ZipCode:
         runtime: the Lambda runtime, e.g. ``python3.12``.
         key: the default S3 key of the uploaded zip (the ``CodeKey`` parameter).
         pipeline_spec: ``SPARKFLOW_PIPELINE`` (in an image it is the Dockerfile's).
+        plan_path: ``SPARKFLOW_PLAN``, where the zip holds the Plan.
     """
 
     runtime: str
     key: str
     pipeline_spec: str
+    plan_path: str
 
 
 @dataclass(frozen=True)
@@ -549,6 +553,7 @@ def template(
         environment |= {
             "SPARKFLOW_ENGINE": "duckdb",
             "SPARKFLOW_PIPELINE": zip_code.pipeline_spec,
+            "SPARKFLOW_PLAN": zip_code.plan_path,
             "SPARKFLOW_WORKDIR": "/tmp",
             "HOME": "/tmp",
         }
@@ -708,6 +713,18 @@ def pipeline_spec(pipeline: Pipeline, plan: Plan, folder: str = f"{TASK_ROOT}/{P
     return f"{path}:{names[0]}"
 
 
+def plan_path(folder: str = f"{TASK_ROOT}/{PROJECT_DIR}") -> str:
+    """What ``SPARKFLOW_PLAN`` says in the image (or, with ``folder`` the zip's root, in a zip function)."""
+    return f"{folder}/{PLAN_FILE}"
+
+
+def write_plan(plan: Plan, folder: Path) -> str:
+    """Write ``plan`` as shipped (:data:`PLAN_FILE`) into ``folder``; return its path."""
+    path = folder / PLAN_FILE
+    path.write_text(plan.to_json(), encoding="utf-8", newline="\n")
+    return str(path)
+
+
 def _module_of(pipeline: Pipeline) -> Any:
     target = os.path.realpath(pipeline.origin.file)
     for module in list(sys.modules.values()):
@@ -810,6 +827,7 @@ def dockerfile_text(pipeline: Pipeline, plan: Plan, *, project_requirements: str
         project_dir=PROJECT_DIR,
         project_requirements=project_requirements,
         pipeline_spec=pipeline_spec(pipeline, plan),
+        plan_path=plan_path(),
         handler=HANDLER,
         spark_home=SPARK_HOME_IN_IMAGE,
         cds_archive=CDS_ARCHIVE_IN_IMAGE,
@@ -842,6 +860,7 @@ def package(
     written: list[str] = []
     root = project_root(pipeline, plan)
     written += copy_tree(root, out / PROJECT_DIR, skip=out.resolve())
+    written.append(write_plan(plan, out / PROJECT_DIR))
     written += copy_tree(Path(__file__).resolve().parents[2], out / "sparkflow", skip=out.resolve())
     requirements = "requirements.txt" if (root / "requirements.txt").is_file() else None
     files = {
@@ -860,6 +879,7 @@ def package(
             "project_dir": PROJECT_DIR,
             "project_requirements": requirements,
             "pipeline_spec": pipeline_spec(pipeline, plan, "/app/project"),
+            "plan_path": plan_path("/app/project"),
         }
         files["emr/Dockerfile"] = render(__file__, "Dockerfile.emr.j2", **values)
         files["emr/entry.py"] = render(__file__, "entry.py.j2", **values)

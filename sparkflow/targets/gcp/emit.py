@@ -38,7 +38,8 @@ import yaml
 from sparkflow.errors import CompileError, DefinitionError
 from sparkflow.layout import RUN_ID_PLACEHOLDER
 from sparkflow.plan import Parallel, Plan, PlanTask, Run, Sequence, Step
-from sparkflow.runtime.protocol import EVENT_VERSION
+from sparkflow.runtime.protocol import event as protocol_event
+from sparkflow.runtime.protocol import run_object
 from sparkflow.targets.gcp import limits
 
 # User-defined environment variables every deployment must set (see sparkflow.targets.gcp.deploy).
@@ -91,7 +92,7 @@ def definition(plan: Plan) -> dict[str, Any]:
     """The definition as plain dicts and lists, in the order it is written."""
     _check_names(plan)
     builder = _Builder(plan)
-    steps = [_start_step(), *builder.steps(plan.schedule, depth=0), builder.publish(), _succeeded_step(plan)]
+    steps = [_start_step(plan), *builder.steps(plan.schedule, depth=0), builder.publish(), _succeeded_step(plan)]
     document: dict[str, Any] = {"main": {"params": [ARGS], "steps": steps}}
     if plan.publish.retries or any(task.retries for task in plan.tasks):
         document[RETRY_PREDICATE] = retry_predicate()
@@ -116,18 +117,12 @@ def retry_predicate() -> dict[str, Any]:
     }
 
 
-def _start_step() -> dict[str, Any]:
+def _start_step(plan: Plan) -> dict[str, Any]:
     # params is assigned {} first and then args unless args is null, so that `run` is the only variable.
     return {
         START: {
             "assign": [
-                {
-                    RUN: {
-                        "id": _env(EXECUTION_ID_ENV),
-                        "storage": _env(STORAGE_ROOT_ENV),
-                        "params": {},
-                    }
-                },
+                {RUN: run_object(plan, id=_env(EXECUTION_ID_ENV), storage=_env(STORAGE_ROOT_ENV), params={})},
                 {f"{RUN}.params": f"${{default({ARGS}, {RUN}.params)}}"},
             ]
         }
@@ -188,21 +183,14 @@ class _Builder:
     def publish(self) -> dict[str, Any]:
         """The step that publishes the run once every stage has committed."""
         publish = self.plan.publish
-        body = {"version": EVENT_VERSION, "pipeline": self.plan.pipeline, "phase": "publish", "run": f"${{{RUN}}}"}
+        body = protocol_event(self.plan, None, f"${{{RUN}}}")
         prefix = json.dumps(f"publishing a run of pipeline {self.plan.pipeline} failed: ")
         raised = {"tags": ["PublishFailed"]}
         return {PUBLISH: _post(body, publish.timeout_s, publish.retries, PUBLISH, prefix, raised)}
 
     def _call(self, task: PlanTask, extra: dict[str, Any], label: str, result: str | None = None) -> dict[str, Any]:
         """One retried call of the runtime for ``task`` (``extra``: the phase and chunk of a split stage)."""
-        body = {
-            "version": EVENT_VERSION,
-            "pipeline": self.plan.pipeline,
-            "node": task.id,
-            **extra,
-            **_fused(task),
-            "run": f"${{{RUN}}}",
-        }
+        body = protocol_event(self.plan, task, f"${{{RUN}}}", **extra)
         prefix = json.dumps(f"stage {task.id} of pipeline {self.plan.pipeline} failed: ")
         raised = {"tags": ["StageFailed"], "stage": task.id}
         return _post(body, task.timeout_s, task.retries, label, prefix, raised, result)
@@ -282,8 +270,7 @@ class _Builder:
     def _event_step(self, task: PlanTask, label: str, extra: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The variable holding ``task``'s event and the step that assigns it."""
         event = f"{variable(task.id)}_event"
-        body = {"version": EVENT_VERSION, "pipeline": self.plan.pipeline, "node": task.id, **extra, **_fused(task)}
-        return event, {f"{label}-event": {"assign": [{event: {**body, "run": f"${{{RUN}}}"}}]}}
+        return event, {f"{label}-event": {"assign": [{event: protocol_event(self.plan, task, f"${{{RUN}}}", **extra)}]}}
 
     def _container(self, task: PlanTask) -> list[dict[str, Any]]:
         """A whole stage as one Cloud Run job execution with one task (``python -m sparkflow.runtime job``)."""
@@ -454,11 +441,6 @@ def _run_job(variable: str, overrides: dict[str, Any]) -> dict[str, Any]:
         "call": "googleapis.run.v2.projects.locations.jobs.run",
         "args": {"name": name, "body": {"overrides": overrides}, "connector_params": {"timeout": JOB_TIMEOUT_S}},
     }
-
-
-def _fused(task: PlanTask) -> dict[str, Any]:
-    """The event field naming the row-wise stages a split stage's phases apply first (the fuse pass)."""
-    return {"fused": [fused.id for fused in task.fused]} if task.fused else {}
 
 
 def _env(name: str) -> str:

@@ -34,6 +34,7 @@ from sparkflow.targets.templating import render
 BASE_IMAGE = "python:3.11-slim"
 JAVA_PACKAGE = "openjdk-17-jre-headless"
 APP_ROOT = "/app"
+PROJECT_ROOT = f"{APP_ROOT}/{shared.PROJECT_DIR}"  # where the images hold the project's copy
 CDS_ARCHIVE = "/opt/spark.jsa"
 IMAGE_PLACEHOLDER = "IMAGE_URI"  # replaced by --image-uri, or by the user before `gcloud run ... replace`
 # Cloud Run: "memory above 4 GiB requires at least 2 CPUs, above 8 GiB 4, above 16 GiB 6, above 24 GiB 8"
@@ -165,7 +166,8 @@ def dockerfile_text(pipeline: Pipeline, plan: Plan, *, project_requirements: str
         app_root=APP_ROOT,
         project_dir=shared.PROJECT_DIR,
         project_requirements=project_requirements,
-        pipeline_spec=shared.pipeline_spec(pipeline, plan),
+        pipeline_spec=shared.pipeline_spec(pipeline, plan, PROJECT_ROOT),
+        plan_path=shared.plan_path(PROJECT_ROOT),
         cds_archive=CDS_ARCHIVE,
     )
 
@@ -180,7 +182,8 @@ def _render_dataproc(pipeline: Pipeline, plan: Plan, template: str, project_requ
         app_root=APP_ROOT,
         project_dir=shared.PROJECT_DIR,
         project_requirements=project_requirements,
-        pipeline_spec=shared.pipeline_spec(pipeline, plan),
+        pipeline_spec=shared.pipeline_spec(pipeline, plan, PROJECT_ROOT),
+        plan_path=shared.plan_path(PROJECT_ROOT),
     )
 
 
@@ -223,6 +226,7 @@ def package(
     written: list[str] = []
     project = shared.project_root(pipeline, plan)
     written += shared.copy_tree(project, out / shared.PROJECT_DIR, skip=out.resolve())
+    written.append(shared.write_plan(plan, out / shared.PROJECT_DIR))
     written += shared.copy_tree(Path(__file__).resolve().parents[2], out / "sparkflow", skip=out.resolve())
     requirements = "requirements.txt" if (project / "requirements.txt").is_file() else None
     files = {
