@@ -70,7 +70,10 @@ class PlanTask:
         stage: the stage's name.
         inputs: in the order of the stage's parameters.
         output: ``dataset`` or ``value``.
-        placement: ``function`` (Lambda / Cloud Run).
+        placement: ``function`` (Lambda / Cloud Run), ``container`` (ECS Fargate / a Cloud Run job) or
+            ``serverless-spark`` (EMR Serverless / Dataproc Serverless).
+        memory_mb: what the task runs with: the declared memory, rounded up to a container size, or the largest
+            of the stages fused into it.
         location: output location relative to the storage root, with ``{run_id}`` open.
         origin: where the stage was declared; call_origin: where the pipeline calls it.
         fused: row-wise stages upstream of this split stage that run inside its map tasks, chunk by chunk,

@@ -17,7 +17,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 ENGINES = ("spark", "duckdb")
-PARTITIONS = ("whole", "rows", "key")
 OUTPUTS = ("dataset", "value")
 # Where a stage may run: ``auto`` lets the compiler choose (a function when it fits one); ``function`` is a
 # Lambda / Cloud Run request, ``container`` an ECS Fargate task / Cloud Run job, ``serverless-spark`` an EMR

@@ -42,10 +42,13 @@ import threading
 import uuid
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sparkflow.dsl.source import Source
 from sparkflow.errors import EnvironmentProblem, InputError, Origin, SparkflowError
+
+if TYPE_CHECKING:  # execute imports the engines: at run time this module imports it lazily
+    from sparkflow.runtime.execute import RuntimeConfig
 
 ENVIRONMENT = "SPARKFLOW_ENGINE"
 _LOCK = threading.Lock()
@@ -477,8 +480,17 @@ class WorkerPool:
     notebook, tests) find them warm, with sqlframe and DuckDB imported and the pipeline loaded.
     """
 
-    def __init__(self, spec: str, config: dict[str, Any]) -> None:
-        self.request = {"pipeline": spec, "config": config}
+    def __init__(self, config: RuntimeConfig) -> None:
+        """Workers for ``config``'s pipeline, each configured as ``config`` is (with the duckdb engine)."""
+        options = {
+            "storage_root": config.storage_root,
+            "kv": config.kv,
+            "readable": list(config.readable),
+            "writable": list(config.writable),
+            "workdir": config.workdir,
+            "plan": config.plan.to_json(),
+        }
+        self.request = {"pipeline": pipeline_spec(config.pipeline), "config": options}
 
     def handle_event(self, event: dict[str, Any]) -> dict[str, Any]:
         """Run ``event`` in a worker; raise what the worker raised (SparkflowErrors keep their class)."""

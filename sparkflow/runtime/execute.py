@@ -90,9 +90,9 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
     if checked["run"].get("plan", plan.digest) != plan.digest:
         raise EventError(
             f"event field 'run.plan' is {checked['run']['plan']!r}, but this function was deployed with plan "
-            f"{plan.digest!r} "
-            f"of pipeline {plan.pipeline!r}: the definition that sent the event and the function were compiled from "
-            "different code; deploy them together again (sparkflow deploy, or package and deploy both)"
+            f"{plan.digest!r} of pipeline {plan.pipeline!r}: the definition that started the run and the function "
+            "were compiled from different code; deploy them together again (sparkflow deploy, or package and deploy "
+            "both)"
         )
     trace = pipeline_trace(pipeline)
     publishing = checked.get("phase") == "publish"

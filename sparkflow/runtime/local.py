@@ -213,17 +213,7 @@ def _handler(config: RuntimeConfig) -> _Handler:
     """What runs a task's event: ``handle_event`` here, or a DuckDB worker for duckdb stages."""
     from sparkflow.runtime import duckdb_engine
 
-    workers = duckdb_engine.WorkerPool(
-        duckdb_engine.pipeline_spec(config.pipeline),
-        {
-            "storage_root": config.storage_root,
-            "kv": config.kv,
-            "readable": list(config.readable),
-            "writable": list(config.writable),
-            "workdir": config.workdir,
-            "plan": config.plan.to_json(),
-        },
-    )
+    workers = duckdb_engine.WorkerPool(config)
 
     def handle(engine: str, event: dict[str, Any]) -> dict[str, Any]:
         if (config.engine or engine) != "duckdb" or duckdb_engine.is_active():

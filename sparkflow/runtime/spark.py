@@ -1,8 +1,8 @@
 """The Spark engine: one local SparkSession per process, created on first use and kept for warm invocations.
 
-The configuration is for short single-machine jobs (see docs in the README and PERFORMANCE-NOTES): no UI,
-few shuffle partitions, no adaptive re-planning, loopback networking, the serial collector and C1-only JIT
-(halves CPU time of tiny stages), driver memory from the stage's ``memory=``.
+The configuration is for short single-machine jobs (see the README and docs/performance.md): no UI, few shuffle
+partitions, no adaptive re-planning, loopback networking, the JIT and collector chosen from the first task's input
+(:func:`jvm_tuning`), driver memory from the memory the Plan gives the task.
 """
 
 from __future__ import annotations
@@ -72,15 +72,12 @@ def _java_executable() -> str:
 
 
 # At or above this much input the JVM runs with its optimising compiler (C2) and the parallel collector; below it,
-# C1 only and the serial collector, which start fastest. Measured on 2 cores (bench/cold_start.py --runs 3, and the
-# 512 MiB word count split through `sparkflow run`): C1 only saves 0.5-1 s of a tiny stage's cold start (with the
-# CDS archive 5.0 s against 6.0 s) but made the word count's map tasks 2.3x slower (107.7 s against 47.1 s).
+# C1 only and the serial collector, which start fastest but run long tasks slower (figures: docs/performance.md).
 LARGE_INPUT_BYTES = 32 * 1024 * 1024
 _SMALL_INPUT_JVM = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
 _LARGE_INPUT_JVM = "-XX:+UseParallelGC"
 # A map task writes its rows into one folder per bucket: with a writer open per bucket Spark does not sort the
-# chunk's rows by bucket first (the 512 MiB word count split: 47.1 s -> 33.3 s). More buckets than this fall back
-# to sorting.
+# chunk's rows by bucket first (faster: docs/performance.md). More buckets than this fall back to sorting.
 _CONCURRENT_WRITERS = 64
 
 

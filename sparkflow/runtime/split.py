@@ -67,7 +67,6 @@ CHUNKS_PER_GROUP = 256
 COMPRESSED_EXTENSIONS = (".gz", ".gzip", ".bz2", ".zst", ".zstd", ".xz", ".lz4", ".snappy", ".deflate", ".br", ".lzo")
 _BLOCK_BYTES = 8 * 1024 * 1024  # one ranged read while copying a piece
 _WINDOW_BYTES = 64 * 1024  # first window read past a piece's end to finish its last record
-_LINE_FORMATS = ("text", "csv", "json")
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def test_every_example_runs_to_succeeded(path: Path, moto_aws: MotoAws, lambda_d
             "version": 1,
             "pipeline": plan.pipeline,
             "phase": "publish",
-            "run": {"id": run_id, "storage": STORAGE, "params": sources_input(plan)},
+            "run": {"id": run_id, "storage": STORAGE, "params": sources_input(plan), "plan": plan.digest},
         }
         validate_event(publish.payload)
         assert all(call.finished <= publish.started for call in lambda_double.calls if call is not publish)
@@ -125,7 +125,7 @@ def test_every_example_runs_to_succeeded(path: Path, moto_aws: MotoAws, lambda_d
                 "node": task.id,
                 **extra,
                 **({"fused": [fused.id for fused in task.fused]} if task.fused else {}),
-                "run": {"id": run_id, "storage": STORAGE, "params": sources_input(plan)},
+                "run": {"id": run_id, "storage": STORAGE, "params": sources_input(plan), "plan": plan.digest},
             }
             validate_event(call.payload)  # what the state machine sends follows the runtime protocol
         for task in plan.tasks:

@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from sparkflow.cli import main
-from sparkflow.compiler import compile_pipeline
+from sparkflow.compiler import compile_pipeline, plan_pipeline
 from sparkflow.loading import load_pipelines
+from sparkflow.plan import Plan
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -64,6 +65,17 @@ def test_compile_out_writes_the_definition(wordcount: Path, tmp_path: Path) -> N
     [pipeline] = load_pipelines(str(wordcount))
     assert written.read_text(encoding="utf-8") == compile_pipeline(pipeline, "aws")
     assert not (wordcount.parent / "wordcount.asl.json").exists()
+
+
+def test_compile_plan_writes_the_plan_its_definition_names(wordcount: Path, tmp_path: Path) -> None:
+    """For a function deployed by hand (SPARKFLOW_PLAN): the Plan whose digest the definition's runs carry."""
+    out = tmp_path / "definitions"
+    result = invoke("compile", str(wordcount), "--target", "gcp", "--out", str(out), "--plan")
+    assert result.exit_code == 0, result.output
+    plan = Plan.from_json((out / "wordcount.gcp.plan.json").read_text(encoding="utf-8"))
+    assert f"plan: {plan.digest}" in (out / "wordcount.workflows.yaml").read_text(encoding="utf-8")
+    [pipeline] = load_pipelines(str(wordcount))
+    assert plan.digest == plan_pipeline(pipeline, "gcp").digest
 
 
 def test_compile_writes_beside_the_pipeline_by_default(wordcount: Path) -> None:

@@ -53,7 +53,8 @@ def test_example_runs_every_stage_once_after_its_inputs(example: Path, workflows
     double = StageDouble(plan)
     result = workflows(text, double)
     assert_ran_every_stage_once(plan, double, result)
-    assert all(event["run"] == {"id": RUN_ID, "storage": STORAGE, "params": {}} for event in double.events)
+    run = {"id": RUN_ID, "storage": STORAGE, "params": {}, "plan": plan.digest}
+    assert all(event["run"] == run for event in double.events)
 
 
 def test_execution_argument_reaches_every_event_as_params(workflows: Execute) -> None:

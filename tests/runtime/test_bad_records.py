@@ -84,13 +84,11 @@ def write_pipeline(folder: Path, format: str, policy: str, stage: tuple[str, str
 @contextmanager
 def handler(module: Path, storage: Path, engine: str) -> Iterator[Callable[[dict[str, Any]], dict[str, Any]]]:
     """What runs one event: ``handle_event`` here (Spark), or a DuckDB worker process."""
-    pipeline = load_pipeline(str(module))
+    config = runtime_config(pipeline=load_pipeline(str(module)), storage_root=str(storage), engine=engine)
     if engine == "spark":
-        config = runtime_config(pipeline=pipeline, storage_root=str(storage), engine="spark")
         yield lambda event: handle_event(event, config)
         return
-    options: dict[str, Any] = {"storage_root": str(storage), "kv": None, "readable": [], "workdir": None}
-    yield duckdb_engine.WorkerPool(duckdb_engine.pipeline_spec(pipeline), options).handle_event
+    yield duckdb_engine.WorkerPool(config).handle_event
 
 
 def base_event(storage: Path) -> dict[str, Any]:

@@ -16,7 +16,16 @@ from sparkflow.runtime import logs
 from tests.examples import ROOT, example
 from tests.runtime.configs import write_plan
 
-FORBIDDEN = ("networkx", "sparkflow.compiler", "sparkflow.targets", "boto3", "pyspark", "jsonschema", "fsspec")
+FORBIDDEN = (
+    "networkx",
+    "jinja2",
+    "sparkflow.compiler",
+    "sparkflow.targets",
+    "boto3",
+    "pyspark",
+    "jsonschema",
+    "fsspec",
+)
 
 
 @pytest.mark.parametrize("module", ["sparkflow.runtime.aws", "sparkflow.runtime.http", "sparkflow.runtime.__main__"])
