@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXAMPLES := $(wildcard examples/*/pipeline.py)
 TARGETS := aws gcp
 
-.PHONY: demo test lint typecheck unit faults oracle definitions check-definitions bench clean
+.PHONY: demo test lint typecheck unit image-checks faults oracle definitions check-definitions bench clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest
+
+# Long checks of what only the image build runs (training the JVM's class-data-sharing archive): not in `unit`.
+image-checks: $(STAMP)
+	$(BIN)/pytest -m image
 
 # The long randomized fault-injection campaign and the load runs (tests/faults/; a short version runs in `unit`).
 # SEED=N repeats a campaign.

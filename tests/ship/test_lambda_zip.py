@@ -203,7 +203,12 @@ def test_over_the_limit_names_the_biggest_contributors(
 @pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
 def test_zip_template_passes_cfn_lint_for_every_example(path: Path) -> None:
     item = compiled(path.parent.name)
-    code = ZipCode("python3.12", "sparkflow/x/function-0123.zip", "/var/task/examples/x/pipeline.py")
+    code = ZipCode(
+        "python3.12",
+        "sparkflow/x/function-0123.zip",
+        "/var/task/examples/x/pipeline.py",
+        "/var/task/sparkflow-plan.json",
+    )
     inputs = {source.name: f"s3://data/{source.name}/" for source in item.plan.sources}
     assert [str(match) for match in lint(template_text(item.plan, item.definition, zip_code=code))] == []
     assert [str(match) for match in lint(template_text(item.plan, item.definition, inputs=inputs, zip_code=code))] == []
