@@ -8,7 +8,6 @@ task the event names as that Plan says, and refuses an event compiled from anoth
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, fields
@@ -253,6 +252,8 @@ def display_path(path: str) -> str:
 
 
 def _digest(body: dict[str, Any]) -> str:
+    import hashlib  # lazy: OpenSSL's loading is most of this module's import time, and only a digest needs it
+
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 

@@ -18,11 +18,14 @@ from __future__ import annotations
 import os
 import threading
 from functools import cache
+from typing import TYPE_CHECKING
 
 from sparkflow.dsl.stage import ENGINES
 from sparkflow.errors import EnvironmentProblem
-from sparkflow.plan import Plan
 from sparkflow.runtime.execute import RuntimeConfig
+
+if TYPE_CHECKING:
+    from sparkflow.plan import Plan
 
 _VARIABLES = (
     "SPARKFLOW_PIPELINE",
@@ -84,6 +87,8 @@ def _config(values: tuple[str | None, ...]) -> RuntimeConfig:
 
 
 def _load_plan(path: str | None, pipeline: str) -> Plan:
+    from sparkflow.plan import Plan
+
     if not path:
         raise EnvironmentProblem(
             "SPARKFLOW_PLAN is not set: set it where the function is deployed to the pipeline's compiled Plan "

@@ -13,18 +13,20 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.source import Source
 from sparkflow.dsl.trace import StageCall, Trace
 from sparkflow.errors import ConfinementError, EnvironmentProblem, EventError, InputError
 from sparkflow.layout import node_location, rejects_location, run_location, value_key, work_location
-from sparkflow.plan import Plan, PlanTask
 from sparkflow.runtime import engines, failures, logs, records, storage
 from sparkflow.runtime.engines import Engine
 from sparkflow.runtime.fanout import Fused, Input
 from sparkflow.runtime.protocol import EVENT_VERSION, validate_event, validate_result
+
+if TYPE_CHECKING:  # the Plan is loaded with the function's configuration, not when its entry point is imported
+    from sparkflow.plan import Plan, PlanTask
 
 
 @dataclass(frozen=True)

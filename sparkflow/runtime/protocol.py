@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sparkflow.errors import EventError
-from sparkflow.plan import Plan, PlanTask
+
+if TYPE_CHECKING:
+    from sparkflow.plan import Plan, PlanTask
 
 EVENT_VERSION = 1
 
