@@ -2,8 +2,8 @@
 
 Plain frozen dataclasses with a deterministic order and no heavy imports (no networkx), so the targets, the
 local executor and the runtime can take a Plan without pulling in the compiler. A Plan is shipped with the
-functions as deterministic JSON (:meth:`Plan.to_json`) whose digest every event names: the runtime executes the
-task the event names as that Plan says, and refuses an event compiled from another Plan.
+functions as deterministic JSON (:meth:`Plan.to_json`) whose digest every run carries (``run.plan`` in each
+event): the runtime executes the task an event names as that Plan says, and refuses a run of another Plan.
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ class Plan:
 
     @property
     def digest(self) -> str:
-        """What every event of this Plan names (16 hex digits of a SHA-256 of the JSON form, without the digest):
+        """What every run of this Plan carries (16 hex digits of a SHA-256 of the JSON form, without the digest):
         the same pipeline compiled for the same target gives the same digest on every machine."""
         digest: str = self.document["digest"]
         return digest
