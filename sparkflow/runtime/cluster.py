@@ -52,9 +52,10 @@ class ClusterSparkEngine(SparkEngine):
     def read_dataset(self, location: str, folder: str, what: str) -> Any:
         return self.session.read.parquet(*storage.committed_files(location, what))
 
-    def write_attempt(self, frame: Any, work: str, attempt: str) -> tuple[list[tuple[str, int]], int]:
-        """Write ``frame`` as Parquet into the attempt folder under the node's work folder ``work``; return its
-        files (relative to ``work``, with sizes) and the number of rows."""
+    def write_attempt(self, frame: Any, work: str, scratch: str, attempt: str) -> tuple[list[tuple[str, int]], int]:
+        """Write ``frame`` as Parquet straight into the attempt folder under the node's work folder ``work`` (the
+        cluster writes to storage itself; ``scratch`` is not used); return its files (relative to ``work``, with
+        sizes) and the number of rows."""
         target = storage.join(work, storage.ATTEMPTS, attempt)
         frame.write.mode("overwrite").parquet(target)
         fs, path = storage.filesystem(target)

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from sparkflow.dsl.source import Source
 from sparkflow.errors import EnvironmentProblem, InputError, Origin, SparkflowError
+from sparkflow.runtime.engines import LocalFiles
 
 if TYPE_CHECKING:  # execute imports the engines: at run time this module imports it lazily
     from sparkflow.runtime.execute import RuntimeConfig
@@ -113,7 +114,7 @@ def session(memory_mb: int) -> Any:
         return created
 
 
-class DuckDBEngine:
+class DuckDBEngine(LocalFiles):
     """Reading, writing and errors of the duckdb engine (the :class:`~sparkflow.runtime.engines.Engine` interface)."""
 
     name = "duckdb"

@@ -9,6 +9,7 @@ user can act on — sits behind :class:`Engine`. ``spark`` is PySpark in local m
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import AbstractContextManager, nullcontext
 from types import ModuleType
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 
 from sparkflow.dsl.source import Source
 from sparkflow.errors import SparkflowError
+from sparkflow.runtime import storage
 
 
 class Engine(Protocol):
@@ -39,6 +41,10 @@ class Engine(Protocol):
     def write_partitioned(self, frame: Any, column: str, folder: str) -> int:
         """Write ``frame`` into ``folder/<column>=<value>/`` Parquet files (a shuffle); return the rows written."""
 
+    def write_attempt(self, frame: Any, work: str, scratch: str, attempt: str) -> tuple[list[tuple[str, int]], int]:
+        """Write a stage's output as the attempt ``attempt`` under the node's work folder ``work`` (``scratch``: a
+        local folder it may use); return the attempt's files (relative to ``work``, with sizes) and its rows."""
+
     def functions(self) -> Any:
         """The engine's ``pyspark.sql.functions`` module (for the shuffle's key hash)."""
 
@@ -49,7 +55,18 @@ class Engine(Protocol):
         """The error to show instead of ``error`` (a corrupt input, an API the engine lacks), or None."""
 
 
-class SparkEngine:
+class LocalFiles:
+    """How an engine that writes local files writes an attempt: into the task's scratch folder, then uploaded."""
+
+    def write(self, frame: Any, folder: str) -> tuple[str, int]:
+        raise NotImplementedError
+
+    def write_attempt(self, frame: Any, work: str, scratch: str, attempt: str) -> tuple[list[tuple[str, int]], int]:
+        folder, rows = self.write(frame, os.path.join(scratch, "out"))
+        return storage.upload_attempt(folder, work, attempt), rows
+
+
+class SparkEngine(LocalFiles):
     """PySpark in local mode: one SparkSession per process (see :mod:`sparkflow.runtime.spark`)."""
 
     name = "spark"

@@ -461,14 +461,8 @@ def _write_output(
             call.stage.origin,
             kind="TypeError",
         )
-    write_attempt = getattr(engine, "write_attempt", None)
-    if write_attempt is not None:  # Spark on a cluster writes to storage itself (sparkflow.runtime.cluster)
-        with failures.running(call.stage, evaluating=True):  # evaluating what the stage returned runs its code
-            files, rows = write_attempt(output, work, context.attempt)
-    else:
-        with failures.running(call.stage, evaluating=True):
-            folder, rows = engine.write(output, os.path.join(scratch, "out"))
-        files = storage.upload_attempt(folder, work, context.attempt)
+    with failures.running(call.stage, evaluating=True):  # evaluating what the stage returned runs its code
+        files, rows = engine.write_attempt(output, work, scratch, context.attempt)
     names = [storage.published_name(index) for index in range(len(files))]
     return {
         "kind": "dataset",

@@ -231,6 +231,10 @@ class _Injector:
                 injector.hit("write")
                 return self._engine.write_partitioned(frame, column, folder)
 
+            def write_attempt(self, frame: Any, work: str, scratch: str, attempt: str) -> Any:
+                injector.hit("write")  # a stage's output: the engine writes it (its own write is not the wrapper's)
+                return self._engine.write_attempt(frame, work, scratch, attempt)
+
         def start(*args: Any, **kwargs: Any) -> Any:
             return Engine(original(*args, **kwargs))
 
