@@ -89,7 +89,7 @@ def compile(
 
     A file with several pipelines compiles each of them, one definition file per pipeline.
     """
-    from sparkflow.compiler import compile_pipeline, plan_pipeline
+    from sparkflow.compiler import definition_text, plan_pipeline
     from sparkflow.loading import load_pipelines
     from sparkflow.outputs import default_out_dir, definition_path
     from sparkflow.targets import get_target
@@ -100,7 +100,8 @@ def compile(
         suffix = get_target(target).suffix
         for spec in pipelines:
             for pipeline in load_pipelines(spec):
-                text = compile_pipeline(pipeline, target)
+                plan = plan_pipeline(pipeline, target)
+                text = definition_text(plan, target)
                 folder = out or default_out_dir(pipeline.origin.file)
                 path = definition_path(folder, pipeline.name, suffix)
                 shown = os.path.relpath(path)
@@ -111,25 +112,16 @@ def compile(
                     report.append({"pipeline": pipeline.name, "target": target, "path": shown, "status": state})
                     continue
                 os.makedirs(folder, exist_ok=True)
-                with open(path, "w", encoding="utf-8", newline="\n") as handle:
-                    handle.write(text)
-                report.append({"pipeline": pipeline.name, "target": target, "path": shown, "status": "written"})
-                if not as_json:
-                    click.echo(f"wrote {shown}")
+                written = {path: text}
                 if with_plan:
-                    plan_path = definition_path(folder, pipeline.name, f".{target}.plan.json")
-                    with open(plan_path, "w", encoding="utf-8", newline="\n") as handle:
-                        handle.write(plan_pipeline(pipeline, target).to_json())
-                    report.append(
-                        {
-                            "pipeline": pipeline.name,
-                            "target": target,
-                            "path": os.path.relpath(plan_path),
-                            "status": "written",
-                        }
-                    )
+                    written[definition_path(folder, pipeline.name, f".{target}.plan.json")] = plan.to_json()
+                for location, content in written.items():
+                    with open(location, "w", encoding="utf-8", newline="\n") as handle:
+                        handle.write(content)
+                    shown = os.path.relpath(location)
+                    report.append({"pipeline": pipeline.name, "target": target, "path": shown, "status": "written"})
                     if not as_json:
-                        click.echo(f"wrote {os.path.relpath(plan_path)}")
+                        click.echo(f"wrote {shown}")
     if as_json:
         click.echo(json.dumps(report, indent=2))
     if stale:
@@ -381,11 +373,11 @@ def _warn_local_sources(chosen: Any, inputs: dict[str, str]) -> None:
 
 def _definition_for(chosen: Any) -> tuple[Any, str]:
     """The Plan and ASL of a pipeline; warns when the checked-in definition differs from the compiled one."""
-    from sparkflow.compiler import compile_pipeline, plan_pipeline
+    from sparkflow.compiler import definition_text, plan_pipeline
     from sparkflow.outputs import default_out_dir, definition_path
 
     plan = plan_pipeline(chosen, "aws")
-    text = compile_pipeline(chosen, "aws")
+    text = definition_text(plan, "aws")
     checked_in = definition_path(default_out_dir(chosen.origin.file), chosen.name, ".asl.json")
     if os.path.isfile(checked_in):
         with open(checked_in, encoding="utf-8") as handle:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
-from functools import cached_property
-from typing import Any
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from functools import cache, cached_property
+from types import NoneType, UnionType
+from typing import Any, get_args, get_origin, get_type_hints
 
 from sparkflow.errors import Origin
 
@@ -241,14 +242,18 @@ def display_path(path: str) -> str:
     so that what the Plan names is the same on every machine and from every working directory."""
     if not os.path.isabs(path):
         return path.replace(os.sep, "/")
-    folder = os.path.dirname(path)
-    while True:
-        if any(os.path.exists(os.path.join(folder, marker)) for marker in ("pyproject.toml", ".git")):
-            return os.path.relpath(path, folder).replace(os.sep, "/")
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return os.path.basename(path)
-        folder = parent
+    root = _project_root(os.path.dirname(path))
+    return os.path.relpath(path, root).replace(os.sep, "/") if root else os.path.basename(path)
+
+
+@cache
+def _project_root(folder: str) -> str | None:
+    """The nearest folder from ``folder`` up with a pyproject.toml or .git, or None (cached: a Plan's origins
+    share a few folders, and every compile serialises its Plan for the digest)."""
+    if any(os.path.exists(os.path.join(folder, marker)) for marker in ("pyproject.toml", ".git")):
+        return folder
+    parent = os.path.dirname(folder)
+    return None if parent == folder else _project_root(parent)
 
 
 def _digest(body: dict[str, Any]) -> str:
@@ -277,72 +282,35 @@ def _steps(step: Sequence | Parallel) -> tuple[Step, ...]:
 
 
 def _decode_plan(body: dict[str, Any]) -> Plan:
-    return Plan(
-        pipeline=body["pipeline"],
-        source_file=body["source_file"],
-        storage=body["storage"],
-        kv=body["kv"],
-        sources=tuple(
-            PlanSource(
-                name=item["name"],
-                uri=item["uri"],
-                format=item["format"],
-                size_bytes=item["size_bytes"],
-                options=tuple((key, _option(option)) for key, option in item["options"]),
-                origin=Origin(**item["origin"]),
-            )
-            for item in body["sources"]
-        ),
-        tasks=tuple(_decode_task(item) for item in body["tasks"]),
-        outputs=tuple(body["outputs"]),
-        schedule=_decode_step(body["schedule"]),
-        publish=Publish(**body["publish"]),
-        sinks=tuple(
-            PlanSink(
-                name=item["name"],
-                uri=item["uri"],
-                format=item["format"],
-                mode=item["mode"],
-                partition_cols=tuple(item["partition_cols"]),
-                node=item["node"],
-                origin=Origin(**item["origin"]),
-                call_origin=Origin(**item["call_origin"]),
-            )
-            for item in body["sinks"]
-        ),
-    )
+    plan: Plan = _decode(Plan, body)
+    return plan
 
 
-def _option(value: Any) -> Any:
-    """A source option as declared: JSON gives lists where the option held a tuple."""
-    return tuple(_option(item) for item in value) if isinstance(value, list) else value
+def _decode(kind: Any, value: Any) -> Any:
+    """``value`` (JSON types, as :func:`_encode` wrote it) as the ``kind`` a Plan field is annotated with."""
+    if value is None:
+        return None
+    if kind == Step:
+        ((tag, inner),) = value.items()
+        if tag == "run":
+            return Run(inner)
+        steps = tuple(_decode(Step, step) for step in inner)
+        return Sequence(steps) if tag == "sequence" else Parallel(steps)
+    if isinstance(kind, type) and is_dataclass(kind):
+        hints = _hints(kind)
+        return kind(**{item.name: _decode(hints[item.name], value[item.name]) for item in fields(kind)})
+    arguments = get_args(kind)
+    if isinstance(kind, UnionType):  # X | None
+        return _decode(next(argument for argument in arguments if argument is not NoneType), value)
+    if get_origin(kind) is tuple:
+        if len(arguments) == 2 and arguments[1] is Ellipsis:
+            return tuple(_decode(arguments[0], item) for item in value)
+        return tuple(_decode(argument, item) for argument, item in zip(arguments, value, strict=True))
+    if kind is Any:  # a source option as declared: JSON gave lists where it held tuples
+        return _decode(tuple[Any, ...], value) if isinstance(value, list) else value
+    return value
 
 
-def _decode_task(item: dict[str, Any]) -> PlanTask:
-    fanout = item["fanout"]
-    return PlanTask(
-        id=item["id"],
-        stage=item["stage"],
-        inputs=tuple(PlanInput(**entry) for entry in item["inputs"]),
-        output=item["output"],
-        placement=item["placement"],
-        memory_mb=item["memory_mb"],
-        timeout_s=item["timeout_s"],
-        retries=item["retries"],
-        engine=item["engine"],
-        partition=item["partition"],
-        partition_by=tuple(item["partition_by"]),
-        location=item["location"],
-        origin=Origin(**item["origin"]),
-        call_origin=Origin(**item["call_origin"]),
-        fanout=None if fanout is None else Fanout(**{**fanout, "split": tuple(fanout["split"])}),
-        fused=tuple(_decode_task(inner) for inner in item["fused"]),
-    )
-
-
-def _decode_step(item: dict[str, Any]) -> Step:
-    ((kind, inner),) = item.items()
-    if kind == "run":
-        return Run(inner)
-    steps = tuple(_decode_step(step) for step in inner)
-    return Sequence(steps) if kind == "sequence" else Parallel(steps)
+@cache
+def _hints(kind: type) -> dict[str, Any]:
+    return get_type_hints(kind)

@@ -21,7 +21,7 @@ from sparkflow.plan import Plan, PlanInput, PlanSource, PlanTask, Publish, displ
 from sparkflow.targets import get_target
 from sparkflow.targets.base import Target
 
-__all__ = ["PASSES", "CompileError", "build", "compile_pipeline", "plan_pipeline"]
+__all__ = ["PASSES", "CompileError", "build", "compile_pipeline", "definition_text", "plan_pipeline"]
 
 
 def plan_pipeline(pipeline: Pipeline, target: str | Target, passes: tuple[Pass, ...] = PASSES) -> Plan:
@@ -44,7 +44,11 @@ def compile_pipeline(pipeline: Pipeline, target: str) -> str:
     Raises:
         CompileError: with every problem found, each naming the user's file and line.
     """
-    plan = plan_pipeline(pipeline, target)
+    return definition_text(plan_pipeline(pipeline, target), target)
+
+
+def definition_text(plan: Plan, target: str) -> str:
+    """The definition of a compiled ``plan`` for ``target`` (see :func:`compile_pipeline`)."""
     chosen = get_target(target)
     text = chosen.emit(plan)
     problems = chosen.check(plan, text)

@@ -144,7 +144,7 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
             f"event field 'fused' is {checked['fused']!r}, but plan {plan.digest!r} fuses {fused_ids!r} into "
             f"{task.id!r}"
         )
-    fused = _fused_chains(task, inputs, trace, pipeline, run, overrides, confinement)
+    fused = _fused_chains(task, trace, pipeline, run, overrides, confinement)
     if phase != "split":
         existing = storage.read_manifest(location)
         claimed = storage.read_claim(work) if existing is None else None
@@ -259,7 +259,6 @@ def _input_locations(
 
 def _fused_chains(
     task: PlanTask,
-    inputs: list[Input],
     trace: Trace,
     pipeline: Pipeline,
     run: dict[str, Any],

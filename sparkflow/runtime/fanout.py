@@ -95,11 +95,15 @@ class Job:
         """An input that is not split, read whole into a folder of its own."""
         return self.read_whole(item, self.folder(f"whole-{item.param}"))
 
+    def planned_split(self) -> list[Input]:
+        """The stage's inputs the Plan splits, in parameter order (what its reduce phase reads bucketed)."""
+        return [item for item in self.inputs if item.param in self.split]
+
     def split_inputs(self) -> list[Input]:
         """What the split and map phases cut into chunks: the stage's split inputs, except that an input coming
         from fused stages is the input of the first of them (under the stage's parameter name)."""
         found: list[Input] = []
-        for item in (item for item in self.inputs if item.param in self.split):
+        for item in self.planned_split():
             chain = self.fused.get(item.param)
             if chain:
                 first = chain[0]
@@ -438,7 +442,7 @@ def _reduce(job: Job, plan: dict[str, Any], bucket: int) -> dict[str, Any]:
     existing = storage.read_manifest(part)
     if existing is not None:
         return existing
-    chosen = [item for item in job.inputs if item.param in job.split]
+    chosen = job.planned_split()
     values: dict[str, Any] = {}
     found = [_bucket_files(job, plan["inputs"][index], bucket, plan["buckets"]) for index in range(len(chosen))]
     _check_skew(job, plan, bucket, sum(size for _, _, size, _ in found), sum(mean for _, _, _, mean in found))

@@ -51,7 +51,7 @@ import json
 import math
 import os
 import posixpath
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -584,45 +584,26 @@ def _write_row_groups(fs: Any, path: str, row_groups: tuple[int, ...], local: st
     timestamps of another physical type (Spark's TIMESTAMP_NTZ), writing every timestamp as INT96 would
     break those, so the INT96 columns alone become INT64 instants in UTC, which Spark reads as TIMESTAMP.
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     with fs.open(path, "rb", cache_type="none") as handle:
         source = pq.ParquetFile(handle, coerce_int96_timestamp_unit="us")
         table = source.read_row_groups(list(row_groups))
-        physical = [source.schema.column(index).physical_type for index in range(source.metadata.num_columns)]
-    leaves = _timestamp_leaves(table.schema)
-    int96 = {index for index in leaves if physical[index] == "INT96"}
-    if int96 and int96 == leaves:
+    columns = [source.schema.column(index) for index in range(source.metadata.num_columns)]
+    int96 = {index for index, column in enumerate(columns) if column.physical_type == "INT96"}
+    if int96 and not any(column.logical_type.type == "TIMESTAMP" for column in columns):
         pq.write_table(table, local, use_deprecated_int96_timestamps=True)
         return
     if int96:
-        table = table.cast(_as_utc_instants(table.schema, int96))
+        utc = pa.timestamp("us", tz="UTC")
+        table = table.cast(_map_leaves(table.schema, lambda index, kind: utc if index in int96 else kind))
     pq.write_table(table, local)
 
 
-def _timestamp_leaves(schema: Any) -> set[int]:
-    """The Parquet column indexes (leaves, depth first) of ``schema`` whose Arrow type is a timestamp."""
-    import pyarrow as pa
-
-    found: set[int] = set()
-    counter = itertools.count()
-
-    def walk(kind: Any) -> None:
-        if pa.types.is_struct(kind) or pa.types.is_map(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind):
-            for index in range(kind.num_fields):
-                walk(kind.field(index).type)
-        elif pa.types.is_timestamp(kind):
-            found.add(next(counter))
-        else:
-            next(counter)
-
-    for column in schema:
-        walk(column.type)
-    return found
-
-
-def _as_utc_instants(schema: Any, leaves: set[int]) -> Any:
-    """``schema`` with the timestamp leaves numbered in ``leaves`` made microsecond instants in UTC."""
+def _map_leaves(schema: Any, change: Callable[[int, Any], Any]) -> Any:
+    """``schema`` with the type of each leaf (Parquet column, numbered depth first) replaced by ``change(number,
+    type)``; structs, maps and lists keep their shape."""
     import pyarrow as pa
 
     counter = itertools.count()
@@ -638,9 +619,6 @@ def _as_utc_instants(schema: Any, leaves: set[int]) -> Any:
             return pa.list_(kind.value_field.with_type(convert(kind.value_type)))
         if pa.types.is_large_list(kind):
             return pa.large_list(kind.value_field.with_type(convert(kind.value_type)))
-        index = next(counter)
-        if index in leaves:
-            return pa.timestamp("us", tz="UTC")
-        return kind
+        return change(next(counter), kind)
 
     return pa.schema([column.with_type(convert(column.type)) for column in schema], metadata=schema.metadata)
