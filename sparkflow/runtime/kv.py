@@ -25,6 +25,7 @@ import json
 import math
 import os
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -233,11 +234,28 @@ class SQLiteKV:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as connection:
-                # WAL is a property of the file: set once, it holds for every later connection.
-                connection.execute("PRAGMA journal_mode=WAL")
+                self._use_wal(connection)
                 connection.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         except OSError as err:
             raise StorageError(f"cannot create the KV store file {str(self.path)!r}: {err}") from err
+
+    def _use_wal(self, connection: sqlite3.Connection) -> None:
+        """Put the file in WAL mode (a property of the file: set once, it holds for every later connection).
+
+        Processes and threads that create the store at once race for the lock the switch needs, and SQLite answers
+        the loser "database is locked" at once, without waiting as it does for writes: so try again until timeout.
+        """
+        import sqlite3
+
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def put(self, key: str, value: JSONValue) -> None:
         _check_key(key)
