@@ -23,5 +23,5 @@ multiset of rows, compared (:mod:`sparkflow.rowsets`) with a float tolerance of 
 
 Column names must match too. Nothing is stringified or rounded, so a lost, duplicated or changed row stays visible.
 
-``tests/oracle/test_oracle.py`` runs 30 cases in the test suite; ``python -m tests.oracle`` is the long campaign.
+``tests/oracle/test_oracle.py`` runs 16 cases in the test suite; ``python -m tests.oracle`` is the long campaign.
 """

@@ -1,9 +1,9 @@
-"""The differential oracle's short run: 30 generated pipelines, each run by sparkflow and compared with one plain
+"""The differential oracle's short run: 16 generated pipelines, each run by sparkflow and compared with one plain
 PySpark job (see ``tests/oracle/__init__.py``); and proof that the comparison can fail.
 
 Which sparkflow runs each case gets is ``SPARKFLOW_ORACLE_RUNS`` (``all``, ``fallback``, ``pair`` or ``rotate``,
-see :func:`tests.oracle.run.runs_for`); the default, ``rotate``, keeps the 30 cases within about three minutes on two
-cores and gives each of whole/spark, whole/duckdb, split/spark and split/duckdb 7 or 8 of them.
+see :func:`tests.oracle.run.runs_for`); the default, ``rotate``, keeps the 16 cases within about a minute and a half
+on two cores and gives each of whole/spark, whole/duckdb, split/spark and split/duckdb 4 of them.
 ``python -m tests.oracle`` runs every case all four ways.
 """
 
@@ -23,41 +23,11 @@ from tests.oracle.generate import generate
 from tests.oracle.run import ALL_RUNS, RUN_MODES, Table, check_case, compare_outputs, runs_for
 from tests.test_rowsets import COLUMNS, EXPECTED
 
-# Chosen by `python -m tests.oracle --pick 30 --seed 1 --cases 200`: seeds that cover REQUIRED, then the lowest.
-SHORT_SEEDS = (
-    1,
-    2,
-    3,
-    4,
-    5,
-    6,
-    7,
-    8,
-    9,
-    10,
-    11,
-    12,
-    13,
-    14,
-    15,
-    16,
-    17,
-    18,
-    19,
-    20,
-    21,
-    22,
-    23,
-    24,
-    30,
-    33,
-    40,
-    44,
-    120,
-    131,
-)
+# Chosen by `python -m tests.oracle --pick 16 --seed 1 --cases 200` (seeds that cover REQUIRED, then the lowest),
+# then 4 and 13 traded for 10 and 14 so that each of the four runs gets 4 cases (make test's time budget).
+SHORT_SEEDS = (1, 2, 3, 5, 6, 7, 8, 9, 10, 14, 29, 44, 55, 60, 64, 111)
 MODE = os.environ.get("SPARKFLOW_ORACLE_RUNS", "rotate")
-# What the 30 short cases cover between them (tags that tests/oracle/generate.py gives a case).
+# What the short cases cover between them (tags that tests/oracle/generate.py gives a case).
 REQUIRED = {
     "text",
     "csv",
@@ -121,7 +91,7 @@ def test_short_cases_cover_formats_operations_and_runs(tmp_path: Path) -> None:
         tags.update(case.tags)
     assert set(tags) >= REQUIRED, f"not covered: {sorted(REQUIRED - set(tags))}: pick the seeds again (SHORT_SEEDS)"
     runs = Counter(run for seed in SHORT_SEEDS for run in runs_for(seed, MODE))
-    assert set(runs) == set(ALL_RUNS) and min(runs.values()) >= 7, runs
+    assert set(runs) == set(ALL_RUNS) and min(runs.values()) >= 4, runs
 
 
 def test_a_case_is_the_same_for_the_same_seed(tmp_path: Path) -> None:

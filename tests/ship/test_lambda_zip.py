@@ -26,7 +26,7 @@ from sparkflow.compiler import compile_pipeline, plan_pipeline
 from sparkflow.loading import load_pipeline
 from sparkflow.targets.aws import lambda_zip
 from sparkflow.targets.aws.lambda_zip import LambdaRuntime, ZipError, ZipPackage
-from sparkflow.targets.aws.package import ZipCode, template_text
+from sparkflow.targets.aws.template import ZipCode, template_text
 from tests.examples import EXAMPLES, example_ids
 from tests.ship.conftest import RESOURCES, Compiled, compiled
 
@@ -176,6 +176,7 @@ def test_zip_holds_the_closure_and_reports_its_size(built: tuple[ZipPackage, Pat
     assert "unzipped of Lambda's 250.0 MB" in package.summary()
 
 
+@pytest.mark.image
 def test_packaging_twice_gives_the_same_zip(built: tuple[ZipPackage, Path], project: Compiled, tmp_path: Path) -> None:
     """Byte for byte, bytecode included."""
     first, out = built
