@@ -121,13 +121,13 @@ def prepare(folder: Path, *, cds: bool = True) -> Variants:
     }
     archive = folder / "spark.jsa"
     if cds:
-        # The class-data-sharing archive the images build (sparkflow.targets.aws.package.train_cds_archive),
+        # The class-data-sharing archive the images build (sparkflow.shipping.spark_home.train_cds_archive),
         # trained once in its own process and used as the images use it.
         subprocess.run(
             [
                 sys.executable,
                 "-c",
-                f"from sparkflow.targets.aws.package import train_cds_archive as t; t({str(archive)!r})",
+                f"from sparkflow.shipping.spark_home import train_cds_archive as t; t({str(archive)!r})",
             ],
             env=env,
             check=True,

@@ -298,12 +298,12 @@ def sizes(table: Table, scratch: Path, wheelhouse: Path | None) -> None:
     """The duckdb engine's Lambda .zip (unzipped) against what the Spark image holds beyond its base."""
     from sparkflow.compiler import plan_pipeline
     from sparkflow.loading import load_pipeline
+    from sparkflow.shipping.requirements import runtime_requirements
     from sparkflow.targets.aws import lambda_zip
-    from sparkflow.targets.aws import package as image
 
     group = "deployable size (unzipped)"
     here = _this_machine()
-    spark_dists = lambda_zip.resolve(image.runtime_requirements(), here, excluded=())
+    spark_dists = lambda_zip.resolve(runtime_requirements(), here, excluded=())
     spark_bytes = sum(os.path.getsize(source) for dist in spark_dists for _, source in dist.files)
     jdk, jdk_bytes = _jdk_size()
     spark = table.row(

@@ -355,7 +355,7 @@ def verify(pipeline: str, inputs: tuple[str, ...], engine: str | None, chunks: i
         sys.exit(1)
 
 
-# ---- shipping to AWS: package, deploy, start, status (sparkflow.targets.aws.package / deploy / watch) ----
+# ---- shipping: package, deploy, start, status, the same for every target (sparkflow.targets.base.CloudTarget) ----
 
 
 def _warn_local_sources(chosen: Any, inputs: dict[str, str]) -> None:
@@ -371,14 +371,15 @@ def _warn_local_sources(chosen: Any, inputs: dict[str, str]) -> None:
         )
 
 
-def _definition_for(chosen: Any) -> tuple[Any, str]:
-    """The Plan and ASL of a pipeline; warns when the checked-in definition differs from the compiled one."""
+def _definition_for(chosen: Any, target: str) -> tuple[Any, str]:
+    """The Plan and definition of a pipeline; warns when the checked-in definition differs from the compiled one."""
     from sparkflow.compiler import definition_text, plan_pipeline
     from sparkflow.outputs import default_out_dir, definition_path
+    from sparkflow.targets import get_target
 
-    plan = plan_pipeline(chosen, "aws")
-    text = definition_text(plan, "aws")
-    checked_in = definition_path(default_out_dir(chosen.origin.file), chosen.name, ".asl.json")
+    plan = plan_pipeline(chosen, target)
+    text = definition_text(plan, target)
+    checked_in = definition_path(default_out_dir(chosen.origin.file), chosen.name, get_target(target).suffix)
     if os.path.isfile(checked_in):
         with open(checked_in, encoding="utf-8") as handle:
             if handle.read() != text:
@@ -429,62 +430,24 @@ def package_command(
     """
     from sparkflow.loading import load_pipeline
     from sparkflow.targets import get_target
+    from sparkflow.targets.base import ShipOptions
 
     with _user_errors():
-        get_target(target)  # an unknown name gets the nearest one suggested
-        if engine == "duckdb" and target != "aws":
-            raise click.UsageError("--engine duckdb builds a Lambda .zip: use --target aws")
         chosen = load_pipeline(pipeline)
         _warn_local_sources(chosen, _parse_inputs(inputs))
-        folder = out or os.path.join("build", target, chosen.name)
-        if engine == "duckdb":
-            for line in _package_zip(chosen, folder, _parse_inputs(inputs), python_version, wheelhouse):
-                click.echo(line)
-            return
-        if target == "gcp":
-            from sparkflow.compiler import plan_pipeline
-            from sparkflow.targets.gcp.package import package as package_gcp
-
-            written = package_gcp(
-                chosen,
-                plan_pipeline(chosen, "gcp"),
-                folder,
-                storage_root=storage_root,
-                image=image_uri,
-                inputs=_parse_inputs(inputs),
-            )
-            click.echo(
-                f"wrote {len(written)} files to {folder}: Dockerfile, service.yaml, job.yaml, project/, sparkflow/"
-            )
-            return
-        from sparkflow.targets.aws.package import package
-
-        plan, text = _definition_for(chosen)
-        written = package(chosen, plan, text, folder, inputs=_parse_inputs(inputs))
-    click.echo(
-        f"wrote {len(written)} files to {folder}: Dockerfile, template.yaml, requirements.txt, project/, sparkflow/"
-    )
-
-
-def _package_zip(
-    chosen: Any, folder: str, inputs: dict[str, str], python_version: str | None, wheelhouse: str | None
-) -> list[str]:
-    """Build the .zip deployment; return what to print: sizes, biggest parts, how to deploy it."""
-    from sparkflow.targets.aws import lambda_zip
-
-    plan, text = _definition_for(chosen)
-    runtime = lambda_zip.runtime_for(python_version)
-    built = lambda_zip.package_zip(chosen, plan, text, folder, inputs=inputs, runtime=runtime, wheelhouse=wheelhouse)
-    key = lambda_zip.zip_code(chosen, plan, runtime, built.sha256).key
-    biggest = ", ".join(f"{name} {size / 1024**2:,.1f} MB" for name, size in built.contributors[:5])
-    return [
-        f"wrote {folder}: {built.summary()}; template.yaml",
-        f"biggest: {biggest}" + ("" if built.bytecode else f" (no bytecode: this is not Python {runtime.name[6:]})"),
-        "deploy: upload the zip, then create the stack (CodeKey defaults to this key):",
-        f"  aws s3 cp {built.path} s3://BUCKET/{key}",
-        f"  aws cloudformation deploy --template-file {os.path.join(folder, 'template.yaml')} --stack-name "
-        f"{chosen.name} --capabilities CAPABILITY_IAM --parameter-overrides CodeBucket=BUCKET",
-    ]
+        options = ShipOptions(
+            out=out or os.path.join("build", target, chosen.name),
+            inputs=_parse_inputs(inputs),
+            storage_root=storage_root,
+            image_uri=image_uri,
+            engine=engine,
+            python_version=python_version,
+            wheelhouse=wheelhouse,
+        )
+        plan, text = _definition_for(chosen, target)
+        lines = get_target(target).package(chosen, plan, text, options)
+    for line in lines:
+        click.echo(line)
 
 
 @main.command("deploy")
@@ -529,75 +492,42 @@ def deploy_command(
     """Create or update PIPELINE's state machine (aws) or workflow (gcp); print its ARN or resource name."""
     from sparkflow.loading import load_pipeline
     from sparkflow.targets import get_target
+    from sparkflow.targets.base import ShipOptions
 
     with _user_errors():
-        get_target(target)  # an unknown name gets the nearest one suggested
         chosen = load_pipeline(pipeline)
         _warn_local_sources(chosen, _parse_inputs(inputs))
-        root = storage_root or chosen.storage
-        if not root:
-            raise SparkflowError(f"pipeline {chosen.name!r} declares no storage=: pass --storage-root")
-        if target == "gcp":
-            click.echo(_deploy_gcp(chosen, root, project, region, service_url, job, env_values))
-            return
-        if not image_uri:
-            raise click.UsageError("--target aws needs --image-uri (the image `sparkflow package` builds)")
-        from sparkflow.targets.aws.deploy import default_stack_name, deploy
-        from sparkflow.targets.aws.session import clients
-
-        plan, text = _definition_for(chosen)
-        arn = deploy(
-            plan,
-            text,
-            stack_name=stack or default_stack_name(chosen.name),
-            image_uri=image_uri,
-            storage_root=root,
-            role_arn=role_arn,
+        options = ShipOptions(
             inputs=_parse_inputs(inputs),
-            clients=clients(region, profile),
+            storage_root=storage_root,
+            image_uri=image_uri,
+            stack=stack,
+            role_arn=role_arn,
+            region=region,
+            profile=profile,
+            project=project,
+            service_url=service_url,
+            job=job,
+            env=_parse_pairs(env_values, "--env"),
         )
-    click.echo(arn)
-
-
-def _deploy_gcp(
-    chosen: Any,
-    root: str,
-    project: str | None,
-    region: str | None,
-    service_url: str | None,
-    job: str | None,
-    env_values: tuple[str, ...],
-) -> str:
-    from sparkflow.compiler import compile_pipeline
-    from sparkflow.targets.gcp.deploy import deploy, needed_env
-    from sparkflow.targets.gcp.package import resource_name
-
-    required = {"--project": project, "--region": region, "--service-url": service_url}
-    missing = [name for name, value in required.items() if not value]
-    if missing:
-        raise click.UsageError(f"--target gcp needs {', '.join(missing)}")
-    assert project and region and service_url
-    text = compile_pipeline(chosen, "gcp")
-    env = {"SPARKFLOW_SERVICE_URL": service_url, "SPARKFLOW_STORAGE_ROOT": root}
-    for name in needed_env(text):  # the Cloud Run jobs get default names; Dataproc settings must be passed
-        if name == "SPARKFLOW_JOB":
-            env[name] = job or resource_name(f"{chosen.name}-chunks")
-        elif name.startswith("SPARKFLOW_CONTAINER_JOB_"):
-            env[name] = resource_name(f"{chosen.name}-{name.rsplit('_', 1)[1]}")
-    env.update(_parse_pairs(env_values, "--env"))
-    return deploy(chosen.name, text, project, region, env)
+        options.storage(chosen)  # refused before anything is compiled or called
+        plan, text = _definition_for(chosen, target)
+        deployed = get_target(target).deploy(chosen, plan, text, options)
+    click.echo(deployed)
 
 
 @main.command("start")
 @click.argument("pipeline", metavar="PIPELINE")
-@click.option("--stack", help="The stack it was deployed as (default: the pipeline's name, '_' as '-').")
+@_target_option("Where the pipeline was deployed.")
+@click.option("--stack", help="aws: the stack it was deployed as (default: the pipeline's name, '_' as '-').")
 @click.option("--input", "inputs", multiple=True, metavar="NAME=URI", help="Read source NAME from URI in this run.")
 @click.option("--run-id", help="The run's id, used as the execution name (default: a new one).")
-@click.option("--no-follow", is_flag=True, help="Print the execution ARN and return at once.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run's end (or, with --no-follow, its ARN) as JSON.")
+@click.option("--no-follow", is_flag=True, help="Print the execution's id and return at once.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's end (or, with --no-follow, its id) as JSON.")
 @_aws_options
 def start_command(
     pipeline: str,
+    target: str,
     stack: str | None,
     inputs: tuple[str, ...],
     run_id: str | None,
@@ -611,41 +541,40 @@ def start_command(
     Exits 1 when the run fails, printing the failed stage with its error and cause.
     """
     from sparkflow.loading import load_pipeline
-    from sparkflow.targets.aws.deploy import default_stack_name, find_state_machine
-    from sparkflow.targets.aws.session import clients
-    from sparkflow.targets.aws.watch import start
+    from sparkflow.targets import get_target
+    from sparkflow.targets.base import ShipOptions
 
     with _user_errors():
         chosen = load_pipeline(pipeline)
-        made = clients(region, profile)
-        state_machine = find_state_machine(stack or default_stack_name(chosen.name), clients=made)
-        execution = start(state_machine, _parse_inputs(inputs), run_id=run_id, clients=made)
+        deployed = get_target(target)
+        options = ShipOptions(inputs=_parse_inputs(inputs), stack=stack, region=region, profile=profile)
+        execution = deployed.start(chosen, options, run_id)
         click.echo(f"started {execution}", err=True)
         if no_follow:
-            click.echo(json.dumps({"execution_arn": execution}) if as_json else execution)
+            click.echo(json.dumps({"execution": execution}) if as_json else execution)
             return
-        final = _follow(execution, made, quiet=as_json)
+        final = _follow(deployed, execution, options, quiet=as_json)
     _print_end(final, as_json)
 
 
-def _follow(execution: str, made: Any, quiet: bool = False) -> Any:
+def _follow(deployed: Any, execution: str, options: Any, quiet: bool = False) -> Any:
     from rich.console import Console
     from rich.live import Live
 
-    from sparkflow.targets.aws.watch import follow, status, status_table
+    from sparkflow.targets.runs import status_table
 
     if quiet:
-        return follow(execution, clients=made)
+        return deployed.follow(execution, options)
     console = Console(stderr=True)
-    first = status(execution, clients=made)
+    first = deployed.status(execution, options)
     with Live(status_table(first), console=console, refresh_per_second=4, transient=False) as live:
-        return follow(execution, clients=made, on_update=lambda current: live.update(status_table(current)))
+        return deployed.follow(execution, options, lambda current: live.update(status_table(current)))
 
 
 def _print_end(final: Any, as_json: bool = False) -> None:
     from dataclasses import asdict
 
-    from sparkflow.targets.aws.watch import summary_lines
+    from sparkflow.targets.runs import summary_lines
 
     if as_json:
         click.echo(json.dumps(asdict(final), indent=2, default=str))
@@ -657,22 +586,24 @@ def _print_end(final: Any, as_json: bool = False) -> None:
 
 
 @main.command("status")
-@click.argument("execution_arn", metavar="EXECUTION_ARN")
+@click.argument("execution", metavar="EXECUTION")
+@_target_option("Where the pipeline was deployed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's status as JSON.")
 @_aws_options
-def status_command(execution_arn: str, as_json: bool, region: str | None, profile: str | None) -> None:
-    """Show a run of a deployed pipeline: every stage, then the outputs or the failed stage. The region is the
-    one the ARN names unless --region says otherwise.
+def status_command(execution: str, target: str, as_json: bool, region: str | None, profile: str | None) -> None:
+    """Show a run of a deployed pipeline: every stage, then the outputs or the failed stage. EXECUTION is what
+    `start` printed (aws: the execution ARN, whose region is used unless --region says otherwise).
 
     Exits 1 when the run failed, 0 when it succeeded or is still running.
     """
     from rich.console import Console
 
-    from sparkflow.targets.aws.session import clients, region_of
-    from sparkflow.targets.aws.watch import status, status_table
+    from sparkflow.targets import get_target
+    from sparkflow.targets.base import ShipOptions
+    from sparkflow.targets.runs import status_table
 
     with _user_errors():
-        current = status(execution_arn, clients=clients(region or region_of(execution_arn), profile))
+        current = get_target(target).status(execution, ShipOptions(region=region, profile=profile))
     if not as_json:
         Console().print(status_table(current))
     _print_end(current, as_json)

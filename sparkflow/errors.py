@@ -79,3 +79,11 @@ class InputError(SparkflowError, ValueError):
 
 class EnvironmentProblem(SparkflowError, RuntimeError):
     """Something the runtime needs on this machine is missing (Java, a package)."""
+
+
+class PackageError(SparkflowError, ValueError):
+    """The pipeline cannot be packaged or deployed as asked (a location, a KV store, a definition)."""
+
+
+class OptionError(SparkflowError, ValueError):
+    """A command asked a target for something it cannot do, or without an option it needs; says which option."""

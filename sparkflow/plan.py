@@ -23,7 +23,8 @@ PLAN_VERSION = 1
 
 @dataclass(frozen=True)
 class PlanSource:
-    """An input that exists before the run."""
+    """An input that exists before the run, as ``sf.source`` declared it: the runtime reads it with these reader
+    options and this bad-record policy (see :class:`sparkflow.dsl.source.Source` for the fields)."""
 
     name: str
     uri: str
@@ -31,6 +32,10 @@ class PlanSource:
     size_bytes: int | None
     options: tuple[tuple[str, Any], ...]
     origin: Origin
+    on_bad_record: str
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return dict(self.options).get(key, default)
 
 
 @dataclass(frozen=True)
@@ -187,9 +192,20 @@ class Plan:
     publish: Publish
     sinks: tuple[PlanSink, ...] = ()
 
+    def rebased(self, root: str) -> Plan:
+        """This Plan with the origins a shipped Plan holds relative to the project root (see :meth:`to_json`) made
+        absolute under ``root``, for messages that name the user's files as the compiling process did."""
+        rebased: Plan = _with_origins(self, lambda origin: Origin(os.path.join(root, origin.file), origin.line))
+        return rebased
+
     def task(self, task_id: str) -> PlanTask:
         """The task called ``task_id`` (KeyError if there is none); O(1), so emitters may call it per task."""
         return self._tasks_by_id[task_id]
+
+    def source(self, name: str) -> PlanSource:
+        """The source called ``name`` (KeyError if there is none)."""
+        found = {source.name: source for source in self.sources}
+        return found[name]
 
     @cached_property
     def _tasks_by_id(self) -> dict[str, PlanTask]:
@@ -237,6 +253,17 @@ class Plan:
         return plan
 
 
+def project_root(pipeline_file: str, source_file: str) -> str:
+    """The folder a Plan's paths are relative to on this machine: where its pipeline file is, less the Plan's
+    ``source_file`` (the file's path from the project root); the file's folder when they do not line up."""
+    absolute = os.path.realpath(pipeline_file)
+    parts = source_file.split("/")
+    absolute_parts = absolute.split(os.sep)
+    if absolute_parts[-len(parts) :] == parts:
+        return os.sep.join(absolute_parts[: -len(parts)]) or os.sep
+    return os.path.dirname(absolute)
+
+
 def display_path(path: str) -> str:
     """``path`` relative to its project root (the nearest folder up with a pyproject.toml or .git), in POSIX form,
     so that what the Plan names is the same on every machine and from every working directory."""
@@ -274,6 +301,18 @@ def _encode(value: Any) -> Any:
         return {item.name: _encode(getattr(value, item.name)) for item in fields(value)}
     if isinstance(value, tuple | list):
         return [_encode(item) for item in value]
+    return value
+
+
+def _with_origins(value: Any, change: Any) -> Any:
+    """``value`` with ``change(origin)`` for each relative Origin in it (dataclasses and tuples rebuilt)."""
+    if isinstance(value, Origin):
+        return value if os.path.isabs(value.file) else change(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        changed = {item.name: _with_origins(getattr(value, item.name), change) for item in fields(value)}
+        return type(value)(**changed)
+    if isinstance(value, tuple):
+        return tuple(_with_origins(item, change) for item in value)
     return value
 
 

@@ -310,9 +310,8 @@ def _source_for_splitting(
     from sparkflow.runtime import split
     from sparkflow.runtime.execute import source_uri
 
-    source = next(item for item in plan.sources if item.name == name)
-    trace = pipeline.trace()
-    location = overrides.get(name) or source_uri(pipeline, trace.sources[name])
+    source = plan.source(name)
+    location = overrides.get(name) or source_uri(pipeline, source)
     files = split.list_files(location)
     size = sum(info.size for info in files)
     if source.format != "parquet":

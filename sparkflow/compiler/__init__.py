@@ -68,7 +68,9 @@ def to_plan(graph: nx.DiGraph, pipeline: Pipeline, target: Target) -> Plan:
         item = node(graph, node_id)
         if isinstance(item, SourceNode):
             src = item.source
-            sources.append(PlanSource(src.name, src.uri, src.format, src.size_bytes, src.options, src.origin))
+            sources.append(
+                PlanSource(src.name, src.uri, src.format, src.size_bytes, src.options, src.origin, src.on_bad_record)
+            )
         elif node_id not in fused:
             assert isinstance(item, StageNode)
             tasks.append(_task(graph, item))

@@ -33,9 +33,11 @@ def main(argv: list[str]) -> int:
         from sparkflow.runtime.cloudrun import run_task
 
         return answer(lambda: run_task(os.environ))
-    text = argv[0] if argv else os.environ.get("SPARKFLOW_EVENT")
+    from sparkflow.runtime.protocol import EVENT_VARIABLE
+
+    text = argv[0] if argv else os.environ.get(EVENT_VARIABLE)
     if not text:
-        print("error: pass the event as an argument or in SPARKFLOW_EVENT", file=sys.stderr)
+        print(f"error: pass the event as an argument or in {EVENT_VARIABLE}", file=sys.stderr)
         return 2
 
     def run_event() -> dict[str, Any]:

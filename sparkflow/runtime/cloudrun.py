@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from sparkflow.errors import EventError
+from sparkflow.runtime.protocol import EVENT_VARIABLE
 
-EVENT_VARIABLE = "SPARKFLOW_EVENT"
 INDEX_VARIABLE = "CLOUD_RUN_TASK_INDEX"
 
 

@@ -19,12 +19,14 @@ import posixpath
 import sys
 from dataclasses import replace
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sparkflow.dsl.source import Source
 from sparkflow.errors import EventError
 from sparkflow.runtime import storage
 from sparkflow.runtime.engines import SparkEngine
+
+if TYPE_CHECKING:
+    from sparkflow.plan import PlanSource
 
 NAME = "spark-cluster"
 
@@ -44,7 +46,7 @@ class ClusterSparkEngine(SparkEngine):
         if module is not None:
             spark.ship_module(module)
 
-    def read_source(self, source: Source, uri: str, folder: str) -> Any:
+    def read_source(self, source: PlanSource, uri: str, folder: str) -> Any:
         from sparkflow.runtime import datasets
 
         return datasets.read_files(self.session, source, datasets.source_files(source, uri), uri)

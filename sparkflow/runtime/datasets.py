@@ -4,11 +4,13 @@ Spark reads and writes only local files (pyspark ships no cloud connectors)."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sparkflow.dsl.source import Source
 from sparkflow.errors import InputError, StorageError
 from sparkflow.runtime import storage
+
+if TYPE_CHECKING:
+    from sparkflow.plan import PlanSource
 
 _MALFORMED = ("MALFORMED_RECORD_IN_PARSING", "Malformed records are detected")
 _CORRUPT = "_sparkflow_corrupt_record"  # the column a PERMISSIVE read puts a record it cannot parse in
@@ -29,7 +31,7 @@ def local_copy(uris: list[str], folder: str) -> list[str]:
     return paths
 
 
-def source_files(source: Source, uri: str) -> list[str]:
+def source_files(source: PlanSource, uri: str) -> list[str]:
     """The data files of a source location (one file, or the visible files of a folder, recursively)."""
     fs, path = storage.filesystem(uri)
     what = f"source {source.name!r}"
@@ -52,7 +54,7 @@ def source_files(source: Source, uri: str) -> list[str]:
     return [f"{base}/{name[len(path) :].lstrip('/')}" if storage.is_remote(uri) else name for name in visible]
 
 
-def csv_options(source: Source) -> dict[str, Any]:
+def csv_options(source: PlanSource) -> dict[str, Any]:
     """Spark's CSV reader options for ``source``: its header and separator, and RFC 4180 quoting (a quote inside a
     quoted field is written as two quotes, as Python's csv module, pandas, Excel and DuckDB write and read it;
     Spark's own default escape character is a backslash, which misreads such a field)."""
@@ -62,7 +64,7 @@ def csv_options(source: Source) -> dict[str, Any]:
     return options
 
 
-def read_files(spark: Any, source: Source, paths: list[str], uri: str) -> Any:
+def read_files(spark: Any, source: PlanSource, paths: list[str], uri: str) -> Any:
     """A DataFrame over ``paths`` (files Spark can open: local ones, or any its connectors read) of ``source``."""
     reader = spark.read
     try:
@@ -85,7 +87,7 @@ def read_files(spark: Any, source: Source, paths: list[str], uri: str) -> Any:
         ) from error
 
 
-def bad_records(spark: Any, source: Source, paths: list[str]) -> list[tuple[str, str]]:
+def bad_records(spark: Any, source: PlanSource, paths: list[str]) -> list[tuple[str, str]]:
     """(local file, raw record) of every record of CSV / JSON-lines ``paths`` that Spark cannot read into the
     source's schema (the declared one, else the one Spark infers), found by reading them PERMISSIVE with a
     corrupt-record column."""

@@ -22,19 +22,20 @@ from typing import TYPE_CHECKING
 
 from sparkflow.dsl.stage import ENGINES
 from sparkflow.errors import EnvironmentProblem
+from sparkflow.runtime import protocol
 from sparkflow.runtime.execute import RuntimeConfig
 
 if TYPE_CHECKING:
     from sparkflow.plan import Plan
 
 _VARIABLES = (
-    "SPARKFLOW_PIPELINE",
-    "SPARKFLOW_PLAN",
-    "SPARKFLOW_STORAGE_ROOT",
-    "SPARKFLOW_KV",
-    "SPARKFLOW_ALLOWED_INPUTS",
-    "SPARKFLOW_WORKDIR",
-    "SPARKFLOW_ENGINE",
+    protocol.PIPELINE_VARIABLE,
+    protocol.PLAN_VARIABLE,
+    protocol.STORAGE_ROOT_VARIABLE,
+    protocol.KV_VARIABLE,
+    protocol.ALLOWED_INPUTS_VARIABLE,
+    protocol.WORKDIR_VARIABLE,
+    protocol.ENGINE_VARIABLE,
 )
 
 

@@ -13,11 +13,13 @@ import os
 import sys
 from contextlib import AbstractContextManager, nullcontext
 from types import ModuleType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sparkflow.dsl.source import Source
 from sparkflow.errors import SparkflowError
 from sparkflow.runtime import storage
+
+if TYPE_CHECKING:
+    from sparkflow.plan import PlanSource
 
 
 class Engine(Protocol):
@@ -25,10 +27,10 @@ class Engine(Protocol):
 
     name: str
 
-    def read_source(self, source: Source, uri: str, folder: str) -> Any:
+    def read_source(self, source: PlanSource, uri: str, folder: str) -> Any:
         """A DataFrame over the source at ``uri`` (copied to ``folder`` first when remote)."""
 
-    def bad_records(self, source: Source, paths: list[str]) -> list[tuple[str, str]]:
+    def bad_records(self, source: PlanSource, paths: list[str]) -> list[tuple[str, str]]:
         """(file, raw record) of every record of the local CSV / JSON-lines files ``paths`` that this engine cannot
         read into the source's schema (see :mod:`sparkflow.runtime.records`); a record may appear more than once."""
 
@@ -90,14 +92,14 @@ class SparkEngine(LocalFiles):
                 spark.ship_module(self.module)
         return self._session
 
-    def read_source(self, source: Source, uri: str, folder: str) -> Any:
+    def read_source(self, source: PlanSource, uri: str, folder: str) -> Any:
         """A DataFrame over the source at ``uri``; malformed CSV / JSON records fail the read (FAILFAST)."""
         from sparkflow.runtime import datasets
 
         paths = datasets.local_copy(datasets.source_files(source, uri), folder)
         return datasets.read_files(self._start(datasets.total_bytes(paths)), source, paths, uri)
 
-    def bad_records(self, source: Source, paths: list[str]) -> list[tuple[str, str]]:
+    def bad_records(self, source: PlanSource, paths: list[str]) -> list[tuple[str, str]]:
         from sparkflow.runtime import datasets
 
         return datasets.bad_records(self.session, source, paths)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sparkflow.dsl.pipeline import Pipeline
-from sparkflow.dsl.source import Source
 from sparkflow.dsl.trace import StageCall, Trace
 from sparkflow.errors import ConfinementError, EnvironmentProblem, EventError, InputError
 from sparkflow.layout import node_location, rejects_location, run_location, value_key, work_location
@@ -26,7 +25,7 @@ from sparkflow.runtime.fanout import Fused, Input
 from sparkflow.runtime.protocol import EVENT_VERSION, validate_event, validate_result
 
 if TYPE_CHECKING:  # the Plan is loaded with the function's configuration, not when its entry point is imported
-    from sparkflow.plan import Plan, PlanTask
+    from sparkflow.plan import Plan, PlanSource, PlanTask
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ def pipeline_trace(pipeline: Pipeline) -> Trace:
     return _TRACES[key]
 
 
-def source_uri(pipeline: Pipeline, source: Source) -> str:
+def source_uri(pipeline: Pipeline, source: PlanSource) -> str:
     """A declared source location; a relative local path is relative to the pipeline file's folder."""
     if storage.is_remote(source.uri) or source.uri.startswith("file://") or os.path.isabs(source.uri):
         return source.uri
@@ -108,19 +107,20 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
             f"{config.storage_root!r}; nothing was read or written"
         )
     if task is None or call is None:
-        return _publish(checked, config, trace, started)
+        return _publish(checked, config, started)
     overrides: dict[str, str] = run.get("params", {}).get("sources", {})
+    known = [source.name for source in plan.sources]
     for name in overrides:
-        if name not in trace.sources:
+        if name not in known:
             raise EventError(
                 f"event field 'run.params.sources.{name}': pipeline {pipeline.name!r} has no source {name!r} "
-                f"(sources: {', '.join(trace.sources) or 'none'})"
+                f"(sources: {', '.join(known) or 'none'})"
             )
-    declared = tuple(source_uri(pipeline, source) for source in trace.sources.values())
+    declared = tuple(source_uri(pipeline, source) for source in plan.sources)
     confinement = storage.Confinement(run["storage"], declared + config.readable)
     location = confinement.check_write(node_location(run["storage"], pipeline.name, run_id, task.id), "output")
     work = confinement.check_write(work_location(run["storage"], pipeline.name, run_id, task.id), "work folder")
-    inputs = _input_locations(task, trace, pipeline, run, overrides, confinement)
+    inputs = _input_locations(task, config, run, overrides, confinement)
     context = _Context(
         pipeline.name,
         call.node_id,
@@ -144,7 +144,7 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
             f"event field 'fused' is {checked['fused']!r}, but plan {plan.digest!r} fuses {fused_ids!r} into "
             f"{task.id!r}"
         )
-    fused = _fused_chains(task, trace, pipeline, run, overrides, confinement)
+    fused = _fused_chains(task, trace, config, run, overrides, confinement)
     if phase != "split":
         existing = storage.read_manifest(location)
         claimed = storage.read_claim(work) if existing is None else None
@@ -237,16 +237,16 @@ class _Context:
 
 def _input_locations(
     task: PlanTask,
-    trace: Trace,
-    pipeline: Pipeline,
+    config: RuntimeConfig,
     run: dict[str, Any],
     overrides: dict[str, str],
     confinement: storage.Confinement,
 ) -> list[Input]:
+    pipeline = config.pipeline
     found: list[Input] = []
     for item in task.inputs:
         if item.kind == "source":
-            source = trace.sources[item.node]
+            source = config.plan.source(item.node)
             uri = overrides.get(item.node) or source_uri(pipeline, source)
             found.append(Input(item.param, "source", confinement.check_read(uri, f"source {item.node!r}"), source))
         elif item.kind == "value":
@@ -260,7 +260,7 @@ def _input_locations(
 def _fused_chains(
     task: PlanTask,
     trace: Trace,
-    pipeline: Pipeline,
+    config: RuntimeConfig,
     run: dict[str, Any],
     overrides: dict[str, str],
     confinement: storage.Confinement,
@@ -278,7 +278,7 @@ def _fused_chains(
             link = fused[upstream]
             assert link.fanout is not None, f"the Plan fuses {link.id!r}, which it does not split"
             first = link.fanout.split[0]
-            link_inputs = _input_locations(link, trace, pipeline, run, overrides, confinement)
+            link_inputs = _input_locations(link, config, run, overrides, confinement)
             chain.insert(0, Fused(_stage_call(trace, link), link_inputs, first))
             upstream = next(item.node for item in link.inputs if item.param == first)
         if chain:
@@ -416,6 +416,7 @@ def _run_phase(
             call=call,
             mode=task.fanout.mode,
             split=task.fanout.split,
+            partition_by=task.partition_by,
             inputs=inputs,
             location=location,
             work=work,
@@ -472,48 +473,49 @@ def _write_output(
     }
 
 
-def _publish(event: dict[str, Any], config: RuntimeConfig, trace: Trace, started: float) -> dict[str, Any]:
+def _publish(event: dict[str, Any], config: RuntimeConfig, started: float) -> dict[str, Any]:
     """The run's publish task (see :mod:`sparkflow.runtime.publish`): every sink, then ``_latest.json``."""
     from sparkflow.dsl.sink import sink_uri
     from sparkflow.runtime import publish
 
-    pipeline, run = config.pipeline, event["run"]
+    pipeline, plan, run = config.pipeline, config.plan, event["run"]
     root, run_id = run["storage"], run["id"]
     overrides: dict[str, str] = run.get("params", {}).get("sinks", {})
+    known = [sink.name for sink in plan.sinks]
     for name in overrides:
-        if name not in trace.sinks:
+        if name not in known:
             raise EventError(
                 f"event field 'run.params.sinks.{name}': pipeline {pipeline.name!r} has no sink {name!r} "
-                f"(sinks: {', '.join(trace.sinks) or 'none'})"
+                f"(sinks: {', '.join(known) or 'none'})"
             )
-    declared = tuple(sink_uri(sink.uri, root) for sink, _, _ in trace.sinks.values())
+    declared = tuple(sink_uri(sink.uri, root) for sink in plan.sinks)
     confinement = storage.Confinement(root, writable=declared + config.writable)
     targets = {
-        name: confinement.check_write(overrides.get(name) or sink_uri(sink.uri, root), f"sink {name!r}")
-        for name, (sink, _, _) in trace.sinks.items()
+        sink.name: confinement.check_write(overrides.get(sink.name) or sink_uri(sink.uri, root), f"sink {sink.name!r}")
+        for sink in plan.sinks
     }
     context = _Context(pipeline.name, "publish", run_id, event.get("attempt") or storage.new_attempt_id(), "publish")
-    logs.log("publish start", sinks=list(trace.sinks), **context.fields())
+    logs.log("publish start", sinks=known, **context.fields())
     published: dict[str, Any] = {}
     try:
-        for name, (sink, node_id, _) in trace.sinks.items():
-            location = node_location(root, pipeline.name, run_id, node_id)
+        for sink in plan.sinks:
+            location = node_location(root, pipeline.name, run_id, sink.node)
             manifest = storage.read_manifest(location)
             if manifest is None:
                 raise InputError(
-                    f"sink {name!r}: stage {node_id!r} has no committed output in run {run_id!r}; a run publishes "
-                    "after every stage has committed: finish the run first (sparkflow run --resume)"
+                    f"sink {sink.name!r}: stage {sink.node!r} has no committed output in run {run_id!r}; a run "
+                    "publishes after every stage has committed: finish the run first (sparkflow run --resume)"
                 )
             files = [storage.join(location, item) for item in manifest["files"]]
-            done = publish.publish_sink(sink, targets[name], files, int(manifest["rows"]), pipeline.name, run_id)
-            published[name] = done.to_dict()
-            logs.log("sink published", sink=name, **done.to_dict(), **context.fields())
+            done = publish.publish_sink(sink, targets[sink.name], files, int(manifest["rows"]), pipeline.name, run_id)
+            published[sink.name] = done.to_dict()
+            logs.log("sink published", sink=sink.name, **done.to_dict(), **context.fields())
         latest = publish.latest_location(root, pipeline.name)
         outputs = {
             node: f"kv:{value_key(pipeline.name, run_id, node)}"
-            if config.plan.task(node).output == "value"
+            if plan.task(node).output == "value"
             else node_location(root, pipeline.name, run_id, node)
-            for node in trace.outputs
+            for node in plan.outputs
         }
         record = {
             "pipeline": pipeline.name,

@@ -30,13 +30,15 @@ import posixpath
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sparkflow.dsl.source import Source
 from sparkflow.dsl.trace import StageCall
 from sparkflow.errors import EventError, InputError, StorageError
 from sparkflow.runtime import failures, records, split, storage
 from sparkflow.runtime.datasets import local_copy
+
+if TYPE_CHECKING:
+    from sparkflow.plan import PlanSource
 
 # Folders of a split stage's work folder (``<run>/_work/<node>/``).
 SPLIT = "split"
@@ -56,7 +58,7 @@ class Input:
     param: str
     kind: str  # source, dataset, value
     location: str  # a URI; for values the KV key
-    source: Source | None = None
+    source: PlanSource | None = None
 
 
 @dataclass(frozen=True)
@@ -68,11 +70,13 @@ class Job:
         mode: the Plan's fan-out mode: ``rows`` (split -> map -> commit) or ``key`` (... -> reduce -> commit).
         split: the parameters whose inputs the Plan cuts into chunks (a rows stage's first dataset input, every
             dataset input of a key stage).
+        partition_by: a key stage's key columns, which map tasks bucket rows by.
     """
 
     call: StageCall
     mode: str
     split: tuple[str, ...]
+    partition_by: tuple[str, ...]
     inputs: list[Input]
     location: str  # the stage's output location
     work: str  # the stage's work folder
@@ -317,13 +321,21 @@ def _read_local(
     options = {"header": described["header"]} if described["format"] == "csv" else {}
     if described.get("schema"):
         options["schema"] = described["schema"]
-    if item.source is not None:
-        options = {**dict(item.source.options), **options}
-    reader = Source(item.param, gathered, described["format"], None, tuple(sorted(options.items())), job.call.origin)
-    if item.source is not None:  # bad records are the source's: its name, its declaration, its on_bad_record=
-        reader = replace(
-            reader, name=item.source.name, origin=item.source.origin, on_bad_record=item.source.on_bad_record
-        )
+    from sparkflow.plan import PlanSource
+
+    source = item.source
+    if source is not None:
+        options = {**dict(source.options), **options}
+    # Bad records are the source's (its name, its declaration, its on_bad_record=); a dataset's are the stage's.
+    reader = PlanSource(
+        item.param if source is None else source.name,
+        gathered,
+        described["format"],
+        None,
+        tuple(sorted(options.items())),
+        job.call.origin if source is None else source.origin,
+        "fail" if source is None else source.on_bad_record,
+    )
     return job.reader.read(job.engine(), reader, gathered, job.folder(f"copies-{item.param}"), origins)
 
 
@@ -375,7 +387,7 @@ def _part_name(job: Job, part: str) -> str:
 
 def _commit_buckets(job: Job, engine: Any, frame: Any, buckets: int, part: str) -> dict[str, Any]:
     """Write the chunk's rows into ``buckets`` buckets by key hash and commit them as one part."""
-    keys = list(job.call.stage.options.partition_by)
+    keys = list(job.partition_by)
     missing = [key for key in keys if key not in frame.columns]
     if missing:
         raise InputError(
@@ -474,7 +486,7 @@ def _check_skew(job: Job, plan: dict[str, Any], bucket: int, size: int, mean: fl
             f"stage {job.call.stage.name!r}: bucket {bucket} holds {size / 1024**2:,.2f} MiB of input, more than "
             f"{SKEW_FACTOR} x both its chunk budget ({plan['chunk_bytes'] / 1024**2:,.2f} MiB) and the average bucket "
             f"({mean / 1024**2:,.2f} MiB): a few key values hold most rows (skew on "
-            f"{list(job.call.stage.options.partition_by)}); give the stage more memory= or a larger chunk_size=, "
+            f"{list(job.partition_by)}); give the stage more memory= or a larger chunk_size=, "
             "or pre-aggregate the hot keys"
         )
 

@@ -211,9 +211,9 @@ _Handler = Callable[[str, dict[str, Any]], dict[str, Any]]  # (the task's engine
 
 def _handler(config: RuntimeConfig) -> _Handler:
     """What runs a task's event: ``handle_event`` here, or a DuckDB worker for duckdb stages."""
-    from sparkflow.runtime import duckdb_engine
+    from sparkflow.runtime import duckdb_engine, duckdb_workers
 
-    workers = duckdb_engine.WorkerPool(config)
+    workers = duckdb_workers.WorkerPool(config)
 
     def handle(engine: str, event: dict[str, Any]) -> dict[str, Any]:
         if (config.engine or engine) != "duckdb" or duckdb_engine.is_active():
@@ -226,11 +226,10 @@ def _handler(config: RuntimeConfig) -> _Handler:
 def _check_local_sources(plan: Plan, pipeline: Pipeline, overrides: dict[str, str]) -> None:
     """Every local source exists, is readable and holds data, before the first stage runs (not after the stages
     before the one that reads it); else an InputError naming the source and its declaration."""
-    from sparkflow.runtime.execute import pipeline_trace, source_uri
+    from sparkflow.runtime.execute import source_uri
 
-    declared = pipeline_trace(pipeline).sources
     for source in plan.sources:
-        uri = overrides.get(source.name) or source_uri(pipeline, declared[source.name])
+        uri = overrides.get(source.name) or source_uri(pipeline, source)
         if storage.is_remote(uri):
             continue
         path = uri[len("file://") :] if uri.startswith("file://") else uri

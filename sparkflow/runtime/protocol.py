@@ -18,6 +18,17 @@ if TYPE_CHECKING:
 
 EVENT_VERSION = 1
 
+# The environment of a deployed function: every target's package sets these, sparkflow.runtime.deployed reads them.
+PIPELINE_VARIABLE = "SPARKFLOW_PIPELINE"
+PLAN_VARIABLE = "SPARKFLOW_PLAN"
+STORAGE_ROOT_VARIABLE = "SPARKFLOW_STORAGE_ROOT"
+KV_VARIABLE = "SPARKFLOW_KV"
+ALLOWED_INPUTS_VARIABLE = "SPARKFLOW_ALLOWED_INPUTS"
+WORKDIR_VARIABLE = "SPARKFLOW_WORKDIR"
+ENGINE_VARIABLE = "SPARKFLOW_ENGINE"
+#: A container task's event (a Cloud Run job task, an ECS task): the definition sets it as an override.
+EVENT_VARIABLE = "SPARKFLOW_EVENT"
+
 #: Errors another attempt of the same task cannot fix (by class name, as Lambda reports a function's error): a bad
 #: event, a missing or corrupt input, a refused location, the stage's own code failing (``StageError``), an API the
 #: engine cannot run. The state machines do not retry them, the container entry exits 2 for them, the HTTP entry

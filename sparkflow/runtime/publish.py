@@ -30,12 +30,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sparkflow.dsl.sink import Sink
 from sparkflow.errors import InputError, StorageError
 from sparkflow.layout import with_slash
 from sparkflow.runtime import storage
+
+if TYPE_CHECKING:
+    from sparkflow.plan import PlanSink
 
 LATEST = "_latest.json"
 MARKERS = "_sparkflow"
@@ -72,9 +74,9 @@ def latest_location(root: str, pipeline: str) -> str:
     return f"{with_slash(root)}{pipeline}/{LATEST}"
 
 
-def publish_sink(sink: Sink, uri: str, files: list[str], rows: int, pipeline: str, run_id: str) -> Published:
+def publish_sink(sink: PlanSink, uri: str, files: list[str], rows: int, pipeline: str, run_id: str) -> Published:
     """Publish the committed files ``files`` (``rows`` rows) of a run to ``sink``, which lives at ``uri``."""
-    publisher: Callable[[Sink, str, list[str], int, str, str], Published] = (
+    publisher: Callable[[PlanSink, str, list[str], int, str, str], Published] = (
         _publish_delta if sink.format == "delta" else _publish_parquet
     )
     return publisher(sink, uri, files, rows, pipeline, run_id)
@@ -88,7 +90,7 @@ def run_tag(run_id: str) -> str:
 # --- Parquet folders -----------------------------------------------------------------------------------------
 
 
-def _publish_parquet(sink: Sink, uri: str, files: list[str], rows: int, pipeline: str, run_id: str) -> Published:
+def _publish_parquet(sink: PlanSink, uri: str, files: list[str], rows: int, pipeline: str, run_id: str) -> Published:
     tag = run_tag(run_id)
     marker = storage.join(uri, MARKERS, f"{tag}.json")
     done = storage.read_json(marker)
@@ -109,7 +111,7 @@ def _publish_parquet(sink: Sink, uri: str, files: list[str], rows: int, pipeline
     return Published(sink.name, uri, "parquet", sink.mode, rows, "published")
 
 
-def _partitioned(sink: Sink, files: list[str], scratch: str, tag: str) -> tuple[list[str], list[str]]:
+def _partitioned(sink: PlanSink, files: list[str], scratch: str, tag: str) -> tuple[list[str], list[str]]:
     """Write the rows of ``files`` as a Hive-partitioned dataset in ``scratch``; return its files' local paths and
     names relative to the dataset (``country=FR/part-<run>-0.parquet``)."""
     import pyarrow.dataset as ds
@@ -166,7 +168,7 @@ def _remove_others(uri: str, keep: set[str]) -> None:
 # --- Delta tables --------------------------------------------------------------------------------------------
 
 
-def _publish_delta(sink: Sink, uri: str, files: list[str], rows: int, pipeline: str, run_id: str) -> Published:
+def _publish_delta(sink: PlanSink, uri: str, files: list[str], rows: int, pipeline: str, run_id: str) -> Published:
     import pyarrow.dataset as ds
     from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
     from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchError, TableNotFoundError
@@ -228,7 +230,7 @@ def _publish_delta(sink: Sink, uri: str, files: list[str], rows: int, pipeline: 
     )
 
 
-def _create_empty(sink: Sink, location: str, schema: Any, options: dict[str, str]) -> None:
+def _create_empty(sink: PlanSink, location: str, schema: Any, options: dict[str, str]) -> None:
     """Create the sink's table with no rows, unless a concurrent publish created it first."""
     from deltalake import DeltaTable
     from deltalake.exceptions import DeltaError
@@ -244,7 +246,7 @@ def _create_empty(sink: Sink, location: str, schema: Any, options: dict[str, str
         # Another publish created the table between this one's look and its create: the next look finds it.
 
 
-def _raise_if_partitioning(sink: Sink, error: Exception) -> None:
+def _raise_if_partitioning(sink: PlanSink, error: Exception) -> None:
     """deltalake's refusal of the sink's partition_cols (a column the output lacks, or an appended table partitioned
     otherwise), said as the user's mistake it is."""
     if "partition" in str(error).lower():

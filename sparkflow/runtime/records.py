@@ -31,11 +31,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sparkflow.dsl.source import Source
 from sparkflow.errors import InputError, SparkflowError
 from sparkflow.runtime import datasets, logs, split, storage
+
+if TYPE_CHECKING:
+    from sparkflow.plan import PlanSource
 
 #: Formats whose records can be bad one by one.
 LINE_FORMATS = ("csv", "json")
@@ -45,9 +47,9 @@ _SHOWN = 120  # characters of a record an error message shows
 class _Engine(Protocol):
     name: str
 
-    def read_source(self, source: Source, uri: str, folder: str) -> Any: ...
+    def read_source(self, source: PlanSource, uri: str, folder: str) -> Any: ...
 
-    def bad_records(self, source: Source, paths: list[str]) -> list[tuple[str, str]]: ...
+    def bad_records(self, source: PlanSource, paths: list[str]) -> list[tuple[str, str]]: ...
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ class SourceReader:
         self.rejected: int | None = None  # None until a source that skips or quarantines is read
         self.quarantined: list[BadRecord] = []
         self._counted = True
-        self._watched: list[tuple[Source, str, str, dict[str, FileOrigin]]] = []
+        self._watched: list[tuple[PlanSource, str, str, dict[str, FileOrigin]]] = []
 
     @contextmanager
     def counting(self, counted: bool) -> Iterator[None]:
@@ -128,7 +130,7 @@ class SourceReader:
             self._counted = previous
 
     def read(
-        self, engine: _Engine, source: Source, uri: str, folder: str, origins: dict[str, FileOrigin] | None = None
+        self, engine: _Engine, source: PlanSource, uri: str, folder: str, origins: dict[str, FileOrigin] | None = None
     ) -> Any:
         """A DataFrame over ``source`` at ``uri``: its location, or a local folder of chunk files.
 
@@ -192,7 +194,7 @@ class SourceReader:
         return fields
 
     def _failure(
-        self, engine: _Engine, source: Source, uri: str, folder: str, origins: dict[str, FileOrigin]
+        self, engine: _Engine, source: PlanSource, uri: str, folder: str, origins: dict[str, FileOrigin]
     ) -> InputError | None:
         """The error naming the first bad record of a read, or None if there is none (or it cannot be told)."""
         try:
@@ -216,7 +218,9 @@ class SourceReader:
         )
 
 
-def _local_files(source: Source, uri: str, folder: str, origins: dict[str, FileOrigin]) -> list[tuple[str, FileOrigin]]:
+def _local_files(
+    source: PlanSource, uri: str, folder: str, origins: dict[str, FileOrigin]
+) -> list[tuple[str, FileOrigin]]:
     """The local files of ``source`` at ``uri`` (remote ones copied into ``folder``), each with its origin."""
     uris = datasets.source_files(source, uri)
     paths = datasets.local_copy(uris, folder)
@@ -226,7 +230,7 @@ def _local_files(source: Source, uri: str, folder: str, origins: dict[str, FileO
     ]
 
 
-def _find(engine: _Engine, source: Source, files: list[tuple[str, FileOrigin]]) -> list[tuple[str, int, BadRecord]]:
+def _find(engine: _Engine, source: PlanSource, files: list[tuple[str, FileOrigin]]) -> list[tuple[str, int, BadRecord]]:
     """Every bad record of ``files`` as (local path, local line number, record), in file and line order.
 
     The engine says which records it cannot read (by text); their lines are found here, in the files themselves.

@@ -6,7 +6,7 @@ import difflib
 import importlib
 
 from sparkflow.errors import CompileError, DefinitionError, Origin
-from sparkflow.targets.base import Target
+from sparkflow.targets.base import CloudTarget
 
 # name -> module exposing TARGET; imported only when used so the CLI and the runtime stay light.
 _REGISTRY = {
@@ -19,7 +19,7 @@ def target_names() -> tuple[str, ...]:
     return tuple(sorted(_REGISTRY))
 
 
-def get_target(name: str, origin: Origin | None = None) -> Target:
+def get_target(name: str, origin: Origin | None = None) -> CloudTarget:
     """The target called ``name``; an unknown name is a CompileError suggesting the nearest one."""
     module = _REGISTRY.get(name)
     if module is None:
@@ -28,5 +28,5 @@ def get_target(name: str, origin: Origin | None = None) -> Target:
         raise CompileError(
             [DefinitionError(f"unknown target {name!r}: {hint}(known targets: {', '.join(target_names())})", origin)]
         )
-    target: Target = importlib.import_module(module).TARGET
+    target: CloudTarget = importlib.import_module(module).TARGET
     return target

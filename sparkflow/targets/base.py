@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from sparkflow.errors import SparkflowError
+from sparkflow.errors import OptionError, SparkflowError
 from sparkflow.plan import Plan
+
+if TYPE_CHECKING:
+    from sparkflow.dsl.pipeline import Pipeline
+    from sparkflow.targets.runs import RunStatus
 
 
 @dataclass(frozen=True)
@@ -90,3 +96,116 @@ class Target(Protocol):
     def check(self, plan: Plan, definition: str) -> list[SparkflowError]:
         """Problems of the emitted definition against the target's limits (size, states, payload)."""
         ...
+
+
+@dataclass(frozen=True)
+class ShipOptions:
+    """What the command line says about shipping and running a pipeline. Each target reads the options that apply
+    to it (the command's help names the target of each) and raises an OptionError for one it needs and lacks.
+
+    Attributes:
+        out: the build context folder of ``package``.
+        inputs: source name -> the location deployed functions read it from.
+        storage_root: where runs write (the pipeline's ``storage=`` unless given).
+        engine: ``spark`` (an image) or ``duckdb`` (aws: a Lambda .zip).
+        python_version, wheelhouse: the zip's Lambda Python and where its wheels come from.
+        image_uri: the stage image ``package`` built, once pushed.
+        stack, role_arn, region, profile: aws.
+        project, service_url, job, env: gcp (``region`` too).
+    """
+
+    out: str = "build"
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    storage_root: str | None = None
+    engine: str = "spark"
+    python_version: str | None = None
+    wheelhouse: str | None = None
+    image_uri: str | None = None
+    stack: str | None = None
+    role_arn: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    project: str | None = None
+    service_url: str | None = None
+    job: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def storage(self, pipeline: Pipeline) -> str:
+        """Where runs of ``pipeline`` write: ``--storage-root``, else the pipeline's ``storage=``."""
+        root = self.storage_root or pipeline.storage
+        if not root:
+            raise OptionError(f"pipeline {pipeline.name!r} declares no storage=: pass --storage-root")
+        return root
+
+
+class Shipping(Protocol):
+    """What ``sparkflow package``, ``deploy``, ``start`` and ``status`` do on one target (see :class:`CloudTarget`
+    for each): a target's ``ship`` module provides these functions."""
+
+    def package(self, pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> list[str]: ...
+
+    def deploy(self, pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> str: ...
+
+    def start(self, pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str: ...
+
+    def status(self, execution: str, options: ShipOptions) -> RunStatus: ...
+
+    def follow(
+        self, execution: str, options: ShipOptions, on_update: Callable[[RunStatus], None] | None = None
+    ) -> RunStatus: ...
+
+
+class CloudTarget(Target, Protocol):
+    """A target pipelines are shipped to and run on: what ``sparkflow package``, ``deploy``, ``start`` and
+    ``status`` call, the same way for every target. Implementations import their cloud clients when called, so that
+    compiling never needs them."""
+
+    def package(self, pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> list[str]:
+        """Write the build context into ``options.out``; return the lines to show (what was written, what next)."""
+        ...
+
+    def deploy(self, pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> str:
+        """Create or update the deployed pipeline; return what identifies it (an ARN, a resource name)."""
+        ...
+
+    def start(self, pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
+        """Start a run of the deployed pipeline reading ``options.inputs``; return its execution's id."""
+        ...
+
+    def status(self, execution: str, options: ShipOptions) -> RunStatus:
+        """Where the run ``execution`` is now."""
+        ...
+
+    def follow(
+        self, execution: str, options: ShipOptions, on_update: Callable[[RunStatus], None] | None = None
+    ) -> RunStatus:
+        """Read the run's status until it ends, calling ``on_update`` with every reading; return the last one."""
+        ...
+
+
+class ShipsThrough:
+    """The shipping half of a :class:`CloudTarget`, done by the module ``ship_module`` (a :class:`Shipping`),
+    imported when a command runs: compiling never needs a cloud client."""
+
+    ship_module: ClassVar[str]
+
+    def _ship(self) -> Shipping:
+        module: Shipping = importlib.import_module(self.ship_module)
+        return module
+
+    def package(self, pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> list[str]:
+        return self._ship().package(pipeline, plan, definition, options)
+
+    def deploy(self, pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> str:
+        return self._ship().deploy(pipeline, plan, definition, options)
+
+    def start(self, pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
+        return self._ship().start(pipeline, options, run_id)
+
+    def status(self, execution: str, options: ShipOptions) -> RunStatus:
+        return self._ship().status(execution, options)
+
+    def follow(
+        self, execution: str, options: ShipOptions, on_update: Callable[[RunStatus], None] | None = None
+    ) -> RunStatus:
+        return self._ship().follow(execution, options, on_update)

@@ -26,7 +26,7 @@ from sparkflow.compiler import plan_pipeline
 from sparkflow.errors import InputError
 from sparkflow.loading import load_pipeline
 from sparkflow.progress import summary_table
-from sparkflow.runtime import duckdb_engine
+from sparkflow.runtime import duckdb_workers
 from sparkflow.runtime.execute import handle_event
 from sparkflow.runtime.local import run_plan
 from tests.runtime.configs import runtime_config
@@ -88,7 +88,7 @@ def handler(module: Path, storage: Path, engine: str) -> Iterator[Callable[[dict
     if engine == "spark":
         yield lambda event: handle_event(event, config)
         return
-    yield duckdb_engine.WorkerPool(config).handle_event
+    yield duckdb_workers.WorkerPool(config).handle_event
 
 
 def base_event(storage: Path) -> dict[str, Any]:

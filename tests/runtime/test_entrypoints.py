@@ -141,7 +141,7 @@ ENTRIES = {
         0,
         "",
     ),
-    "DuckDB worker, stdin closed": ("from sparkflow.runtime.duckdb_engine import serve\nserve()", 0, ""),
+    "DuckDB worker, stdin closed": ("from sparkflow.runtime.duckdb_workers import serve\nserve()", 0, ""),
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,19 @@ def test_a_fused_stage_gets_the_plan_memory(spark: Any, config: RuntimeConfig, s
     split = handle_event(event(config, "per_user", phase="split", fused=["positive"]), config)
     handle_event(event(config, "per_user", phase="map", chunk=0, fused=["positive"]), config)
     assert split["output"]["chunks"] == 1 and started and set(started) == {3072}
+
+
+@pytest.mark.spark
+def test_sources_are_read_with_the_plan_reader_options_and_bad_record_policy(spark: Any, config: RuntimeConfig) -> None:
+    """The code declares a header and on_bad_record="fail"; a Plan saying no header and "skip" reads the header
+    line as a record that does not parse (amount is an INT), and skips and counts it."""
+    (source,) = config.plan.sources
+    assert source.option("header") is True and source.on_bad_record == "fail"
+    options = tuple((key, False if key == "header" else value) for key, value in source.options)
+    plan = replace(config.plan, sources=(replace(source, options=options, on_bad_record="skip"),))
+    planned = replace(config, plan=plan)
+    result = handle_event(event(planned, "whole"), planned)
+    assert result["status"] == "committed" and result["output"]["rows"] == 3 and result["output"]["rejected"] == 1
 
 
 def test_an_event_of_another_plan_is_refused_and_touches_nothing(config: RuntimeConfig) -> None:

@@ -150,3 +150,32 @@ def test_aws_commands_without_a_region_or_credentials_say_so_in_one_line(monkeyp
     assert from_arn.exit_code == 2 and from_arn.stderr.startswith("error: no AWS credentials: "), from_arn.stderr
     profile = runner.invoke(main, ["status", execution, "--profile", "nobody"])
     assert profile.exit_code == 2 and profile.stderr.startswith("error: the AWS profile 'nobody' is not configured")
+
+
+def test_every_command_reaches_a_target_through_the_registry_alone(monkeypatch: Any, tmp_path: Path) -> None:
+    from sparkflow import targets
+    from tests.ship import recording_target
+
+    monkeypatch.setitem(targets._REGISTRY, "recorder", "tests.ship.recording_target")
+    monkeypatch.setattr(recording_target.TARGET, "calls", [])
+    pipeline, runner = str(compiled("shouting").path), CliRunner()
+    options = ["--target", "recorder", "--input", "lines=s3://in/x.txt"]
+
+    packaged = runner.invoke(main, ["package", pipeline, "--out", str(tmp_path), *options])
+    assert packaged.exit_code == 0 and packaged.stdout == f"packaged shouting into {tmp_path}\n", packaged.output
+    deployed = runner.invoke(main, ["deploy", pipeline, "--storage-root", "s3://b/p/", "--stack", "s", *options])
+    assert deployed.exit_code == 0 and deployed.stdout == "deployed:shouting\n", deployed.output
+    started = runner.invoke(main, ["start", pipeline, *options])
+    assert started.exit_code == 0 and "output shout: s3://x/" in started.stdout, started.output
+    shown = runner.invoke(main, ["status", "execution:shouting", "--target", "recorder"])
+    assert shown.exit_code == 0 and "run-1: SUCCEEDED" in shown.stdout, shown.output
+    calls = recording_target.TARGET.calls
+    assert [name for name, _ in calls] == ["package", "deploy", "start", "status", "status", "status"]  # live view
+    assert all(given.inputs == {"lines": "s3://in/x.txt"} for name, given in calls if name != "status")
+    assert calls[1][1].storage_root == "s3://b/p/" and calls[1][1].stack == "s"
+
+
+def test_starting_a_run_on_gcp_says_it_is_not_available_yet() -> None:
+    result = CliRunner().invoke(main, ["start", str(compiled("shouting").path), "--target", "gcp"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: `sparkflow start --target gcp` is not available yet: start and watch")

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
+from sparkflow.errors import PackageError
 from sparkflow.loading import load_pipeline
 from sparkflow.runtime import aws as lambda_entry
 from sparkflow.targets.aws.deploy import DeployError, default_stack_name, deploy, find_state_machine
-from sparkflow.targets.aws.package import PackageError
-from sparkflow.targets.aws.watch import DONE, FAILED, PENDING, follow, start, status
+from sparkflow.targets.aws.watch import follow, start, status
+from sparkflow.targets.runs import DONE, FAILED, PENDING
 from tests.aws_moto import LambdaDouble, MotoAws, StageFailure
 from tests.runtime.configs import write_plan
 from tests.ship.conftest import Compiled, compiled
@@ -206,7 +207,7 @@ def test_a_started_run_succeeds_and_status_shows_every_stage_and_the_outputs(
         execution, clients=moto_aws.client, interval_s=0.2, timeout_s=300, on_update=lambda s: seen.append(s.status)
     )
     assert final.status == "SUCCEEDED", (final.error, final.cause, final.stages)
-    assert final.execution_arn == execution and seen[-1] == "SUCCEEDED"
+    assert final.execution == execution and seen[-1] == "SUCCEEDED"
     names = [stage.name for stage in final.stages]
     # A stage is one state, or (split into chunks) its split / map / reduce / commit states.
     for task in item.plan.tasks:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sparkflow.targets.aws.package import LAUNCHER_BIN, install_spark_home
+from sparkflow.shipping.spark_home import LAUNCHER_BIN, install_spark_home
 
 pytestmark = pytest.mark.spark
 
@@ -103,7 +103,7 @@ def test_a_cds_archive_trained_through_the_launcher_is_used_by_the_next_session(
     archive = home / "spark.jsa"
     environment = {key: value for key, value in os.environ.items() if key not in ("SPARK_SUBMIT_OPTS",)}
     environment.update({"SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1", "TMPDIR": str(tmp_path)})
-    train = f"from sparkflow.targets.aws.package import train_cds_archive; train_cds_archive({str(archive)!r})"
+    train = f"from sparkflow.shipping.spark_home import train_cds_archive; train_cds_archive({str(archive)!r})"
     trained = subprocess.run(
         [sys.executable, "-c", train], capture_output=True, text=True, env=environment, timeout=600, check=False
     )

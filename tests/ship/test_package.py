@@ -12,7 +12,10 @@ import pytest
 import yaml
 from cfnlint.api import lint
 
-from sparkflow.targets.aws.package import PackageError, package, pyspark_version, template, template_text
+from sparkflow.errors import PackageError
+from sparkflow.shipping.requirements import pyspark_version
+from sparkflow.targets.aws.package import package
+from sparkflow.targets.aws.template import template, template_text
 from tests.examples import EXAMPLES, example_ids
 from tests.ship.conftest import Compiled, compiled
 

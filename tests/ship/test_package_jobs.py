@@ -13,8 +13,10 @@ import yaml
 from cfnlint.api import lint
 
 from sparkflow.compiler import compile_pipeline, plan_pipeline
+from sparkflow.errors import PackageError
 from sparkflow.loading import load_pipeline
-from sparkflow.targets.aws.package import PackageError, package, template_text
+from sparkflow.targets.aws.package import package
+from sparkflow.targets.aws.template import template_text
 from tests.aws_moto import placeholders
 from tests.ship.test_package import grants, key
 

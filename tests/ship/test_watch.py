@@ -10,17 +10,8 @@ from typing import Any
 
 import pytest
 
-from sparkflow.targets.aws.watch import (
-    DONE,
-    FAILED,
-    PENDING,
-    ChunkCounts,
-    follow,
-    start,
-    status,
-    status_table,
-    summary_lines,
-)
+from sparkflow.targets.aws.watch import follow, start, status
+from sparkflow.targets.runs import DONE, FAILED, PENDING, ChunkCounts, status_table, summary_lines
 from tests.aws_moto import LambdaDouble, MotoAws, StageFailure
 from tests.ship.test_deploy import BUCKET, bucket
 

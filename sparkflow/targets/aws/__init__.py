@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from sparkflow.errors import SparkflowError
 from sparkflow.plan import Plan
 from sparkflow.targets.aws import check, emit, limits
-from sparkflow.targets.base import ContainerLimits, FunctionLimits
+from sparkflow.targets.base import ContainerLimits, FunctionLimits, ShipsThrough
 
 
 @dataclass(frozen=True)
-class AwsTarget:
+class AwsTarget(ShipsThrough):
+    ship_module: ClassVar[str] = "sparkflow.targets.aws.ship"
+
     name: str = "aws"
     suffix: str = ".asl.json"
     function_limits: FunctionLimits = limits.FUNCTION

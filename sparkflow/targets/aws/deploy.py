@@ -4,8 +4,8 @@ What one ``deploy`` call leaves in the account, all named after the stack (``NAM
 
 * log groups ``/aws/lambda/NAME-stages`` (the functions) and ``/aws/vendedlogs/states/NAME`` (executions);
 * without ``role_arn``: roles ``NAME-stages`` and ``NAME-states`` with the same least-privilege inline policies
-  as the CloudFormation template of :mod:`sparkflow.targets.aws.package` (the statements are built by the same
-  functions);
+  as the CloudFormation template of :mod:`sparkflow.targets.aws.template` (the statements are built by the same
+  functions, :mod:`sparkflow.targets.aws.iam`);
 * one Lambda function ``NAME-<memory>mb`` per distinct stage memory size, from the image ``image_uri``, with
   the memory, timeout (the longest stage's), /tmp size and environment of the template; functions of this
   stack whose memory size no stage uses any more are deleted;
@@ -32,17 +32,23 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from sparkflow.errors import SparkflowError
+from sparkflow.errors import PackageError, SparkflowError
 from sparkflow.layout import with_slash
 from sparkflow.plan import Plan
-from sparkflow.targets.aws.package import (
+from sparkflow.shipping.environment import function_environment
+from sparkflow.targets.aws.iam import (
+    MapRuns,
+    assume_role_policy,
+    stage_statements,
+    state_machine_statements,
+    uses_distributed_map,
+)
+from sparkflow.targets.aws.locations import read_locations, sink_locations, storage_location
+from sparkflow.targets.aws.stack import (
     EPHEMERAL_STORAGE_MB,
     KV_TABLE_KEY,
     LOG_RETENTION_DAYS,
     STORAGE_ROOT,
-    MapRuns,
-    PackageError,
-    assume_role_policy,
     check_placeholders,
     declared_table,
     function_description,
@@ -50,12 +56,6 @@ from sparkflow.targets.aws.package import (
     function_key,
     function_timeout,
     has_values,
-    read_locations,
-    sink_locations,
-    stage_statements,
-    state_machine_statements,
-    storage_location,
-    uses_distributed_map,
 )
 
 Clients = Callable[[str], Any]
@@ -136,14 +136,15 @@ def deploy(
     stage_log_group = steps.log_group(f"/aws/lambda/{stack_name}-stages")
     machine_log_group = steps.log_group(f"/aws/vendedlogs/states/{stack_name}")
 
-    environment = {"SPARKFLOW_STORAGE_ROOT": f"s3://{storage.bucket}/{storage.key}/"}
     table_arn: str | None = None
+    kv: str | None = None
     if has_values(plan):
         table = declared_table(plan) or f"{stack_name}-values"
         table_arn = steps.table(table, create=declared_table(plan) is None)
-        environment["SPARKFLOW_KV"] = f"dynamodb://{table}"
-    if reads:
-        environment["SPARKFLOW_ALLOWED_INPUTS"] = ",".join(location.uri for location in reads)
+        kv = f"dynamodb://{table}"
+    environment = function_environment(
+        f"s3://{storage.bucket}/{storage.key}/", kv, [location.uri for location in reads]
+    )
 
     fresh_role = False
     if role_arn is None:

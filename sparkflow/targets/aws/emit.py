@@ -32,14 +32,13 @@ from typing import Any
 
 from sparkflow.errors import CompileError, DefinitionError
 from sparkflow.plan import Parallel, Plan, PlanTask, Run, Sequence, Step
+from sparkflow.runtime.protocol import EVENT_VARIABLE, final_errors, run_object
 from sparkflow.runtime.protocol import event as protocol_event
-from sparkflow.runtime.protocol import final_errors, run_object
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 ECS_RUN_TASK = "arn:aws:states:::ecs:runTask.sync"
 EMR_SERVERLESS_RUN = "arn:aws:states:::emr-serverless:startJobRun.sync"
 CONTAINER_NAME = "stage"  # the container's name in every task definition sparkflow makes
-EVENT_VARIABLE = "SPARKFLOW_EVENT"
 START, PUBLISH, SUCCEEDED = "Run-start", "Run-publish", "Run-succeeded"
 # Transient errors of the Lambda service itself, as AWS recommends retrying them
 # (https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html).

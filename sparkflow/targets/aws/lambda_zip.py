@@ -46,11 +46,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparkflow.dsl.pipeline import Pipeline
+from sparkflow.errors import PackageError
 from sparkflow.plan import Plan
-from sparkflow.targets.aws import package as image
+from sparkflow.shipping import project
+from sparkflow.shipping.requirements import runtime_requirements
+from sparkflow.targets.aws.stack import TASK_ROOT, ZIP_FILE
+from sparkflow.targets.aws.template import ZipCode, template_text
 from sparkflow.targets.base import Limit
 
-ZIP_NAME = image.ZIP_FILE
+ZIP_NAME = ZIP_FILE
 _RUNTIMES_PAGE = "https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html"
 # "Deployment package (.zip file archive) size: ... 250 MB. The maximum size of the contents of a deployment
 # package, including layers and custom runtimes (unzipped)." Counted here as 250 MiB.
@@ -116,7 +120,7 @@ PRUNED = (
 )
 
 
-class ZipError(image.PackageError):
+class ZipError(PackageError):
     """The zip cannot be built for this runtime (a missing or incompatible distribution, over the size limit)."""
 
 
@@ -200,7 +204,7 @@ def roots() -> list[str]:
     """sparkflow's pinned runtime requirements that a duckdb function needs (all but :data:`NOT_SHIPPED`)."""
     from packaging.requirements import Requirement
 
-    return [line for line in image.runtime_requirements() if _canonical(Requirement(line).name) not in NOT_SHIPPED]
+    return [line for line in runtime_requirements() if _canonical(Requirement(line).name) not in NOT_SHIPPED]
 
 
 # ---- the closure ------------------------------------------------------------------------------------------
@@ -536,8 +540,8 @@ def _stage(
         finally:
             if archive is not None:
                 archive.close()
-    package_dir = Path(image.__file__).resolve().parents[2]
-    for relative, source_path in image.tree_files(package_dir, skip=skip):
+    package_dir = project.SPARKFLOW_DIR
+    for relative, source_path in project.tree_files(package_dir, skip=skip):
         arcname = f"sparkflow/{relative}"
         target = root / arcname
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -545,10 +549,10 @@ def _stage(
         target.chmod(0o644)
         owners[arcname] = "sparkflow"
     clashes: list[str] = []
-    owners[image.PLAN_FILE] = "sparkflow"
-    image.write_plan(plan, root)
-    for relative, source_path in image.tree_files(image.project_root(pipeline, plan), skip=skip, also=package_dir):
-        if relative == image.PLAN_FILE:  # a Plan an earlier package left in the project: this one ships instead
+    owners[project.PLAN_FILE] = "sparkflow"
+    project.write_plan(plan, root)
+    for relative, source_path in project.tree_files(project.project_root(pipeline, plan), skip=skip, also=package_dir):
+        if relative == project.PLAN_FILE:  # a Plan an earlier package left in the project: this one ships instead
             continue
         if relative in owners:
             clashes.append(f"{relative} (also in {owners[relative]})")
@@ -571,7 +575,7 @@ def _compile(root: Path) -> None:
     hash seed: frozenset constants are marshalled in string-hash order, so the same sources give the same bytes.
     One worker per core (``-j 0``): each file compiles on its own, to the same bytes in any worker."""
     command = [sys.executable, "-m", "compileall", "-qq", "-j", "0", "--invalidation-mode", "unchecked-hash"]
-    command += ["-d", image.TASK_ROOT, str(root)]
+    command += ["-d", TASK_ROOT, str(root)]
     subprocess.run(command, env={**os.environ, "PYTHONHASHSEED": "0"}, check=False, stdout=subprocess.DEVNULL)
 
 
@@ -648,22 +652,20 @@ def package_zip(
             "no pyspark): drop engine= there, or package the pipeline as an image (without --engine duckdb)"
         )
     code = zip_code(pipeline, plan, chosen, "0" * 64)
-    image.template_text(plan, definition_text, inputs=inputs, zip_code=code)  # validates before the long build
+    template_text(plan, definition_text, inputs=inputs, zip_code=code)  # validates before the long build
     built = build_zip(pipeline, plan, out_dir, runtime=chosen, wheelhouse=wheelhouse, bytecode=bytecode)
-    text = image.template_text(
-        plan, definition_text, inputs=inputs, zip_code=zip_code(pipeline, plan, chosen, built.sha256)
-    )
+    text = template_text(plan, definition_text, inputs=inputs, zip_code=zip_code(pipeline, plan, chosen, built.sha256))
     (Path(out_dir) / "template.yaml").write_text(text, encoding="utf-8", newline="\n")
     return built
 
 
-def zip_code(pipeline: Pipeline, plan: Plan, runtime: LambdaRuntime, sha256: str) -> image.ZipCode:
+def zip_code(pipeline: Pipeline, plan: Plan, runtime: LambdaRuntime, sha256: str) -> ZipCode:
     """The template's view of a zip: runtime, default S3 key (named by the digest) and the pipeline it serves."""
-    return image.ZipCode(
+    return ZipCode(
         runtime=runtime.name,
         key=f"sparkflow/{plan.pipeline}/function-{sha256[:16]}.zip",
-        pipeline_spec=image.pipeline_spec(pipeline, plan, folder=image.TASK_ROOT),
-        plan_path=image.plan_path(image.TASK_ROOT),
+        pipeline_spec=project.pipeline_spec(pipeline, plan, folder=TASK_ROOT),
+        plan_path=project.plan_path(TASK_ROOT),
     )
 
 

@@ -14,74 +14,17 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from sparkflow.errors import SparkflowError
+from sparkflow.targets.runs import DONE, FAILED, PENDING, RUNNING, STOPPED, ChunkCounts, RunStatus, StageStatus
 
 Clients = Callable[[str], Any]
-PENDING, RUNNING, DONE, FAILED, STOPPED = "pending", "running", "done", "failed", "stopped"
 
 
 class WatchError(SparkflowError, RuntimeError):
     """A run cannot be started or read (no such state machine or execution, no permission)."""
-
-
-@dataclass(frozen=True)
-class StageStatus:
-    """One Task state of a run.
-
-    Attributes:
-        name: the state's name (a stage id, or a step sparkflow added such as ``words-split``).
-        state: ``pending``, ``running``, ``done``, ``failed`` (it raised an error), or ``stopped`` (aborted
-            without an error of its own, e.g. a parallel branch stopped because another one failed).
-        started: how many times it was entered (more than once inside a Map: once per chunk).
-        finished: how many of those ended without an error.
-        error, cause: of the last failure, when it failed (the Lambda function's error type and message).
-        chunks: for a Distributed Map state (one child execution per chunk or bucket), its item counts.
-    """
-
-    name: str
-    state: str
-    started: int = 0
-    finished: int = 0
-    error: str | None = None
-    cause: str | None = None
-    chunks: ChunkCounts | None = None
-
-
-@dataclass(frozen=True)
-class ChunkCounts:
-    """The items of a Distributed Map run (chunks of a split stage, or buckets of a shuffle)."""
-
-    total: int
-    succeeded: int
-    failed: int
-    running: int
-
-
-@dataclass(frozen=True)
-class RunStatus:
-    """Where a run is: the execution's status, every stage, and the outputs once it succeeded."""
-
-    execution_arn: str
-    run_id: str
-    status: str  # RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED (Step Functions' words)
-    stages: tuple[StageStatus, ...]
-    outputs: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
-    cause: str | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.status != "RUNNING"
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == "SUCCEEDED"
-
-    def failed_stages(self) -> list[StageStatus]:
-        return [stage for stage in self.stages if stage.state == FAILED]
 
 
 def default_clients(service: str) -> Any:
@@ -137,7 +80,7 @@ def status(execution_arn: str, *, clients: Clients | None = None) -> RunStatus:
         found = document.get("outputs") if isinstance(document, dict) else None
         outputs = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
     return RunStatus(
-        execution_arn=execution_arn,
+        execution=execution_arn,
         run_id=str(described["name"]),
         status=str(described["status"]),
         stages=stages,
@@ -354,35 +297,3 @@ def _reason(error: Any) -> str:
         return str(error)
     details = response.get("Error", {})
     return f"{details.get('Code', 'error')}: {details.get('Message', error)}"
-
-
-_STYLES = {PENDING: "dim", RUNNING: "yellow", DONE: "green", FAILED: "bold red", STOPPED: "magenta"}
-
-
-def status_table(run: RunStatus) -> Any:
-    """A rich Table of the run: one row per stage (state, runs finished / started, error)."""
-    from rich.table import Table
-
-    table = Table(title=f"run {run.run_id}: {run.status}", title_justify="left")
-    table.add_column("stage")
-    table.add_column("state")
-    table.add_column("runs", justify="right")
-    table.add_column("error")
-    for stage in run.stages:
-        runs = f"{stage.finished}/{stage.started}" if stage.started else ""
-        if stage.chunks is not None:
-            chunks = stage.chunks
-            runs = f"{chunks.succeeded}/{chunks.total} chunks" + (f", {chunks.failed} failed" if chunks.failed else "")
-        error = f"{stage.error}: {stage.cause}" if stage.state == FAILED else ""
-        table.add_row(stage.name, f"[{_STYLES[stage.state]}]{stage.state}[/]", runs, error, end_section=False)
-    return table
-
-
-def summary_lines(run: RunStatus) -> list[str]:
-    """What to print once a run ended: its outputs, or the failed stage(s) with error and cause."""
-    if run.succeeded:
-        return [f"output {sink}: {location}" for sink, location in run.outputs.items()]
-    failed = run.failed_stages()
-    if not failed:
-        return [f"run {run.run_id} {run.status.lower()}: {run.error}: {run.cause}"]
-    return [f"stage {stage.name} failed: {stage.error}: {stage.cause}" for stage in failed]

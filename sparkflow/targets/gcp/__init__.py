@@ -1,21 +1,24 @@
 """The GCP target: Workflows driving a Cloud Run service that runs the sparkflow runtime.
 
-``deploy`` (in :mod:`sparkflow.targets.gcp.deploy`) is not imported here: it needs the
-``google-cloud-workflows`` client, which compiling does not.
+Shipping (:mod:`sparkflow.targets.gcp.ship`) is imported when a command needs it: it needs the official clients,
+which compiling does not.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from sparkflow.errors import SparkflowError
 from sparkflow.plan import Plan
-from sparkflow.targets.base import ContainerLimits, FunctionLimits
+from sparkflow.targets.base import ContainerLimits, FunctionLimits, ShipsThrough
 from sparkflow.targets.gcp import check, emit, limits
 
 
 @dataclass(frozen=True)
-class GcpTarget:
+class GcpTarget(ShipsThrough):
+    ship_module: ClassVar[str] = "sparkflow.targets.gcp.ship"
+
     name: str = "gcp"
     suffix: str = ".workflows.yaml"
     function_limits: FunctionLimits = limits.FUNCTION

@@ -38,8 +38,8 @@ import yaml
 from sparkflow.errors import CompileError, DefinitionError
 from sparkflow.layout import RUN_ID_PLACEHOLDER
 from sparkflow.plan import Parallel, Plan, PlanTask, Run, Sequence, Step
+from sparkflow.runtime.protocol import EVENT_VARIABLE, run_object
 from sparkflow.runtime.protocol import event as protocol_event
-from sparkflow.runtime.protocol import run_object
 from sparkflow.targets.gcp import limits
 
 # User-defined environment variables every deployment must set (see sparkflow.targets.gcp.deploy).
@@ -58,6 +58,7 @@ RETRY_PREDICATE = "sparkflow_retryable"
 PARALLEL_FOR_MAX = 20
 CHUNK = "chunk"
 JOB_ENV = "SPARKFLOW_JOB"
+CONTAINER_JOB_ENV_PREFIX = "SPARKFLOW_CONTAINER_JOB_"
 # Serverless Spark: the batch's main Python file (gs://...), its container image (with sparkflow and the project)
 # and the service account it runs as.
 DATAPROC_ENV = ("SPARKFLOW_DATAPROC_ENTRY", "SPARKFLOW_DATAPROC_IMAGE", "SPARKFLOW_DATAPROC_SERVICE_ACCOUNT")
@@ -281,7 +282,7 @@ class _Builder:
                 "taskCount": 1,
                 "timeout": f"{task.timeout_s}s",
                 "containerOverrides": [
-                    {"env": [{"name": "SPARKFLOW_EVENT", "value": f"${{json.encode_to_string({event})}}"}]}
+                    {"env": [{"name": EVENT_VARIABLE, "value": f"${{json.encode_to_string({event})}}"}]}
                 ],
             },
         )
@@ -320,7 +321,7 @@ class _Builder:
             {
                 "taskCount": f"${{{count}}}",
                 "containerOverrides": [
-                    {"env": [{"name": "SPARKFLOW_EVENT", "value": f"${{json.encode_to_string({event})}}"}]}
+                    {"env": [{"name": EVENT_VARIABLE, "value": f"${{json.encode_to_string({event})}}"}]}
                 ],
             },
         )
@@ -428,7 +429,7 @@ STEP_SUFFIXES = tuple(
 
 def job_env(memory_mb: int) -> str:
     """The variable naming the Cloud Run job that runs container stages of ``memory_mb`` (one job per size)."""
-    return f"SPARKFLOW_CONTAINER_JOB_{memory_mb}MB"
+    return f"{CONTAINER_JOB_ENV_PREFIX}{memory_mb}MB"
 
 
 def _run_job(variable: str, overrides: dict[str, Any]) -> dict[str, Any]:

@@ -26,15 +26,17 @@ from typing import Any
 import yaml
 
 from sparkflow.dsl.pipeline import Pipeline
-from sparkflow.errors import SparkflowError
+from sparkflow.errors import PackageError
 from sparkflow.plan import Plan, PlanTask
-from sparkflow.targets.aws import package as shared
+from sparkflow.shipping.environment import function_environment
+from sparkflow.shipping.project import DOCKERIGNORE, PROJECT_DIR, copy_project, pipeline_spec, plan_path, write_files
+from sparkflow.shipping.requirements import pyspark_version, requirements_text
 from sparkflow.targets.templating import render
 
 BASE_IMAGE = "python:3.11-slim"
 JAVA_PACKAGE = "openjdk-17-jre-headless"
 APP_ROOT = "/app"
-PROJECT_ROOT = f"{APP_ROOT}/{shared.PROJECT_DIR}"  # where the images hold the project's copy
+PROJECT_ROOT = f"{APP_ROOT}/{PROJECT_DIR}"  # where the images hold the project's copy
 CDS_ARCHIVE = "/opt/spark.jsa"
 IMAGE_PLACEHOLDER = "IMAGE_URI"  # replaced by --image-uri, or by the user before `gcloud run ... replace`
 # Cloud Run: "memory above 4 GiB requires at least 2 CPUs, above 8 GiB 4, above 16 GiB 6, above 24 GiB 8"
@@ -42,10 +44,6 @@ IMAGE_PLACEHOLDER = "IMAGE_URI"  # replaced by --image-uri, or by the user befor
 _CPU_FOR_MEMORY_MB = ((24_576, 8), (16_384, 6), (8_192, 4), (4_096, 2))
 # Cloud Run job tasks may run up to 24 hours (https://cloud.google.com/run/docs/configuring/task-timeout).
 JOB_TASK_TIMEOUT_S = 86_400
-
-
-class PackageError(SparkflowError, ValueError):
-    """The pipeline cannot be packaged for Cloud Run as declared."""
 
 
 def resource_name(name: str) -> str:
@@ -59,12 +57,8 @@ def cpu_for(memory_mb: int) -> int:
 
 
 def _environment(plan: Plan, storage_root: str, kv: str | None, inputs: Mapping[str, str]) -> list[dict[str, str]]:
-    env = [{"name": "SPARKFLOW_STORAGE_ROOT", "value": storage_root}]
-    if kv:
-        env.append({"name": "SPARKFLOW_KV", "value": kv})
-    if inputs:
-        env.append({"name": "SPARKFLOW_ALLOWED_INPUTS", "value": ",".join(inputs[name] for name in sorted(inputs))})
-    return env
+    environment = function_environment(storage_root, kv or None, [inputs[name] for name in sorted(inputs)])
+    return [{"name": name, "value": value} for name, value in environment.items()]
 
 
 def _functions(plan: Plan) -> list[PlanTask]:
@@ -162,12 +156,12 @@ def dockerfile_text(pipeline: Pipeline, plan: Plan, *, project_requirements: str
         source_file=plan.source_file,
         base_image=BASE_IMAGE,
         java_package=JAVA_PACKAGE,
-        pyspark_version=shared.pyspark_version(),
+        pyspark_version=pyspark_version(),
         app_root=APP_ROOT,
-        project_dir=shared.PROJECT_DIR,
+        project_dir=PROJECT_DIR,
         project_requirements=project_requirements,
-        pipeline_spec=shared.pipeline_spec(pipeline, plan, PROJECT_ROOT),
-        plan_path=shared.plan_path(PROJECT_ROOT),
+        pipeline_spec=pipeline_spec(pipeline, plan, PROJECT_ROOT),
+        plan_path=plan_path(PROJECT_ROOT),
         cds_archive=CDS_ARCHIVE,
     )
 
@@ -180,10 +174,10 @@ def _render_dataproc(pipeline: Pipeline, plan: Plan, template: str, project_requ
         source_file=plan.source_file,
         base_image=BASE_IMAGE,
         app_root=APP_ROOT,
-        project_dir=shared.PROJECT_DIR,
+        project_dir=PROJECT_DIR,
         project_requirements=project_requirements,
-        pipeline_spec=shared.pipeline_spec(pipeline, plan, PROJECT_ROOT),
-        plan_path=shared.plan_path(PROJECT_ROOT),
+        pipeline_spec=pipeline_spec(pipeline, plan, PROJECT_ROOT),
+        plan_path=plan_path(PROJECT_ROOT),
     )
 
 
@@ -223,20 +217,15 @@ def package(
     chosen_image, storage = image or IMAGE_PLACEHOLDER, root.rstrip("/") + "/"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written: list[str] = []
-    project = shared.project_root(pipeline, plan)
-    written += shared.copy_tree(project, out / shared.PROJECT_DIR, skip=out.resolve())
-    written.append(shared.write_plan(plan, out / shared.PROJECT_DIR))
-    written += shared.copy_tree(Path(__file__).resolve().parents[2], out / "sparkflow", skip=out.resolve())
-    requirements = "requirements.txt" if (project / "requirements.txt").is_file() else None
+    written, requirements = copy_project(pipeline, plan, out)
     files = {
         "Dockerfile": dockerfile_text(pipeline, plan, project_requirements=requirements),
-        "requirements.txt": "".join(f"{line}\n" for line in shared.runtime_requirements()),
+        "requirements.txt": requirements_text(),
         "service.yaml": _dump(
             service(plan, image=chosen_image, storage_root=storage, kv=used_kv, inputs=dict(inputs or {}))
         ),
         "job.yaml": _dump(job(plan, image=chosen_image, storage_root=storage, kv=used_kv, inputs=dict(inputs or {}))),
-        ".dockerignore": "**/__pycache__\n**/*.pyc\n",
+        ".dockerignore": DOCKERIGNORE,
     }
     for memory in sorted({task.memory_mb for task in plan.tasks if task.placement == "container"}):
         resource = job(
@@ -244,14 +233,9 @@ def package(
         )
         files[f"job-{memory}mb.yaml"] = _dump(resource)
     if any(task.placement == "serverless-spark" for task in plan.tasks):
-        (out / "dataproc").mkdir(exist_ok=True)
         files["dataproc/Dockerfile"] = _render_dataproc(pipeline, plan, "Dockerfile.dataproc.j2", requirements)
         files["dataproc/entry.py"] = _render_dataproc(pipeline, plan, "entry.py.j2", requirements)
-    for name, text in files.items():
-        path = out / name
-        path.write_text(text, encoding="utf-8", newline="\n")
-        written.append(str(path))
-    return sorted(written)
+    return sorted(written + write_files(out, files))
 
 
 def _dump(document: dict[str, Any]) -> str:

@@ -1,0 +1,66 @@
+"""What ``sparkflow package``, ``deploy``, ``start`` and ``status`` do on GCP (see :class:`~sparkflow.targets.base.
+CloudTarget`): the official clients are imported here, when a command runs, never when compiling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NoReturn
+
+from sparkflow.dsl.pipeline import Pipeline
+from sparkflow.errors import OptionError
+from sparkflow.plan import Plan
+from sparkflow.targets.base import ShipOptions
+from sparkflow.targets.gcp.emit import CONTAINER_JOB_ENV_PREFIX, JOB_ENV, SERVICE_URL_ENV, STORAGE_ROOT_ENV
+from sparkflow.targets.runs import RunStatus
+
+
+def package(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> list[str]:
+    """The Cloud Run image's build context and the service and job YAML."""
+    if options.engine != "spark":
+        raise OptionError("--engine duckdb builds a Lambda .zip: use --target aws")
+    from sparkflow.targets.gcp.package import package as package_image
+
+    written = package_image(
+        pipeline, plan, options.out, storage_root=options.storage_root, image=options.image_uri, inputs=options.inputs
+    )
+    return [f"wrote {len(written)} files to {options.out}: Dockerfile, service.yaml, job.yaml, project/, sparkflow/"]
+
+
+def deploy(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> str:
+    """Create or update the workflow; return its resource name."""
+    from sparkflow.targets.gcp.deploy import deploy as deploy_workflow
+    from sparkflow.targets.gcp.deploy import needed_env
+    from sparkflow.targets.gcp.package import resource_name
+
+    required = {"--project": options.project, "--region": options.region, "--service-url": options.service_url}
+    missing = [name for name, value in required.items() if not value]
+    if missing:
+        raise OptionError(f"--target gcp needs {', '.join(missing)}")
+    assert options.project and options.region and options.service_url
+    env = {SERVICE_URL_ENV: options.service_url, STORAGE_ROOT_ENV: options.storage(pipeline)}
+    for name in needed_env(definition):  # the Cloud Run jobs get default names; Dataproc settings must be passed
+        if name == JOB_ENV:
+            env[name] = options.job or resource_name(f"{pipeline.name}-chunks")
+        elif name.startswith(CONTAINER_JOB_ENV_PREFIX):
+            env[name] = resource_name(f"{pipeline.name}-{name.rsplit('_', 1)[1]}")
+    env.update(options.env)
+    return deploy_workflow(pipeline.name, definition, options.project, options.region, env)
+
+
+def start(pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
+    _not_yet("start")
+
+
+def status(execution: str, options: ShipOptions) -> RunStatus:
+    _not_yet("status")
+
+
+def follow(execution: str, options: ShipOptions, on_update: Callable[[RunStatus], None] | None = None) -> RunStatus:
+    _not_yet("status")
+
+
+def _not_yet(command: str) -> NoReturn:
+    raise OptionError(
+        f"`sparkflow {command} --target gcp` is not available yet: start and watch a run with "
+        "`gcloud workflows run WORKFLOW --data='{\"sources\": {...}}'` and `gcloud workflows executions describe`"
+    )
