@@ -3,7 +3,7 @@ differential oracle, tests/oracle/, compare this way).
 
 A value is first put in canonical form (:func:`canonical`):
 
-* an integral float is the int of the same value (``3.0 == 3``; DuckDB sums integers as DOUBLE, docs/engines.md),
+* an integral float is the int of the same value (``3.0 == 3``: two runs may type a whole number differently),
   below 2**53 where floats are exact; NaN is one value equal to itself;
 * a Decimal is the float of its value;
 * a timestamp is compared by its instant: a timezone-aware one is converted to UTC and made naive; a naive one is

@@ -15,7 +15,7 @@ run's output folder as any Parquet reader reads it (not through the manifest) an
 multiset of rows, compared (:mod:`sparkflow.rowsets`) with a float tolerance of relative 1e-9 and absolute 1e-12
 (``math.isclose``), after these normalisations only:
 
-* an integral float equals the int of the same value (DuckDB sums integers as DOUBLE, docs/engines.md);
+* an integral float equals the int of the same value (two runs may type a whole number differently);
 * a Decimal is compared as the float of its value;
 * dates and timestamps by value: timezone-aware timestamps as UTC instants, naive ones taken as UTC (the session
   time zone of the runtime and of the reference); a date never equals a timestamp;

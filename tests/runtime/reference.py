@@ -51,13 +51,6 @@ def rows(frame: Any) -> list[tuple[Any, ...]]:
     return sorted((tuple(row) for row in frame.collect()), key=repr)
 
 
-def normalized(found: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Rows with integral floats as ints: DuckDB sums BIGINT as DOUBLE (see docs/engines.md)."""
-    return sorted(
-        (tuple(int(v) if isinstance(v, float) and v.is_integer() else v for v in row) for row in found), key=repr
-    )
-
-
 def committed_rows(spark: Any, location: str) -> list[tuple[Any, ...]]:
     """The sorted rows of a committed output on the local disk (only the files its manifest lists)."""
     import json

@@ -15,7 +15,7 @@ from sparkflow.compiler import plan_pipeline
 from sparkflow.loading import load_pipeline
 from sparkflow.runtime.local import run_plan
 from sparkflow.targets.local import LOCAL
-from tests.runtime.reference import committed_rows, normalized, reference_outputs, rows
+from tests.runtime.reference import committed_rows, reference_outputs, rows
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 pytestmark = pytest.mark.spark
@@ -35,7 +35,7 @@ def test_each_input_is_read_with_its_own_schema_and_files(
         assert all((node.chunks or 0) > 1 for node in summary.nodes.values()), summary.nodes
     expected = reference_outputs(spark, pipeline)
     for output, location in summary.outputs.items():
-        assert normalized(committed_rows(spark, location)) == normalized(rows(expected[output])), output
+        assert committed_rows(spark, location) == rows(expected[output]), output
 
 
 @pytest.mark.parametrize("engine", ["spark", "duckdb"])
@@ -49,7 +49,7 @@ def test_files_of_one_folder_with_different_line_ends_are_each_read_whole(
     expected = reference_outputs(spark, pipeline)
     assert len(rows(expected["notes"])) == 6
     for output, location in summary.outputs.items():
-        assert normalized(committed_rows(spark, location)) == normalized(rows(expected[output])), output
+        assert committed_rows(spark, location) == rows(expected[output]), output
 
 
 @pytest.mark.parametrize("chunk_bytes", [None, 512], ids=["whole", "split"])
@@ -65,6 +65,4 @@ def test_an_empty_first_file_and_declared_decimals_on_duckdb(
     if chunk_bytes:
         assert (summary.nodes["per_customer"].chunks or 0) > 2
     expected = reference_outputs(spark, pipeline)
-    assert normalized(committed_rows(spark, summary.outputs["per_customer"])) == normalized(
-        rows(expected["per_customer"])
-    )
+    assert committed_rows(spark, summary.outputs["per_customer"]) == rows(expected["per_customer"])
