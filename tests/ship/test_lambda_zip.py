@@ -104,7 +104,9 @@ ISOLATED = textwrap.dedent(
 )
 
 
-def test_zip_runs_stages_in_an_interpreter_that_has_no_pyspark(built: tuple[ZipPackage, Path], tmp_path: Path) -> None:
+def test_zip_runs_stages_in_an_interpreter_that_has_no_pyspark(
+    built: tuple[ZipPackage, Path], project: Compiled, tmp_path: Path
+) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -113,7 +115,9 @@ def test_zip_runs_stages_in_an_interpreter_that_has_no_pyspark(built: tuple[ZipP
         names = archive.namelist()
         archive.extractall(tmp_path / "task")
     assert not [name for name in names if name.split("/")[0] in ("pyspark", "py4j") or name.endswith(".jar")]
-    assert "sparkflow/runtime/aws.py" in names and "pipeline.py" in names and "data/lines.txt" in names
+    assert "sparkflow/runtime/aws.py" in names and "pipeline.py" in names
+    assert "data/lines.txt" not in names  # a local source's data: read from where the run says, never shipped
+    lines = Path(project.pipeline.origin.file).parent / "data" / "lines.txt"
     sales = tmp_path / "sales"
     sales.mkdir()
     users = [f"u{index % 7}" for index in range(4000)]
@@ -128,12 +132,12 @@ def test_zip_runs_stages_in_an_interpreter_that_has_no_pyspark(built: tuple[ZipP
         "SPARKFLOW_PIPELINE": variables["SPARKFLOW_PIPELINE"].replace("/var/task", str(task)),
         "SPARKFLOW_PLAN": variables["SPARKFLOW_PLAN"].replace("/var/task", str(task)),
         "SPARKFLOW_STORAGE_ROOT": f"{tmp_path / 'store'}/",
-        "SPARKFLOW_ALLOWED_INPUTS": f"{sales}/",
+        "SPARKFLOW_ALLOWED_INPUTS": f"{sales}/,{lines}",
         "SPARKFLOW_WORKDIR": str(tmp_path / "work"),
         "HOME": str(tmp_path / "work"),
     }
     (tmp_path / "work").mkdir()
-    params = json.dumps({"sources": {"sales": f"{sales}/"}})
+    params = json.dumps({"sources": {"sales": f"{sales}/", "lines": str(lines)}})
     script = [sys.executable, "-I", "-S", "-c", ISOLATED, str(task), params, str(16 * 1024)]
     finished = subprocess.run(script, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert finished.returncode == 0, finished.stderr[-3000:]

@@ -541,7 +541,7 @@ def _stage(
             if archive is not None:
                 archive.close()
     package_dir = project.SPARKFLOW_DIR
-    for relative, source_path in project.tree_files(package_dir, skip=skip):
+    for relative, source_path in project.tree_files(package_dir, skip=[skip]):
         arcname = f"sparkflow/{relative}"
         target = root / arcname
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -551,7 +551,7 @@ def _stage(
     clashes: list[str] = []
     owners[project.PLAN_FILE] = "sparkflow"
     project.write_plan(plan, root)
-    for relative, source_path in project.tree_files(project.project_root(pipeline, plan), skip=skip, also=package_dir):
+    for relative, source_path in project.project_files(pipeline, plan, skip=[skip, package_dir]):
         if relative == project.PLAN_FILE:  # a Plan an earlier package left in the project: this one ships instead
             continue
         if relative in owners:

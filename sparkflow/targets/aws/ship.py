@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import OptionError
 from sparkflow.plan import Plan
+from sparkflow.shipping.project import context_summary
 from sparkflow.targets.base import ShipOptions
 from sparkflow.targets.runs import RunStatus
 
@@ -21,7 +23,7 @@ def package(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOption
 
     written = package_image(pipeline, plan, definition, options.out, inputs=options.inputs)
     contents = "Dockerfile, template.yaml, requirements.txt, project/, sparkflow/"
-    return [f"wrote {len(written)} files to {options.out}: {contents}"]
+    return [f"wrote {len(written)} files to {options.out}: {contents}", *context_summary(Path(options.out))]
 
 
 def _package_zip(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> list[str]:

@@ -4,11 +4,13 @@ CloudTarget`): the official clients are imported here, when a command runs, neve
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import OptionError
 from sparkflow.plan import Plan
+from sparkflow.shipping.project import context_summary
 from sparkflow.targets.base import ShipOptions
 from sparkflow.targets.gcp.emit import CONTAINER_JOB_ENV_PREFIX, JOB_ENV, SERVICE_URL_ENV, STORAGE_ROOT_ENV
 from sparkflow.targets.runs import RunStatus
@@ -23,7 +25,8 @@ def package(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOption
     written = package_image(
         pipeline, plan, options.out, storage_root=options.storage_root, image=options.image_uri, inputs=options.inputs
     )
-    return [f"wrote {len(written)} files to {options.out}: Dockerfile, service.yaml, job.yaml, project/, sparkflow/"]
+    contents = "Dockerfile, service.yaml, job.yaml, project/, sparkflow/"
+    return [f"wrote {len(written)} files to {options.out}: {contents}", *context_summary(Path(options.out))]
 
 
 def deploy(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> str:
