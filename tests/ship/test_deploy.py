@@ -233,7 +233,7 @@ def test_a_failed_run_shows_the_failed_stage_with_error_and_cause(
     arn, _, _ = deployed(moto_aws, lambda_double, monkeypatch, item)
     # Outside the storage root and the allowed inputs: the runtime refuses it (ConfinementError, not retried).
     execution = start(arn, {"books": f"s3://{BUCKET}/nowhere/"}, clients=moto_aws.client)
-    final = follow(execution, clients=moto_aws.client, interval_s=0.2, timeout_s=300)
+    final = follow(execution, clients=moto_aws.client, interval_s=0.2, longest_interval_s=0.5, timeout_s=300)
     assert final.status == "FAILED" and final.error == "StageFailed"
     [failed] = final.failed_stages()
     assert failed == final.stages[0] and failed.name.startswith("counts")  # words runs inside counts' tasks

@@ -52,6 +52,8 @@ def make_project(root: Path) -> Path:
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
+    with open(root / "data" / "big.parquet", "r+b") as data:
+        data.truncate(100 * 1024**2)  # a 100 MB ignored data folder (sparse: no disk written)
     return root / "pipeline.py"
 
 

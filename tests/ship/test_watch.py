@@ -87,7 +87,7 @@ def test_status_counts_chunks_and_forgives_a_retried_failure(moto_aws: MotoAws, 
     lambda_double.delay = 0
     lambda_double.handler = handler
     execution = start(machine(moto_aws, 3), {}, clients=moto_aws.client)
-    final = follow(execution, clients=moto_aws.client, interval_s=0.2, timeout_s=120)
+    final = follow(execution, clients=moto_aws.client, interval_s=0.2, longest_interval_s=0.5, timeout_s=120)
     assert final.status == "SUCCEEDED", final
     by_name = {stage.name: stage for stage in final.stages}
     assert list(by_name) == ["fan", "last", "flaky"]  # the map's inner "work" runs in child executions
@@ -108,7 +108,7 @@ def test_a_failed_chunk_is_counted(moto_aws: MotoAws, lambda_double: LambdaDoubl
     lambda_double.delay = 0
     lambda_double.handler = handler
     execution = start(machine(moto_aws, 3), {}, clients=moto_aws.client)
-    final = follow(execution, clients=moto_aws.client, interval_s=0.2, timeout_s=120)
+    final = follow(execution, clients=moto_aws.client, interval_s=0.2, longest_interval_s=0.5, timeout_s=120)
     # moto 5.2.5 lets a map run whose child execution failed succeed (AWS fails it: the default tolerated
     # failure is 0), so only the counts are asserted here; the failure path on AWS's history is tested below.
     fan = final.stages[0]
@@ -125,10 +125,21 @@ def _text(table: Any) -> str:
 
 
 class FakeStepFunctions:
-    """Answers what ``status`` reads with a recorded AWS history (Step Functions' documented event shapes)."""
+    """Answers what ``status`` reads with a recorded AWS history (Step Functions' documented event shapes), its
+    pages as AWS serves them with ``reverseOrder``: newest event first, ``page_size`` events a page (moto ignores
+    ``reverseOrder`` and pages). Counts the pages read."""
 
-    def __init__(self, definition: dict[str, Any], events: list[dict[str, Any]], status: str) -> None:
-        self.definition, self.events, self.status = definition, events, status
+    def __init__(
+        self, definition: dict[str, Any], events: list[dict[str, Any]], status: str, page_size: int = 2
+    ) -> None:
+        self.definition, self.status, self.page_size = definition, status, page_size
+        self.events: list[dict[str, Any]] = []
+        self.pages_read = 0
+        for event in events:
+            self.add(event)
+
+    def add(self, event: dict[str, Any]) -> None:
+        self.events.append({"id": len(self.events) + 1, **event})
 
     def describe_execution(self, executionArn: str) -> dict[str, Any]:
         return {
@@ -143,11 +154,15 @@ class FakeStepFunctions:
         return {"definition": json.dumps(self.definition)}
 
     def get_paginator(self, operation: str) -> Any:
-        events = self.events
+        assert operation == "get_execution_history"
+        history = self
 
         class Pages:
-            def paginate(self, **_: Any) -> list[dict[str, Any]]:
-                return [{"events": events[:2]}, {"events": events[2:]}]
+            def paginate(self, executionArn: str, reverseOrder: bool = False) -> Any:
+                newest_first = list(reversed(history.events)) if reverseOrder else list(history.events)
+                for first in range(0, len(newest_first), history.page_size):
+                    history.pages_read += 1
+                    yield {"events": newest_first[first : first + history.page_size]}
 
         return Pages()
 
@@ -245,3 +260,26 @@ def test_an_open_stage_of_a_running_run_is_running() -> None:
     final = status("arn", clients=lambda service: FakeStepFunctions(DEFINITION, events, "RUNNING"))
     assert [stage.state for stage in final.stages] == ["running", PENDING, PENDING]
     assert not final.finished and summary_lines(final) == ["run run-1 running: StageFailed: stage words failed: ..."]
+
+
+def test_follow_reads_only_the_events_since_its_last_reading() -> None:
+    from sparkflow.targets.aws.watch import _Watch, status
+
+    names = [f"stage{index}" for index in range(60)]
+    states = {name: {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": True} for name in names}
+    history = FakeStepFunctions({"StartAt": names[0], "States": states}, [], "RUNNING", page_size=100)
+    for name in names[:50]:  # 50 stages done: 200 events, 2 pages
+        history.add(entered("Task", name))
+        history.add({"type": "TaskScheduled"})
+        history.add({"type": "TaskSucceeded"})
+        history.add(exited("Task", name))
+    execution = "arn:aws:states:eu-west-1:1:execution:m:run-1"
+    watch = _Watch(execution, lambda service: history)
+    first = watch.read()
+    assert history.pages_read == 2 and [stage.state for stage in first.stages].count(DONE) == 50
+    history.add(entered("Task", names[50]))
+    history.pages_read = 0
+    second = watch.read()
+    assert history.pages_read == 1  # the newest page reaches an event already read: no more pages
+    assert second == status(execution, clients=lambda service: history)
+    assert second.stages[50].state == "running" and second.stages[51].state == PENDING

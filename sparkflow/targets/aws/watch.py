@@ -5,7 +5,8 @@ machine uses the execution name as the run id) with ``{"sources": ...}`` as its 
 the execution, its state machine's definition and its history and returns a :class:`RunStatus`: every Task
 state of the definition (a stage, or a step sparkflow added such as a split), in reading order, as
 ``pending`` / ``running`` / ``done`` / ``failed`` with the error and cause of a failure, how many times it ran
-(a state inside a Map runs once per chunk), and, once the run succeeded, where its outputs are.
+(a state inside a Map runs once per chunk), and, once the run succeeded, where its outputs are. ``follow`` reads
+only the events since its last reading, and waits longer between readings while nothing happens.
 """
 
 from __future__ import annotations
@@ -59,35 +60,7 @@ def start(
 
 def status(execution_arn: str, *, clients: Clients | None = None) -> RunStatus:
     """The run's status now: every Task state of its definition, from the execution history."""
-    sfn = (clients or default_clients)("stepfunctions")
-    described = _call(f"reading run {execution_arn}", sfn.describe_execution, executionArn=execution_arn)
-    # The definition the execution runs (the state machine may have been updated since it started).
-    machine = _call(
-        f"reading the state machine of {execution_arn}",
-        sfn.describe_state_machine_for_execution,
-        executionArn=execution_arn,
-    )
-    fold = _Fold(task_states(json.loads(machine["definition"])))
-    for event in _history(sfn, execution_arn):
-        fold.apply(event)
-    if described["status"] != "RUNNING":
-        fold.finish()
-    counts = {name: _map_run_counts(sfn, arn) for name, arn in fold.map_runs.items()}
-    stages = tuple(replace(stage, chunks=counts.get(stage.name)) for stage in fold.stages())
-    outputs: dict[str, str] = {}
-    if described["status"] == "SUCCEEDED" and described.get("output"):
-        document = json.loads(described["output"])
-        found = document.get("outputs") if isinstance(document, dict) else None
-        outputs = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
-    return RunStatus(
-        execution=execution_arn,
-        run_id=str(described["name"]),
-        status=str(described["status"]),
-        stages=stages,
-        outputs=outputs,
-        error=described.get("error"),
-        cause=described.get("cause"),
-    )
+    return _Watch(execution_arn, clients).read()
 
 
 def follow(
@@ -96,12 +69,21 @@ def follow(
     clients: Clients | None = None,
     on_update: Callable[[RunStatus], None] | None = None,
     interval_s: float = 1.0,
+    longest_interval_s: float = 10.0,
     timeout_s: float | None = None,
 ) -> RunStatus:
-    """Poll ``status`` until the run ends, calling ``on_update`` with every reading; return the last one."""
+    """Read the run's status until it ends, calling ``on_update`` with every reading; return the last one.
+
+    Each reading reads only the history events since the last one (:class:`_Watch`). The pause between readings
+    starts at ``interval_s`` and grows by half up to ``longest_interval_s`` while nothing happens (a stage running
+    for minutes is not read every second), and starts again when something does.
+    """
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    watch = _Watch(execution_arn, clients)
+    pause = interval_s
     while True:
-        current = status(execution_arn, clients=clients)
+        before = watch.last_event
+        current = watch.read()
         if on_update is not None:
             on_update(current)
         if current.finished:
@@ -110,7 +92,66 @@ def follow(
             raise WatchError(
                 f"run {current.run_id} is still running after {timeout_s} s: check it with `sparkflow status`"
             )
-        time.sleep(interval_s)
+        pause = interval_s if watch.last_event != before else min(pause * 1.5, longest_interval_s)
+        time.sleep(pause)
+
+
+class _Watch:
+    """One run, read again and again: its definition is read once, and each reading reads the history from the
+    newest event back to the last one already folded (Step Functions' ``reverseOrder``, page by page), so a long
+    run's history is not read whole at every poll."""
+
+    def __init__(self, execution_arn: str, clients: Clients | None) -> None:
+        self.execution_arn = execution_arn
+        self.sfn = (clients or default_clients)("stepfunctions")
+        # The definition the execution runs (the state machine may have been updated since it started).
+        machine = _call(
+            f"reading the state machine of {execution_arn}",
+            self.sfn.describe_state_machine_for_execution,
+            executionArn=execution_arn,
+        )
+        self.fold = _Fold(task_states(json.loads(machine["definition"])))
+        self.last_event = 0
+
+    def read(self) -> RunStatus:
+        # The execution first: once it has ended, the history read next holds its last event.
+        described = _call(
+            f"reading run {self.execution_arn}", self.sfn.describe_execution, executionArn=self.execution_arn
+        )
+        for event in self._new_events():
+            self.fold.apply(event)
+        if described["status"] != "RUNNING":
+            self.fold.finish()
+        counts = {name: _map_run_counts(self.sfn, arn) for name, arn in self.fold.map_runs.items()}
+        stages = tuple(replace(stage, chunks=counts.get(stage.name)) for stage in self.fold.stages())
+        outputs: dict[str, str] = {}
+        if described["status"] == "SUCCEEDED" and described.get("output"):
+            document = json.loads(described["output"])
+            found = document.get("outputs") if isinstance(document, dict) else None
+            outputs = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+        return RunStatus(
+            execution=self.execution_arn,
+            run_id=str(described["name"]),
+            status=str(described["status"]),
+            stages=stages,
+            outputs=outputs,
+            error=described.get("error"),
+            cause=described.get("cause"),
+        )
+
+    def _new_events(self) -> list[dict[str, Any]]:
+        """The events after the last one folded, oldest first. Pages come newest first; reading stops at the page
+        that reaches an event already folded (an API that ignores ``reverseOrder`` is read whole, and filtered)."""
+        fresh: list[dict[str, Any]] = []
+        for events in _history_pages(self.sfn, self.execution_arn):
+            fresh += [event for event in events if int(event["id"]) > self.last_event]
+            newest_first = len(events) > 1 and int(events[0]["id"]) > int(events[-1]["id"])
+            if newest_first and int(events[-1]["id"]) <= self.last_event:
+                break
+        fresh.sort(key=lambda event: int(event["id"]))
+        if fresh:
+            self.last_event = int(fresh[-1]["id"])
+        return fresh
 
 
 def task_states(definition: Mapping[str, Any]) -> list[str]:
@@ -272,12 +313,13 @@ def _readable_cause(cause: Any) -> str | None:
     return text
 
 
-def _history(sfn: Any, execution_arn: str) -> Iterator[dict[str, Any]]:
+def _history_pages(sfn: Any, execution_arn: str) -> Iterator[list[dict[str, Any]]]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
-            yield from page.get("events", [])
+        pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn, reverseOrder=True)
+        for page in pages:
+            yield list(page.get("events", []))
     except (ClientError, BotoCoreError) as error:
         raise WatchError(f"reading the history of {execution_arn}: {_reason(error)}") from error
 
