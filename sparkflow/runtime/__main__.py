@@ -2,7 +2,7 @@
 
     python -m sparkflow.runtime '{"version": 1, ...}'     # run one event given as an argument
     SPARKFLOW_EVENT='{...}' python -m sparkflow.runtime   # or in an environment variable
-    python -m sparkflow.runtime serve                     # serve the HTTP entry on $PORT (Cloud Run)
+    python -m sparkflow.runtime serve                     # serve the HTTP entry on $PORT with gunicorn (Cloud Run)
     python -m sparkflow.runtime job                       # a Cloud Run job task: SPARKFLOW_EVENT + task index
 
 Prints the result as JSON on stdout; exits 0 on success, 2 on an error retrying cannot fix, 1 otherwise.
@@ -21,13 +21,9 @@ from sparkflow.errors import EventError, SparkflowError
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["serve"]:
-        from wsgiref.simple_server import make_server
+        from sparkflow.runtime.server import serve
 
-        from sparkflow.runtime.http import app
-
-        port = int(os.environ.get("PORT", "8080"))
-        with make_server("0.0.0.0", port, app) as server:
-            server.serve_forever()
+        serve()
         return 0
     if argv[:1] == ["job"]:
         from sparkflow.runtime.cloudrun import run_task

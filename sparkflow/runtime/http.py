@@ -3,7 +3,8 @@
 ``POST /`` with the event as JSON answers 200 with the result. Errors retrying cannot fix (the protocol's
 :data:`~sparkflow.runtime.protocol.FINAL_ERRORS`) answer 4xx (a Workflows retry policy retries only 429 and 5xx);
 anything else answers 500, so the caller retries.
-Serve it with ``python -m sparkflow.runtime serve`` (reads ``PORT``, as Cloud Run sets it).
+Served by gunicorn with ``python -m sparkflow.runtime serve`` (:mod:`sparkflow.runtime.server`; reads ``PORT``, as
+Cloud Run sets it).
 """
 
 from __future__ import annotations

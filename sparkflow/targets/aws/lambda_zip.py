@@ -100,6 +100,7 @@ NOT_SHIPPED = {
     "packaging": "packaging",
     "click": "the command line",
     "rich": "the command line",
+    "gunicorn": "the Cloud Run image's HTTP server",
     # sqlframe declares it for DataFrame.toPandas(); sparkflow's runtime never calls it, and pandas with numpy
     # (~100 MB) and pyarrow (which key stages and Parquet splits need) do not fit 250 MB together.
     "pandas": "DataFrame.toPandas() (not available in a zip deployment)",
