@@ -120,7 +120,9 @@ def filesystem(uri: str) -> tuple[Any, str]:
     """The fsspec filesystem for ``uri`` and the path within it.
 
     S3 honours ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (LocalStack, moto) explicitly, since not every
-    s3fs / aiobotocore combination reads them itself.
+    s3fs / aiobotocore combination reads them itself. GCS honours ``STORAGE_EMULATOR_HOST`` (gcsfs reads it) with
+    anonymous credentials, as Google's own clients do: an emulator has no accounts, and looking for credentials
+    would ask a metadata server.
     """
     import fsspec
 
@@ -129,6 +131,13 @@ def filesystem(uri: str) -> tuple[Any, str]:
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         if endpoint:
             options["client_kwargs"] = {"endpoint_url": endpoint}
+    elif uri.startswith("gs://") and os.environ.get("STORAGE_EMULATOR_HOST"):
+        # An emulator serves GCS's JSON API only: gcsfs's default filesystem would first ask the gRPC control
+        # plane for the bucket's layout (and wait a minute for an answer).
+        from gcsfs.core import GCSFileSystem
+
+        emulated = GCSFileSystem(token="anon")
+        return emulated, emulated._strip_protocol(uri)
     fs, path = fsspec.core.url_to_fs(uri, **options)
     return fs, path
 
