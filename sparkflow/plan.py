@@ -204,8 +204,11 @@ class Plan:
 
     def source(self, name: str) -> PlanSource:
         """The source called ``name`` (KeyError if there is none)."""
-        found = {source.name: source for source in self.sources}
-        return found[name]
+        return self._sources_by_name[name]
+
+    @cached_property
+    def _sources_by_name(self) -> dict[str, PlanSource]:
+        return {source.name: source for source in self.sources}
 
     @cached_property
     def _tasks_by_id(self) -> dict[str, PlanTask]:

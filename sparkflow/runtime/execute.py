@@ -109,13 +109,7 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
     if task is None or call is None:
         return _publish(checked, config, started)
     overrides: dict[str, str] = run.get("params", {}).get("sources", {})
-    known = [source.name for source in plan.sources]
-    for name in overrides:
-        if name not in known:
-            raise EventError(
-                f"event field 'run.params.sources.{name}': pipeline {pipeline.name!r} has no source {name!r} "
-                f"(sources: {', '.join(known) or 'none'})"
-            )
+    _check_overrides("sources", overrides, [source.name for source in plan.sources], pipeline.name)
     declared = tuple(source_uri(pipeline, source) for source in plan.sources)
     confinement = storage.Confinement(run["storage"], declared + config.readable)
     location = confinement.check_write(node_location(run["storage"], pipeline.name, run_id, task.id), "output")
@@ -179,6 +173,16 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
     )
     logs.emit_metrics(pipeline.name, task.id, result["seconds"], output.get("rows", 0), output.get("bytes", 0))
     return result
+
+
+def _check_overrides(kind: str, overrides: dict[str, str], known: list[str], pipeline: str) -> None:
+    """Every location the run's ``params.<kind>`` gives names a source (or sink) of the Plan."""
+    for name in overrides:
+        if name not in known:
+            raise EventError(
+                f"event field 'run.params.{kind}.{name}': pipeline {pipeline!r} has no {kind[:-1]} {name!r} "
+                f"({kind}: {', '.join(known) or 'none'})"
+            )
 
 
 def _engine_name(config: RuntimeConfig, task: PlanTask) -> str:
@@ -482,12 +486,7 @@ def _publish(event: dict[str, Any], config: RuntimeConfig, started: float) -> di
     root, run_id = run["storage"], run["id"]
     overrides: dict[str, str] = run.get("params", {}).get("sinks", {})
     known = [sink.name for sink in plan.sinks]
-    for name in overrides:
-        if name not in known:
-            raise EventError(
-                f"event field 'run.params.sinks.{name}': pipeline {pipeline.name!r} has no sink {name!r} "
-                f"(sinks: {', '.join(known) or 'none'})"
-            )
+    _check_overrides("sinks", overrides, known, pipeline.name)
     declared = tuple(sink_uri(sink.uri, root) for sink in plan.sinks)
     confinement = storage.Confinement(root, writable=declared + config.writable)
     targets = {

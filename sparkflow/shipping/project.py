@@ -71,7 +71,8 @@ def project_files(pipeline: Pipeline, plan: Plan, *, skip: Iterable[Path] = ()) 
         path = root / relative
         if docker_ignored(relative) or not _shippable(relative) or not path.is_file():
             continue
-        if any(parent in left_out for parent in (path.resolve(), *path.resolve().parents)):
+        resolved = path.resolve()
+        if resolved in left_out or any(parent in left_out for parent in resolved.parents):
             continue
         kept.append((relative, path))
     return kept
