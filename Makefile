@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXAMPLES := $(wildcard examples/*/pipeline.py)
 TARGETS := aws gcp
 
-.PHONY: demo test lint typecheck unit image-checks faults oracle definitions check-definitions bench clean
+.PHONY: demo test lint typecheck unit long-checks faults oracle definitions check-definitions bench clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -30,9 +30,10 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-# Long checks of what only the image build runs (training the JVM's class-data-sharing archive): not in `unit`.
-image-checks: $(STAMP)
-	$(BIN)/pytest -m image
+# The longer variants of the unit tests (marked `long`): more fault kinds and examples, every combination of engine,
+# format and layout, the image build's class-data-sharing training and a second zip build. Not in `unit`.
+long-checks: $(STAMP)
+	$(BIN)/pytest -m long
 
 # The long randomized fault-injection campaign and the load runs (tests/faults/; a short version runs in `unit`).
 # SEED=N repeats a campaign.
@@ -52,8 +53,8 @@ check-definitions: $(STAMP)
 	@for target in $(TARGETS); do $(BIN)/sparkflow compile $(EXAMPLES) --target $$target --check; done
 
 # One table of every performance figure, measured side by side (bench/suite.py; docs/performance.md). Its peer, Kubeflow
-# Pipelines' compiler, and the python3.12 wheels of the duckdb engine's Lambda zip go into .venv-bench, never into
-# .venv. BENCH_ARGS passes options, e.g. `make bench BENCH_ARGS=--quick` (1 run, 8 MiB of data, 10 and 100 stages).
+# Pipelines' compiler, goes into .venv-bench, never into .venv. BENCH_ARGS passes options, e.g.
+# `make bench BENCH_ARGS=--quick` (1 run, 8 MiB of data, 10 and 100 stages).
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 KFP_VERSION := 2.17.3
@@ -63,11 +64,10 @@ $(BENCH_STAMP): $(STAMP)
 	test -d $(BENCH_VENV) || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/pip install --quiet kfp==$(KFP_VERSION)
-	$(BIN)/python bench/suite.py --fetch-wheelhouse $(BENCH_VENV)/wheelhouse-3.12
 	touch $(BENCH_STAMP)
 
 bench: $(STAMP) $(BENCH_STAMP)
-	$(BIN)/python bench/suite.py --kfp-python $(BENCH_VENV)/bin/python --wheelhouse $(BENCH_VENV)/wheelhouse-3.12 $(BENCH_ARGS)
+	$(BIN)/python bench/suite.py --kfp-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

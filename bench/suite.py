@@ -294,8 +294,10 @@ def _kfp_growth(table: Table, shape: str) -> str:
     return f"its time grew as n^{exponent:.1f} from {small:,} to {large:,} stages in this run"
 
 
-def sizes(table: Table, scratch: Path, wheelhouse: Path | None) -> None:
+def sizes(table: Table, scratch: Path) -> None:
     """The duckdb engine's Lambda .zip (unzipped) against what the Spark image holds beyond its base."""
+    import importlib.metadata
+
     from sparkflow.compiler import plan_pipeline
     from sparkflow.loading import load_pipeline
     from sparkflow.shipping.requirements import runtime_requirements
@@ -303,8 +305,9 @@ def sizes(table: Table, scratch: Path, wheelhouse: Path | None) -> None:
 
     group = "deployable size (unzipped)"
     here = _this_machine()
-    spark_dists = lambda_zip.resolve(runtime_requirements(), here, excluded=())
-    spark_bytes = sum(os.path.getsize(source) for dist in spark_dists for _, source in dist.files)
+    spark_dists, _ = lambda_zip.closure(runtime_requirements(), list(importlib.metadata.distributions()), here)
+    spark_files = [Path(str(dist.locate_file(item))) for dist in spark_dists for item in dist.files or []]
+    spark_bytes = sum(path.stat().st_size for path in spark_files if path.suffix != ".pyc" and path.is_file())
     jdk, jdk_bytes = _jdk_size()
     spark = table.row(
         group,
@@ -316,15 +319,13 @@ def sizes(table: Table, scratch: Path, wheelhouse: Path | None) -> None:
     spark.values.append(spark_bytes + jdk_bytes)
     pipeline = load_pipeline(str(ROOT / "examples" / "wordcount" / "pipeline.py"))
     plan = plan_pipeline(pipeline, "aws")
-    builds: list[tuple[str, Any, Path | None]] = []
-    if wheelhouse is not None and wheelhouse.is_dir():
-        builds.append(("python3.12 wheels (the deployable zip)", lambda_zip.RUNTIMES["3.12"], wheelhouse))
-    builds.append((f"this environment's wheels, {here.name} with bytecode", here, None))
-    for label, runtime, house in builds:
-        _log(f"building the duckdb zip from {label}")
-        built = lambda_zip.build_zip(
-            pipeline, plan, scratch / f"zip-{len(table.rows)}", runtime=runtime, wheelhouse=house
-        )
+    builds = [
+        ("python3.12 wheels from the index (the deployable zip)", lambda_zip.RUNTIMES["3.12"]),
+        (f"{here.name} wheels for this machine, with bytecode", here),
+    ]
+    for label, runtime in builds:
+        _log(f"building the duckdb zip: {label}")
+        built = lambda_zip.build_zip(pipeline, plan, scratch / f"zip-{len(table.rows)}", runtime=runtime)
         row = table.row(
             group,
             f"duckdb: Lambda .zip, {label}",
@@ -355,14 +356,6 @@ def _jdk_size() -> tuple[str, int]:
     home = Path(os.path.realpath(java)).parent.parent
     total = sum(path.stat().st_size for path in home.rglob("*") if path.is_file() and not path.is_symlink())
     return f"the JDK here ({home})", total
-
-
-def fetch_wheelhouse(folder: Path) -> None:
-    """Download the wheels of the duckdb zip for Lambda's python3.12 (the command ``--wheelhouse`` documents)."""
-    from sparkflow.targets.aws import lambda_zip
-
-    arguments = lambda_zip.pip_download_args(lambda_zip.RUNTIMES["3.12"], str(folder))
-    subprocess.run([sys.executable, "-m", *arguments, "--quiet"], check=True)
 
 
 # ---- the report --------------------------------------------------------------------------------------------
@@ -455,15 +448,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,100,1000,10000", help="stage counts to compile")
     parser.add_argument("--kfp-python", default=str(ROOT / ".venv-bench" / "bin" / "python"))
     parser.add_argument("--kfp-max", type=int, default=1000, help="largest pipeline kfp compiles (it grows ~n^2)")
-    parser.add_argument("--wheelhouse", default=str(ROOT / ".venv-bench" / "wheelhouse-3.12"))
     parser.add_argument("--quick", action="store_true", help="1 run, 8 MiB of data, 10 and 100 stages")
     parser.add_argument("--out", default=str(BENCH / "results" / "latest.md"))
     parser.add_argument("--only", default="cold,data,compile,size", help="which groups to measure")
-    parser.add_argument("--fetch-wheelhouse", metavar="DIR", help="download the python3.12 wheels into DIR, then exit")
     args = parser.parse_args()
-    if args.fetch_wheelhouse:
-        fetch_wheelhouse(Path(args.fetch_wheelhouse))
-        return
     if args.quick:
         args.runs, args.data_runs, args.gb, args.sizes = 1, 1, 8 / 1024, "10,100"
         args.kfp_max = min(args.kfp_max, 100)
@@ -482,7 +470,7 @@ def main() -> None:
                 table, args.runs, [int(n) for n in args.sizes.split(",")], kfp_python, args.kfp_max
             ),
         ),
-        ("size", lambda scratch: sizes(table, scratch, Path(args.wheelhouse))),
+        ("size", lambda scratch: sizes(table, scratch)),
     ]
     with tempfile.TemporaryDirectory(prefix="sparkflow-suite-") as scratch:
         for name, step in steps:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(ROOT.glob("examples/*/pipeline.py"))
@@ -10,6 +13,14 @@ EXAMPLES = sorted(ROOT.glob("examples/*/pipeline.py"))
 
 def example_ids() -> list[str]:
     return [path.parent.name for path in EXAMPLES]
+
+
+def long_but(*names: str) -> list[Any]:
+    """Every example as a parameter, those not in ``names`` marked ``long`` (make long-checks, not make test)."""
+    return [
+        pytest.param(path, id=path.parent.name, marks=() if path.parent.name in names else pytest.mark.long)
+        for path in EXAMPLES
+    ]
 
 
 def example(name: str) -> Path:

@@ -51,7 +51,13 @@ SHORT = {kind: ("wordcount", "ledger")[number % 2] for number, kind in enumerate
 }
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
+# make test runs four kinds, the others run in make long-checks (and every kind in the make faults campaign).
+SHORT_KINDS = ("raise", "transient", "kill-before-commit", "kill-mid-publish")
+
+
+@pytest.mark.parametrize(
+    "kind", [kind if kind in SHORT_KINDS else pytest.param(kind, marks=pytest.mark.long) for kind in KINDS]
+)
 def test_faults_leave_exactly_the_fault_free_output(
     kind: str, references: dict[str, Reference], tmp_path: Path
 ) -> None:
@@ -75,14 +81,14 @@ def test_each_task_of_a_split_stage_has_its_own_retries(references: dict[str, Re
 # then an appending Delta table): (kind, the publish_sink call it hits: 0 Parquet, 1 Delta). `make faults` draws
 # every kind at every call.
 SINK_FAULTS = [
-    ("kill-before-commit", 0),
-    ("kill-after-commit", 1),
-    ("kill-mid-upload", 2),
-    ("duplicate", 1),
+    pytest.param("kill-before-commit", 0, id="kill-before-commit-0"),
+    pytest.param("kill-after-commit", 1, id="kill-after-commit-1", marks=pytest.mark.long),
+    pytest.param("kill-mid-upload", 2, id="kill-mid-upload-2", marks=pytest.mark.long),
+    pytest.param("duplicate", 1, id="duplicate-1"),
 ]
 
 
-@pytest.mark.parametrize(("kind", "index"), SINK_FAULTS, ids=[f"{kind}-{index}" for kind, index in SINK_FAULTS])
+@pytest.mark.parametrize(("kind", "index"), SINK_FAULTS)
 def test_a_faulty_publish_leaves_every_sink_exactly_once(
     kind: str, index: int, references: dict[str, Reference], tmp_path: Path
 ) -> None:

@@ -62,9 +62,21 @@ BAD = {  # the bad records, and their lines in DATA
 }
 CHUNK = {"csv": 16, "json": 40}  # bytes per chunk: 3 (csv) and 5 (json) chunks, the bad records in chunks >= 1
 GOOD = [("a", 10), ("b", 20), ("d", 40), ("f", 60)]
-ENGINES = ("spark", "duckdb")
-FORMATS = ("csv", "json")
-LAYOUTS = ("whole", "split")
+# (engine, format, layout): make test runs four combinations that cover every pair of values; the other four run
+# in make long-checks.
+PAIRS = {("spark", "csv", "whole"), ("spark", "json", "split"), ("duckdb", "csv", "split"), ("duckdb", "json", "whole")}
+COMBINATIONS = [
+    pytest.param(
+        engine,
+        format,
+        layout,
+        id=f"{engine}-{format}-{layout}",
+        marks=() if (engine, format, layout) in PAIRS else pytest.mark.long,
+    )
+    for engine in ("spark", "duckdb")
+    for format in ("csv", "json")
+    for layout in ("whole", "split")
+]
 
 
 ROWS = ('partition="rows"', 'select("user", (F.col("amount") * 10).alias("amount"))')
@@ -125,9 +137,7 @@ def log_lines(tmp_path: Path, message: str) -> list[dict[str, Any]]:
     return [record for record in map(json.loads, lines) if record["message"] == message]
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("format", FORMATS)
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("engine", "format", "layout"), COMBINATIONS)
 def test_fail_names_the_file_the_place_and_the_record(tmp_path: Path, engine: str, format: str, layout: str) -> None:
     module, data = write_pipeline(tmp_path, format, "fail")
     (record, line), _ = BAD[format]
@@ -147,9 +157,7 @@ def test_fail_names_the_file_the_place_and_the_record(tmp_path: Path, engine: st
     assert not (storage / "bad_records" / "r1" / "totals" / "_COMMITTED.json").exists()
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("format", FORMATS)
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("engine", "format", "layout"), COMBINATIONS)
 def test_skip_drops_bad_records_and_counts_them(
     spark: Any, tmp_path: Path, engine: str, format: str, layout: str
 ) -> None:
@@ -172,9 +180,7 @@ def test_skip_drops_bad_records_and_counts_them(
     assert warned[0]["severity"] == "WARNING" and warned[0]["source"] == "events"
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("format", FORMATS)
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("engine", "format", "layout"), COMBINATIONS)
 def test_quarantine_keeps_bad_records_under_the_run(
     spark: Any, tmp_path: Path, engine: str, format: str, layout: str
 ) -> None:

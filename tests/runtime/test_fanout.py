@@ -20,7 +20,7 @@ from sparkflow.runtime import execute, fanout
 from sparkflow.runtime.execute import handle_event
 from sparkflow.runtime.local import run_plan
 from sparkflow.targets.local import LOCAL
-from tests.examples import EXAMPLES, example, example_ids
+from tests.examples import example, long_but
 from tests.runtime.configs import runtime_config
 from tests.runtime.reference import readers_see_the_committed_rows, reference_outputs, rows
 
@@ -33,7 +33,7 @@ def committed_rows(spark: Any, location: str) -> list[tuple[Any, ...]]:
     return rows(spark.read.parquet(*(str(Path(location) / name) for name in manifest["files"])))
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
+@pytest.mark.parametrize("path", long_but("wordcount", "clickstream", "revenue"))
 def test_split_run_equals_one_plain_job(spark: Any, path: Path, tmp_path: Path) -> None:
     pipeline = load_pipeline(str(path))
     plan = plan_pipeline(pipeline, LOCAL)
@@ -51,7 +51,7 @@ def test_split_run_equals_one_plain_job(spark: Any, path: Path, tmp_path: Path) 
     readers_see_the_committed_rows(spark, summary)
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
+@pytest.mark.parametrize("path", long_but("wordcount", "clickstream", "revenue"))
 def test_split_run_on_duckdb_equals_one_plain_job(spark: Any, path: Path, tmp_path: Path) -> None:
     """The same split phases with the DuckDB engine (its shuffle writes buckets with DuckDB's own COPY)."""
     pipeline = load_pipeline(str(path))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -92,10 +93,15 @@ ISOLATED = textwrap.dedent(
     for bucket in range(split["output"]["buckets"]):
         results.append(handler({**event, "node": "totals", "phase": "reduce", "chunk": bucket}, None))
     results.append(handler({**event, "node": "totals", "phase": "commit"}, None))
+    import boto3, s3fs  # the clients a stage makes on AWS, from the service models left in the zip
+
+    s3fs.S3FileSystem(anon=True).connect()
+    services = [boto3.client(name, region_name="us-east-1").meta.service_model.service_name for name in sys.argv[4:]]
     files = [getattr(module, "__file__", None) or "" for module in list(sys.modules.values())]
     known = (sys.argv[1], sys.base_prefix)
     seen.update(
         results=results,
+        services=services,
         pyspark_sql=sys.modules["pyspark.sql"].__name__,  # what the user's `from pyspark.sql import` bound
         outside=sorted({f for f in files if f.endswith((".py", ".so")) and not f.startswith(known)}),
     )
@@ -138,7 +144,7 @@ def test_zip_runs_stages_in_an_interpreter_that_has_no_pyspark(
     }
     (tmp_path / "work").mkdir()
     params = json.dumps({"sources": {"sales": f"{sales}/", "lines": str(lines)}})
-    script = [sys.executable, "-I", "-S", "-c", ISOLATED, str(task), params, str(16 * 1024)]
+    script = [sys.executable, "-I", "-S", "-c", ISOLATED, str(task), params, str(16 * 1024), *lambda_zip.AWS_SERVICES]
     finished = subprocess.run(script, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert finished.returncode == 0, finished.stderr[-3000:]
     seen: dict[str, Any] = json.loads(finished.stdout.strip().splitlines()[-1])
@@ -146,6 +152,7 @@ def test_zip_runs_stages_in_an_interpreter_that_has_no_pyspark(
     assert seen["path"][0] == str(task) and not [p for p in seen["path"] if "site-packages" in p]
     assert seen["pyspark_sql"] == "sqlframe.duckdb"
     assert seen["outside"] == []  # every module came from the zip or the standard library
+    assert seen["services"] == ["s3", "dynamodb", "sts"]
     results = seen["results"]
     assert [r["status"] for r in results] == ["committed"] * len(results)
     split = results[1]["output"]
@@ -174,13 +181,19 @@ def test_zip_holds_the_closure_and_reports_its_size(built: tuple[ZipPackage, Pat
     assert package.unzipped_bytes <= lambda_zip.UNZIPPED_LIMIT.value == 250 * 1024**2
     assert sum(size for _, size in package.contributors) == package.unzipped_bytes
     assert package.contributors[0][0] == "pyarrow" and package.pruned_bytes > 0
+    entries = {info.filename for info in infos}
+    assert not {entry for entry in entries if entry.startswith("botocore/data/ec2/")}  # a service no stage calls
+    # One copy of Arrow's Python library: the one its SONAME names (libarrow_python.so.N), which the loader opens.
+    assert [entry for entry in entries if entry.startswith("pyarrow/libarrow_python.so")] == [
+        next(entry for entry in entries if re.fullmatch(r"pyarrow/libarrow_python\.so\.\d+", entry))
+    ]
     assert package.bytecode and any(info.filename.endswith(".pyc") for info in infos)
     assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
     assert {(info.external_attr >> 16) & 0o777 for info in infos} <= {0o644, 0o755}
     assert "unzipped of Lambda's 250.0 MB" in package.summary()
 
 
-@pytest.mark.image
+@pytest.mark.long
 def test_packaging_twice_gives_the_same_zip(built: tuple[ZipPackage, Path], project: Compiled, tmp_path: Path) -> None:
     """Byte for byte, bytecode included."""
     first, out = built
@@ -196,13 +209,16 @@ def test_packaging_twice_gives_the_same_zip(built: tuple[ZipPackage, Path], proj
 def test_over_the_limit_names_the_biggest_contributors(
     ducks: Compiled, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    small = lambda_zip.UNZIPPED_LIMIT.__class__(100 * 1024**2, "bytes", "test limit", "here")
+    wheel(tmp_path / "house", "big-1.0-py3-none-any.whl", files={"big/blob.bin": "x" * (3 * 1024**2)})
+    monkeypatch.setattr(lambda_zip, "roots", lambda: ["big==1.0"])
+    small = lambda_zip.UNZIPPED_LIMIT.__class__(1024**2, "bytes", "test limit", "here")
     monkeypatch.setattr(lambda_zip, "UNZIPPED_LIMIT", small)
-    with pytest.raises(
-        ZipError, match=r"over the test limit of 104,857,600 bytes .*biggest are pyarrow [\d.]+ MB, duckdb"
-    ):
-        lambda_zip.build_zip(ducks.pipeline, ducks.plan, tmp_path, runtime=this_machine(), bytecode=False)
-    assert not (tmp_path / "function.zip").exists()
+    out = tmp_path / "out"
+    with pytest.raises(ZipError, match=r"over the test limit of 1,048,576 bytes .*biggest are big 3\.0 MB, "):
+        lambda_zip.build_zip(
+            ducks.pipeline, ducks.plan, out, runtime=this_machine(), wheelhouse=tmp_path / "house", bytecode=False
+        )
+    assert list(out.iterdir()) == []
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
@@ -264,94 +280,102 @@ def test_a_delta_sink_is_refused_naming_it(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-# ---- the closure: wheels fit for the runtime ---------------------------------------------------------------
+# ---- the closure: pip installs wheels fit for the runtime ---------------------------------------------------
 
 
 def wheel(folder: Path, filename: str, requires: tuple[str, ...] = (), files: dict[str, str] | None = None) -> None:
-    """A minimal wheel: METADATA with Requires-Dist lines, and ``files``."""
+    """A minimal installable wheel: METADATA with Requires-Dist lines, WHEEL, RECORD, and ``files``."""
     name, version = filename.split("-")[:2]
-    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
-        f"Requires-Dist: {line}\n" for line in requires
-    )
+    info = f"{name}-{version}.dist-info"
+    extras = sorted({match for line in requires for match in re.findall(r"extra == '(\w+)'", line)})
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    metadata += "".join(f"Provides-Extra: {extra}\n" for extra in extras)
+    metadata += "".join(f"Requires-Dist: {line}\n" for line in requires)
+    contents = {
+        **(files or {f"{name}/__init__.py": ""}),
+        f"{info}/METADATA": metadata,
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n",
+    }
+    folder.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(folder / filename, "w") as archive:
-        archive.writestr(f"{name}-{version}.dist-info/METADATA", metadata)
-        for path, text in (files or {f"{name}/__init__.py": ""}).items():
+        for path, text in contents.items():
             archive.writestr(path, text)
+        archive.writestr(f"{info}/RECORD", "".join(f"{path},,\n" for path in [*contents, f"{info}/RECORD"]))
+
+
+# A Lambda Python other than the one running the tests (and so pip).
+OTHER_PYTHON = next(
+    version for version in lambda_zip.RUNTIMES if version != f"{sys.version_info[0]}.{sys.version_info[1]}"
+)
 
 
 @pytest.fixture
 def wheelhouse(tmp_path: Path) -> Path:
-    wheel(tmp_path, "alpha-1.0-py3-none-any.whl", ("beta[fast]>=2", "old; python_version < '3.12'"))
-    wheel(tmp_path, "beta-1.0-py3-none-any.whl")
-    wheel(tmp_path, "beta-2.1-cp312-abi3-manylinux2014_x86_64.whl", ("gamma; extra == 'fast'", "zeta; extra == 'no'"))
-    wheel(tmp_path, "gamma-3.0-cp312-cp312-manylinux_2_28_x86_64.whl", files={"gamma.data/purelib/g.py": "x = 1"})
-    wheel(tmp_path, "old-1.0-cp311-cp311-manylinux_2_17_x86_64.whl")
-    wheel(tmp_path, "tooNew-1.0-cp312-cp312-manylinux_2_35_x86_64.whl")
-    wheel(tmp_path, "arm-1.0-cp312-cp312-manylinux_2_28_aarch64.whl")
-    wheel(tmp_path, "local-1.0-cp312-cp312-linux_x86_64.whl")
-    return tmp_path
+    house = tmp_path / "house"
+    wheel(house, "alpha-1.0-py3-none-any.whl", ("beta[fast]>=2", "old; python_version < '3.12'"))
+    wheel(house, "beta-1.0-py3-none-any.whl")
+    wheel(house, "beta-2.1-cp312-abi3-manylinux2014_x86_64.whl", ("gamma; extra == 'fast'", "zeta; extra == 'no'"))
+    wheel(house, "gamma-3.0-cp312-cp312-manylinux_2_28_x86_64.whl", files={"gamma-3.0.data/purelib/g.py": "x = 1"})
+    wheel(house, "old-1.0-py3-none-any.whl")
+    wheel(house, "uses-1.0-py3-none-any.whl", (f"new; python_version == '{OTHER_PYTHON}'",))
+    wheel(house, "new-1.0-py3-none-any.whl")
+    wheel(house, "tooNew-1.0-cp312-cp312-manylinux_2_35_x86_64.whl")
+    wheel(house, "arm-1.0-cp312-cp312-manylinux_2_28_aarch64.whl")
+    return house
 
 
-def test_closure_follows_extras_and_markers_of_the_runtime(wheelhouse: Path) -> None:
-    found = lambda_zip.resolve(["alpha==1.0"], lambda_zip.RUNTIMES["3.12"], wheelhouse)
-    assert [(d.name, d.version) for d in found] == [("alpha", "1.0"), ("beta", "2.1"), ("gamma", "3.0")]
-    gamma = found[2]
-    assert dict(gamma.files)["g.py"] == "gamma.data/purelib/g.py"  # purelib goes to the root
-    with pytest.raises(ZipError) as caught:
-        lambda_zip.resolve(["alpha==1.0"], lambda_zip.RUNTIMES["3.11"], wheelhouse)  # python_version < 3.12: old
-    message = str(caught.value)
-    assert "beta 2.1 (cp312-abi3-manylinux2014_x86_64): needs Python 3.12" in message
-    assert "gamma 3.0 (cp312-cp312-manylinux_2_28_x86_64): built for Python 3.12, not 3.11" in message
-    assert "old 1.0" not in message  # fits: cp311, manylinux2014 = glibc 2.17
-    command = message.rsplit("\n", 1)[1].strip()
-    assert command.startswith(
-        "pip download --only-binary=:all: --platform manylinux_2_26_x86_64 --platform manylinux_2_25"
-    )
-    assert "--platform manylinux2014_x86_64 --python-version 3.11 --implementation cp -d wheelhouse " in command
-    assert "manylinux_2_27" not in command  # no wheel newer than the runtime's glibc
+def test_pip_installs_the_closure_under_the_runtimes_markers_and_extras(wheelhouse: Path, tmp_path: Path) -> None:
+    runtime = lambda_zip.RUNTIMES["3.12"]
+    found = lambda_zip.install(["alpha==1.0"], runtime, tmp_path / "all", wheelhouse)
+    assert [(d.metadata["Name"], d.version) for d in found] == [("alpha", "1.0"), ("beta", "2.1"), ("gamma", "3.0")]
+    assert (tmp_path / "all" / "g.py").read_text() == "x = 1"  # purelib goes to the root
+    # pip evaluates markers for the Python running it: on 3.11 it installs 'old' too, which 3.12 does not need.
+    assert not (tmp_path / "all" / "old").exists()
+    # What only a left-out distribution needs is taken out again: gamma comes only with beta[fast].
+    found = lambda_zip.install(["alpha==1.0"], runtime, tmp_path / "some", wheelhouse, excluded={"beta"})
+    assert [d.metadata["Name"] for d in found] == ["alpha"]
+    assert sorted(path.name for path in (tmp_path / "some").iterdir()) == ["alpha", "alpha-1.0.dist-info"]
+
+
+def test_what_pip_leaves_out_for_its_own_python_is_refused(wheelhouse: Path, tmp_path: Path) -> None:
+    """'uses' needs 'new' only on another Python than the one running pip, which therefore leaves it out."""
+    pattern = rf"pip did not install new \(needed by uses\), which Python {re.escape(OTHER_PYTHON)} needs"
+    with pytest.raises(ZipError, match=pattern):
+        lambda_zip.install(["uses"], lambda_zip.RUNTIMES[OTHER_PYTHON], tmp_path / "out", wheelhouse)
 
 
 @pytest.mark.parametrize(
-    ("requirement", "problem"),
+    ("requirement", "runtime", "named"),
     [
-        (
-            "toonew",
-            r"tooNew 1.0 \(cp312-cp312-manylinux_2_35_x86_64\): needs glibc 2.35; "
-            r"python3.12 runs on Amazon Linux 2023 \(glibc 2.34\)",
-        ),
-        ("arm", r"arm 1.0 \(cp312-cp312-manylinux_2_28_aarch64\): built for aarch64, not x86_64"),
-        ("local", r"local 1.0 \(cp312-cp312-linux_x86_64\): built for linux_x86_64, not manylinux x86_64"),
-        ("missing>=1", r"missing>=1 \(needed by sparkflow\) is not in the wheelhouse"),
-        ("beta==3", r"beta 2.1 \(.*\) does not satisfy beta==3 \(sparkflow\)"),
+        ("alpha==1.0", "3.11", "beta"),  # beta 2.1 is for CPython 3.12 and newer; 1.0 is too old
+        ("toonew", "3.12", "toonew"),  # manylinux_2_35: newer than Amazon Linux 2023's glibc 2.34
+        ("arm", "3.12", "arm"),  # aarch64
+        ("missing>=1", "3.12", "missing"),
     ],
 )
-def test_platform_check_refuses_what_the_runtime_cannot_load(wheelhouse: Path, requirement: str, problem: str) -> None:
-    with pytest.raises(ZipError, match=problem):
-        lambda_zip.resolve([requirement], lambda_zip.RUNTIMES["3.12"], wheelhouse)
+def test_pip_refuses_what_the_runtime_cannot_load(
+    wheelhouse: Path, tmp_path: Path, requirement: str, runtime: str, named: str
+) -> None:
+    chosen = lambda_zip.RUNTIMES[runtime]
+    with pytest.raises(ZipError) as caught:
+        lambda_zip.install([requirement], chosen, tmp_path / "out", wheelhouse)
+    message = str(caught.value)
+    assert message.startswith(f"cannot build a {chosen.name} zip ({chosen.system}, glibc ")
+    assert f"pip found no set of wheels in the wheelhouse {wheelhouse}" in message
+    assert f"ERROR: No matching distribution found for {named}" in message
+    assert f"--python-version {runtime} --implementation cp " in message.rsplit("\n", 1)[1]
 
 
-def test_installed_wheels_too_new_for_python311_are_refused() -> None:
-    """The pinned duckdb and pyarrow wheels installed here need glibc 2.27/2.28: Lambda's python3.11 cannot load
-    them, and packaging says so instead of shipping a zip that fails at import."""
-    from importlib.metadata import distribution
-
-    tags = (distribution("pyarrow").read_text("WHEEL") or "").split("Tag:")[1:]
-    newest = max(int(tag.split("manylinux_2_")[1].split("_")[0]) for tag in tags if "manylinux_2_" in tag)
-    if sys.version_info[:2] != (3, 11) or newest <= 26:
-        pytest.skip("this environment's pyarrow loads on python3.11")
-    with pytest.raises(ZipError, match=r"pyarrow 26\.0\.1 .*needs glibc 2\.\d+; python3\.11 runs on Amazon Linux 2 "):
-        lambda_zip.resolve(lambda_zip.roots(), lambda_zip.RUNTIMES["3.11"])
-
-
-def test_cli_packages_a_zip_or_says_which_wheels_do_not_fit(tmp_path: Path) -> None:
-    other = "3.13" if sys.version_info[:2] == (3, 12) else "3.12"
+def test_cli_says_which_wheels_python311_cannot_load(tmp_path: Path) -> None:
+    """The pinned duckdb and pyarrow wheels need glibc 2.27 / 2.28: Lambda's python3.11 (Amazon Linux 2, glibc
+    2.26) cannot load them, and packaging says so, from pip's own answer, instead of shipping a zip that fails at
+    import."""
     pipeline = str(RESOURCES / "ducks" / "pipeline.py")
-    runner = CliRunner()
-    result = runner.invoke(
-        main, ["package", pipeline, "--engine", "duckdb", "--python", other, "--out", str(tmp_path / "b")]
+    result = CliRunner().invoke(
+        main, ["package", pipeline, "--engine", "duckdb", "--python", "3.11", "--out", str(tmp_path)]
     )
     assert result.exit_code == 2, result.output
-    assert f"cannot build a python{other} zip" in result.output
-    assert f"not {other}" in result.output and f"--python-version {other}" in result.output
-    result = runner.invoke(main, ["package", pipeline, "--target", "gcp", "--engine", "duckdb"])
+    assert "cannot build a python3.11 zip (Amazon Linux 2, glibc 2.26): pip found no set of wheels" in result.output
+    assert "duckdb" in result.output and "choose a runtime on a newer glibc: --python 3.12" in result.output
+    result = CliRunner().invoke(main, ["package", pipeline, "--target", "gcp", "--engine", "duckdb"])
     assert result.exit_code == 2 and "--engine duckdb builds a Lambda .zip: use --target aws" in result.output

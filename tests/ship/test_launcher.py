@@ -97,7 +97,7 @@ print("ROWS", session.range(7).count())
 """
 
 
-@pytest.mark.image
+@pytest.mark.long
 def test_a_cds_archive_trained_through_the_launcher_is_used_by_the_next_session(tmp_path: Path) -> None:
     home = install_spark_home(tmp_path / "spark-home")
     archive = home / "spark.jsa"

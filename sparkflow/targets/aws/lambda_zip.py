@@ -12,23 +12,23 @@
   the work folder and home) whose code is ``s3://${CodeBucket}/${CodeKey}``; the key's default names the zip by
   its digest, so a changed zip updates the functions.
 
-**What is in the closure.** sparkflow's pinned runtime requirements minus what a duckdb function never runs
-(:data:`NOT_SHIPPED`: pyspark and so Java, the compiler's and the CLI's libraries, GCP storage, pandas), followed
-through every distribution's ``Requires-Dist`` under the target runtime's markers. The files come from installed
-distributions (their RECORD) or from a wheelhouse of wheels for the target, e.g.::
+**What is in the closure.** pip installs it (:func:`install`): sparkflow's pinned runtime requirements minus what a
+duckdb function never runs (:data:`NOT_SHIPPED`: pyspark and so Java, the compiler's and the CLI's libraries, GCP
+storage, pandas), as wheels for the Lambda runtime's platform and Python::
 
-    pip download --only-binary=:all: --platform manylinux_2_34_x86_64 --python-version 3.12 \\
-        --implementation cp -d wheelhouse -r requirements.txt   # sparkflow's pins, see `pip show sparkflow`
+    pip install --target DIR --only-binary=:all: --platform manylinux_2_34_x86_64 ... --python-version 3.12 \
+        --implementation cp --constraint <the versions installed here> duckdb==... pyarrow==... ...
 
-Each distribution must be a wheel the target can load: its Python tag, and a manylinux glibc no newer than the
-runtime's OS (python3.11 runs on Amazon Linux 2, glibc 2.26; python3.12 and 3.13 on Amazon Linux 2023, glibc
-2.34). Files no stage loads are left out (:data:`PRUNED`: test suites, C headers, Arrow Flight, Arrow's own S3
-client). Lambda counts the unzipped contents against 250 MB: over it, the error names the biggest contributors.
+then removes what only the left-out distributions need (pandas and numpy, which sqlframe declares). Wheels come
+from the package index, or with ``--wheelhouse`` only from a folder of wheels (:func:`pip_download_command` fills
+one). A wheel must be for the runtime's Python and a manylinux glibc no newer than the runtime's OS (python3.11
+runs on Amazon Linux 2, glibc 2.26; python3.12 and 3.13 on Amazon Linux 2023, glibc 2.34): when pip finds none,
+its errors are quoted. Files no stage loads are left out (:data:`PRUNED`). Lambda counts the unzipped contents
+against 250 MB: over it, the error names the biggest contributors.
 """
 
 from __future__ import annotations
 
-import email.parser
 import fnmatch
 import hashlib
 import importlib.metadata
@@ -41,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,42 +118,20 @@ PRUNED = (
     ("pyarrow/*flight*", "Arrow Flight RPC"),
     ("pyarrow/*_s3*", "Arrow's own S3 client (sparkflow reads S3 through s3fs)"),
     ("pyarrow/_pyarrow_cpp_tests*", "test suites"),
+    ("*.pxi", "Cython sources"),
+    # The wheel has three copies of each: the loader opens the one its SONAME names, lib*.so.N.
+    ("pyarrow/libarrow*.so", "second copies of Arrow's Python libraries"),
+    ("pyarrow/libarrow*.so.*.*.*", "second copies of Arrow's Python libraries"),
+    ("botocore/data/*/*", "models of AWS services the runtime never calls (all but AWS_SERVICES)"),
 )
+
+# The AWS services a stage calls, whose models botocore loads when it makes their clients: S3 (through s3fs),
+# DynamoDB (the KV store) and STS (credentials from an assumed role).
+AWS_SERVICES = ("s3", "dynamodb", "sts")
 
 
 class ZipError(PackageError):
     """The zip cannot be built for this runtime (a missing or incompatible distribution, over the size limit)."""
-
-
-@dataclass(frozen=True)
-class Distribution:
-    """One distribution of the closure and the files it puts in the zip.
-
-    Attributes:
-        name: its name as published.
-        version: its version.
-        requires: its ``Requires-Dist`` lines.
-        tags: its wheel tags, e.g. ``cp312-cp312-manylinux_2_28_x86_64``.
-        where: where it comes from (for messages).
-        files: (path in the zip, source): a file path, or a member of ``wheel``.
-        wheel: the wheel the files are members of; None for an installed distribution.
-    """
-
-    name: str
-    version: str
-    requires: tuple[str, ...]
-    tags: tuple[str, ...]
-    where: str
-    files: tuple[tuple[str, str], ...]
-    wheel: str | None = None
-
-    @property
-    def key(self) -> str:
-        return _canonical(self.name)
-
-
-# Finds a distribution by canonical name and version specifier.
-_Finder = Callable[[str, str], "Distribution | None"]
 
 
 @dataclass(frozen=True)
@@ -208,144 +186,186 @@ def roots() -> list[str]:
     return [line for line in runtime_requirements() if _canonical(Requirement(line).name) not in NOT_SHIPPED]
 
 
-# ---- the closure ------------------------------------------------------------------------------------------
+# ---- the closure: installed by pip ---------------------------------------------------------------------------
 
 
-def resolve(
+def install(
     requirements: list[str],
     runtime: LambdaRuntime,
+    folder: Path,
     wheelhouse: str | os.PathLike[str] | None = None,
     *,
     excluded: Collection[str] = tuple(NOT_SHIPPED),
-) -> list[Distribution]:
-    """The distributions ``requirements`` need on ``runtime``, from ``wheelhouse`` or the installed ones, leaving
-    out ``excluded`` (canonical names) and what only they need.
+) -> list[importlib.metadata.Distribution]:
+    """Install ``requirements`` for ``runtime`` into ``folder`` with pip, then take out again what only ``excluded``
+    distributions (canonical names) need; return the distributions left.
+
+    pip resolves and installs wheels for the runtime's platform and Python (:func:`pip_args`) from the package
+    index, or only from ``wheelhouse`` when given; a distribution installed here is installed at the same version,
+    so the zip runs what this environment runs. pip evaluates environment markers for the Python running it, not
+    the target's: what only the running Python needs is taken out again, and what only the target needs is missing,
+    which is refused.
 
     Raises:
-        ZipError: with every distribution that is missing, of the wrong version or not loadable on ``runtime``.
+        ZipError: pip found no wheel the runtime can load for some requirement (pip's own errors are quoted), or
+            left out a distribution the runtime needs.
     """
+    with tempfile.TemporaryDirectory(prefix="sparkflow-pip-") as scratch:
+        constraints = Path(scratch) / "constraints.txt"
+        constraints.write_text("".join(f"{line}\n" for line in _installed_versions()), encoding="utf-8")
+        arguments = pip_args("install", runtime, requirements, wheelhouse=wheelhouse)
+        arguments += ["--target", str(folder), "--no-compile", "--constraint", str(constraints), "--quiet"]
+        finished = subprocess.run(
+            [sys.executable, "-m", "pip", *arguments],
+            capture_output=True,
+            text=True,
+            env=_pip_environment(),
+            check=False,
+        )
+    if finished.returncode != 0:
+        raise ZipError(_pip_failure(runtime, finished.stdout + finished.stderr, wheelhouse))
+    shutil.rmtree(folder / "bin", ignore_errors=True)  # console scripts: nothing on Lambda runs them
+    installed = list(importlib.metadata.distributions(path=[str(folder)]))
+    kept, missing = closure(requirements, installed, runtime, excluded=excluded)
+    if missing:
+        raise ZipError(
+            f"cannot build a {runtime.name} zip: pip did not install {', '.join(missing)}, which Python "
+            f"{_dotted(runtime.python)} needs (pip evaluates environment markers for the Python that runs it, "
+            f"{sys.version_info.major}.{sys.version_info.minor}); run sparkflow package with Python "
+            f"{_dotted(runtime.python)}"
+        )
+    for dist in installed:
+        if dist not in kept:
+            _uninstall(dist, folder)
+    return kept
+
+
+def closure(
+    requirements: list[str],
+    distributions: Collection[importlib.metadata.Distribution],
+    runtime: LambdaRuntime,
+    *,
+    excluded: Collection[str] = (),
+) -> tuple[list[importlib.metadata.Distribution], list[str]]:
+    """The ``distributions`` that ``requirements`` reach through ``Requires-Dist`` under ``runtime``'s markers, not
+    going through ``excluded`` (canonical names), sorted by name; and the requirements reached that none of
+    ``distributions`` provides, with what needs them."""
     from packaging.requirements import Requirement
 
-    find = _wheelhouse(Path(wheelhouse)) if wheelhouse is not None else _installed()
+    by_name = {_canonical(dist.metadata["Name"] or ""): dist for dist in distributions}
     environment = _markers(runtime)
-    chosen: dict[str, Distribution] = {}
+    reached: dict[str, importlib.metadata.Distribution] = {}
     done: set[tuple[str, str]] = set()
-    problems: list[str] = []
-    queue: list[tuple[Requirement, str]] = [(Requirement(line), "sparkflow") for line in requirements]
+    missing: list[str] = []
+    queue = [(Requirement(line), "sparkflow") for line in requirements]
     while queue:
         requirement, wanted_by = queue.pop(0)
         key = _canonical(requirement.name)
         if key in excluded:
             continue
-        dist = chosen.get(key)
-        if dist is None:
-            dist = find(key, str(requirement.specifier))
-            if dist is None:
-                source = f"the wheelhouse {wheelhouse}" if wheelhouse is not None else "this environment"
-                problems.append(f"{requirement} (needed by {wanted_by}) is not in {source}")
-                continue
-            chosen[key] = dist
-            problem = _unfit(dist, runtime)
-            if problem:
-                problems.append(problem)
-        if not requirement.specifier.contains(dist.version, prereleases=True):
-            problems.append(f"{dist.name} {dist.version} ({dist.where}) does not satisfy {requirement} ({wanted_by})")
+        if key not in by_name:
+            missing.append(f"{requirement.name} (needed by {wanted_by})")
+            continue
+        dist = reached.setdefault(key, by_name[key])
         for extra in ("", *sorted(requirement.extras)):
             if (key, extra) in done:
                 continue
             done.add((key, extra))
-            for line in dist.requires:
+            for line in dist.requires or ():
                 needed = Requirement(line)
                 # An unconditional requirement comes with the distribution itself, not again with each extra.
                 marker = needed.marker
                 if (not extra) if marker is None else marker.evaluate({**environment, "extra": extra}):
-                    queue.append((needed, f"{dist.name}[{extra}]" if extra else dist.name))
-    if problems:
-        newer = [other for other in RUNTIMES.values() if other.glibc > runtime.glibc]
-        hint = ""
-        if newer and any("needs glibc" in problem for problem in problems):
-            hint = f" (or choose a runtime on a newer glibc: --python {_dotted(newer[0].python)}, {newer[0].system})"
-        raise ZipError(
-            f"cannot build a {runtime.name} zip ({runtime.system}, glibc {_dotted(runtime.glibc)}):\n"
-            + "\n".join(f"  - {problem}" for problem in sorted(set(problems)))
-            + f"\nbuild a wheelhouse for that runtime and pass --wheelhouse{hint}:\n  "
-            + pip_download_command(runtime, "wheelhouse")
-        )
-    return sorted(chosen.values(), key=lambda dist: dist.key)
+                    queue.append((needed, dist.metadata["Name"] or key))
+    return [reached[key] for key in sorted(reached)], sorted(set(missing))
 
 
 def pip_download_command(runtime: LambdaRuntime, folder: str) -> str:
-    """The command that fills ``folder`` with wheels of sparkflow's duckdb closure for ``runtime``."""
-    return shlex.join(pip_download_args(runtime, folder))
+    """The command that fills ``folder`` with wheels of sparkflow's duckdb closure for ``runtime`` (a wheelhouse
+    for building offline)."""
+    return shlex.join(["pip", *pip_args("download", runtime, roots()), "-d", folder])
 
 
-def pip_download_args(runtime: LambdaRuntime, folder: str) -> list[str]:
-    """:func:`pip_download_command` as arguments (``pip`` first)."""
-    from packaging.requirements import Requirement
-
-    arguments = ["pip", "download", "--only-binary=:all:"]
+def pip_args(
+    verb: str, runtime: LambdaRuntime, requirements: list[str], *, wheelhouse: str | os.PathLike[str] | None = None
+) -> list[str]:
+    """pip's arguments (``pip`` not included) that ``verb`` (install, download) ``requirements`` as wheels that
+    ``runtime`` loads: CPython of its version, manylinux x86_64 no newer than its glibc."""
+    arguments = [verb, "--only-binary=:all:", "--disable-pip-version-check"]
     # pip takes a manylinux_2_N platform literally (only the legacy manylinux2014 stands for older ones too).
     for minor in range(runtime.glibc[1], 16, -1):
         arguments += ["--platform", f"manylinux_2_{minor}_x86_64"]
     arguments += ["--platform", "manylinux2014_x86_64", "--python-version", _dotted(runtime.python)]
-    arguments += ["--implementation", "cp", "-d", folder]
-    for line in roots():
-        requirement = Requirement(line)
-        requirement.extras = set()  # an extra's shipped requirements are roots too; the others need no download
-        arguments.append(str(requirement))
-    return arguments
+    arguments += ["--implementation", "cp"]
+    if wheelhouse is not None:
+        arguments += ["--no-index", "--find-links", str(wheelhouse)]
+    return [*arguments, *requirements]
 
 
-def _unfit(dist: Distribution, runtime: LambdaRuntime) -> str | None:
-    """Why ``dist`` cannot be loaded on ``runtime``, or None."""
-    from packaging.tags import parse_tag
-
-    if not dist.tags:
-        return f"{dist.name} {dist.version} ({dist.where}) was not installed from a wheel: its platform is unknown"
-    reasons: list[str] = []
-    for line in dist.tags:
-        for tag in parse_tag(line):
-            reason = _python_unfit(tag.interpreter, tag.abi, runtime) or _platform_unfit(tag.platform, runtime)
-            if reason is None:
-                return None
-            reasons.append(reason)
-    return f"{dist.name} {dist.version} ({', '.join(dist.tags)}): {min(reasons, key=len)}"
+def _installed_versions() -> list[str]:
+    """``name==version`` of every distribution installed here (local versions left out: no index has them)."""
+    versions: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name and "+" not in dist.version:
+            versions.setdefault(_canonical(name), dist.version)
+    return [f"{name}=={version}" for name, version in sorted(versions.items())]
 
 
-def _python_unfit(interpreter: str, abi: str, runtime: LambdaRuntime) -> str | None:
-    major, minor = runtime.python
-    match = re.fullmatch(r"(py|cp)(\d)(\d*)", interpreter)
-    if match is None:
-        return f"built for {interpreter}, not CPython"
-    kind, tag_major, tag_minor = match[1], int(match[2]), int(match[3] or 0)
-    if tag_major != major:
-        return f"built for Python {tag_major}"
-    if kind == "py" or abi == "abi3":
-        return None if tag_minor <= minor else f"needs Python {tag_major}.{tag_minor}"
-    if tag_minor != minor:
-        return f"built for Python {tag_major}.{tag_minor}, not {major}.{minor}"
-    return None
+def _pip_environment() -> dict[str, str]:
+    """pip's environment: this one, minus what would make pip install somewhere else than ``--target``."""
+    return {key: value for key, value in os.environ.items() if key not in ("PIP_USER", "PIP_PREFIX", "PIP_TARGET")}
 
 
-_LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
-
-
-def _platform_unfit(platform: str, runtime: LambdaRuntime) -> str | None:
-    if platform == "any":
-        return None
-    match = re.fullmatch(r"manylinux_(\d+)_(\d+)_(\w+)", platform)
-    legacy = re.fullmatch(r"(manylinux1|manylinux2010|manylinux2014)_(\w+)", platform)
-    if match is not None:
-        glibc, machine = (int(match[1]), int(match[2])), match[3]
-    elif legacy is not None:
-        glibc, machine = _LEGACY_MANYLINUX[legacy[1]], legacy[2]
+def _pip_failure(runtime: LambdaRuntime, output: str, wheelhouse: str | os.PathLike[str] | None) -> str:
+    """What to tell the user when pip could not install the closure for ``runtime``: pip's errors, then why."""
+    lines = output.splitlines()
+    quoted = [line for line in lines if line.startswith("ERROR:") and "ResolutionImpossible" not in line]
+    if "no matching distributions available for your environment:" in output:
+        at = next(i for i, line in enumerate(lines) if "no matching distributions available" in line)
+        names = [line.strip() for line in lines[at + 1 :] if line.startswith("    ") and line.strip()]
+        quoted.append(f"no wheel for this runtime: {', '.join(names)}")
+    source = f"the wheelhouse {wheelhouse}" if wheelhouse is not None else "the package index"
+    quoted_text = "\n".join(f"  {line[:400]}" for line in quoted or lines[-10:])
+    if not any(sign in output for sign in _NO_WHEEL):
+        return (
+            f"cannot build a {runtime.name} zip: pip failed installing its requirements from {source}:\n{quoted_text}"
+        )
+    message = (
+        f"cannot build a {runtime.name} zip ({runtime.system}, glibc {_dotted(runtime.glibc)}): pip found no set "
+        f"of wheels in {source} that this runtime loads (CPython {_dotted(runtime.python)}, manylinux x86_64 "
+        f"up to glibc {_dotted(runtime.glibc)}):\n{quoted_text}"
+    )
+    newer = [other for other in RUNTIMES.values() if other.glibc > runtime.glibc]
+    if newer:
+        message += f"\nchoose a runtime on a newer glibc: --python {_dotted(newer[0].python)} ({newer[0].system})"
+        message += ", or build a wheelhouse for this one and pass --wheelhouse:\n  "
     else:
-        return f"built for {platform}, not manylinux x86_64"
-    if machine != "x86_64":
-        return f"built for {machine}, not x86_64"
-    if glibc > runtime.glibc:
-        return f"needs glibc {_dotted(glibc)}; {runtime.name} runs on {runtime.system} (glibc {_dotted(runtime.glibc)})"
-    return None
+        message += "\nbuild a wheelhouse for this runtime and pass --wheelhouse:\n  "
+    return message + pip_download_command(runtime, "wheelhouse")
+
+
+# What pip prints when no wheel of a requirement fits the platform and Python it was given.
+_NO_WHEEL = (
+    "Could not find a version",
+    "No matching distribution",
+    "no matching distributions",
+    "ResolutionImpossible",
+)
+
+
+def _uninstall(dist: importlib.metadata.Distribution, folder: Path) -> None:
+    """Remove the files ``dist``'s RECORD lists under ``folder``, and the folders that leaves empty."""
+    emptied: set[Path] = set()
+    for item in dist.files or []:
+        path = folder / item
+        if path.is_file():
+            path.unlink()
+            emptied.add(path.parent)
+    for parent in sorted(emptied, key=lambda p: len(p.parts), reverse=True):
+        while parent != folder and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
 
 
 def _markers(runtime: LambdaRuntime) -> dict[str, str]:
@@ -363,88 +383,6 @@ def _markers(runtime: LambdaRuntime) -> dict[str, str]:
         "platform_release": "",
         "platform_version": "",
     }
-
-
-def _installed() -> _Finder:
-    """Distributions of this environment, the first on ``sys.path`` winning, their files from RECORD."""
-    found: dict[str, importlib.metadata.Distribution] = {}
-    for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"]
-        if name:
-            found.setdefault(_canonical(name), dist)
-
-    def find(key: str, specifier: str) -> Distribution | None:
-        dist = found.get(key)
-        if dist is None:
-            return None
-        files: list[tuple[str, str]] = []
-        for item in dist.files or []:
-            if item.parts[0] == ".." or "__pycache__" in item.parts:  # scripts outside site-packages; bytecode
-                continue
-            path = Path(str(dist.locate_file(item)))
-            if path.is_file():
-                files.append((item.as_posix(), str(path)))
-        wheel = dist.read_text("WHEEL") or ""
-        tags = tuple(line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Tag:"))
-        where = f"installed in {dist.locate_file('')}"
-        return Distribution(dist.metadata["Name"], dist.version, tuple(dist.requires or ()), tags, where, tuple(files))
-
-    return find
-
-
-def _wheelhouse(folder: Path) -> _Finder:
-    """Wheels in ``folder``; of several versions of one distribution, the newest that satisfies the requirement."""
-    from packaging.specifiers import SpecifierSet
-    from packaging.utils import parse_wheel_filename
-    from packaging.version import Version
-
-    if not folder.is_dir():
-        raise ZipError(f"--wheelhouse {folder}: no such folder")
-    wheels: dict[str, list[tuple[Version, Path]]] = {}
-    for path in sorted(folder.glob("*.whl")):
-        name, version, _, _ = parse_wheel_filename(path.name)
-        wheels.setdefault(_canonical(name), []).append((version, path))
-
-    def find(key: str, specifier: str) -> Distribution | None:
-        candidates = [item for item in wheels.get(key, []) if SpecifierSet(specifier).contains(str(item[0]), True)]
-        candidates = candidates or wheels.get(key, [])  # the version mismatch is reported by the caller
-        if not candidates:
-            return None
-        return _read_wheel(max(candidates)[1])
-
-    return find
-
-
-def _read_wheel(path: Path) -> Distribution:
-    from packaging.utils import parse_wheel_filename
-
-    name, version, _, tags = parse_wheel_filename(path.name)
-    with zipfile.ZipFile(path) as archive:
-        members = [member for member in archive.namelist() if not member.endswith("/")]
-        metadata_file = next((m for m in members if re.fullmatch(r"[^/]+\.dist-info/METADATA", m)), None)
-        if metadata_file is None:
-            raise ZipError(f"{path}: not a wheel (no .dist-info/METADATA)")
-        metadata = email.parser.Parser().parsestr(archive.read(metadata_file).decode("utf-8"))
-    files: list[tuple[str, str]] = []
-    for member in members:
-        parts = member.split("/")
-        if "__pycache__" in parts:
-            continue
-        if parts[0].endswith(".data"):  # purelib and platlib go to the root; scripts, headers and data nowhere
-            if len(parts) < 3 or parts[1] not in ("purelib", "platlib"):
-                continue
-            files.append(("/".join(parts[2:]), member))
-        else:
-            files.append((member, member))
-    return Distribution(
-        metadata["Name"] or str(name),
-        str(version),
-        tuple(metadata.get_all("Requires-Dist") or ()),
-        tuple(sorted(str(tag) for tag in tags)),
-        str(path),
-        tuple(files),
-        wheel=str(path),
-    )
 
 
 # ---- the zip ----------------------------------------------------------------------------------------------
@@ -474,12 +412,13 @@ def build_zip(
     if bytecode and not same_python:
         raise ZipError(f"bytecode for {runtime.name} can only be compiled by Python {_dotted(runtime.python)}")
     compile_ahead = same_python if bytecode is None else bytecode
-    distributions = resolve(roots(), runtime, wheelhouse)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="sparkflow-zip-", dir=out) as scratch:
         root = Path(scratch) / "root"
-        owners, pruned = _stage(pipeline, plan, distributions, root, skip=out.resolve())
+        distributions = install(roots(), runtime, root, wheelhouse)
+        owners, pruned = _lay_out(pipeline, plan, distributions, root, skip=out.resolve())
+        shipped = tuple(f"{dist.metadata['Name']}=={dist.version}" for dist in distributions)
         if compile_ahead:
             _compile(root)
         entries = sorted(path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file())
@@ -507,40 +446,36 @@ def build_zip(
         zipped_bytes=target.stat().st_size,
         unzipped_bytes=unzipped,
         contributors=contributors,
-        distributions=tuple(f"{dist.name}=={dist.version}" for dist in distributions),
+        distributions=shipped,
         pruned_bytes=pruned,
         bytecode=compile_ahead,
         sha256=digest,
     )
 
 
-def _stage(
-    pipeline: Pipeline, plan: Plan, distributions: list[Distribution], root: Path, *, skip: Path
+def _lay_out(
+    pipeline: Pipeline,
+    plan: Plan,
+    distributions: list[importlib.metadata.Distribution],
+    root: Path,
+    *,
+    skip: Path,
 ) -> tuple[dict[str, str], int]:
-    """Lay the zip's files out under ``root``; return (path in the zip -> owner, bytes pruned)."""
+    """Complete the zip's files under ``root``, where pip installed ``distributions``: prune those (:data:`PRUNED`),
+    add sparkflow, the Plan and the project; return (path in the zip -> owner, bytes pruned)."""
     owners: dict[str, str] = {}
     pruned = 0
     for dist in distributions:
-        archive = zipfile.ZipFile(dist.wheel) if dist.wheel else None
-        try:
-            for arcname, source in dist.files:
-                if _pruned(arcname):
-                    pruned += archive.getinfo(source).file_size if archive else os.path.getsize(source)
-                    continue
-                target = root / arcname
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if archive is not None:
-                    info = archive.getinfo(source)
-                    with archive.open(info) as reader, open(target, "wb") as writer:
-                        shutil.copyfileobj(reader, writer, 1 << 20)
-                    target.chmod(0o755 if (info.external_attr >> 16) & 0o111 else 0o644)
-                else:
-                    shutil.copyfile(source, target)
-                    target.chmod(0o755 if os.stat(source).st_mode & 0o111 else 0o644)
-                owners[arcname] = dist.name
-        finally:
-            if archive is not None:
-                archive.close()
+        for item in dist.files or []:
+            path = root / item
+            if item.parts[0] == ".." or not path.is_file():  # a console script, removed with bin/
+                continue
+            arcname = item.as_posix()
+            if _pruned(arcname):
+                pruned += path.stat().st_size
+                path.unlink()
+                continue
+            owners[arcname] = dist.metadata["Name"]
     package_dir = project.SPARKFLOW_DIR
     for relative, source_path in project.tree_files(package_dir, skip=[skip]):
         arcname = f"sparkflow/{relative}"
@@ -581,6 +516,8 @@ def _compile(root: Path) -> None:
 
 
 def _pruned(arcname: str) -> bool:
+    if arcname.startswith(tuple(f"botocore/data/{service}/" for service in AWS_SERVICES)):
+        return False
     return any(fnmatch.fnmatch(arcname, pattern) for pattern, _ in PRUNED)
 
 
@@ -683,18 +620,20 @@ def _mb(size: int) -> str:
 
 
 __all__ = [
+    "AWS_SERVICES",
     "NOT_SHIPPED",
     "PRUNED",
     "RUNTIMES",
     "UNZIPPED_LIMIT",
-    "Distribution",
     "LambdaRuntime",
     "ZipError",
     "ZipPackage",
     "build_zip",
+    "closure",
+    "install",
     "package_zip",
+    "pip_args",
     "pip_download_command",
-    "resolve",
     "roots",
     "runtime_for",
 ]
