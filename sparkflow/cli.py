@@ -355,7 +355,7 @@ def verify(pipeline: str, inputs: tuple[str, ...], engine: str | None, chunks: i
         sys.exit(1)
 
 
-# ---- shipping: package, deploy, start, status, the same for every target (sparkflow.targets.base.CloudTarget) ----
+# ---- shipping: package, deploy, delete, start, status; the same for every target (targets.base.CloudTarget) ----
 
 
 def _warn_local_sources(chosen: Any, inputs: dict[str, str]) -> None:
@@ -453,12 +453,41 @@ def package_command(
 @main.command("deploy")
 @click.argument("pipeline", metavar="PIPELINE")
 @_target_option("Where the pipeline will run.")
-@click.option("--stack", help="aws: names the state machine, functions and roles (default: the pipeline's name).")
-@click.option("--image-uri", help="aws: the stage image (built from `sparkflow package`), in ECR.")
+@click.option(
+    "--stack", help="aws: the CloudFormation stack; it also names the state machine (default: the pipeline's name)."
+)
+@click.option("--image-uri", help="aws: the stage image (built from `sparkflow package`'s Dockerfile), in ECR.")
+@click.option(
+    "--engine",
+    type=click.Choice(["spark", "duckdb"]),
+    default="spark",
+    show_default=True,
+    help="aws: duckdb builds, uploads and deploys the plain Lambda .zip instead of an image (no --image-uri).",
+)
+@click.option("--python", "python_version", help="--engine duckdb: the Lambda Python, 3.11-3.13 (default: this one's).")
+@click.option(
+    "--wheelhouse",
+    type=click.Path(file_okay=False),
+    help="--engine duckdb: take the dependencies from wheels built for that Lambda runtime in this folder.",
+)
+@click.option("--out", type=click.Path(file_okay=False), help="aws: build folder (default: build/<target>/<name>).")
 @click.option(
     "--storage-root", help="s3:// or gs://bucket/prefix/ runs write under (default: the pipeline's storage=)."
 )
-@click.option("--role-arn", help="aws: one existing role for the functions and the state machine (default: made here).")
+@click.option(
+    "--code-bucket",
+    help="aws: the S3 bucket deploy uploads the function zip and the EMR entry script to, under "
+    "sparkflow/<pipeline>/ (default: the storage root's bucket).",
+)
+@click.option(
+    "--parameter",
+    "parameters",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="aws: a template parameter, e.g. ContainerSubnets=subnet-1,subnet-2 ContainerSecurityGroups=sg-1 for "
+    "container stages, EmrImageUri=... for serverless Spark stages; deploy names any that is missing.",
+)
+@click.option("--role-arn", help="aws: a service role CloudFormation acts as (default: your credentials).")
 @click.option(
     "--input", "inputs", multiple=True, metavar="NAME=URI", help="aws: let the functions read source NAME at URI."
 )
@@ -479,7 +508,13 @@ def deploy_command(
     target: str,
     stack: str | None,
     image_uri: str | None,
+    engine: str,
+    python_version: str | None,
+    wheelhouse: str | None,
+    out: str | None,
     storage_root: str | None,
+    code_bucket: str | None,
+    parameters: tuple[str, ...],
     role_arn: str | None,
     inputs: tuple[str, ...],
     project: str | None,
@@ -489,7 +524,13 @@ def deploy_command(
     job: str | None,
     env_values: tuple[str, ...],
 ) -> None:
-    """Create or update PIPELINE's state machine (aws) or workflow (gcp); print its ARN or resource name."""
+    """Create or update PIPELINE's deployment; print the state machine's ARN (aws) or the workflow's name (gcp).
+
+    aws: packages (the image's template, or with --engine duckdb the zip), uploads what the stack reads from S3,
+    then creates or updates the CloudFormation stack through a change set: it prints the changes, then the stack's
+    events, and on a failure names each failed resource and why (CloudFormation rolls the stack back).
+    gcp: creates or updates the workflow.
+    """
     from sparkflow.loading import load_pipeline
     from sparkflow.targets import get_target
     from sparkflow.targets.base import ShipOptions
@@ -498,13 +539,19 @@ def deploy_command(
         chosen = load_pipeline(pipeline)
         _warn_local_sources(chosen, _parse_inputs(inputs))
         options = ShipOptions(
+            out=out or os.path.join("build", target, chosen.name),
             inputs=_parse_inputs(inputs),
             storage_root=storage_root,
+            engine=engine,
+            python_version=python_version,
+            wheelhouse=wheelhouse,
             image_uri=image_uri,
             stack=stack,
             role_arn=role_arn,
             region=region,
             profile=profile,
+            code_bucket=code_bucket,
+            parameters=_parse_pairs(parameters, "--parameter"),
             project=project,
             service_url=service_url,
             job=job,
@@ -514,6 +561,33 @@ def deploy_command(
         plan, text = _definition_for(chosen, target)
         deployed = get_target(target).deploy(chosen, plan, text, options)
     click.echo(deployed)
+
+
+@main.command("delete")
+@click.argument("pipeline", metavar="PIPELINE")
+@_target_option("Where the pipeline was deployed.")
+@click.option("--stack", help="aws: the stack it was deployed as (default: the pipeline's name, '_' as '-').")
+@click.option("--project", help="gcp: the Google Cloud project id.")
+@_aws_options
+def delete_command(
+    pipeline: str, target: str, stack: str | None, project: str | None, region: str | None, profile: str | None
+) -> None:
+    """Delete what `sparkflow deploy` created for PIPELINE, and wait. The data stays.
+
+    aws: deletes the CloudFormation stack (state machine, functions, roles, log groups, containers' and EMR's
+    parts). The storage bucket is never part of the stack, and the DynamoDB values table the stack made is
+    retained (DeletionPolicy: Retain): delete it yourself when its values are no longer wanted.
+    gcp: deletes the workflow.
+    """
+    from sparkflow.loading import load_pipeline
+    from sparkflow.targets import get_target
+    from sparkflow.targets.base import ShipOptions
+
+    with _user_errors():
+        chosen = load_pipeline(pipeline)
+        options = ShipOptions(stack=stack, project=project, region=region, profile=profile)
+        deleted = get_target(target).delete(chosen, options)
+    click.echo(deleted)
 
 
 @main.command("start")

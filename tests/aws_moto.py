@@ -178,6 +178,7 @@ def start_moto() -> MotoAws:
         # look for Docker: both are switched through the server's config API.
         os.environ["MOTO_PORT"] = str(port)
         _patch_lambda()
+        _patch_cloudformation()
         aws = MotoAws(port)
         _prepare(aws)
         _started = aws
@@ -197,6 +198,276 @@ def _patch_lambda() -> None:
         return double.invoke(function_name, body, response_headers)
 
     LambdaSimpleBackend.invoke = invoke  # the whole session uses the double; moto is ours alone here
+
+
+def _patch_cloudformation() -> None:
+    """Close the gaps of moto 5.2's CloudFormation that sparkflow's template meets, as AWS behaves (each shim says
+    what moto lacks). The product's template stays as AWS wants it; only moto is taught here."""
+    _state_machines_as_aws_makes_them()
+    _emr_serverless_applications()
+    _change_sets_as_aws_runs_them()
+    _parameters_used_in_fn_sub_count()
+
+
+def _parameters_used_in_fn_sub_count() -> None:
+    """A changed parameter changes every resource using it, ``${Name}`` inside ``Fn::Sub`` included.
+
+    Moto decides which unchanged resources a new parameter value modifies from their ``Ref``s alone
+    (``parsing.get_references_from_template``), so a resource that reads a parameter only through ``Fn::Sub`` (the
+    state machine's ``StorageRoot`` substitution: ``s3://${StorageBucket}/${StoragePrefix}/``) keeps its old value.
+    AWS updates every resource whose resolved properties change
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/intrinsic-function-reference-sub.html).
+    """
+    from moto.cloudformation import parsing
+
+    refs_only = parsing.get_references_from_template
+
+    def references(template: Any) -> list[str]:
+        found = list(refs_only(template))
+        if isinstance(template, dict):
+            for key, value in template.items():
+                if key == "Fn::Sub":
+                    text = value[0] if isinstance(value, list) else value
+                    found += _PLACEHOLDER.findall(str(text))
+                    if isinstance(value, list) and len(value) > 1:
+                        found += references(value[1])
+                else:
+                    found += references(value)
+        elif isinstance(template, list):
+            for item in template:
+                found += references(item)
+        return found
+
+    parsing.get_references_from_template = references
+
+
+def _state_machines_as_aws_makes_them() -> None:
+    """``AWS::StepFunctions::StateMachine`` as AWS creates, updates and deletes it.
+
+    Moto's model (``moto.stepfunctions.models.StateMachine``) ignores ``DefinitionSubstitutions``,
+    ``LoggingConfiguration`` and ``TracingConfiguration``, on create and on update, and writes to moto's plain Step
+    Functions backend, while with execution switched on moto's API serves another one (the ASL interpreter's): a
+    stack's state machine would be invisible to ``list_state_machines`` and ``start_execution``. AWS fills every
+    ``${Name}`` of the definition from DefinitionSubstitutions and applies the logging and tracing settings
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-stepfunctions-statemachine.html).
+    """
+    from moto.stepfunctions.models import StateMachine
+    from moto.stepfunctions.responses import get_backend
+
+    def settings(properties: dict[str, Any]) -> dict[str, Any]:
+        substitutions = {key: str(value) for key, value in (properties.get("DefinitionSubstitutions") or {}).items()}
+        definition = _PLACEHOLDER.sub(
+            lambda match: substitutions.get(match.group(1), match.group(0)), properties.get("DefinitionString", "")
+        )
+        return {
+            "definition": definition,
+            "logging": _api_shape(properties.get("LoggingConfiguration")),
+            "tracing": _api_shape(properties.get("TracingConfiguration")),
+        }
+
+    def create(
+        cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> Any:
+        properties = cloudformation_json["Properties"]
+        wanted = settings(properties)
+        return get_backend(account_id, region_name).create_state_machine(
+            properties.get("StateMachineName", resource_name),
+            wanted["definition"],
+            properties.get("RoleArn", ""),
+            loggingConfiguration=wanted["logging"],
+            tracingConfiguration=wanted["tracing"],
+        )
+
+    def update(
+        cls: Any,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        properties = cloudformation_json["Properties"]
+        if properties.get("StateMachineName", original_resource.name) != original_resource.name:  # a replacement
+            created = create(cls, new_resource_name, cloudformation_json, account_id, region_name)
+            get_backend(account_id, region_name).delete_state_machine(original_resource.arn)
+            return created
+        wanted = settings(properties)
+        return get_backend(account_id, region_name).update_state_machine(
+            original_resource.arn,
+            definition=wanted["definition"],
+            role_arn=properties.get("RoleArn"),
+            logging_configuration=wanted["logging"],
+            tracing_configuration=wanted["tracing"],
+        )
+
+    def delete(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str) -> None:
+        get_backend(account_id, region_name).delete_state_machine(resource_name)
+
+    StateMachine.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment]
+    StateMachine.update_from_cloudformation_json = classmethod(update)  # type: ignore[method-assign,assignment]
+    StateMachine.delete_from_cloudformation_json = classmethod(delete)  # type: ignore[method-assign,assignment]
+    # A state machine's own delete() goes to the plain backend: make the stack's deletion use the classmethod.
+    StateMachine.delete = lambda self, account_id, region_name: delete(  # type: ignore[attr-defined]
+        StateMachine, self.arn, {}, account_id, region_name
+    )
+
+
+def _api_shape(value: Any) -> Any:
+    """CloudFormation's property names (``Level``, ``CloudWatchLogsLogGroup``) as the API's (``level``, ...)."""
+    if isinstance(value, dict):
+        return {key[:1].lower() + key[1:]: _api_shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_api_shape(item) for item in value]
+    return value
+
+
+def _emr_serverless_applications() -> None:
+    """``AWS::EMRServerless::Application``, which moto's CloudFormation has no model for (its
+    ``resource_class_from_type`` answers None and the resource is skipped, so ``Ref`` and ``GetAtt`` of it fail).
+    This model creates, updates and deletes the application in moto's EMR Serverless backend, as AWS does
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-emrserverless-application.html):
+    ``Ref`` is the application id, ``GetAtt Arn`` and ``GetAtt ApplicationId`` its ARN and id."""
+    from moto.cloudformation import parsing
+    from moto.core.common_models import CloudFormationModel
+    from moto.emrserverless.models import emrserverless_backends
+
+    class EmrServerlessApplication(CloudFormationModel):
+        def __init__(self, application: Any) -> None:
+            self.application = application
+
+        @property
+        def physical_resource_id(self) -> str:
+            return str(self.application.id)
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::EMRServerless::Application"
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "Name"
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr in ("Arn", "ApplicationId")
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            return str(self.application.arn if attribute_name == "Arn" else self.application.id)
+
+        @classmethod
+        def create_from_cloudformation_json(  # type: ignore[override]
+            cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+        ) -> EmrServerlessApplication:
+            properties = cloudformation_json["Properties"]
+            application = emrserverless_backends[account_id][region_name].create_application(
+                name=properties.get("Name", resource_name),
+                release_label=properties["ReleaseLabel"],
+                application_type=properties["Type"],
+                client_token=uuid.uuid4().hex,
+                initial_capacity=properties.get("InitialCapacity"),
+                maximum_capacity=properties.get("MaximumCapacity"),
+                tags={},
+                auto_start_configuration=_api_shape(properties.get("AutoStartConfiguration")),
+                auto_stop_configuration=_api_shape(properties.get("AutoStopConfiguration")),
+                network_configuration=_api_shape(properties.get("NetworkConfiguration")),
+            )
+            return cls(application)
+
+        @classmethod
+        def update_from_cloudformation_json(  # type: ignore[override]
+            cls,
+            original_resource: Any,
+            new_resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+        ) -> EmrServerlessApplication:
+            properties = cloudformation_json["Properties"]
+            emrserverless_backends[account_id][region_name].update_application(
+                original_resource.application.id,
+                initial_capacity=properties.get("InitialCapacity"),
+                maximum_capacity=properties.get("MaximumCapacity"),
+                auto_start_configuration=_api_shape(properties.get("AutoStartConfiguration")),
+                auto_stop_configuration=_api_shape(properties.get("AutoStopConfiguration")),
+                network_configuration=_api_shape(properties.get("NetworkConfiguration")),
+            )
+            return original_resource  # type: ignore[no-any-return]
+
+        def delete(self, account_id: str, region_name: str) -> None:
+            emrserverless_backends[account_id][region_name].delete_application(self.application.id)
+
+    parsing.get_model_map.cache_clear()  # the map of types to models is cached: let it see the new model
+    assert parsing.resource_class_from_type("AWS::EMRServerless::Application") is EmrServerlessApplication
+
+
+def _change_sets_as_aws_runs_them() -> None:
+    """Executing a change set as AWS does.
+
+    Moto (``CloudFormationBackend.execute_change_set``, "TODO: handle execution errors and implement rollback")
+    applies the change set synchronously, and (1) after a change set that creates a stack it keeps the outputs of
+    the empty template the stack was made with, so the stack has no ``Outputs``; (2) when a resource fails, the
+    exception escapes as the ExecuteChangeSet call's error, nothing is rolled back and no event names the resource.
+    AWS evaluates the outputs of the new template, records a ``CREATE_FAILED`` / ``UPDATE_FAILED`` event with the
+    resource's ``ResourceStatusReason`` and rolls the stack back: an update to its previous template and
+    parameters (``UPDATE_ROLLBACK_COMPLETE``), a creation by deleting what was made (``ROLLBACK_COMPLETE``)
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-updating-stacks-changesets-execute.html,
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/troubleshooting.html#troubleshooting-errors-update-rollback-failed).
+    Here the failed resource is found by wrapping moto's create and update of one resource; the rollback re-applies
+    the previous template with moto's own update.
+    """
+    from moto.cloudformation import models, parsing
+
+    def naming(function: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(logical_id: str, resource_json: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(logical_id, resource_json, *args, **kwargs)
+            except Exception as error:
+                error.sparkflow_failed = (logical_id, resource_json.get("Type", "?"))  # type: ignore[attr-defined]
+                raise
+
+        return wrapped
+
+    parsing.parse_and_create_resource = naming(parsing.parse_and_create_resource)
+    parsing.parse_and_update_resource = naming(parsing.parse_and_update_resource)
+    original = models.CloudFormationBackend.execute_change_set
+
+    def execute(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
+        change_set = self.describe_change_set(change_set_name)
+        stack = self.stacks[change_set.stack_id]
+        previous_template, previous_parameters = stack.template, dict(stack.parameters)
+        kind = change_set.change_set_type
+        try:
+            original(self, change_set_name, stack_name)
+        except Exception as error:
+            logical_id, resource_type = getattr(error, "sparkflow_failed", ("?", "?"))
+            reason = str(getattr(error, "message", "") or error)
+            stack.events.append(
+                models.Event(
+                    stack.stack_id, stack.name, logical_id, logical_id, resource_type, f"{kind}_FAILED", reason, None
+                )
+            )
+            if kind == "CREATE":
+                stack._add_stack_event(
+                    "ROLLBACK_IN_PROGRESS",
+                    f"The following resource(s) failed to create: [{logical_id}]. Rollback requested by user.",
+                )
+                stack.resource_map.delete()
+                stack.status = "ROLLBACK_COMPLETE"
+            else:
+                stack._add_stack_event(
+                    "UPDATE_ROLLBACK_IN_PROGRESS", f"The following resource(s) failed to update: [{logical_id}]."
+                )
+                stack.resource_map.update(stack.parse_template(previous_template), previous_parameters)
+                stack.status = "UPDATE_ROLLBACK_COMPLETE"
+            stack._add_stack_event(stack.status)
+            change_set.execution_status = "EXECUTE_FAILED"
+            return
+        stack._parse_template()
+        stack.output_map = stack._create_output_map()
+        if kind == "UPDATE" and change_set.parameters:
+            stack.parameters = change_set.parameters
+
+    models.CloudFormationBackend.execute_change_set = execute  # type: ignore[method-assign]
 
 
 def _prepare(aws: MotoAws) -> None:

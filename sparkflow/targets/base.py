@@ -110,7 +110,9 @@ class ShipOptions:
         engine: ``spark`` (an image) or ``duckdb`` (aws: a Lambda .zip).
         python_version, wheelhouse: the zip's Lambda Python and where its wheels come from.
         image_uri: the stage image ``package`` built, once pushed.
-        stack, role_arn, region, profile: aws.
+        stack, role_arn, region, profile: aws (``role_arn``: the service role CloudFormation acts as).
+        code_bucket: aws: the bucket ``deploy`` uploads what the stack reads from S3 to (default: the storage's).
+        parameters: aws: template parameters ``deploy`` sets besides those it fills itself.
         project, service_url, job, env: gcp (``region`` too).
     """
 
@@ -125,6 +127,8 @@ class ShipOptions:
     role_arn: str | None = None
     region: str | None = None
     profile: str | None = None
+    code_bucket: str | None = None
+    parameters: Mapping[str, str] = field(default_factory=dict)
     project: str | None = None
     service_url: str | None = None
     job: str | None = None
@@ -139,12 +143,14 @@ class ShipOptions:
 
 
 class Shipping(Protocol):
-    """What ``sparkflow package``, ``deploy``, ``start`` and ``status`` do on one target (see :class:`CloudTarget`
-    for each): a target's ``ship`` module provides these functions."""
+    """What ``sparkflow package``, ``deploy``, ``delete``, ``start`` and ``status`` do on one target (see
+    :class:`CloudTarget` for each): a target's ``ship`` module provides these functions."""
 
     def package(self, pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> list[str]: ...
 
     def deploy(self, pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> str: ...
+
+    def delete(self, pipeline: Pipeline, options: ShipOptions) -> str: ...
 
     def start(self, pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str: ...
 
@@ -156,7 +162,7 @@ class Shipping(Protocol):
 
 
 class CloudTarget(Target, Protocol):
-    """A target pipelines are shipped to and run on: what ``sparkflow package``, ``deploy``, ``start`` and
+    """A target pipelines are shipped to and run on: what ``sparkflow package``, ``deploy``, ``delete``, ``start`` and
     ``status`` call, the same way for every target. Implementations import their cloud clients when called, so that
     compiling never needs them."""
 
@@ -166,6 +172,10 @@ class CloudTarget(Target, Protocol):
 
     def deploy(self, pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> str:
         """Create or update the deployed pipeline; return what identifies it (an ARN, a resource name)."""
+        ...
+
+    def delete(self, pipeline: Pipeline, options: ShipOptions) -> str:
+        """Remove what ``deploy`` created, never the data (storage, values); return what was deleted."""
         ...
 
     def start(self, pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
@@ -198,6 +208,9 @@ class ShipsThrough:
 
     def deploy(self, pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> str:
         return self._ship().deploy(pipeline, plan, definition, options)
+
+    def delete(self, pipeline: Pipeline, options: ShipOptions) -> str:
+        return self._ship().delete(pipeline, options)
 
     def start(self, pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
         return self._ship().start(pipeline, options, run_id)

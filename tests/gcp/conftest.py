@@ -252,9 +252,9 @@ _PARENT = re.compile(r"^/v1/(projects/[^/]+/locations/[^/]+)/workflows$")
 
 @dataclass
 class FakeWorkflowsApi:
-    """The part of the Workflows REST API (v1) that deploy uses: get, create and patch a workflow.
+    """The part of the Workflows REST API (v1) that deploy and delete use: get, create, patch and delete a workflow.
 
-    Create and patch answer a finished long-running operation. ``requests`` lists (method, path, query, body)
+    Create, patch and delete answer a finished long-running operation. ``requests`` lists (method, path, query, body)
     of every request, ``workflows`` the stored resources by name.
     """
 
@@ -284,6 +284,11 @@ class FakeWorkflowsApi:
             stored = self.workflows[name.group(1)]
             stored.update(self._revised({key: body.get(key, {} if key == "userEnvVars" else "") for key in fields}))
             return 200, self._operation(name.group(1))
+        if method == "DELETE" and name and name.group(1) in self.workflows:
+            del self.workflows[name.group(1)]
+            location = name.group(1).rsplit("/workflows/", 1)[0]
+            empty = {"@type": "type.googleapis.com/google.protobuf.Empty"}
+            return 200, {"name": f"{location}/operations/op-delete", "done": True, "response": empty}
         return _not_found(parts.path)
 
     def _revised(self, changes: dict[str, Any]) -> dict[str, Any]:

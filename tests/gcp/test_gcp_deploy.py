@@ -1,4 +1,5 @@
-"""deploy() against a local stand-in for the Workflows REST API: create, update what changed, then nothing."""
+"""deploy() and delete() against a local stand-in for the Workflows REST API: create, update what changed, then
+nothing; delete the workflow and nothing else."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 import pytest
 
 from sparkflow.errors import DefinitionError
-from sparkflow.targets.gcp.deploy import DeployError, deploy
+from sparkflow.targets.gcp.deploy import DeployError, delete, deploy
 from sparkflow.targets.gcp.package import resource_name
 from tests.gcp.conftest import EXAMPLES, FakeWorkflowsApi, compiled
 
@@ -118,3 +119,19 @@ def test_a_pipeline_named_with_dashes_deploys_under_its_own_name(workflows_api: 
     assert deploy(plan.pipeline, text, "proj-1", "europe-west1", ENV, client=client) == NAME.format("daily-revenue")
     assert api.workflows[NAME.format("daily-revenue")]["sourceContents"] == text
     assert resource_name("Daily_Revenue-stages") == "daily-revenue-stages"  # Cloud Run: lower case, digits, '-'
+
+
+def test_delete_removes_the_workflow_and_only_it(workflows_api: tuple[FakeWorkflowsApi, Any]) -> None:
+    api, client = workflows_api
+    plan, text = compiled(EXAMPLES[0])
+    name = deploy(plan.pipeline, text, "proj-1", "europe-west1", ENV, client=client)
+    other = deploy("someone_else", text, "proj-1", "europe-west1", ENV, client=client)
+    assert delete(plan.pipeline, "proj-1", "europe-west1", client=client) == name
+    assert list(api.workflows) == [other]
+    assert writes(api)[-1][:2] == ("DELETE", f"/v1/{name}")
+    with pytest.raises(DeployError, match=r"no workflow projects/proj-1/.*nothing was deleted; pass the --project"):
+        delete(plan.pipeline, "proj-1", "europe-west1", client=client)
+    with pytest.raises(DeployError, match=r"deleting workflow projects/proj-1/locations/denied/.* permission denied"):
+        delete(plan.pipeline, "proj-1", "denied", client=client)
+    with pytest.raises(DefinitionError, match="project and region"):
+        delete(plan.pipeline, "Proj 1", "europe-west1", client=client)

@@ -36,6 +36,10 @@ class RecordingTarget:
         self.calls.append(("deploy", options))
         return f"deployed:{plan.pipeline}"
 
+    def delete(self, pipeline: Any, options: ShipOptions) -> str:
+        self.calls.append(("delete", options))
+        return f"deleted:{pipeline.name}"
+
     def start(self, pipeline: Any, options: ShipOptions, run_id: str | None) -> str:
         self.calls.append(("start", options))
         return f"execution:{pipeline.name}"

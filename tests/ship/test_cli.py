@@ -15,7 +15,7 @@ from sparkflow.loading import load_pipeline
 from tests.aws_moto import LambdaDouble, MotoAws
 from tests.runtime.configs import write_plan
 from tests.ship.conftest import compiled
-from tests.ship.test_deploy import BUCKET, IMAGE, bucket, runtime_handler
+from tests.ship.test_deploy import BUCKET, IMAGE, bucket, function_named, runtime_handler
 
 pytestmark = pytest.mark.moto
 
@@ -66,14 +66,16 @@ def test_deploy_start_follow_and_status(
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_aws.endpoint)
     runner = CliRunner()
     deploy_args = ["deploy", str(item.path), "--target", "aws", "--stack", stack, "--image-uri", IMAGE]
+    deploy_args += ["--out", str(tmp_path / "build")]
     deployed = runner.invoke(main, [*deploy_args, "--storage-root", root, "--input", f"lines={lines}"])
     assert deployed.exit_code == 0, deployed.output
     arn = deployed.stdout.strip()
     assert arn.endswith(f":stateMachine:{stack}")
+    assert "create through change set" in deployed.stderr and "CREATE_COMPLETE" in deployed.stderr
     again = runner.invoke(main, [*deploy_args, "--storage-root", root, "--input", f"lines={lines}"])
-    assert again.exit_code == 0 and again.stdout.strip() == arn
+    assert again.exit_code == 0 and again.stdout.strip() == arn and f"stack {stack}: no changes" in again.stderr
 
-    variables = moto_aws.client("lambda").get_function_configuration(FunctionName=f"{stack}-2048mb")["Environment"]
+    variables = function_named(moto_aws, stack, 2048)["Configuration"]["Environment"]
     plan = write_plan(load_pipeline(str(item.path)), tmp_path / "plan")
     for name, value in {**variables["Variables"], "SPARKFLOW_PIPELINE": str(item.path), "SPARKFLOW_PLAN": plan}.items():
         monkeypatch.setenv(name, value)
@@ -103,13 +105,33 @@ def test_deploy_start_follow_and_status(
     assert "shout" in shown.stdout and "longest" in shown.stdout and "pending" in shown.stdout
     assert "stage shout failed: ConfinementError" in shown.stderr
 
+    deleted = runner.invoke(main, ["delete", str(item.path), "--stack", stack])
+    assert (
+        deleted.exit_code == 0 and deleted.stdout == f"deleted stack {stack} (its storage and values table are kept)\n"
+    )
+    gone = runner.invoke(main, ["delete", str(item.path), "--stack", stack])
+    assert gone.exit_code == 2 and f"no stack named '{stack}'" in gone.stderr
+
+
+def test_deploy_without_an_image_or_a_good_stack_name_says_how_to_fix_it(moto_aws: MotoAws, monkeypatch: Any) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_aws.endpoint)
+    pipeline = str(compiled("shouting").path)
+    runner = CliRunner()
+    no_image = runner.invoke(main, ["deploy", pipeline, "--storage-root", f"s3://{BUCKET}/p/"])
+    assert no_image.exit_code == 2 and "error: --target aws needs --image-uri: build the" in no_image.stderr
+    bad_stack = runner.invoke(main, ["deploy", pipeline, "--stack", "my_stack", "--image-uri", IMAGE])
+    assert bad_stack.exit_code == 2 and "error: stack name 'my_stack': use a letter then" in bad_stack.stderr
+    bad_parameter = runner.invoke(main, ["deploy", pipeline, "--image-uri", IMAGE, "--parameter", "Subnets"])
+    assert bad_parameter.exit_code == 2 and "'Subnets': write NAME=VALUE" in bad_parameter.stderr
+
 
 def test_start_without_a_deployed_stack_says_how_to_fix_it(moto_aws: MotoAws, monkeypatch: Any) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_aws.endpoint)
     item = compiled("shouting")
     result = CliRunner().invoke(main, ["start", str(item.path), "--stack", "nothing-here"])
     assert result.exit_code == 2
-    assert "no state machine named 'nothing-here'" in result.stderr and "sparkflow deploy" in result.stderr
+    assert "no stack named 'nothing-here' (so no state machine to run)" in result.stderr
+    assert "sparkflow deploy" in result.stderr
 
 
 def test_package_warns_that_a_local_source_needs_a_cloud_location(tmp_path: Path) -> None:
@@ -169,9 +191,12 @@ def test_every_command_reaches_a_target_through_the_registry_alone(monkeypatch: 
     assert started.exit_code == 0 and "output shout: s3://x/" in started.stdout, started.output
     shown = runner.invoke(main, ["status", "execution:shouting", "--target", "recorder"])
     assert shown.exit_code == 0 and "run-1: SUCCEEDED" in shown.stdout, shown.output
+    deleted = runner.invoke(main, ["delete", pipeline, "--target", "recorder", "--stack", "s"])
+    assert deleted.exit_code == 0 and deleted.stdout == "deleted:shouting\n", deleted.output
     calls = recording_target.TARGET.calls
-    assert [name for name, _ in calls] == ["package", "deploy", "start", "status", "status", "status"]  # live view
-    assert all(given.inputs == {"lines": "s3://in/x.txt"} for name, given in calls if name != "status")
+    assert [name for name, _ in calls] == ["package", "deploy", "start", "status", "status", "status", "delete"]
+    assert all(given.inputs == {"lines": "s3://in/x.txt"} for name, given in calls if name not in ("status", "delete"))
+    assert calls[-1][1].stack == "s"
     assert calls[1][1].storage_root == "s3://b/p/" and calls[1][1].stack == "s"
 
 

@@ -13,7 +13,6 @@ import yaml
 from cfnlint.api import lint
 
 from sparkflow.compiler import compile_pipeline, plan_pipeline
-from sparkflow.errors import PackageError
 from sparkflow.loading import load_pipeline
 from sparkflow.targets.aws.package import package
 from sparkflow.targets.aws.template import template_text
@@ -99,13 +98,3 @@ def test_build_context_holds_the_emr_image_and_entry(compiled: tuple[Any, Any, s
     entry = (tmp_path / "emr" / "entry.py").read_text()
     assert "from sparkflow.runtime.cluster import main" in entry
     compile(entry, "entry.py", "exec")
-
-
-def test_deploy_refuses_what_it_cannot_create(compiled: tuple[Any, Any, str]) -> None:
-    from sparkflow.targets.aws.deploy import deploy
-
-    _, plan, definition = compiled
-    with pytest.raises(PackageError, match=r"stages visitors, sessions, history of 'placement' run on a container"):
-        deploy(
-            plan, definition, stack_name="placement", image_uri="x", storage_root="s3://b/p/", clients=lambda _: None
-        )

@@ -1,5 +1,5 @@
-"""Least-privilege IAM statements of a pipeline's roles, built once from resource ARNs given as values: the template
-passes CloudFormation intrinsics, :mod:`sparkflow.targets.aws.deploy` plain ARN strings."""
+"""Least-privilege IAM statements of a pipeline's roles, built from resource ARNs given as values (the template passes
+CloudFormation intrinsics)."""
 
 from __future__ import annotations
 

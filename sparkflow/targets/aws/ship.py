@@ -1,11 +1,14 @@
-"""What ``sparkflow package``, ``deploy``, ``start`` and ``status`` do on AWS (see :class:`~sparkflow.targets.base.
-CloudTarget`): boto3 and the build tools are imported here, when a command runs, never when compiling."""
+"""What ``sparkflow package``, ``deploy``, ``delete``, ``start`` and ``status`` do on AWS (see
+:class:`~sparkflow.targets.base.CloudTarget`): boto3 and the build tools are imported here, when a command runs,
+never when compiling."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import OptionError
@@ -14,11 +17,26 @@ from sparkflow.shipping.project import context_summary
 from sparkflow.targets.base import ShipOptions
 from sparkflow.targets.runs import RunStatus
 
+if TYPE_CHECKING:
+    from sparkflow.targets.aws.deploy import Packaged
+    from sparkflow.targets.aws.lambda_zip import ZipPackage
+
 
 def package(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> list[str]:
     """The stage image's build context and template, or with ``--engine duckdb`` a Lambda .zip and its template."""
     if options.engine == "duckdb":
-        return _package_zip(pipeline, plan, definition, options)
+        built, key = _package_zip(pipeline, plan, definition, options)
+        return [
+            *_zip_summary(built, options),
+            "deploy: `sparkflow deploy --engine duckdb` uploads the zip and creates the stack; or by hand:",
+            f"  aws s3 cp {built.path} s3://BUCKET/{key}",
+            f"  aws cloudformation deploy --template-file {os.path.join(options.out, 'template.yaml')} --stack-name "
+            f"{pipeline.name} --capabilities CAPABILITY_IAM --parameter-overrides CodeBucket=BUCKET",
+        ]
+    return _package_image(pipeline, plan, definition, options)
+
+
+def _package_image(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> list[str]:
     from sparkflow.targets.aws.package import package as package_image
 
     written = package_image(pipeline, plan, definition, options.out, inputs=options.inputs)
@@ -26,58 +44,106 @@ def package(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOption
     return [f"wrote {len(written)} files to {options.out}: {contents}", *context_summary(Path(options.out))]
 
 
-def _package_zip(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> list[str]:
-    """Build the .zip deployment; return what to print: sizes, biggest parts, how to deploy it."""
+def _package_zip(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> tuple[ZipPackage, str]:
+    """Build the .zip deployment and its template; return it and its default S3 key."""
     from sparkflow.targets.aws import lambda_zip
 
     runtime = lambda_zip.runtime_for(options.python_version)
     built = lambda_zip.package_zip(
         pipeline, plan, definition, options.out, inputs=options.inputs, runtime=runtime, wheelhouse=options.wheelhouse
     )
-    key = lambda_zip.zip_code(pipeline, plan, runtime, built.sha256).key
+    return built, lambda_zip.zip_code(pipeline, plan, runtime, built.sha256).key
+
+
+def _zip_summary(built: ZipPackage, options: ShipOptions) -> list[str]:
+    """What to print of a built zip: sizes and biggest parts."""
     biggest = ", ".join(f"{name} {size / 1024**2:,.1f} MB" for name, size in built.contributors[:5])
+    python = built.runtime.name[6:]
     return [
         f"wrote {options.out}: {built.summary()}; template.yaml",
-        f"biggest: {biggest}" + ("" if built.bytecode else f" (no bytecode: this is not Python {runtime.name[6:]})"),
-        "deploy: upload the zip, then create the stack (CodeKey defaults to this key):",
-        f"  aws s3 cp {built.path} s3://BUCKET/{key}",
-        f"  aws cloudformation deploy --template-file {os.path.join(options.out, 'template.yaml')} --stack-name "
-        f"{pipeline.name} --capabilities CAPABILITY_IAM --parameter-overrides CodeBucket=BUCKET",
+        f"biggest: {biggest}" + ("" if built.bytecode else f" (no bytecode: this is not Python {python})"),
     ]
 
 
 def deploy(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> str:
-    """Create or update the state machine and stage functions; return the state machine's ARN."""
-    if not options.image_uri:
-        raise OptionError("--target aws needs --image-uri (the image `sparkflow package` builds)")
-    if options.engine != "spark":
-        raise OptionError(
-            "--engine duckdb: deploy its zip with the commands `sparkflow package --engine duckdb` prints"
-        )
-    from sparkflow.targets.aws.deploy import default_stack_name
+    """Package, upload what the stack reads from S3, create or update the stack through a change set (progress on
+    stderr); return the state machine's ARN."""
     from sparkflow.targets.aws.deploy import deploy as deploy_stack
     from sparkflow.targets.aws.session import clients
 
+    if options.engine == "spark" and not options.image_uri:
+        raise OptionError(
+            "--target aws needs --image-uri: build the Dockerfile `sparkflow package` writes, push it to ECR and pass "
+            "its URI (or deploy a Lambda zip with --engine duckdb)"
+        )
+    stack = stack_name(pipeline, options)
+    storage_root = options.storage(pipeline)
+    made = clients(options.region, options.profile)  # refused (no region, no credentials) before packaging
+    packaged = _packaged(pipeline, plan, definition, options)
     return deploy_stack(
-        plan,
-        definition,
-        stack_name=options.stack or default_stack_name(pipeline.name),
-        image_uri=options.image_uri,
-        storage_root=options.storage(pipeline),
+        packaged,
+        stack_name=stack,
+        storage_root=storage_root,
+        clients=made,
+        image_uri=options.image_uri if options.engine == "spark" else None,
+        code_bucket=options.code_bucket,
+        parameters=options.parameters,
         role_arn=options.role_arn,
-        inputs=options.inputs,
-        clients=clients(options.region, options.profile),
+        report=_to_stderr,
     )
+
+
+def delete(pipeline: Pipeline, options: ShipOptions) -> str:
+    """Delete the pipeline's stack and wait; the storage bucket and the values table stay."""
+    from sparkflow.targets.aws.deploy import delete as delete_stack
+    from sparkflow.targets.aws.session import clients
+
+    stack = stack_name(pipeline, options)
+    delete_stack(stack, clients=clients(options.region, options.profile), report=_to_stderr)
+    return f"deleted stack {stack} (its storage and values table are kept)"
+
+
+def stack_name(pipeline: Pipeline, options: ShipOptions) -> str:
+    from sparkflow.targets.aws.deploy import check_stack_name, default_stack_name
+
+    name = options.stack or default_stack_name(pipeline.name)
+    check_stack_name(name)
+    return name
+
+
+def _packaged(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> Packaged:
+    """Run ``package`` into ``options.out`` and gather what the deployment sends: the template it wrote and the
+    files the stack reads from S3 (the zip; the serverless Spark stages' entry script)."""
+    from sparkflow.targets.aws.deploy import Packaged, emr_entry_upload, zip_upload
+    from sparkflow.targets.aws.jobs import uses_serverless_spark
+
+    out = Path(options.out)
+    uploads = []
+    if options.engine == "duckdb":
+        built, key = _package_zip(pipeline, plan, definition, options)
+        lines = _zip_summary(built, options)
+        uploads.append(zip_upload(Path(built.path), key))
+    else:
+        lines = _package_image(pipeline, plan, definition, options)
+        if uses_serverless_spark(plan):
+            uploads.append(emr_entry_upload(out / "emr" / "entry.py", plan.pipeline))
+    for line in lines:
+        _to_stderr(line)
+    return Packaged((out / "template.yaml").read_text(encoding="utf-8"), tuple(uploads))
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def start(pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
     """Start an execution of the stack's state machine; return its ARN."""
-    from sparkflow.targets.aws.deploy import default_stack_name, find_state_machine
+    from sparkflow.targets.aws.deploy import find_state_machine
     from sparkflow.targets.aws.session import clients
     from sparkflow.targets.aws.watch import start as start_execution
 
     made = clients(options.region, options.profile)
-    state_machine = find_state_machine(options.stack or default_stack_name(pipeline.name), clients=made)
+    state_machine = find_state_machine(stack_name(pipeline, options), clients=made)
     return start_execution(state_machine, options.inputs, run_id=run_id, clients=made)
 
 

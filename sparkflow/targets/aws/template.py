@@ -125,8 +125,11 @@ def template(
         table_arn = {"Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${KvTable}"}
         kv_uri = {"Fn::Sub": "dynamodb://${KvTable}"}
     elif has_values(plan):
+        # The values of runs are data: deleting or replacing the stack keeps the table (`sparkflow delete`).
         resources["ValuesTable"] = {
             "Type": "AWS::DynamoDB::Table",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
             "Properties": {
                 "BillingMode": "PAY_PER_REQUEST",
                 "AttributeDefinitions": [{"AttributeName": KV_TABLE_KEY, "AttributeType": "S"}],

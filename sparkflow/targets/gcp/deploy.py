@@ -1,4 +1,4 @@
-"""Create or update a pipeline's workflow with the official ``google-cloud-workflows`` client.
+"""Create, update or delete a pipeline's workflow with the official ``google-cloud-workflows`` client.
 
 Idempotent: the workflow is read first; it is created when missing, updated only in the fields that differ
 (source, environment variables), and left alone when both already match, so deploying twice in a row makes
@@ -79,11 +79,7 @@ def deploy(
             f"pipeline {pipeline_name!r} cannot be a workflow id (letters, digits, '_' and '-', starting with a "
             "letter, ending with a letter or digit, at most 64 characters): rename the pipeline"
         )
-    if not (_PROJECT.match(project) and _REGION.match(region)):
-        raise DefinitionError(
-            f"project and region must be a Google Cloud project id and location (e.g. 'my-project' and "
-            f"'europe-west1'), got {project!r} and {region!r}"
-        )
+    _check_place(project, region)
     from google.api_core import exceptions
     from google.cloud import workflows_v1
 
@@ -108,6 +104,39 @@ def deploy(
     except exceptions.GoogleAPICallError as error:
         raise DeployError(f"deploying workflow {name} failed: {error.message or error}") from error
     return name
+
+
+def delete(pipeline_name: str, project: str, region: str, *, client: WorkflowsClient | None = None) -> str:
+    """Delete the workflow ``pipeline_name`` (and with it its executions' history); return its resource name.
+    Nothing else is touched: the Cloud Run service and jobs were deployed with gcloud, and the data stays.
+
+    Raises:
+        DefinitionError: a malformed project or region, before anything is sent.
+        DeployError: there is no such workflow, or the API refused or failed the deletion.
+    """
+    _check_place(project, region)
+    from google.api_core import exceptions
+    from google.cloud import workflows_v1
+
+    workflows = client if client is not None else workflows_v1.WorkflowsClient()
+    name = f"projects/{project}/locations/{region}/workflows/{pipeline_name}"
+    try:
+        _wait(workflows.delete_workflow(name=name))
+    except exceptions.NotFound:
+        raise DeployError(
+            f"no workflow {name}: nothing was deleted; pass the --project and --region it was deployed to"
+        ) from None
+    except exceptions.GoogleAPICallError as error:
+        raise DeployError(f"deleting workflow {name} failed: {error.message or error}") from error
+    return name
+
+
+def _check_place(project: str, region: str) -> None:
+    if not (_PROJECT.match(project) and _REGION.match(region)):
+        raise DefinitionError(
+            f"project and region must be a Google Cloud project id and location (e.g. 'my-project' and "
+            f"'europe-west1'), got {project!r} and {region!r}"
+        )
 
 
 def _wait(operation: Any) -> None:

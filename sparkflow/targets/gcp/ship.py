@@ -1,5 +1,6 @@
-"""What ``sparkflow package``, ``deploy``, ``start`` and ``status`` do on GCP (see :class:`~sparkflow.targets.base.
-CloudTarget`): the official clients are imported here, when a command runs, never when compiling."""
+"""What ``sparkflow package``, ``deploy``, ``delete``, ``start`` and ``status`` do on GCP (see
+:class:`~sparkflow.targets.base.CloudTarget`): the official clients are imported here, when a command runs, never
+when compiling."""
 
 from __future__ import annotations
 
@@ -48,6 +49,15 @@ def deploy(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions
             env[name] = resource_name(f"{pipeline.name}-{name.rsplit('_', 1)[1]}")
     env.update(options.env)
     return deploy_workflow(pipeline.name, definition, options.project, options.region, env)
+
+
+def delete(pipeline: Pipeline, options: ShipOptions) -> str:
+    """Delete the workflow ``deploy`` created (the Cloud Run service and jobs, deployed with gcloud, stay)."""
+    from sparkflow.targets.gcp.deploy import delete as delete_workflow
+
+    if not (options.project and options.region):
+        raise OptionError("--target gcp needs --project and --region (where the workflow was deployed)")
+    return f"deleted {delete_workflow(pipeline.name, options.project, options.region)}"
 
 
 def start(pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
