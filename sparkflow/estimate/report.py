@@ -124,7 +124,9 @@ def _stage(item: StageEstimate, target: str) -> dict[str, Any]:
 
 
 def _rounded(values: Any) -> dict[str, float | None]:
-    return {key: None if value is None else round(value, 6) for key, value in sorted(values.items())}
+    """Values to 6 decimals; whole numbers (requests, steps) as integers, whatever arithmetic gave them."""
+    rounded = {key: None if value is None else round(value, 6) for key, value in sorted(values.items())}
+    return {key: int(value) if value is not None and value == int(value) else value for key, value in rounded.items()}
 
 
 def table(estimate: Estimate) -> Any:
