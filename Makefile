@@ -48,9 +48,11 @@ oracle: $(STAMP)
 # Regenerate every checked-in definition (the golden files) after a deliberate change.
 definitions: $(STAMP)
 	@for target in $(TARGETS); do $(BIN)/sparkflow compile $(EXAMPLES) --target $$target; done
+	@for target in $(TARGETS); do $(BIN)/sparkflow plan $(EXAMPLES) --target $$target --write; done
 
 check-definitions: $(STAMP)
 	@for target in $(TARGETS); do $(BIN)/sparkflow compile $(EXAMPLES) --target $$target --check; done
+	@for target in $(TARGETS); do $(BIN)/sparkflow plan $(EXAMPLES) --target $$target --check; done
 
 # One table of every performance figure, measured side by side (bench/suite.py; docs/performance.md). Its peer, Kubeflow
 # Pipelines' compiler, goes into .venv-bench, never into .venv. BENCH_ARGS passes options, e.g.

@@ -177,6 +177,53 @@ def graph(pipeline: str, target: str, form: str, as_json: bool) -> None:
             click.echo(FORMATS["json" if as_json else form](plan_pipeline(item, target)), nl=False)
 
 
+@main.command("plan")
+@click.argument("pipelines", nargs=-1, required=True, metavar="PIPELINE...")
+@_target_option("Estimate a run on this target.")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=SIZE", help="Source NAME holds SIZE, e.g. books=10GiB.")
+@click.option("--json", "as_json", is_flag=True, help="Print the estimate as JSON (sorted keys, no timestamps).")
+@click.option("--write", is_flag=True, help="Write <name>.plan-<target>.json beside the definitions instead.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff if a written estimate is stale.")
+def plan_command(
+    pipelines: tuple[str, ...], target: str, inputs: tuple[str, ...], as_json: bool, write: bool, check: bool
+) -> None:
+    """Estimate a run of PIPELINE before running it: per stage where it runs, its memory, timeout, chunks, buckets,
+    tasks, orchestration steps, seconds (the chunk model) and cost at list prices, with totals."""
+    from rich.console import Console
+
+    from sparkflow.compiler import plan_pipeline
+    from sparkflow.estimate import estimate_plan
+    from sparkflow.estimate.report import notes, table, to_json
+    from sparkflow.estimate.sizes import parse_input_sizes
+    from sparkflow.loading import load_pipelines
+    from sparkflow.outputs import default_out_dir, definition_path
+
+    stale = 0
+    with _user_errors():
+        for spec in pipelines:
+            for pipeline in load_pipelines(spec):
+                compiled = plan_pipeline(pipeline, target)
+                pairs = _parse_pairs(inputs, "--input", "NAME=SIZE, e.g. --input books=10GiB")
+                given = parse_input_sizes(pairs, compiled)
+                estimate = estimate_plan(compiled, pipeline, target, given)
+                path = definition_path(default_out_dir(pipeline.origin.file), pipeline.name, f".plan-{target}.json")
+                if check:
+                    stale += _report_stale(path, os.path.relpath(path), to_json(estimate))
+                elif write:
+                    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+                        handle.write(to_json(estimate))
+                    click.echo(f"wrote {os.path.relpath(path)}")
+                elif as_json:
+                    click.echo(to_json(estimate), nl=False)
+                else:  # wide when piped: the table has eleven columns
+                    Console(width=None if sys.stdout.isatty() else 200).print(table(estimate))
+                    for line in notes(estimate):
+                        click.echo(line)
+    if stale:
+        click.echo(f"{stale} estimate(s) out of date: run `sparkflow plan --write`", err=True)
+        sys.exit(1)
+
+
 def _parse_inputs(values: tuple[str, ...]) -> dict[str, str]:
     return _parse_pairs(values, "--input", "NAME=PATH, e.g. --input books=data/books/")
 
@@ -238,6 +285,10 @@ def run(
             raise click.UsageError("--resume needs the --run-id of the run to continue")
         chosen = load_pipeline(pipeline)
         plan = plan_pipeline(chosen, LOCAL)
+        chunk_bytes = None if chunk_size is None else parse_size(chunk_size, field="--chunk-size")
+        estimated = None
+        if as_json:
+            estimated = _local_estimate(plan, chosen, _parse_inputs(inputs), workers, engine, chunk_bytes)
         summary = run_plan(
             plan,
             chosen,
@@ -248,11 +299,11 @@ def run(
             workers=workers,
             on_update=None if as_json else Progress(console),
             engine=engine,
-            chunk_bytes=None if chunk_size is None else parse_size(chunk_size, field="--chunk-size"),
+            chunk_bytes=chunk_bytes,
             sinks=_parse_pairs(sinks, "--sink", "NAME=URI, e.g. --sink revenue_table=/tmp/revenue/"),
         )
     if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
+        click.echo(json.dumps(_with_estimates(summary.to_dict(), estimated), indent=2, default=str))
     else:
         Console().print(summary_table(summary))
         for failed in (node for node in summary.nodes.values() if node.error):  # whole, never cut
@@ -266,6 +317,29 @@ def run(
             click.echo(f"error: {summary.error}", err=True)
     if summary.status != "succeeded":
         sys.exit(1)
+
+
+def _local_estimate(
+    plan: Any, chosen: Any, inputs: dict[str, str], workers: int | None, engine: str | None, chunk_bytes: int | None
+) -> tuple[dict[str, float], float] | None:
+    """The chunk model's seconds for this run (None when a source cannot be measured: the run reports that)."""
+    from sparkflow.estimate import local_estimate
+
+    try:
+        return local_estimate(plan, chosen, inputs, workers=workers, engine=engine, chunk_bytes=chunk_bytes)
+    except SparkflowError:
+        return None
+
+
+def _with_estimates(document: dict[str, Any], estimated: tuple[dict[str, float], float] | None) -> dict[str, Any]:
+    """The run's summary with the chunk model's seconds beside the measured ones, per node and in total."""
+    if estimated is None:
+        return document
+    per_node, total = estimated
+    for node, summary in document["nodes"].items():
+        summary["estimated_seconds"] = round(per_node[node], 3)
+    document["estimated_seconds"] = round(total, 3)
+    return document
 
 
 @main.command()

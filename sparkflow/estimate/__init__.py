@@ -1,0 +1,103 @@
+"""Estimates of a run before it runs: per stage, where it runs, its chunks and tasks, its seconds from the chunk
+model (:mod:`sparkflow.estimate.model`), the orchestration steps of the emitted definition
+(:mod:`sparkflow.estimate.steps`) and what it uses and costs at list prices (:mod:`sparkflow.estimate.usage`,
+:mod:`sparkflow.pricing`). ``sparkflow plan`` prints it; ``sparkflow run --json`` puts the model's seconds beside
+the measured ones.
+
+>>> estimate = estimate_plan(plan, pipeline, "aws", {"books": 40 * 1024**3})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sparkflow.dsl.pipeline import Pipeline
+from sparkflow.estimate.model import CLOUD, StageWork, local_profile, run_seconds, stage_work
+from sparkflow.estimate.sizes import source_sizes
+from sparkflow.estimate.steps import RUN, asl_transitions, workflow_steps
+from sparkflow.estimate.usage import publish_usage, speedups, stage_usage
+from sparkflow.plan import Plan
+from sparkflow.pricing import PriceTable, price_table
+
+STEP_USAGE = {"aws": "sfn_transitions", "gcp": "workflows_internal_steps"}
+
+
+@dataclass(frozen=True)
+class StageEstimate:
+    """One stage (or, with ``work`` None, the run's own states and its publish task)."""
+
+    name: str
+    work: StageWork | None
+    steps: int
+    usage: Mapping[str, float]
+    costs: Mapping[str, float | None]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A whole run: its stages in the Plan's order, the run's own part, and the longest path's seconds."""
+
+    plan: Plan
+    target: str
+    prices: PriceTable
+    sources: Mapping[str, int]
+    stages: tuple[StageEstimate, ...]
+    run: StageEstimate
+    seconds: float
+
+
+def estimate_plan(plan: Plan, pipeline: Pipeline, target: str, given: Mapping[str, int]) -> Estimate:
+    """Estimate a run of ``plan`` (compiled for ``target``, ``aws`` or ``gcp``) with sources of ``given`` bytes
+    (the rest: declared sizes, else local data; see :func:`sparkflow.estimate.sizes.source_sizes`)."""
+    from sparkflow.targets import get_target
+
+    sizes = source_sizes(plan, pipeline, given)
+    work = stage_work(plan, sizes, CLOUD, speedups=speedups(plan, target))
+    text = get_target(target).emit(plan)
+    if target == "aws":
+        steps = asl_transitions(plan, json.loads(text), work)
+    else:
+        import yaml
+
+        steps = workflow_steps(plan, yaml.safe_load(text), work)
+    prices = price_table(target)
+    usages = stage_usage(plan, work, target)
+    stages = tuple(
+        _priced(task.id, work[task.id], steps[task.id], usages[task.id], target, prices) for task in plan.tasks
+    )
+    publish_seconds = CLOUD.task_start_s["duckdb"]
+    run = _priced(RUN, None, steps[RUN], publish_usage(plan, publish_seconds, target), target, prices)
+    return Estimate(plan, target, prices, sizes, stages, run, run_seconds(plan, work, CLOUD))
+
+
+def local_estimate(
+    plan: Plan,
+    pipeline: Pipeline,
+    inputs: Mapping[str, str],
+    *,
+    workers: int | None,
+    engine: str | None,
+    chunk_bytes: int | None,
+) -> tuple[dict[str, float], float]:
+    """The model's seconds per task id and for the whole of a `sparkflow run` of ``plan`` (the local target's)
+    on the sources it reads (``inputs``: overridden locations), as that run will run them."""
+    from sparkflow.estimate.sizes import location_size
+
+    given = {name: size for name, location in inputs.items() if (size := location_size(location)) is not None}
+    sizes = source_sizes(plan, pipeline, given, prefer_local=True)
+    profile = local_profile(workers or os.cpu_count() or 1)
+    work = stage_work(plan, sizes, profile, engine=engine, chunk_bytes=chunk_bytes)
+    per_stage = {task_id: done.seconds for task_id, done in work.items()}
+    return per_stage, run_seconds(plan, work, profile, engine)
+
+
+def _priced(
+    name: str, work: StageWork | None, steps: int, usage: Mapping[str, float], target: str, prices: PriceTable
+) -> StageEstimate:
+    quantities: dict[str, float] = dict(usage)
+    quantities[STEP_USAGE[target]] = steps
+    costs = {key: prices.price(key).cost(value) for key, value in quantities.items()}
+    return StageEstimate(name, work, steps, quantities, costs)

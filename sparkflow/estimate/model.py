@@ -1,0 +1,204 @@
+"""How long each stage of a Plan should take: the compiler's chunk model, turned into seconds.
+
+A task takes a fixed start-up plus its input bytes over the engine's throughput (the same throughput the split
+pass sizes chunks with, :data:`sparkflow.compiler.chunking.MODELS`). A split stage is a split task, one map task
+per chunk, for key stages one reduce task per bucket, and a commit task, as the runtime runs it; its chunks and
+buckets are counted the way the runtime's split phase counts them. Tasks of a phase run ``concurrency`` at a
+time. A stage's output is taken to be as large as the dataset inputs it reads (the model knows no statistics of
+the data); a value stage writes no dataset. The pipeline takes the longest path through the Plan's schedule.
+
+The start-up and the throughput figures, and where each was measured, are in docs/performance.md ("Estimates").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sparkflow.compiler.chunking import MODELS
+from sparkflow.plan import Parallel, Plan, PlanTask, Run, Sequence, Step
+from sparkflow.runtime.fanout import MAX_BUCKETS
+
+#: Every Spark task of a deployed stage starts a JVM with the image's class-data-sharing archive; a DuckDB task
+#: starts a Python process (the cold starts of docs/performance.md).
+CLOUD_TASK_START_S = {"spark": 3.78, "duckdb": 0.558}
+#: `sparkflow run` starts one SparkSession (cold, no archive) and DuckDB worker processes once, then runs every
+#: task warm in them.
+LOCAL_SESSION_START_S = {"spark": 7.36, "duckdb": 0.558}
+LOCAL_TASK_START_S = {"spark": 0.375, "duckdb": 0.024}
+#: The throughput of the chunk model was measured on 2 cores; a machine with more vCPUs is taken to scale with them.
+MODEL_VCPUS = 2
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Where tasks run: what each task's start-up costs, what starts once per run, and how many tasks of a phase
+    may run at once (None: as many as the stage's fan-out allows)."""
+
+    name: str
+    task_start_s: Mapping[str, float]
+    session_start_s: Mapping[str, float]
+    concurrency: int | None
+
+
+CLOUD = Profile("cloud", CLOUD_TASK_START_S, {"spark": 0.0, "duckdb": 0.0}, None)
+
+
+def local_profile(workers: int) -> Profile:
+    """`sparkflow run` with ``workers`` nodes at once."""
+    return Profile("local", LOCAL_TASK_START_S, LOCAL_SESSION_START_S, workers)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Tasks of one kind in a stage: ``count`` of them, each reading ``bytes_each`` in ``seconds_each``."""
+
+    name: str
+    count: int
+    bytes_each: float
+    seconds_each: float
+
+
+@dataclass(frozen=True)
+class StageWork:
+    """What one stage of the Plan does in the model.
+
+    Attributes:
+        input_bytes: the datasets it reads (sources and upstream outputs, through stages fused into it).
+        output_bytes: what it writes (0 for a value stage).
+        chunks, buckets: of a split stage (buckets: key stages), else None.
+        phases: its tasks, in order.
+        seconds: from its first task's start to its last task's end.
+        speedup: the machine's throughput over the model's (vCPUs / 2 for containers and serverless Spark).
+    """
+
+    task: PlanTask
+    engine: str
+    input_bytes: int
+    output_bytes: int
+    chunks: int | None
+    buckets: int | None
+    phases: tuple[Phase, ...]
+    seconds: float
+    speedup: float
+
+    @property
+    def tasks(self) -> int:
+        return sum(phase.count for phase in self.phases)
+
+    @property
+    def task_seconds(self) -> float:
+        """Seconds of all its tasks added up (what is billed per task)."""
+        return sum(phase.count * phase.seconds_each for phase in self.phases)
+
+    def over_timeout(self) -> list[str]:
+        """Phases whose tasks the model expects to run past the stage's timeout."""
+        return [phase.name for phase in self.phases if phase.seconds_each > self.task.timeout_s]
+
+
+def stage_work(
+    plan: Plan,
+    sources: Mapping[str, int],
+    profile: Profile,
+    *,
+    speedups: Mapping[str, float] | None = None,
+    engine: str | None = None,
+    chunk_bytes: int | None = None,
+) -> dict[str, StageWork]:
+    """The work of every task of ``plan``, in the Plan's order.
+
+    Args:
+        sources: bytes of every source.
+        speedups: per task id, the machine's throughput over the model's (default 1).
+        engine: every stage on this engine instead of its own (`sparkflow run --engine`).
+        chunk_bytes: input per chunk of every split stage instead of the compiled one (`--chunk-size`).
+    """
+    outputs: dict[str, int] = {}
+    work: dict[str, StageWork] = {}
+    for task in plan.tasks:
+        chosen = engine or task.engine
+        done = _stage(task, chosen, sources, outputs, profile, (speedups or {}).get(task.id, 1.0), chunk_bytes)
+        work[task.id] = done
+        outputs[task.id] = done.output_bytes
+        for fused in task.fused:
+            outputs[fused.id] = done.output_bytes
+    return work
+
+
+def run_seconds(plan: Plan, work: Mapping[str, StageWork], profile: Profile, engine: str | None = None) -> float:
+    """Seconds of the whole run: what starts once, the longest path through the schedule, then publishing."""
+    engines = {engine or task.engine for task in plan.tasks}
+    once = max((profile.session_start_s[name] for name in engines), default=0.0)
+    publish = profile.task_start_s["duckdb"]  # publishing copies files and runs no query: a Python task's start
+    return once + _path(plan.schedule, work) + publish
+
+
+def _path(step: Step, work: Mapping[str, StageWork]) -> float:
+    if isinstance(step, Run):
+        return work[step.task].seconds
+    if isinstance(step, Sequence):
+        return sum(_path(inner, work) for inner in step.steps)
+    assert isinstance(step, Parallel)
+    return max((_path(inner, work) for inner in step.branches), default=0.0)
+
+
+def _stage(
+    task: PlanTask,
+    engine: str,
+    sources: Mapping[str, int],
+    outputs: Mapping[str, int],
+    profile: Profile,
+    speedup: float,
+    chunk_override: int | None,
+) -> StageWork:
+    throughput = MODELS[engine].throughput * speedup
+    start = profile.task_start_s[engine]
+    fused = {inner.id for inner in task.fused}
+    by_param: dict[str, int] = {}
+    for item in (*task.fused, task):
+        for read in item.inputs:
+            if read.node in fused or read.kind == "value":
+                continue
+            by_param[f"{item.id}.{read.param}"] = sources[read.node] if read.kind == "source" else outputs[read.node]
+    total = sum(by_param.values())
+    output = 0 if task.output == "value" else total
+    fanout = task.fanout
+    if fanout is None:
+        whole = (Phase("whole", 1, total, start + total / throughput),)
+        return StageWork(task, engine, total, output, None, None, whole, _wall(whole, profile, None), speedup)
+    chunk = chunk_override or fanout.chunk_bytes
+    split = [_split_bytes(task, param, sources, outputs) for param in fanout.split]
+    split_bytes = sum(split)
+    others = total - split_bytes  # read whole by every map task (a rows stage's second input)
+    chunks = sum(max(1, math.ceil(size / chunk)) for size in split)
+    phases_list = [
+        Phase("split", 1, 0, start),
+        Phase("map", chunks, split_bytes / chunks + others, start + (split_bytes / chunks + others) / throughput),
+    ]
+    buckets = None
+    if fanout.mode == "key":
+        buckets = max(1, min(MAX_BUCKETS, math.ceil(split_bytes / chunk)))
+        each = (split_bytes + others) / buckets
+        phases_list.append(Phase("reduce", buckets, each, start + each / throughput))
+    phases_list.append(Phase("commit", 1, 0, start))
+    phases = tuple(phases_list)
+    seconds = _wall(phases, profile, fanout.max_concurrency)
+    return StageWork(task, engine, total, output, chunks, buckets, phases, seconds, speedup)
+
+
+def _split_bytes(task: PlanTask, param: str, sources: Mapping[str, int], outputs: Mapping[str, int]) -> int:
+    """Bytes cut into chunks for ``param``: an input from fused stages is the first fused stage's own split input,
+    as the runtime cuts it (see ``Job.split_inputs``)."""
+    fused = {inner.id: inner for inner in task.fused}
+    read = next(item for item in task.inputs if item.param == param)
+    while read.node in fused:
+        read = next(item for item in fused[read.node].inputs if item.kind != "value")
+    return sources[read.node] if read.kind == "source" else outputs.get(read.node, 0)
+
+
+def _wall(phases: tuple[Phase, ...], profile: Profile, fanout_concurrency: int | None) -> float:
+    """Seconds from the first phase's start to the last one's end: each phase in waves of its concurrency."""
+    limits = [limit for limit in (profile.concurrency, fanout_concurrency) if limit is not None]
+    at_once = min(limits) if limits else 1
+    return sum(math.ceil(phase.count / at_once) * phase.seconds_each for phase in phases)

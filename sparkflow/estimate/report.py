@@ -1,0 +1,198 @@
+"""An estimate as deterministic JSON (``sparkflow plan --json`` and the examples' ``.plan-<target>.json``) and as a
+rich table with totals."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from sparkflow.compiler.chunking import MODELS
+from sparkflow.estimate import Estimate, StageEstimate
+
+SERVICES = {
+    "aws": {"function": "Lambda", "container": "ECS Fargate", "serverless-spark": "EMR Serverless"},
+    "gcp": {"function": "Cloud Run", "container": "Cloud Run job", "serverless-spark": "Dataproc Serverless"},
+}
+STEPS_NAME = {"aws": "state_transitions", "gcp": "workflow_steps"}
+ASSUMPTIONS = (
+    "seconds: per task a start-up plus its input bytes over the engine's throughput (the compiler's chunk model), "
+    "tasks of a phase running as many at once as the stage's fan-out allows; see docs/performance.md (Estimates)",
+    "a stage's output is taken to be as large as the datasets it reads: a stage that shrinks its data "
+    "(an aggregate, a filter) makes the stages after it cost less than shown",
+    "every task succeeds at its first attempt: retries are not counted",
+    "object storage: the bytes a run writes are kept for a month; request counts are per task, approximate",
+    "prices: on-demand list prices without free tiers; a price that could not be confirmed is not counted "
+    "(see unpriced and prices)",
+)
+
+
+def document(estimate: Estimate) -> dict[str, Any]:
+    """The estimate as plain JSON data: every stage, the run's own part and the totals."""
+    target = estimate.target
+    stages = [_stage(item, target) for item in estimate.stages]
+    run = _stage(estimate.run, target)
+    usage: defaultdict[str, float] = defaultdict(float)
+    for item in (*estimate.stages, estimate.run):
+        for key, value in item.usage.items():
+            usage[key] += value
+    costs = {key: estimate.prices.price(key).cost(value) for key, value in usage.items()}
+    known = sum(value for value in costs.values() if value is not None)
+    unpriced = sorted(key for key, value in costs.items() if value is None and usage[key] > 0)
+    return {
+        "pipeline": estimate.plan.pipeline,
+        "target": target,
+        "region": estimate.prices.region,
+        "prices_checked": estimate.prices.checked,
+        "sources": dict(estimate.sources),
+        "stages": stages,
+        "run": run,
+        "total": {
+            "seconds": round(estimate.seconds, 1),
+            "tasks": sum(item["tasks"] for item in stages) + 1,
+            STEPS_NAME[target]: sum(item.steps for item in (*estimate.stages, estimate.run)),
+            "usage": _rounded(usage),
+            "cost_usd": _rounded(costs),
+            "cost_usd_priced": round(known, 6),
+            "unpriced": unpriced,
+        },
+        "model": {
+            "engines": {
+                name: {"throughput_mib_s": model.throughput / 1024**2, "memory_per_input_byte": model.expansion}
+                for name, model in sorted(MODELS.items())
+            },
+            "assumptions": list(ASSUMPTIONS),
+        },
+        "prices": {
+            key: {
+                "usd": price.usd,
+                "per": price.per,
+                "unit": price.unit,
+                "source": price.source,
+                "confirmed_by": price.confirmed_by,
+                "note": price.note,
+            }
+            for key, price in sorted(estimate.prices.prices.items())
+        },
+    }
+
+
+def to_json(estimate: Estimate) -> str:
+    """Deterministic JSON: sorted keys, no timestamps, a newline at the end."""
+    return json.dumps(document(estimate), indent=2, sort_keys=True) + "\n"
+
+
+def _stage(item: StageEstimate, target: str) -> dict[str, Any]:
+    work = item.work
+    priced = [value for value in item.costs.values() if value is not None]
+    common = {
+        STEPS_NAME[target]: item.steps,
+        "usage": _rounded(item.usage),
+        "cost_usd": _rounded(item.costs),
+        "cost_usd_priced": round(sum(priced), 6),
+    }
+    if work is None:
+        return {"stage": item.name, "tasks": 1, "runs_on": SERVICES[target]["function"], **common}
+    task = work.task
+    late = work.over_timeout()
+    return {
+        "stage": task.id,
+        "fused": [inner.id for inner in task.fused],
+        "placement": task.placement,
+        "runs_on": SERVICES[target][task.placement],
+        "engine": work.engine,
+        "memory_mb": task.memory_mb,
+        "timeout_s": task.timeout_s,
+        "input_bytes": work.input_bytes,
+        "output_bytes": work.output_bytes,
+        "chunks": work.chunks,
+        "buckets": work.buckets,
+        "tasks": work.tasks,
+        "phases": [
+            {"phase": phase.name, "tasks": phase.count, "seconds_each": round(phase.seconds_each, 1)}
+            for phase in work.phases
+        ],
+        "seconds": round(work.seconds, 1),
+        "task_seconds": round(work.task_seconds, 1),
+        "warnings": [
+            f"the {phase} tasks are estimated to run longer than timeout={task.timeout_s} s: raise timeout=, "
+            "lower chunk_size=, or split the stage"
+            for phase in late
+        ],
+        **common,
+    }
+
+
+def _rounded(values: Any) -> dict[str, float | None]:
+    """Values to 6 decimals; whole numbers (requests, steps) as integers, whatever arithmetic gave them."""
+    rounded = {key: None if value is None else round(value, 6) for key, value in sorted(values.items())}
+    return {key: int(value) if value is not None and value == int(value) else value for key, value in rounded.items()}
+
+
+def table(estimate: Estimate) -> Any:
+    """A rich Table: one row per stage, then the run's own row and the totals."""
+    from rich.table import Table
+
+    data = document(estimate)
+    steps = STEPS_NAME[estimate.target]
+    title = (
+        f"{data['pipeline']} on {estimate.target} ({data['region']}): estimate per run, "
+        f"prices checked {data['prices_checked']}"
+    )
+    grid = Table(title=title, title_justify="left", show_footer=True)
+    total = data["total"]
+    columns = [
+        ("stage", "total"),
+        ("runs on", ""),
+        ("memory", ""),
+        ("timeout", ""),
+        ("input", ""),
+        ("chunks", ""),
+        ("buckets", ""),
+        ("tasks", f"{total['tasks']:,}"),
+        (steps.replace("_", " "), f"{total[steps]:,}"),
+        ("seconds", f"{total['seconds']:,.1f}"),
+        ("cost (USD)", _usd(total["cost_usd_priced"])),
+    ]
+    for name, footer in columns:
+        grid.add_column(name, footer=footer, justify="left" if name in ("stage", "runs on") else "right")
+    for item in data["stages"]:
+        grid.add_row(
+            item["stage"] + "".join(f" + {inner}" for inner in item["fused"]),
+            f"{item['runs_on']} ({item['engine']})",
+            f"{item['memory_mb']:,} MB",
+            f"{item['timeout_s']:,} s",
+            _bytes(item["input_bytes"]),
+            "" if item["chunks"] is None else f"{item['chunks']:,}",
+            "" if item["buckets"] is None else f"{item['buckets']:,}",
+            f"{item['tasks']:,}",
+            f"{item[steps]:,}",
+            f"{item['seconds']:,.1f}",
+            _usd(item["cost_usd_priced"]),
+        )
+    run = data["run"]
+    cells = ["(run: start, publish)", run["runs_on"], *[""] * 5, "1", f"{run[steps]:,}", ""]
+    grid.add_row(*cells, _usd(run["cost_usd_priced"]))
+    return grid
+
+
+def notes(estimate: Estimate) -> list[str]:
+    """What to print below the table: warnings, what is not priced, the basis."""
+    data = document(estimate)
+    lines = [f"warning: stage {item['stage']}: {text}" for item in data["stages"] for text in item["warnings"]]
+    for key in data["total"]["unpriced"]:
+        price = data["prices"][key]
+        lines.append(f"not priced: {key} = {data['total']['usage'][key]:,.6g} ({price['unit']}): {price['note']}")
+    lines += [f"assumes: {text}" for text in ASSUMPTIONS]
+    return lines
+
+
+def _usd(value: float) -> str:
+    return f"${value:,.4f}"
+
+
+def _bytes(size: int) -> str:
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor:
+            return f"{size / factor:,.1f} {unit}"
+    return f"{size} B"

@@ -1,0 +1,129 @@
+"""How many billed orchestration steps a run takes, per stage, read from the emitted definition itself.
+
+Step Functions (Standard) bills a state transition each time a state is entered; Workflows bills each executed
+call, assignment, condition and return. Both are counted on the path a run takes when every task succeeds the
+first time (retries, failure states and a connector's polling are not counted), with a Distributed Map's child
+executions, a parallel ``for`` and a Cloud Run job's fan-out sized by the model's chunks and buckets. Each state
+or step is charged to the stage whose name it carries (``<stage>`` or ``<stage>-<part>``), the rest to ``run``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from sparkflow.estimate.model import StageWork
+from sparkflow.plan import Plan
+
+RUN = "run"  # the run's own states and steps: start, parallel, publish, succeeded
+_CONDITION = re.compile(r"^\$\{(\w+) (<=|>) (\d+)\}$")
+_RANGE = re.compile(r"^\$\{\[0, (\w+) - 1\]\}$")
+
+
+def _owner(name: str, ids: list[str], default: str) -> str:
+    """The stage ``name`` belongs to: the longest stage id it is, or starts with followed by '-'."""
+    for task_id in ids:  # longest first
+        if name == task_id or name.startswith(f"{task_id}-"):
+            return task_id
+    return default
+
+
+def _by_length(plan: Plan) -> list[str]:
+    return sorted((task.id for task in plan.tasks), key=len, reverse=True)
+
+
+def asl_transitions(plan: Plan, definition: Mapping[str, Any], work: Mapping[str, StageWork]) -> Counter[str]:
+    """State transitions per stage id (and ``run``) of one successful execution of an ASL ``definition``."""
+    counts: Counter[str] = Counter()
+    _asl_path(definition, _by_length(plan), work, counts, RUN)
+    return counts
+
+
+def _asl_path(
+    machine: Mapping[str, Any], ids: list[str], work: Mapping[str, StageWork], counts: Counter[str], owner: str
+) -> None:
+    states = machine["States"]
+    name: str | None = machine["StartAt"]
+    while name is not None:
+        state = states[name]
+        here = _owner(name, ids, owner)
+        counts[here] += 1
+        kind = state["Type"]
+        if kind == "Parallel":
+            for branch in state["Branches"]:
+                _asl_path(branch, ids, work, counts, here)
+        elif kind == "Map":
+            items = _map_items(name, here, work)
+            inner: Counter[str] = Counter()
+            _asl_path(state["ItemProcessor"], ids, work, inner, here)
+            for key, value in inner.items():
+                counts[key] += value * items
+        if kind == "Choice":
+            name = state["Choices"][0]["Next"]  # the first choice is the success path (exit code 0)
+        elif state.get("End") or kind in ("Succeed", "Fail"):
+            name = None
+        else:
+            name = state["Next"]
+
+
+def _map_items(name: str, owner: str, work: Mapping[str, StageWork]) -> int:
+    stage = work[owner]
+    if name.endswith("-reduce"):
+        return stage.buckets or 0
+    return stage.chunks or 0
+
+
+def workflow_steps(plan: Plan, definition: Mapping[str, Any], work: Mapping[str, StageWork]) -> Counter[str]:
+    """Billed steps per stage id (and ``run``) of one successful execution of a Workflows ``definition``."""
+    counts: Counter[str] = Counter()
+    variables: dict[str, int] = {}
+    for task_id, done in work.items():
+        variable = task_id.replace("-", "_")
+        variables[f"{variable}_chunks"] = done.chunks or 0
+        variables[f"{variable}_buckets"] = done.buckets or 0
+    walker = _Workflow(_by_length(plan), variables, counts)
+    walker.steps(definition["main"]["steps"], RUN)
+    return counts
+
+
+class _Workflow:
+    def __init__(self, ids: list[str], variables: Mapping[str, int], counts: Counter[str]) -> None:
+        self.ids, self.variables, self.counts = ids, variables, counts
+
+    def steps(self, steps: list[dict[str, Any]], owner: str, times: int = 1) -> None:
+        for step in steps:
+            ((name, body),) = step.items()
+            self.body(body, _owner(name, self.ids, owner), times)
+
+    def body(self, body: Mapping[str, Any], owner: str, times: int) -> None:
+        billed = len(body.get("assign", ())) + ("call" in body) + ("return" in body) + ("raise" in body)
+        self.counts[owner] += billed * times
+        if "try" in body:
+            self.body(body["try"], owner, times)
+        if "steps" in body:
+            self.steps(body["steps"], owner, times)
+        if "switch" in body:
+            self.counts[owner] += times
+            chosen = next((case for case in body["switch"] if self._true(case["condition"])), None)
+            if chosen is not None:
+                self.steps(chosen.get("steps", []), owner, times)
+        if "parallel" in body:
+            parallel = body["parallel"]
+            for branch in parallel.get("branches", ()):
+                ((name, inner),) = branch.items()
+                self.body(inner, _owner(name, self.ids, owner), times)
+            if "for" in parallel:
+                loop = parallel["for"]
+                match = _RANGE.match(loop["range"])
+                iterations = self.variables[match.group(1)] if match else 1
+                self.steps(loop["steps"], owner, times * iterations)
+
+    def _true(self, condition: str) -> bool:
+        match = _CONDITION.match(condition)
+        if match is None:
+            return condition == "${true}"
+        value = self.variables[match.group(1)]
+        limit = int(match.group(3))
+        return value <= limit if match.group(2) == "<=" else value > limit

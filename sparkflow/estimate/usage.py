@@ -1,0 +1,162 @@
+"""What a run uses of each billed service, per stage, from the modelled work: the quantities the price tables
+price (their keys are the same).
+
+* Functions: AWS Lambda bills memory x duration and requests (every function has 10,240 MB of /tmp, of which
+  512 MB are free); a Cloud Run service bills the vCPUs and memory of the one service every function stage
+  runs on (the largest stage memory, and the fewest vCPUs Cloud Run allows with it) while a request runs, and
+  requests. Fan-outs of more than 20 tasks run as a Cloud Run job of the same size, billed as jobs.
+* Containers: Fargate bills vCPUs, memory and ephemeral storage beyond 20 GB (sparkflow asks for 200 GiB) for at
+  least a minute; a Cloud Run job bills vCPUs and memory.
+* Serverless Spark: a driver and two executors of 4 vCPUs and 16 GB each (Dataproc Serverless's documented
+  default, taken for EMR Serverless too) for at least a minute; Dataproc counts 12 DCUs for them.
+* Object storage: per task, one listing per input, one read per object read (an upstream output has one part per
+  chunk or bucket), the files it writes (a key stage's map task one per bucket) and a commit's manifest and
+  marker; the bytes a run writes (outputs, and a key stage's buckets) kept for a month.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+
+from sparkflow.estimate.model import MODEL_VCPUS, StageWork
+from sparkflow.plan import Plan, PlanTask
+
+GiB = 1024**3
+Usage = defaultdict[str, float]  # quantity name (a price table key) -> how much
+BILLED_MINIMUM_S = 60  # Fargate, EMR Serverless and Dataproc Serverless bill at least a minute
+LAMBDA_TMP_MB, LAMBDA_FREE_TMP_MB = 10_240, 512
+FARGATE_EPHEMERAL_GB, FARGATE_FREE_EPHEMERAL_GB = 200, 20
+SPARK_WORKERS, SPARK_WORKER_VCPUS, SPARK_WORKER_GB, SPARK_EXECUTORS = 3, 4, 16, 2
+SPARK_WORKER_DCUS = 4  # 4 vCPUs x 0.6 + 16 GB x 0.1 (at most 8 GB per vCPU)
+FAN_JOB_OVER = 20  # Workflows runs a fan-out of more tasks as a Cloud Run job (see targets/gcp/emit.py)
+COMMIT_FILES = 2  # a manifest and the _SUCCESS marker
+
+
+def speedups(plan: Plan, target: str) -> dict[str, float]:
+    """Per task id, how much faster than the model's 2 cores its machine reads: containers and serverless Spark
+    have more vCPUs; a function is the model's machine."""
+    faster: dict[str, float] = {}
+    for task in plan.tasks:
+        if task.placement == "container":
+            faster[task.id] = _container(task, target)[0] / MODEL_VCPUS
+        elif task.placement == "serverless-spark":
+            faster[task.id] = SPARK_EXECUTORS * SPARK_WORKER_VCPUS / MODEL_VCPUS
+    return faster
+
+
+def stage_usage(plan: Plan, work: Mapping[str, StageWork], target: str) -> dict[str, Usage]:
+    """Per task id: usage of each priced quantity (orchestration steps are counted separately)."""
+    parts = {task_id: _parts(done) for task_id, done in work.items()}
+    used: dict[str, Usage] = {}
+    for task in plan.tasks:
+        done = work[task.id]
+        usage: Usage = defaultdict(float)
+        _compute(plan, task, done, target, usage)
+        _storage(task, done, parts, target, usage)
+        used[task.id] = usage
+    return used
+
+
+def publish_usage(plan: Plan, seconds: float, target: str) -> Usage:
+    """The run's publish task: one function call."""
+    usage: Usage = defaultdict(float)
+    if target == "aws":
+        _lambda(plan.publish.memory_mb, 1, seconds, usage)
+    else:
+        _cloud_run(_service_memory(plan), 1, seconds, usage, job=False)
+    return usage
+
+
+def _compute(plan: Plan, task: PlanTask, done: StageWork, target: str, usage: Usage) -> None:
+    if task.placement == "container":
+        vcpus, memory = _container(task, target)
+        billed = max(BILLED_MINIMUM_S, done.task_seconds)
+        if target == "aws":
+            usage["fargate_vcpu_hours"] += vcpus * billed / 3600
+            usage["fargate_gb_hours"] += memory / 1024 * billed / 3600
+            extra = FARGATE_EPHEMERAL_GB - FARGATE_FREE_EPHEMERAL_GB
+            usage["fargate_ephemeral_gb_hours"] += extra * billed / 3600
+        else:
+            usage["run_job_vcpu_seconds"] += vcpus * billed
+            usage["run_job_gib_seconds"] += memory / 1024 * billed
+        return
+    if task.placement == "serverless-spark":
+        hours = max(BILLED_MINIMUM_S, done.task_seconds) / 3600
+        if target == "aws":
+            usage["emr_vcpu_hours"] += SPARK_WORKERS * SPARK_WORKER_VCPUS * hours
+            usage["emr_gb_hours"] += SPARK_WORKERS * SPARK_WORKER_GB * hours
+        else:
+            usage["dataproc_dcu_hours"] += SPARK_WORKERS * SPARK_WORKER_DCUS * hours
+        return
+    for phase in done.phases:
+        if target == "aws":
+            _lambda(task.memory_mb, phase.count, phase.count * phase.seconds_each, usage)
+        else:
+            job = phase.name in ("map", "reduce") and phase.count > FAN_JOB_OVER
+            _cloud_run(_service_memory(plan), phase.count, phase.count * phase.seconds_each, usage, job=job)
+
+
+def _lambda(memory_mb: int, calls: int, seconds: float, usage: Usage) -> None:
+    usage["lambda_requests"] += calls
+    usage["lambda_gb_seconds"] += memory_mb / 1024 * seconds
+    usage["lambda_ephemeral_gb_seconds"] += (LAMBDA_TMP_MB - LAMBDA_FREE_TMP_MB) / 1024 * seconds
+
+
+def _cloud_run(memory_mb: int, calls: int, seconds: float, usage: Usage, *, job: bool) -> None:
+    from sparkflow.targets.gcp.package import cpu_for
+
+    prefix = "run_job" if job else "run"
+    usage[f"{prefix}_vcpu_seconds"] += cpu_for(memory_mb) * seconds
+    usage[f"{prefix}_gib_seconds"] += memory_mb / 1024 * seconds
+    if not job:
+        usage["run_requests"] += calls
+
+
+def _service_memory(plan: Plan) -> int:
+    """The Cloud Run service's memory: its largest function stage's (see targets/gcp/package.py)."""
+    memories = [task.memory_mb for task in plan.tasks if task.placement == "function"]
+    return max(memories or [task.memory_mb for task in plan.tasks] or [plan.publish.memory_mb])
+
+
+def _container(task: PlanTask, target: str) -> tuple[int, int]:
+    if target == "aws":
+        from sparkflow.targets.aws.limits import CONTAINER
+    else:
+        from sparkflow.targets.gcp.limits import CONTAINER
+    return CONTAINER.size_for(task.memory_mb)
+
+
+def _parts(done: StageWork) -> int:
+    """Objects a stage's output holds: one part per chunk or bucket of a split stage, else one."""
+    return done.buckets or done.chunks or 1
+
+
+def _storage(task: PlanTask, done: StageWork, parts: Mapping[str, int], target: str, usage: Usage) -> None:
+    fused = {inner.id for inner in task.fused}
+    reads = [item for inner in (*task.fused, task) for item in inner.inputs if item.node not in fused]
+    objects = sum(1 if item.kind == "source" else parts.get(item.node, 1) for item in reads if item.kind != "value")
+    inputs = len([item for item in reads if item.kind != "value"])
+    lists = reads_ = writes = 0
+    written = done.output_bytes
+    for phase in done.phases:
+        if phase.name == "whole":
+            lists, reads_, writes = lists + inputs, reads_ + objects, writes + 1 + COMMIT_FILES
+        elif phase.name == "split":
+            lists, writes = lists + inputs, writes + 4  # manifests, item lists and the split plan
+        elif phase.name == "map":
+            per_task = done.buckets or 1
+            reads_, writes = reads_ + phase.count, writes + phase.count * per_task
+        elif phase.name == "reduce":
+            reads_, writes = reads_ + phase.count * (done.chunks or 1), writes + phase.count
+            written += done.input_bytes  # the buckets the map tasks wrote
+        elif phase.name == "commit":
+            lists, writes = lists + 1, writes + COMMIT_FILES
+    if target == "aws":
+        usage["s3_put_requests"] += writes + lists  # S3 prices LIST with PUT, COPY and POST
+        usage["s3_get_requests"] += reads_
+        usage["s3_gb_months"] += written / GiB
+    else:
+        usage["gcs_class_a_operations"] += writes + lists
+        usage["gcs_class_b_operations"] += reads_
+        usage["gcs_gb_months"] += written / GiB
