@@ -489,7 +489,11 @@ def package_command(
 )
 @click.option("--role-arn", help="aws: a service role CloudFormation acts as (default: your credentials).")
 @click.option(
-    "--input", "inputs", multiple=True, metavar="NAME=URI", help="aws: let the functions read source NAME at URI."
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="NAME=URI",
+    help="aws: let the functions read source NAME at URI; scheduled runs (aws, gcp) read it there.",
 )
 @click.option("--project", help="gcp: the Google Cloud project id.")
 @_aws_options
@@ -502,6 +506,12 @@ def package_command(
     metavar="NAME=VALUE",
     help="gcp: a workflow environment variable, e.g. SPARKFLOW_DATAPROC_ENTRY=gs://b/entry.py for serverless Spark "
     "stages, SPARKFLOW_CONTAINER_JOB_8192MB=my-job for container stages (default: <pipeline>-8192mb).",
+)
+@click.option(
+    "--scheduler-service-account",
+    metavar="EMAIL",
+    help="gcp, a pipeline with schedule=: the service account (with roles/workflows.invoker) whose OAuth token the "
+    "Cloud Scheduler job starts runs with.",
 )
 def deploy_command(
     pipeline: str,
@@ -523,13 +533,14 @@ def deploy_command(
     service_url: str | None,
     job: str | None,
     env_values: tuple[str, ...],
+    scheduler_service_account: str | None,
 ) -> None:
     """Create or update PIPELINE's deployment; print the state machine's ARN (aws) or the workflow's name (gcp).
 
     aws: packages (the image's template, or with --engine duckdb the zip), uploads what the stack reads from S3,
     then creates or updates the CloudFormation stack through a change set: it prints the changes, then the stack's
     events, and on a failure names each failed resource and why (CloudFormation rolls the stack back).
-    gcp: creates or updates the workflow.
+    gcp: creates or updates the workflow and, for a pipeline with schedule=, its Cloud Scheduler job.
     """
     from sparkflow.loading import load_pipeline
     from sparkflow.targets import get_target
@@ -556,6 +567,7 @@ def deploy_command(
             service_url=service_url,
             job=job,
             env=_parse_pairs(env_values, "--env"),
+            scheduler_service_account=scheduler_service_account,
         )
         options.storage(chosen)  # refused before anything is compiled or called
         plan, text = _definition_for(chosen, target)
@@ -577,7 +589,7 @@ def delete_command(
     aws: deletes the CloudFormation stack (state machine, functions, roles, log groups, containers' and EMR's
     parts). The storage bucket is never part of the stack, and the DynamoDB values table the stack made is
     retained (DeletionPolicy: Retain): delete it yourself when its values are no longer wanted.
-    gcp: deletes the workflow.
+    gcp: deletes the workflow and its Cloud Scheduler job, if it has one.
     """
     from sparkflow.loading import load_pipeline
     from sparkflow.targets import get_target
