@@ -607,9 +607,10 @@ def delete_command(
 @_target_option("Where the pipeline was deployed.")
 @click.option("--stack", help="aws: the stack it was deployed as (default: the pipeline's name, '_' as '-').")
 @click.option("--input", "inputs", multiple=True, metavar="NAME=URI", help="Read source NAME from URI in this run.")
-@click.option("--run-id", help="The run's id, used as the execution name (default: a new one).")
+@click.option("--run-id", help="aws: the run's id, used as the execution name (default: a new one).")
 @click.option("--no-follow", is_flag=True, help="Print the execution's id and return at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's end (or, with --no-follow, its id) as JSON.")
+@click.option("--project", help="gcp: the Google Cloud project id.")
 @_aws_options
 def start_command(
     pipeline: str,
@@ -619,6 +620,7 @@ def start_command(
     run_id: str | None,
     no_follow: bool,
     as_json: bool,
+    project: str | None,
     region: str | None,
     profile: str | None,
 ) -> None:
@@ -633,7 +635,9 @@ def start_command(
     with _user_errors():
         chosen = load_pipeline(pipeline)
         deployed = get_target(target)
-        options = ShipOptions(inputs=_parse_inputs(inputs), stack=stack, region=region, profile=profile)
+        options = ShipOptions(
+            inputs=_parse_inputs(inputs), stack=stack, region=region, profile=profile, project=project
+        )
         execution = deployed.start(chosen, options, run_id)
         click.echo(f"started {execution}", err=True)
         if no_follow:
@@ -678,7 +682,8 @@ def _print_end(final: Any, as_json: bool = False) -> None:
 @_aws_options
 def status_command(execution: str, target: str, as_json: bool, region: str | None, profile: str | None) -> None:
     """Show a run of a deployed pipeline: every stage, then the outputs or the failed stage. EXECUTION is what
-    `start` printed (aws: the execution ARN, whose region is used unless --region says otherwise).
+    `start` printed (aws: the execution ARN, whose region is used unless --region says otherwise; gcp: the
+    execution's name, projects/P/locations/R/workflows/W/executions/ID).
 
     Exits 1 when the run failed, 0 when it succeeded or is still running.
     """

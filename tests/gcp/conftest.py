@@ -410,3 +410,118 @@ def scheduler_api() -> Iterator[tuple[FakeSchedulerApi, Any]]:
             credentials=AnonymousCredentials(), transport="rest", client_options={"api_endpoint": url}
         )
         yield api, client
+
+
+@dataclass
+class FakeExecutionsApi:
+    """The Workflow Executions API (v1, gRPC: the only transport the official ``ExecutionsClient`` has) for
+    ``start`` and ``status``: ``CreateExecution`` runs the deployed definition in workflows-emulator on a thread,
+    its stage calls answered by ``double``; ``GetExecution`` answers the execution as the API does: ``ACTIVE`` with
+    the step a stage call is in (``status.currentSteps``) while it runs, then ``SUCCEEDED`` with the returned value
+    as JSON (``result``), or ``FAILED`` with the raised error as JSON (``error.payload``) and its message
+    (``error.context``). The execution id is :data:`RUN_ID`, which the emulator's run reads as its id.
+
+    ``gate``: a node whose stage call sets ``reached`` and waits for ``release`` (so a test can read the run
+    while that stage runs).
+    """
+
+    definitions: dict[str, str]
+    double: StageDouble
+    run: Execute
+    gate: str | None = None
+    reached: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    requests: list[tuple[str, Any]] = field(default_factory=list)
+    executions: dict[str, Any] = field(default_factory=dict)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def create(self, request: Any, context: Any) -> Any:
+        import grpc
+        from google.cloud.workflows.executions_v1 import Execution
+
+        self.requests.append(("CreateExecution", request))
+        text = self.definitions.get(request.parent)
+        if text is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"Resource '{request.parent}' was not found")
+        name = f"{request.parent}/executions/{RUN_ID}"
+        execution = Execution(name=name, state=Execution.State.ACTIVE, argument=request.execution.argument)
+        self.executions[name] = execution
+        thread = threading.Thread(target=self._execute, args=(execution, text), daemon=True)
+        self.threads.append(thread)
+        thread.start()
+        return execution
+
+    def get(self, request: Any, context: Any) -> Any:
+        import grpc
+
+        self.requests.append(("GetExecution", request))
+        if request.name not in self.executions:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"Resource '{request.name}' was not found")
+        return self.executions[request.name]
+
+    def _execute(self, execution: Any, text: str) -> None:
+        from google.cloud.workflows.executions_v1 import Execution
+        from workflows_emulator.utils import WorkflowError
+
+        def call(method: str, url: str, **arguments: Any) -> Any:
+            node = str((arguments.get("body") or {}).get("node", "run-publish"))
+            execution.status.current_steps = [Execution.Status.Step(routine="main", step=node)]
+            if node == self.gate:
+                self.reached.set()
+                self.release.wait(timeout=60)
+            return self.double(method, url, **arguments)
+
+        try:
+            result = self.run(text, call, json.loads(execution.argument))
+        except WorkflowError as error:
+            execution.error = Execution.Error(payload=json.dumps(error.payload, default=str), context=str(error))
+            execution.state = Execution.State.FAILED
+        else:
+            execution.result = json.dumps(result)
+            execution.state = Execution.State.SUCCEEDED
+
+
+@pytest.fixture
+def executions_api(
+    workflows: Execute,
+) -> Iterator[Callable[[dict[str, str], StageDouble], tuple[FakeExecutionsApi, Any]]]:
+    """``serve(definitions, double)``: a :class:`FakeExecutionsApi` on a local gRPC port and an ``ExecutionsClient``
+    (anonymous, over an insecure channel) using it."""
+    from concurrent import futures
+
+    import grpc
+    from google.cloud.workflows import executions_v1
+    from google.cloud.workflows.executions_v1.services.executions.transports import ExecutionsGrpcTransport
+    from google.cloud.workflows.executions_v1.types import executions as messages
+
+    servers: list[tuple[Any, FakeExecutionsApi]] = []
+
+    def serve(definitions: dict[str, str], double: StageDouble) -> tuple[FakeExecutionsApi, Any]:
+        api = FakeExecutionsApi(definitions, double, workflows)
+        handlers = {
+            "CreateExecution": grpc.unary_unary_rpc_method_handler(
+                api.create,
+                request_deserializer=messages.CreateExecutionRequest.deserialize,
+                response_serializer=messages.Execution.serialize,
+            ),
+            "GetExecution": grpc.unary_unary_rpc_method_handler(
+                api.get,
+                request_deserializer=messages.GetExecutionRequest.deserialize,
+                response_serializer=messages.Execution.serialize,
+            ),
+        }
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        service = grpc.method_handlers_generic_handler("google.cloud.workflows.executions.v1.Executions", handlers)
+        server.add_generic_rpc_handlers((service,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        servers.append((server, api))
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        return api, executions_v1.ExecutionsClient(transport=ExecutionsGrpcTransport(channel=channel))
+
+    yield serve
+    for server, api in servers:
+        api.release.set()
+        for thread in api.threads:
+            thread.join(timeout=60)
+        server.stop(grace=None)

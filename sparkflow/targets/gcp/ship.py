@@ -8,7 +8,6 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import OptionError
@@ -122,19 +121,26 @@ def _to_stderr(line: str) -> None:
 
 
 def start(pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
-    _not_yet("start")
+    """Start an execution of the pipeline's workflow; return its name."""
+    from sparkflow.targets.gcp.watch import start as start_execution
+
+    if run_id is not None:
+        raise OptionError(
+            "--run-id cannot be chosen on GCP: Workflows names each execution, and its id is the run's id"
+        )
+    if not (options.project and options.region):
+        raise OptionError("--target gcp needs --project and --region (where the workflow was deployed)")
+    return start_execution(pipeline.name, options.project, options.region, options.inputs)
 
 
 def status(execution: str, options: ShipOptions) -> RunStatus:
-    _not_yet("status")
+    """The execution's status (its name says its project and region)."""
+    from sparkflow.targets.gcp.watch import status as read_status
+
+    return read_status(execution)
 
 
 def follow(execution: str, options: ShipOptions, on_update: Callable[[RunStatus], None] | None = None) -> RunStatus:
-    _not_yet("status")
+    from sparkflow.targets.gcp.watch import follow as follow_execution
 
-
-def _not_yet(command: str) -> NoReturn:
-    raise OptionError(
-        f"`sparkflow {command} --target gcp` is not available yet: start and watch a run with "
-        "`gcloud workflows run WORKFLOW --data='{\"sources\": {...}}'` and `gcloud workflows executions describe`"
-    )
+    return follow_execution(execution, on_update=on_update)
