@@ -563,7 +563,11 @@ def package_command(
 )
 @click.option("--role-arn", help="aws: a service role CloudFormation acts as (default: your credentials).")
 @click.option(
-    "--input", "inputs", multiple=True, metavar="NAME=URI", help="aws: let the functions read source NAME at URI."
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="NAME=URI",
+    help="aws: let the functions read source NAME at URI; scheduled runs (aws, gcp) read it there.",
 )
 @click.option("--project", help="gcp: the Google Cloud project id.")
 @_aws_options
@@ -576,6 +580,12 @@ def package_command(
     metavar="NAME=VALUE",
     help="gcp: a workflow environment variable, e.g. SPARKFLOW_DATAPROC_ENTRY=gs://b/entry.py for serverless Spark "
     "stages, SPARKFLOW_CONTAINER_JOB_8192MB=my-job for container stages (default: <pipeline>-8192mb).",
+)
+@click.option(
+    "--scheduler-service-account",
+    metavar="EMAIL",
+    help="gcp, a pipeline with schedule=: the service account (with roles/workflows.invoker) whose OAuth token the "
+    "Cloud Scheduler job starts runs with.",
 )
 def deploy_command(
     pipeline: str,
@@ -597,13 +607,14 @@ def deploy_command(
     service_url: str | None,
     job: str | None,
     env_values: tuple[str, ...],
+    scheduler_service_account: str | None,
 ) -> None:
     """Create or update PIPELINE's deployment; print the state machine's ARN (aws) or the workflow's name (gcp).
 
     aws: packages (the image's template, or with --engine duckdb the zip), uploads what the stack reads from S3,
     then creates or updates the CloudFormation stack through a change set: it prints the changes, then the stack's
     events, and on a failure names each failed resource and why (CloudFormation rolls the stack back).
-    gcp: creates or updates the workflow.
+    gcp: creates or updates the workflow and, for a pipeline with schedule=, its Cloud Scheduler job.
     """
     from sparkflow.loading import load_pipeline
     from sparkflow.targets import get_target
@@ -630,6 +641,7 @@ def deploy_command(
             service_url=service_url,
             job=job,
             env=_parse_pairs(env_values, "--env"),
+            scheduler_service_account=scheduler_service_account,
         )
         options.storage(chosen)  # refused before anything is compiled or called
         plan, text = _definition_for(chosen, target)
@@ -651,7 +663,7 @@ def delete_command(
     aws: deletes the CloudFormation stack (state machine, functions, roles, log groups, containers' and EMR's
     parts). The storage bucket is never part of the stack, and the DynamoDB values table the stack made is
     retained (DeletionPolicy: Retain): delete it yourself when its values are no longer wanted.
-    gcp: deletes the workflow.
+    gcp: deletes the workflow and its Cloud Scheduler job, if it has one.
     """
     from sparkflow.loading import load_pipeline
     from sparkflow.targets import get_target
@@ -669,9 +681,10 @@ def delete_command(
 @_target_option("Where the pipeline was deployed.")
 @click.option("--stack", help="aws: the stack it was deployed as (default: the pipeline's name, '_' as '-').")
 @click.option("--input", "inputs", multiple=True, metavar="NAME=URI", help="Read source NAME from URI in this run.")
-@click.option("--run-id", help="The run's id, used as the execution name (default: a new one).")
+@click.option("--run-id", help="aws: the run's id, used as the execution name (default: a new one).")
 @click.option("--no-follow", is_flag=True, help="Print the execution's id and return at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's end (or, with --no-follow, its id) as JSON.")
+@click.option("--project", help="gcp: the Google Cloud project id.")
 @_aws_options
 def start_command(
     pipeline: str,
@@ -681,6 +694,7 @@ def start_command(
     run_id: str | None,
     no_follow: bool,
     as_json: bool,
+    project: str | None,
     region: str | None,
     profile: str | None,
 ) -> None:
@@ -695,7 +709,9 @@ def start_command(
     with _user_errors():
         chosen = load_pipeline(pipeline)
         deployed = get_target(target)
-        options = ShipOptions(inputs=_parse_inputs(inputs), stack=stack, region=region, profile=profile)
+        options = ShipOptions(
+            inputs=_parse_inputs(inputs), stack=stack, region=region, profile=profile, project=project
+        )
         execution = deployed.start(chosen, options, run_id)
         click.echo(f"started {execution}", err=True)
         if no_follow:
@@ -740,7 +756,8 @@ def _print_end(final: Any, as_json: bool = False) -> None:
 @_aws_options
 def status_command(execution: str, target: str, as_json: bool, region: str | None, profile: str | None) -> None:
     """Show a run of a deployed pipeline: every stage, then the outputs or the failed stage. EXECUTION is what
-    `start` printed (aws: the execution ARN, whose region is used unless --region says otherwise).
+    `start` printed (aws: the execution ARN, whose region is used unless --region says otherwise; gcp: the
+    execution's name, projects/P/locations/R/workflows/W/executions/ID).
 
     Exits 1 when the run failed, 0 when it succeeded or is still running.
     """

@@ -165,6 +165,26 @@ class Publish:
 
 
 @dataclass(frozen=True)
+class StartSchedule:
+    """When the deployed pipeline starts a run by itself (``@sf.pipeline(schedule=...)``).
+
+    Attributes:
+        expression: as declared, in EventBridge Scheduler's syntax (``cron(0 3 * * ? *)``, ``rate(1 day)``; see
+            :mod:`sparkflow.schedules`), already checked.
+        origin: where the pipeline declares it.
+    """
+
+    expression: str
+    origin: Origin
+
+
+#: Plan fields that say how a run is started, not what it executes: the shipped JSON holds them only when set, and
+#: the digest leaves them out, so changing a schedule neither invalidates the deployed functions' Plan nor changes
+#: the checked-in definitions.
+_NOT_EXECUTED = ("start_schedule",)
+
+
+@dataclass(frozen=True)
 class Plan:
     """A compiled pipeline.
 
@@ -179,6 +199,7 @@ class Plan:
         schedule: the order tasks run in: nested sequences and parallel branches.
         publish: the task that runs after every stage: publishes ``sinks``, then updates ``_latest.json``.
         sinks: the tables outputs are published to, in declaration order.
+        start_schedule: when the deployed pipeline starts runs by itself; None: only when started.
     """
 
     pipeline: str
@@ -191,6 +212,7 @@ class Plan:
     schedule: Step
     publish: Publish
     sinks: tuple[PlanSink, ...] = ()
+    start_schedule: StartSchedule | None = None
 
     def rebased(self, root: str) -> Plan:
         """This Plan with the origins a shipped Plan holds relative to the project root (see :meth:`to_json`) made
@@ -223,6 +245,9 @@ class Plan:
     def document(self) -> dict[str, Any]:
         """The Plan as shipped: JSON types only, origins relative to the project root, with its version and digest."""
         body = {"plan_version": PLAN_VERSION, **_encode(self)}
+        for key in _NOT_EXECUTED:
+            if body[key] is None:
+                del body[key]
         return {**body, "digest": _digest(body)}
 
     @property
@@ -289,7 +314,8 @@ def _project_root(folder: str) -> str | None:
 def _digest(body: dict[str, Any]) -> str:
     import hashlib  # lazy: OpenSSL's loading is most of this module's import time, and only a digest needs it
 
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    executed = {key: value for key, value in body.items() if key not in _NOT_EXECUTED}
+    canonical = json.dumps(executed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
@@ -340,7 +366,9 @@ def _decode(kind: Any, value: Any) -> Any:
         return Sequence(steps) if tag == "sequence" else Parallel(steps)
     if isinstance(kind, type) and is_dataclass(kind):
         hints = _hints(kind)
-        return kind(**{item.name: _decode(hints[item.name], value[item.name]) for item in fields(kind)})
+        # A field missing from the JSON is one of _NOT_EXECUTED left unset: the dataclass's default.
+        present = [item.name for item in fields(kind) if item.name in value]
+        return kind(**{name: _decode(hints[name], value[name]) for name in present})
     arguments = get_args(kind)
     if isinstance(kind, UnionType):  # X | None
         return _decode(next(argument for argument in arguments if argument is not NoneType), value)

@@ -17,7 +17,7 @@ from sparkflow.compiler.schedule import schedule
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.stage import DEFAULT_MEMORY_MB, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 from sparkflow.errors import CompileError
-from sparkflow.plan import Plan, PlanInput, PlanSource, PlanTask, Publish, display_path
+from sparkflow.plan import Plan, PlanInput, PlanSource, PlanTask, Publish, StartSchedule, display_path
 from sparkflow.targets import get_target
 from sparkflow.targets.base import Target
 
@@ -86,6 +86,7 @@ def to_plan(graph: nx.DiGraph, pipeline: Pipeline, target: Target) -> Plan:
         schedule=schedule(stages, order),
         publish=publish_task(tasks, target),
         sinks=tuple(graph.graph["sinks"]),
+        start_schedule=StartSchedule(pipeline.schedule, pipeline.origin) if pipeline.schedule else None,
     )
 
 

@@ -10,6 +10,7 @@ from sparkflow.dsl import trace as _trace
 from sparkflow.dsl.names import check_name
 from sparkflow.dsl.stage import ENGINES
 from sparkflow.errors import DefinitionError, Origin
+from sparkflow.schedules import ACCEPTED_FORMS, ScheduleSyntaxError, parse_schedule
 
 KV_SCHEMES = ("sqlite", "dynamodb", "firestore")
 
@@ -28,6 +29,8 @@ class Pipeline:
         origin: where the pipeline was declared.
         engine: the engine of every stage that does not declare its own ``engine=``; None: each stage's own
             (``spark`` by default).
+        schedule: when the deployed pipeline starts a run by itself (``cron(...)`` / ``rate(...)``, checked);
+            None: only when started.
     """
 
     fn: Callable[[], Any]
@@ -36,6 +39,7 @@ class Pipeline:
     kv: str | None
     origin: Origin
     engine: str | None = None
+    schedule: str | None = None
 
     def trace(self) -> _trace.Trace:
         """Run the pipeline function with a fresh trace and return what it recorded (stage calls carry their
@@ -53,7 +57,12 @@ def pipeline(fn: Callable[[], Any], /) -> Pipeline: ...
 
 @overload
 def pipeline(
-    *, name: str | None = None, storage: str | None = None, kv: str | None = None, engine: str | None = None
+    *,
+    name: str | None = None,
+    storage: str | None = None,
+    kv: str | None = None,
+    engine: str | None = None,
+    schedule: str | None = None,
 ) -> Callable[[Callable[[], Any]], Pipeline]: ...
 
 
@@ -65,6 +74,7 @@ def pipeline(
     storage: str | None = None,
     kv: str | None = None,
     engine: str | None = None,
+    schedule: str | None = None,
 ) -> Pipeline | Callable[[Callable[[], Any]], Pipeline]:
     """Declare a pipeline. Usable bare (``@sf.pipeline``) or with options.
 
@@ -75,6 +85,9 @@ def pipeline(
             ``"firestore://collection"``; a SQLite file under the run when local, by default.
         engine: ``"spark"`` or ``"duckdb"``: the engine of every stage that does not declare its own ``engine=``
             (a stage's own ``engine=`` wins); by default each stage's own (``spark`` unless it says otherwise).
+        schedule: start a run of the deployed pipeline on a schedule, in UTC, in EventBridge Scheduler's syntax:
+            ``"cron(0 3 * * ? *)"`` (six fields) or ``"rate(1 day)"`` (see :mod:`sparkflow.schedules`). ``deploy``
+            creates the schedule (AWS: an EventBridge Scheduler schedule; GCP: a Cloud Scheduler job).
 
     Example:
         >>> @pipeline(storage="s3://my-bucket/sparkflow/")
@@ -97,7 +110,13 @@ def pipeline(
                 )
         if engine is not None and engine not in ENGINES:
             raise DefinitionError(f"engine={engine!r} is not available; use one of: {', '.join(ENGINES)}", origin)
-        return Pipeline(function, pipeline_name, storage, kv, origin, engine)
+        if schedule is not None:
+            try:
+                parse_schedule(schedule)
+            except ScheduleSyntaxError as problem:
+                message = f"schedule={schedule!r} is not a schedule: {problem}; {ACCEPTED_FORMS}"
+                raise DefinitionError(message, origin) from None
+        return Pipeline(function, pipeline_name, storage, kv, origin, engine, schedule)
 
     if fn is not None:
         return decorate(fn)

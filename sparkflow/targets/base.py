@@ -114,6 +114,8 @@ class ShipOptions:
         code_bucket: aws: the bucket ``deploy`` uploads what the stack reads from S3 to (default: the storage's).
         parameters: aws: template parameters ``deploy`` sets besides those it fills itself.
         project, service_url, job, env: gcp (``region`` too).
+        scheduler_service_account: gcp: the service account whose OAuth token a scheduled pipeline's Cloud
+            Scheduler job starts runs with.
     """
 
     out: str = "build"
@@ -133,6 +135,7 @@ class ShipOptions:
     service_url: str | None = None
     job: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    scheduler_service_account: str | None = None
 
     def storage(self, pipeline: Pipeline) -> str:
         """Where runs of ``pipeline`` write: ``--storage-root``, else the pipeline's ``storage=``."""

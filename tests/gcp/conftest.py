@@ -4,10 +4,12 @@
   its ``http.*`` calls answered in-process by a :class:`StageDouble` standing in for the Cloud Run runtime.
 * ``workflows_api``: a local HTTP server on 127.0.0.1 standing in for the Workflows REST API, and a real
   ``WorkflowsClient`` pointed at it with anonymous credentials.
+* ``scheduler_api``: the same for the Cloud Scheduler REST API and a real ``CloudSchedulerClient``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import re
@@ -282,7 +284,8 @@ class FakeWorkflowsApi:
         if method == "PATCH" and name and name.group(1) in self.workflows:
             fields = [path for path in query.get("updateMask", [""])[0].split(",") if path]
             stored = self.workflows[name.group(1)]
-            stored.update(self._revised({key: body.get(key, {} if key == "userEnvVars" else "") for key in fields}))
+            maps = ("userEnvVars", "labels")
+            stored.update(self._revised({key: body.get(key, {} if key in maps else "") for key in fields}))
             return 200, self._operation(name.group(1))
         if method == "DELETE" and name and name.group(1) in self.workflows:
             del self.workflows[name.group(1)]
@@ -308,19 +311,15 @@ def _not_found(what: str) -> tuple[int, dict[str, Any]]:
     return 404, {"error": {"code": 404, "message": f"{what} not found", "status": "NOT_FOUND"}}
 
 
-@pytest.fixture
-def workflows_api() -> Iterator[tuple[FakeWorkflowsApi, Any]]:
-    """The fake API on 127.0.0.1 and a ``WorkflowsClient`` (REST transport, anonymous credentials) using it."""
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import workflows_v1
-
-    api = FakeWorkflowsApi()
+@contextlib.contextmanager
+def serving(handle: Callable[[str, str, Any], tuple[int, dict[str, Any]]]) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 answering every request with ``handle(method, path, JSON body)``; yields its URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            status, document = api.handle(self.command, self.path, json.loads(raw) if raw else None)
+            status, document = handle(self.command, self.path, json.loads(raw) if raw else None)
             data = json.dumps(document).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -336,14 +335,193 @@ def workflows_api() -> Iterator[tuple[FakeWorkflowsApi, Any]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    client = workflows_v1.WorkflowsClient(
-        credentials=AnonymousCredentials(),
-        transport="rest",
-        client_options={"api_endpoint": f"http://127.0.0.1:{server.server_address[1]}"},
-    )
     try:
-        yield api, client
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture
+def workflows_api() -> Iterator[tuple[FakeWorkflowsApi, Any]]:
+    """The fake API on 127.0.0.1 and a ``WorkflowsClient`` (REST transport, anonymous credentials) using it."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import workflows_v1
+
+    api = FakeWorkflowsApi()
+    with serving(api.handle) as url:
+        client = workflows_v1.WorkflowsClient(
+            credentials=AnonymousCredentials(), transport="rest", client_options={"api_endpoint": url}
+        )
+        yield api, client
+
+
+_JOB = re.compile(r"^/v1/(projects/[^/]+/locations/[^/]+/jobs/[^/:]+)$")
+_JOBS = re.compile(r"^/v1/(projects/[^/]+/locations/[^/]+)/jobs$")
+
+
+@dataclass
+class FakeSchedulerApi:
+    """The part of the Cloud Scheduler REST API (v1) that deploy and delete use: get, create, patch and delete a job
+    (https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs). ``requests`` lists
+    (method, path, query, body) of every request, ``jobs`` the stored resources by name."""
+
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[tuple[str, str, dict[str, list[str]], Any]] = field(default_factory=list)
+
+    def handle(self, method: str, target: str, body: Any) -> tuple[int, dict[str, Any]]:
+        parts = urlsplit(target)
+        query = parse_qs(parts.query)
+        self.requests.append((method, parts.path, query, body))
+        name = _JOB.match(parts.path)
+        parent = _JOBS.match(parts.path)
+        if method == "GET" and name:
+            found = self.jobs.get(name.group(1))
+            return (200, found) if found else _not_found(name.group(1))
+        if method == "POST" and parent:
+            full = body.get("name", "")
+            if not full.startswith(f"{parent.group(1)}/jobs/"):
+                return 400, {"error": {"code": 400, "message": f"bad job name {full!r}", "status": "INVALID_ARGUMENT"}}
+            if full in self.jobs:
+                return 409, {"error": {"code": 409, "message": f"{full} exists", "status": "ALREADY_EXISTS"}}
+            self.jobs[full] = {**body, "state": "ENABLED", "userUpdateTime": "2026-12-01T00:00:00Z"}
+            return 200, self.jobs[full]
+        if method == "PATCH" and name and name.group(1) in self.jobs:
+            stored = self.jobs[name.group(1)]
+            for key in [path for path in query.get("updateMask", [""])[0].split(",") if path]:
+                stored[key] = body.get(key)
+            return 200, stored
+        if method == "DELETE" and name and name.group(1) in self.jobs:
+            del self.jobs[name.group(1)]
+            return 200, {}
+        return _not_found(parts.path)
+
+
+@pytest.fixture
+def scheduler_api() -> Iterator[tuple[FakeSchedulerApi, Any]]:
+    """The fake Cloud Scheduler API on 127.0.0.1 and a ``CloudSchedulerClient`` (REST, anonymous) using it."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import scheduler_v1
+
+    api = FakeSchedulerApi()
+    with serving(api.handle) as url:
+        client = scheduler_v1.CloudSchedulerClient(
+            credentials=AnonymousCredentials(), transport="rest", client_options={"api_endpoint": url}
+        )
+        yield api, client
+
+
+@dataclass
+class FakeExecutionsApi:
+    """The Workflow Executions API (v1, gRPC: the only transport the official ``ExecutionsClient`` has) for
+    ``start`` and ``status``: ``CreateExecution`` runs the deployed definition in workflows-emulator on a thread,
+    its stage calls answered by ``double``; ``GetExecution`` answers the execution as the API does: ``ACTIVE`` with
+    the step a stage call is in (``status.currentSteps``) while it runs, then ``SUCCEEDED`` with the returned value
+    as JSON (``result``), or ``FAILED`` with the raised error as JSON (``error.payload``) and its message
+    (``error.context``). The execution id is :data:`RUN_ID`, which the emulator's run reads as its id.
+
+    ``gate``: a node whose stage call sets ``reached`` and waits for ``release`` (so a test can read the run
+    while that stage runs).
+    """
+
+    definitions: dict[str, str]
+    double: StageDouble
+    run: Execute
+    gate: str | None = None
+    reached: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    requests: list[tuple[str, Any]] = field(default_factory=list)
+    executions: dict[str, Any] = field(default_factory=dict)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def create(self, request: Any, context: Any) -> Any:
+        import grpc
+        from google.cloud.workflows.executions_v1 import Execution
+
+        self.requests.append(("CreateExecution", request))
+        text = self.definitions.get(request.parent)
+        if text is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"Resource '{request.parent}' was not found")
+        name = f"{request.parent}/executions/{RUN_ID}"
+        execution = Execution(name=name, state=Execution.State.ACTIVE, argument=request.execution.argument)
+        self.executions[name] = execution
+        thread = threading.Thread(target=self._execute, args=(execution, text), daemon=True)
+        self.threads.append(thread)
+        thread.start()
+        return execution
+
+    def get(self, request: Any, context: Any) -> Any:
+        import grpc
+
+        self.requests.append(("GetExecution", request))
+        if request.name not in self.executions:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"Resource '{request.name}' was not found")
+        return self.executions[request.name]
+
+    def _execute(self, execution: Any, text: str) -> None:
+        from google.cloud.workflows.executions_v1 import Execution
+        from workflows_emulator.utils import WorkflowError
+
+        def call(method: str, url: str, **arguments: Any) -> Any:
+            node = str((arguments.get("body") or {}).get("node", "run-publish"))
+            execution.status.current_steps = [Execution.Status.Step(routine="main", step=node)]
+            if node == self.gate:
+                self.reached.set()
+                self.release.wait(timeout=60)
+            return self.double(method, url, **arguments)
+
+        try:
+            result = self.run(text, call, json.loads(execution.argument))
+        except WorkflowError as error:
+            execution.error = Execution.Error(payload=json.dumps(error.payload, default=str), context=str(error))
+            execution.state = Execution.State.FAILED
+        else:
+            execution.result = json.dumps(result)
+            execution.state = Execution.State.SUCCEEDED
+
+
+@pytest.fixture
+def executions_api(
+    workflows: Execute,
+) -> Iterator[Callable[[dict[str, str], StageDouble], tuple[FakeExecutionsApi, Any]]]:
+    """``serve(definitions, double)``: a :class:`FakeExecutionsApi` on a local gRPC port and an ``ExecutionsClient``
+    (anonymous, over an insecure channel) using it."""
+    from concurrent import futures
+
+    import grpc
+    from google.cloud.workflows import executions_v1
+    from google.cloud.workflows.executions_v1.services.executions.transports import ExecutionsGrpcTransport
+    from google.cloud.workflows.executions_v1.types import executions as messages
+
+    servers: list[tuple[Any, FakeExecutionsApi]] = []
+
+    def serve(definitions: dict[str, str], double: StageDouble) -> tuple[FakeExecutionsApi, Any]:
+        api = FakeExecutionsApi(definitions, double, workflows)
+        handlers = {
+            "CreateExecution": grpc.unary_unary_rpc_method_handler(
+                api.create,
+                request_deserializer=messages.CreateExecutionRequest.deserialize,
+                response_serializer=messages.Execution.serialize,
+            ),
+            "GetExecution": grpc.unary_unary_rpc_method_handler(
+                api.get,
+                request_deserializer=messages.GetExecutionRequest.deserialize,
+                response_serializer=messages.Execution.serialize,
+            ),
+        }
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        service = grpc.method_handlers_generic_handler("google.cloud.workflows.executions.v1.Executions", handlers)
+        server.add_generic_rpc_handlers((service,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        servers.append((server, api))
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        return api, executions_v1.ExecutionsClient(transport=ExecutionsGrpcTransport(channel=channel))
+
+    yield serve
+    for server, api in servers:
+        api.release.set()
+        for thread in api.threads:
+            thread.join(timeout=60)
+        server.stop(grace=None)

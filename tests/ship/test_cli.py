@@ -200,7 +200,7 @@ def test_every_command_reaches_a_target_through_the_registry_alone(monkeypatch: 
     assert calls[1][1].storage_root == "s3://b/p/" and calls[1][1].stack == "s"
 
 
-def test_starting_a_run_on_gcp_says_it_is_not_available_yet() -> None:
+def test_starting_a_run_on_gcp_asks_where_the_workflow_is() -> None:
     result = CliRunner().invoke(main, ["start", str(compiled("shouting").path), "--target", "gcp"])
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: `sparkflow start --target gcp` is not available yet: start and watch")
+    assert result.stderr.startswith("error: --target gcp needs --project and --region (where the workflow was")

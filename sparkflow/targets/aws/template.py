@@ -25,6 +25,7 @@ from sparkflow.targets.aws.iam import (
 )
 from sparkflow.targets.aws.jobs import job_parts
 from sparkflow.targets.aws.locations import S3Location, read_locations, sink_locations, storage_location
+from sparkflow.targets.aws.schedule import SCHEDULE, schedule_resources
 from sparkflow.targets.aws.stack import (
     EPHEMERAL_STORAGE_MB,
     HANDLER,
@@ -264,6 +265,9 @@ def template(
     outputs: dict[str, Any] = {
         "StateMachineArn": {"Description": "Start runs here.", "Value": {"Ref": "StateMachine"}},
     }
+    if plan.start_schedule is not None:
+        resources |= schedule_resources(plan.pipeline, plan.start_schedule, "StateMachine", inputs or {})
+        outputs["ScheduleArn"] = {"Description": "Starts runs on the pipeline's schedule.", "Value": _get_att(SCHEDULE)}
     for memory in groups:
         outputs[f"{function_key(memory)}Arn"] = {"Value": _get_att(function_key(memory))}
     return {

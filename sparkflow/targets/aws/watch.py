@@ -53,9 +53,14 @@ def start(
         sfn.start_execution,
         stateMachineArn=state_machine_arn,
         name=run_id or new_run_id(),
-        input=json.dumps({"sources": dict(sorted(sources.items()))}),
+        input=run_input(sources),
     )
     return str(answer["executionArn"])
+
+
+def run_input(sources: Mapping[str, str]) -> str:
+    """A run's input: where it reads each source (name -> location); the declared location for the others."""
+    return json.dumps({"sources": dict(sorted(sources.items()))})
 
 
 def status(execution_arn: str, *, clients: Clients | None = None) -> RunStatus:

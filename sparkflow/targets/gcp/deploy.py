@@ -36,6 +36,9 @@ _REGION = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 # User-defined environment variables: keys "can't be an empty string" nor start with "GOOGLE_" or "WORKFLOWS_"
 # (https://cloud.google.com/workflows/docs/use-environment-variables#reserved-names).
 _RESERVED_ENV_PREFIXES = ("GOOGLE_", "WORKFLOWS_")
+# The label of a workflow deployed with a Cloud Scheduler job: a later deploy without a schedule, and delete, know
+# from it that there is a job to delete (labels: lower case letters, digits, '_' and '-').
+SCHEDULED_LABEL = ("sparkflow-schedule", "cloud-scheduler")
 # Long-running create/update operations usually finish in seconds; this bounds a stuck one.
 _OPERATION_TIMEOUT_S = 300
 
@@ -51,6 +54,7 @@ def deploy(
     region: str,
     env: Mapping[str, str],
     *,
+    labels: Mapping[str, str] | None = None,
     client: WorkflowsClient | None = None,
 ) -> str:
     """Create the workflow ``pipeline_name`` in ``project``/``region``, or bring it up to date.
@@ -63,6 +67,8 @@ def deploy(
         env: user-defined environment variables; must hold every name the definition reads
             (``SPARKFLOW_SERVICE_URL``, ``SPARKFLOW_STORAGE_ROOT``). The storage root gets its one trailing ``/``.
             They replace the workflow's variables as a whole.
+        labels: the workflow's labels (sparkflow marks a scheduled pipeline's workflow with
+            :data:`SCHEDULED_LABEL`), replacing its labels as a whole.
         client: a ``WorkflowsClient`` to use (tests point one at a local endpoint); by default one with the
             application default credentials.
 
@@ -86,11 +92,14 @@ def deploy(
     workflows = client if client is not None else workflows_v1.WorkflowsClient()
     parent = f"projects/{project}/locations/{region}"
     name = f"{parent}/workflows/{pipeline_name}"
+    wanted_labels = dict(labels or {})
     try:
         try:
             current = workflows.get_workflow(name=name)
         except exceptions.NotFound:
-            workflow = workflows_v1.Workflow(source_contents=definition_text, user_env_vars=wanted_env)
+            workflow = workflows_v1.Workflow(
+                source_contents=definition_text, user_env_vars=wanted_env, labels=wanted_labels
+            )
             _wait(workflows.create_workflow(parent=parent, workflow=workflow, workflow_id=pipeline_name))
             return name
         changed = []
@@ -98,12 +107,39 @@ def deploy(
             changed.append("source_contents")
         if dict(current.user_env_vars) != wanted_env:
             changed.append("user_env_vars")
+        if dict(current.labels) != wanted_labels:
+            changed.append("labels")
         if changed:
-            workflow = workflows_v1.Workflow(name=name, source_contents=definition_text, user_env_vars=wanted_env)
+            workflow = workflows_v1.Workflow(
+                name=name, source_contents=definition_text, user_env_vars=wanted_env, labels=wanted_labels
+            )
             _wait(workflows.update_workflow(request={"workflow": workflow, "update_mask": {"paths": changed}}))
     except exceptions.GoogleAPICallError as error:
         raise DeployError(f"deploying workflow {name} failed: {error.message or error}") from error
     return name
+
+
+def labels_of(
+    pipeline_name: str, project: str, region: str, *, client: WorkflowsClient | None = None
+) -> dict[str, str]:
+    """The labels of the deployed workflow ``pipeline_name`` (empty when there is none): whether a schedule job was
+    deployed with it (:data:`SCHEDULED_LABEL`).
+
+    Raises:
+        DeployError: the API refused or failed the reading.
+    """
+    _check_place(project, region)
+    from google.api_core import exceptions
+    from google.cloud import workflows_v1
+
+    workflows = client if client is not None else workflows_v1.WorkflowsClient()
+    name = f"projects/{project}/locations/{region}/workflows/{pipeline_name}"
+    try:
+        return dict(workflows.get_workflow(name=name).labels)
+    except exceptions.NotFound:
+        return {}
+    except exceptions.GoogleAPICallError as error:
+        raise DeployError(f"reading workflow {name} failed: {error.message or error}") from error
 
 
 def delete(pipeline_name: str, project: str, region: str, *, client: WorkflowsClient | None = None) -> str:

@@ -4,17 +4,20 @@ when compiling."""
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import OptionError
-from sparkflow.plan import Plan
+from sparkflow.plan import Plan, StartSchedule
 from sparkflow.shipping.project import context_summary
 from sparkflow.targets.base import ShipOptions
 from sparkflow.targets.gcp.emit import CONTAINER_JOB_ENV_PREFIX, JOB_ENV, SERVICE_URL_ENV, STORAGE_ROOT_ENV
 from sparkflow.targets.runs import RunStatus
+
+SCHEDULE_JOB_FILE = "scheduler-job.json"
 
 
 def package(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> list[str]:
@@ -27,20 +30,54 @@ def package(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOption
         pipeline, plan, options.out, storage_root=options.storage_root, image=options.image_uri, inputs=options.inputs
     )
     contents = "Dockerfile, service.yaml, job.yaml, project/, sparkflow/"
-    return [f"wrote {len(written)} files to {options.out}: {contents}", *context_summary(Path(options.out))]
+    lines = [f"wrote {len(written)} files to {options.out}: {contents}", *context_summary(Path(options.out))]
+    if plan.start_schedule is not None:
+        lines.append(_write_schedule_job(plan, plan.start_schedule, options))
+    return lines
+
+
+def _write_schedule_job(plan: Plan, schedule: StartSchedule, options: ShipOptions) -> str:
+    """Write the Cloud Scheduler job ``deploy`` creates, with placeholders for what only deploy is told."""
+    from sparkflow.targets.gcp.scheduler import job_document
+
+    project, region = options.project or "PROJECT_ID", options.region or "REGION"
+    account = options.scheduler_service_account or "SERVICE_ACCOUNT_EMAIL"
+    document = job_document(plan, schedule, project, region, account, options.inputs)
+    path = Path(options.out) / SCHEDULE_JOB_FILE
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return (
+        f"wrote {path}: the Cloud Scheduler job that starts a run on {schedule.expression} "
+        f"(unix-cron {document['schedule']!r}, UTC); `sparkflow deploy --target gcp --scheduler-service-account` "
+        "creates it"
+    )
 
 
 def deploy(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> str:
-    """Create or update the workflow; return its resource name."""
+    """Create or update the workflow, and the Cloud Scheduler job of a scheduled pipeline (deleting the job of a
+    pipeline that no longer declares a schedule); return the workflow's resource name."""
+    from sparkflow.targets.gcp.deploy import SCHEDULED_LABEL, labels_of, needed_env
     from sparkflow.targets.gcp.deploy import deploy as deploy_workflow
-    from sparkflow.targets.gcp.deploy import needed_env
     from sparkflow.targets.gcp.package import resource_name
+    from sparkflow.targets.gcp.scheduler import apply_job, delete_job, job_document, job_name
 
     required = {"--project": options.project, "--region": options.region, "--service-url": options.service_url}
+    if plan.start_schedule is not None:
+        required["--scheduler-service-account (the pipeline declares a schedule)"] = options.scheduler_service_account
     missing = [name for name, value in required.items() if not value]
     if missing:
         raise OptionError(f"--target gcp needs {', '.join(missing)}")
     assert options.project and options.region and options.service_url
+    job = None
+    if plan.start_schedule is not None:  # checked before anything is sent: a schedule unix-cron cannot say
+        assert options.scheduler_service_account
+        job = job_document(
+            plan,
+            plan.start_schedule,
+            options.project,
+            options.region,
+            options.scheduler_service_account,
+            options.inputs,
+        )
     env = {SERVICE_URL_ENV: options.service_url, STORAGE_ROOT_ENV: options.storage(pipeline)}
     for name in needed_env(definition):  # the Cloud Run jobs get default names; Dataproc settings must be passed
         if name == JOB_ENV:
@@ -48,32 +85,62 @@ def deploy(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions
         elif name.startswith(CONTAINER_JOB_ENV_PREFIX):
             env[name] = resource_name(f"{pipeline.name}-{name.rsplit('_', 1)[1]}")
     env.update(options.env)
-    return deploy_workflow(pipeline.name, definition, options.project, options.region, env)
+    key, value = SCHEDULED_LABEL
+    if job is None:
+        had_job = labels_of(pipeline.name, options.project, options.region).get(key) == value
+        name = deploy_workflow(pipeline.name, definition, options.project, options.region, env)
+        if had_job and delete_job(job_name(pipeline.name, options.project, options.region)):
+            _to_stderr(f"deleted the schedule job of {pipeline.name}: the pipeline declares no schedule any more")
+        return name
+    name = deploy_workflow(pipeline.name, definition, options.project, options.region, env, labels={key: value})
+    _to_stderr(f"schedule job {apply_job(job)}: a run on {job['schedule']} (UTC)")
+    return name
 
 
 def delete(pipeline: Pipeline, options: ShipOptions) -> str:
-    """Delete the workflow ``deploy`` created (the Cloud Run service and jobs, deployed with gcloud, stay)."""
+    """Delete the workflow ``deploy`` created and its schedule job, if it has one (the Cloud Run service and jobs,
+    deployed with gcloud, stay)."""
+    from sparkflow.targets.gcp.deploy import SCHEDULED_LABEL, labels_of
     from sparkflow.targets.gcp.deploy import delete as delete_workflow
+    from sparkflow.targets.gcp.scheduler import delete_job, job_name
 
     if not (options.project and options.region):
         raise OptionError("--target gcp needs --project and --region (where the workflow was deployed)")
-    return f"deleted {delete_workflow(pipeline.name, options.project, options.region)}"
+    key, value = SCHEDULED_LABEL
+    deleted = []
+    if labels_of(pipeline.name, options.project, options.region).get(key) == value:
+        job = job_name(pipeline.name, options.project, options.region)
+        if delete_job(job):
+            deleted.append(job)
+    deleted.insert(0, delete_workflow(pipeline.name, options.project, options.region))
+    return f"deleted {' and '.join(deleted)}"
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def start(pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
-    _not_yet("start")
+    """Start an execution of the pipeline's workflow; return its name."""
+    from sparkflow.targets.gcp.watch import start as start_execution
+
+    if run_id is not None:
+        raise OptionError(
+            "--run-id cannot be chosen on GCP: Workflows names each execution, and its id is the run's id"
+        )
+    if not (options.project and options.region):
+        raise OptionError("--target gcp needs --project and --region (where the workflow was deployed)")
+    return start_execution(pipeline.name, options.project, options.region, options.inputs)
 
 
 def status(execution: str, options: ShipOptions) -> RunStatus:
-    _not_yet("status")
+    """The execution's status (its name says its project and region)."""
+    from sparkflow.targets.gcp.watch import status as read_status
+
+    return read_status(execution)
 
 
 def follow(execution: str, options: ShipOptions, on_update: Callable[[RunStatus], None] | None = None) -> RunStatus:
-    _not_yet("status")
+    from sparkflow.targets.gcp.watch import follow as follow_execution
 
-
-def _not_yet(command: str) -> NoReturn:
-    raise OptionError(
-        f"`sparkflow {command} --target gcp` is not available yet: start and watch a run with "
-        "`gcloud workflows run WORKFLOW --data='{\"sources\": {...}}'` and `gcloud workflows executions describe`"
-    )
+    return follow_execution(execution, on_update=on_update)

@@ -1,0 +1,189 @@
+"""Start a run of a deployed pipeline's workflow and read where it is, with the official ``google-cloud-workflows``
+client's ``ExecutionsClient`` (the Workflow Executions API).
+
+``start`` creates an execution whose argument is ``{"sources": ...}``, as on AWS; Workflows names the execution
+(a UUID), and that id is the run's id (the workflow's first step reads ``GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID``).
+``status`` maps the execution to a :class:`RunStatus` as far as the API tells: the run's state, the outputs its
+result names once it succeeded, its error (the stage that failed, from the error the workflow raised) once it
+failed, and while it runs the step it is at (``status.currentSteps``). Unlike a Step Functions history, an
+execution does not list the steps that already ended, so the stages done so far are not shown.
+
+(https://cloud.google.com/workflows/docs/reference/executions/rest/v1/projects.locations.workflows.executions)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from sparkflow.errors import SparkflowError
+from sparkflow.targets.runs import FAILED, RUNNING, RunStatus, StageStatus
+
+if TYPE_CHECKING:
+    from google.cloud.workflows.executions_v1 import ExecutionsClient
+
+EXECUTION_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/workflows/[^/]+/executions/[^/]+$")
+# Workflows' execution states in Step Functions' words, which RunStatus uses on every target.
+_STATES = {
+    "QUEUED": "RUNNING",  # waiting for the workflow's concurrency limit: started, not yet running
+    "ACTIVE": "RUNNING",
+    "SUCCEEDED": "SUCCEEDED",
+    "FAILED": "FAILED",
+    "CANCELLED": "ABORTED",
+    "UNAVAILABLE": "FAILED",  # its data is gone (e.g. a deleted encryption key): it will not go on
+}
+
+
+class WatchError(SparkflowError, RuntimeError):
+    """A run cannot be started or read (no such workflow or execution, no permission)."""
+
+
+def _client(client: ExecutionsClient | None) -> ExecutionsClient:
+    from google.cloud.workflows import executions_v1
+
+    return client if client is not None else executions_v1.ExecutionsClient()
+
+
+def start(
+    pipeline_name: str,
+    project: str,
+    region: str,
+    sources: Mapping[str, str],
+    *,
+    client: ExecutionsClient | None = None,
+) -> str:
+    """Start a run reading each source from ``sources`` (name -> location); return the execution's name."""
+    from google.cloud.workflows import executions_v1
+
+    from sparkflow.targets.gcp.scheduler import run_argument
+
+    workflow = f"projects/{project}/locations/{region}/workflows/{pipeline_name}"
+    execution = executions_v1.Execution(argument=run_argument(sources))
+    created = _call(
+        f"starting a run of {workflow}", _client(client).create_execution, parent=workflow, execution=execution
+    )
+    return str(created.name)
+
+
+def status(execution_name: str, *, client: ExecutionsClient | None = None) -> RunStatus:
+    """The run's status now."""
+    if not EXECUTION_NAME.match(execution_name):
+        raise WatchError(
+            f"{execution_name!r} is not a Workflows execution: pass the name `sparkflow start --target gcp` printed, "
+            "projects/P/locations/R/workflows/W/executions/ID"
+        )
+    execution = _call(f"reading run {execution_name}", _client(client).get_execution, name=execution_name)
+    return run_status(execution)
+
+
+def follow(
+    execution_name: str,
+    *,
+    client: ExecutionsClient | None = None,
+    on_update: Callable[[RunStatus], None] | None = None,
+    interval_s: float = 1.0,
+    longest_interval_s: float = 10.0,
+    timeout_s: float | None = None,
+) -> RunStatus:
+    """Read the run's status until it ends, calling ``on_update`` with every reading; return the last one. The pause
+    between readings grows by half up to ``longest_interval_s`` while nothing changes."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    pause, before = interval_s, None
+    while True:
+        current = status(execution_name, client=client)
+        if on_update is not None:
+            on_update(current)
+        if current.finished:
+            return current
+        if deadline is not None and time.monotonic() > deadline:
+            raise WatchError(
+                f"run {current.run_id} is still running after {timeout_s} s: check it with `sparkflow status`"
+            )
+        pause = interval_s if current != before else min(pause * 1.5, longest_interval_s)
+        before = current
+        time.sleep(pause)
+
+
+def run_status(execution: Any) -> RunStatus:
+    """A :class:`RunStatus` of an ``Execution`` message."""
+    state = _STATES.get(type(execution).State(execution.state).name, "RUNNING")
+    name = str(execution.name)
+    outputs: dict[str, str] = {}
+    stages: list[StageStatus] = []
+    error = cause = None
+    if state == "SUCCEEDED" and execution.result:
+        document = _json(execution.result)
+        found = document.get("outputs") if isinstance(document, dict) else None
+        outputs = {str(key): str(value) for key, value in found.items()} if isinstance(found, dict) else {}
+    elif state == "RUNNING":
+        stages = [StageStatus(str(step.step), RUNNING, started=1) for step in execution.status.current_steps]
+    elif state == "FAILED":
+        payload = _json(execution.error.payload) if execution.error.payload else None
+        error, cause = _error(payload, execution)
+        stages = [
+            StageStatus(stage, FAILED, 1, 0, "StageFailed", message) for stage, message in _failed_stages(payload)
+        ]
+    elif state == "ABORTED":
+        error, cause = "Cancelled", "the execution was cancelled"
+    return RunStatus(
+        execution=name,
+        run_id=name.rsplit("/", 1)[-1],
+        status=state,
+        stages=tuple(stages),
+        outputs=outputs,
+        error=error,
+        cause=cause,
+    )
+
+
+def _error(payload: Any, execution: Any) -> tuple[str | None, str | None]:
+    """The error's tags and message, as the workflow raised it (or the state error of an unavailable execution)."""
+    if isinstance(payload, dict):
+        tags = payload.get("tags")
+        kind = ", ".join(str(tag) for tag in tags) if isinstance(tags, list) and tags else "Error"
+        return kind, str(payload.get("message") or execution.error.context or payload)
+    if execution.state_error.details:
+        return "Unavailable", str(execution.state_error.details)
+    return "Error", str(payload if payload is not None else execution.error.context or "the run failed")
+
+
+def _failed_stages(payload: Any) -> list[tuple[str, str]]:
+    """Every stage whose failure the error holds: the workflow raises ``{tags: [StageFailed], stage, message}``,
+    which a parallel step wraps in its own error (``UnhandledBranchError``) with each failed branch's."""
+    found: dict[str, str] = {}
+    for item in _maps(payload):
+        tags = item.get("tags")
+        if isinstance(tags, list) and "StageFailed" in tags and isinstance(item.get("stage"), str):
+            found.setdefault(item["stage"], str(item.get("message", "")))
+    return sorted(found.items())
+
+
+def _maps(value: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(value, dict):
+        yield value
+        for inner in value.values():
+            yield from _maps(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _maps(inner)
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _call(what: str, method: Callable[..., Any], **arguments: Any) -> Any:
+    from google.api_core import exceptions
+
+    try:
+        return method(**arguments)
+    except exceptions.NotFound as error:
+        raise WatchError(f"{what}: not found ({error.message}): check the --project, --region and the name") from None
+    except exceptions.GoogleAPICallError as error:
+        raise WatchError(f"{what}: {error.message or error}") from error
