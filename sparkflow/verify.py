@@ -183,7 +183,7 @@ def _not_checked(task: PlanTask, plan: Plan) -> str | None:
         return "runs whole"
     if task.output != "dataset":
         return "returns a value"
-    if not any(item.kind != "value" for item in task.inputs):
+    if not any(item.carries_rows for item in task.inputs):
         return "has no dataset input to split"
     return None
 
@@ -202,7 +202,7 @@ def _check(
 
     run_id = f"verify-{task.id}"
     os.makedirs(run_location(root, plan.pipeline, run_id), exist_ok=True)  # the run to resume: its inputs go there
-    split_params = [item for item in task.inputs if item.kind != "value"]
+    split_params = [item for item in task.inputs if item.carries_rows]
     if task.partition == "rows":
         split_params = split_params[:1]
     overrides = dict(inputs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sparkflow.errors import OptionError, SparkflowError
 from sparkflow.plan import Plan
@@ -114,6 +114,7 @@ class ShipOptions:
         code_bucket: aws: the bucket ``deploy`` uploads what the stack reads from S3 to (default: the storage's).
         parameters: aws: template parameters ``deploy`` sets besides those it fills itself.
         project, service_url, job, env: gcp (``region`` too).
+        params: ``start``: every parameter's value for the run (``sf.param``), already checked against the Plan.
     """
 
     out: str = "build"
@@ -133,6 +134,7 @@ class ShipOptions:
     service_url: str | None = None
     job: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def storage(self, pipeline: Pipeline) -> str:
         """Where runs of ``pipeline`` write: ``--storage-root``, else the pipeline's ``storage=``."""
