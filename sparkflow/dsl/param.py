@@ -67,10 +67,11 @@ class Param:
         return self.default is NO_DEFAULT
 
     def _value_unknown(self, *_: Any) -> NoReturn:
+        caller = sys._getframe(1)  # where the pipeline function computes with it
         raise DefinitionError(
             f"parameter {self.name!r} has no value while the pipeline is traced (each run gives its own): pass it to "
             "a stage and compute with it inside the stage function",
-            self.origin,
+            Origin(caller.f_code.co_filename, caller.f_lineno),
         )
 
     # Computing with a parameter in the pipeline function would compute with this placeholder, not the run's value.
@@ -140,7 +141,7 @@ def _checked_default(name: str, chosen: str, default: Any, origin: Origin) -> An
         default, fits = float(default), True
     if not fits:
         raise DefinitionError(
-            f"parameter {name!r}: default={default!r} is a {builtins.type(default).__name__}, but type={chosen}: "
+            f"parameter {name!r}: default={default!r} is of type {builtins.type(default).__name__}, but type={chosen}: "
             f"give a default of type {chosen}, or change type=",
             origin,
         )
