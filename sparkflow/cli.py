@@ -340,21 +340,28 @@ def show(
     "--chunks", type=click.IntRange(min=2), default=4, show_default=True, help="Chunks (and buckets) per split."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify(pipeline: str, inputs: tuple[str, ...], engine: str | None, chunks: int, as_json: bool) -> None:
+@_param_option
+def verify(
+    pipeline: str, inputs: tuple[str, ...], engine: str | None, chunks: int, as_json: bool, params: tuple[str, ...]
+) -> None:
     """Check that each partitioned stage of PIPELINE gives the same rows split as whole, on real data.
 
     Every stage runs whole on the inputs (a sample), then each stage declared partition="rows" or partition_by=
     runs again on the same inputs cut into several chunks (and buckets): a difference means the declaration is
     wrong. Run it in CI beside `sparkflow compile --check`. Exits 1 when a stage's output changed.
     """
+    from sparkflow.compiler import plan_pipeline
     from sparkflow.loading import load_pipelines
+    from sparkflow.params import from_command_line
+    from sparkflow.targets.local import LOCAL
     from sparkflow.verify import verify as check
 
     failed = False
     reports = []
     with _user_errors():
         for item in load_pipelines(pipeline):
-            report = check(item, inputs=_parse_inputs(inputs), engine=engine, chunks=chunks)
+            values = from_command_line(plan_pipeline(item, LOCAL), params)
+            report = check(item, inputs=_parse_inputs(inputs), engine=engine, chunks=chunks, params=values)
             reports.append(report.to_dict())
             failed = failed or not report.ok
             if as_json:

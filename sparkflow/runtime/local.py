@@ -7,6 +7,7 @@ with the same run id (``--resume``) skips every node whose output is already com
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -156,6 +157,8 @@ def run_plan(
         raise SparkflowError(f"run {run_id!r} already exists under {storage_root}: pass --resume to continue it")
     if resume and not _exists(run_dir):
         raise SparkflowError(f"--resume: there is no run {run_id!r} under {storage_root} to continue")
+    if resume:
+        _check_same_params(run_dir, run_id, values)
     config = RuntimeConfig(
         pipeline=pipeline,
         plan=plan,
@@ -175,6 +178,8 @@ def run_plan(
     started = time.monotonic()
     handler = _handler(config)
     with _log_file(run_dir):
+        if not resume:
+            storage.write_file(storage.join(run_dir, _PARAMS_RECORD), json.dumps(values, sort_keys=True).encode())
         given: dict[str, Any] = {"sources": overrides} if overrides else {}  # the run's input, as a cloud run's
         if chunk_bytes is not None:
             given["chunk_bytes"] = chunk_bytes
@@ -200,6 +205,18 @@ def run_plan(
 
 
 _DONE = ("committed", "already-committed")
+_PARAMS_RECORD = "_params.json"  # the values a run started with, so that resuming it cannot mix two sets of values
+
+
+def _check_same_params(run_dir: str, run_id: str, values: dict[str, Any]) -> None:
+    """A resumed run keeps the parameter values it started with: its committed stages used them."""
+    before = storage.read_json(storage.join(run_dir, _PARAMS_RECORD))
+    if isinstance(before, dict) and before != values:
+        shown = " ".join(f"--param {name}={value}" for name, value in before.items())
+        raise SparkflowError(
+            f"--resume: run {run_id!r} started with {shown}, and its committed stages used those values: resume it "
+            "with the same --param values, or start a new run"
+        )
 
 
 @contextmanager

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from sparkflow.cli import main
-from sparkflow.errors import EventError, OptionError
+from sparkflow.errors import EventError, OptionError, SparkflowError
 from sparkflow.loading import load_pipeline
 from sparkflow.runtime.execute import handle_event
 from sparkflow.runtime.local import run_plan
@@ -164,3 +164,28 @@ def test_the_runtime_refuses_an_event_whose_params_do_not_fit_the_plan(
         handle_event(checked, config)
     assert is_final(refused.value)
     assert list(root.iterdir()) == []
+
+
+def test_verify_takes_params_and_refuses_a_missing_required_one() -> None:
+    runner = CliRunner()
+    missing = runner.invoke(main, ["verify", str(RESOURCE)])
+    assert missing.exit_code == 2
+    assert re.match(
+        "error: " + declared_at(RESOURCE, "label") + r"parameter 'label' \(str\) has no default", missing.stderr
+    )
+    given = runner.invoke(main, ["verify", str(RESOURCE), "--param", "label=x"])
+    assert given.exit_code == 0, given.output
+    assert given.stdout == "params: ok (0 partitioned stage(s) checked; tagged not checked: runs whole)\n"
+
+
+def test_a_resumed_run_keeps_the_values_it_started_with(tmp_path: Path) -> None:
+    pipeline = load_pipeline(str(RESOURCE))
+    plan = runtime_config(pipeline, str(tmp_path)).plan
+    first = run_plan(plan, pipeline, storage_root=str(tmp_path), run_id="r1", params={"label": "x", "limit": 1})
+    assert first.status == "succeeded"
+    with pytest.raises(SparkflowError, match=r"--resume: run 'r1' started with --param label=x --param limit=1 "):
+        run_plan(plan, pipeline, storage_root=str(tmp_path), run_id="r1", resume=True, params={"label": "y"})
+    again = run_plan(
+        plan, pipeline, storage_root=str(tmp_path), run_id="r1", resume=True, params={"label": "x", "limit": 1}
+    )
+    assert again.status == "succeeded" and again.nodes["tagged"].status == "already-committed"
