@@ -8,17 +8,19 @@ books = sf.source("books", "s3://my-bucket/books/", format="text")
 def words(lines: DataFrame) -> DataFrame: ...
 """
 
-from sparkflow.dsl import Pipeline, Sink, Source, Stage, StageOptions, pipeline, sink, source, stage
+from sparkflow.dsl import Param, Pipeline, Sink, Source, Stage, StageOptions, param, pipeline, sink, source, stage
 from sparkflow.errors import SparkflowError
 from sparkflow.results import read_output
 
 __all__ = [
+    "Param",
     "Pipeline",
     "Sink",
     "Source",
     "SparkflowError",
     "Stage",
     "StageOptions",
+    "param",
     "pipeline",
     "read_output",
     "sink",

@@ -238,6 +238,17 @@ def _parse_pairs(values: tuple[str, ...], option: str, form: str = "NAME=VALUE")
     return parsed
 
 
+def _param_option(command: F) -> F:
+    """``--param NAME=VALUE``: a value of the pipeline's parameter NAME (``sf.param``) for this run."""
+    return click.option(
+        "--param",
+        "params",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Set parameter NAME (sf.param) for this run, converted to its declared type; others take their default.",
+    )(command)
+
+
 @main.command()
 @click.argument("pipeline", metavar="PIPELINE")
 @click.option("--input", "inputs", multiple=True, metavar="NAME=PATH", help="Read source NAME from PATH instead.")
@@ -253,6 +264,7 @@ def _parse_pairs(values: tuple[str, ...], option: str, form: str = "NAME=VALUE")
 )
 @click.option("--chunk-size", help="Input per chunk for every split stage, e.g. 64MB (default: from each stage).")
 @click.option("--sink", "sinks", multiple=True, metavar="NAME=URI", help="Publish sink NAME to URI instead.")
+@_param_option
 def run(
     pipeline: str,
     inputs: tuple[str, ...],
@@ -264,6 +276,7 @@ def run(
     engine: str | None,
     chunk_size: str | None,
     sinks: tuple[str, ...],
+    params: tuple[str, ...],
 ) -> None:
     """Run PIPELINE here, with Spark in local mode and a local folder as storage.
 
@@ -274,6 +287,7 @@ def run(
 
     from sparkflow.compiler import plan_pipeline
     from sparkflow.loading import load_pipeline
+    from sparkflow.params import from_command_line
     from sparkflow.progress import Progress, summary_table
     from sparkflow.runtime.local import run_plan
     from sparkflow.targets.local import LOCAL
@@ -301,6 +315,7 @@ def run(
             engine=engine,
             chunk_bytes=chunk_bytes,
             sinks=_parse_pairs(sinks, "--sink", "NAME=URI, e.g. --sink revenue_table=/tmp/revenue/"),
+            params=from_command_line(plan, params),
         )
     if as_json:
         click.echo(json.dumps(_with_estimates(summary.to_dict(), estimated), indent=2, default=str))
@@ -399,21 +414,28 @@ def show(
     "--chunks", type=click.IntRange(min=2), default=4, show_default=True, help="Chunks (and buckets) per split."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify(pipeline: str, inputs: tuple[str, ...], engine: str | None, chunks: int, as_json: bool) -> None:
+@_param_option
+def verify(
+    pipeline: str, inputs: tuple[str, ...], engine: str | None, chunks: int, as_json: bool, params: tuple[str, ...]
+) -> None:
     """Check that each partitioned stage of PIPELINE gives the same rows split as whole, on real data.
 
     Every stage runs whole on the inputs (a sample), then each stage declared partition="rows" or partition_by=
     runs again on the same inputs cut into several chunks (and buckets): a difference means the declaration is
     wrong. Run it in CI beside `sparkflow compile --check`. Exits 1 when a stage's output changed.
     """
+    from sparkflow.compiler import plan_pipeline
     from sparkflow.loading import load_pipelines
+    from sparkflow.params import from_command_line
+    from sparkflow.targets.local import LOCAL
     from sparkflow.verify import verify as check
 
     failed = False
     reports = []
     with _user_errors():
         for item in load_pipelines(pipeline):
-            report = check(item, inputs=_parse_inputs(inputs), engine=engine, chunks=chunks)
+            values = from_command_line(plan_pipeline(item, LOCAL), params)
+            report = check(item, inputs=_parse_inputs(inputs), engine=engine, chunks=chunks, params=values)
             reports.append(report.to_dict())
             failed = failed or not report.ok
             if as_json:
@@ -681,7 +703,8 @@ def delete_command(
 @_target_option("Where the pipeline was deployed.")
 @click.option("--stack", help="aws: the stack it was deployed as (default: the pipeline's name, '_' as '-').")
 @click.option("--input", "inputs", multiple=True, metavar="NAME=URI", help="Read source NAME from URI in this run.")
-@click.option("--run-id", help="aws: the run's id, used as the execution name (default: a new one).")
+@click.option("--run-id", help="The run's id, used as the execution name (default: a new one).")
+@_param_option
 @click.option("--no-follow", is_flag=True, help="Print the execution's id and return at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's end (or, with --no-follow, its id) as JSON.")
 @click.option("--project", help="gcp: the Google Cloud project id.")
@@ -692,6 +715,7 @@ def start_command(
     stack: str | None,
     inputs: tuple[str, ...],
     run_id: str | None,
+    params: tuple[str, ...],
     no_follow: bool,
     as_json: bool,
     project: str | None,
@@ -709,8 +733,9 @@ def start_command(
     with _user_errors():
         chosen = load_pipeline(pipeline)
         deployed = get_target(target)
+        values = _start_params(chosen, target, params)  # refused here, before anything is sent
         options = ShipOptions(
-            inputs=_parse_inputs(inputs), stack=stack, region=region, profile=profile, project=project
+            inputs=_parse_inputs(inputs), stack=stack, region=region, profile=profile, project=project, params=values
         )
         execution = deployed.start(chosen, options, run_id)
         click.echo(f"started {execution}", err=True)
@@ -719,6 +744,16 @@ def start_command(
             return
         final = _follow(deployed, execution, options, quiet=as_json)
     _print_end(final, as_json)
+
+
+def _start_params(chosen: Any, target: str, pairs: tuple[str, ...]) -> dict[str, Any]:
+    """Every parameter's value for a deployed run (``--param`` converted by the declared types, defaults for the
+    others): the execution input carries them all, so the run's record holds the values it used."""
+    from sparkflow.compiler import plan_pipeline
+    from sparkflow.params import from_command_line, resolve
+
+    plan = plan_pipeline(chosen, target)
+    return resolve(plan, from_command_line(plan, pairs))
 
 
 def _follow(deployed: Any, execution: str, options: Any, quiet: bool = False) -> Any:

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sparkflow.plan import Plan, PlanTask
+from sparkflow.plan import Plan, PlanParam, PlanTask
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Node:
     inside."""
 
     id: str
-    kind: str  # source, dataset (a stage returning a DataFrame), value or sink
+    kind: str  # source, param, dataset (a stage returning a DataFrame), value or sink
     detail: str
     host: str | None = None
 
@@ -36,6 +36,7 @@ def layout(plan: Plan) -> tuple[list[Node], list[Edge]]:
     """The nodes and edges of ``plan``, in its order (sources, then stages, fused stages before their host, then
     sinks)."""
     nodes = [Node(source.name, "source", f"{source.format} source") for source in plan.sources]
+    nodes += [Node(param.name, "param", _param_detail(param)) for param in plan.params]
     edges: list[Edge] = []
     for task in plan.tasks:
         for fused in task.fused:
@@ -47,6 +48,11 @@ def layout(plan: Plan) -> tuple[list[Node], list[Edge]]:
         nodes.append(Node(sink.name, "sink", f"{sink.format} sink, {sink.mode}"))
         edges.append(Edge(sink.node, sink.name, "publish"))
     return nodes, edges
+
+
+def _param_detail(param: PlanParam) -> str:
+    """``int parameter, default 3`` (or ``required``)."""
+    return f"{param.type} parameter, " + ("required" if param.required else f"default {param.default!r}")
 
 
 def describe(task: PlanTask) -> str:
@@ -61,8 +67,8 @@ def describe(task: PlanTask) -> str:
 
 
 def to_mermaid(plan: Plan) -> str:
-    """Mermaid flowchart text: sources and sinks as cylinders, value stages as hexagons, fused stages inside a box
-    that holds their host."""
+    """Mermaid flowchart text: sources and sinks as cylinders, parameters as parallelograms, value stages as
+    hexagons, fused stages inside a box that holds their host."""
     nodes, edges = layout(plan)
     ids = {node.id: f"n{number}" for number, node in enumerate(nodes)}
     lines = ["flowchart TD"]
@@ -71,6 +77,8 @@ def to_mermaid(plan: Plan) -> str:
         label = f'"{_mermaid_text(node.id)}<br/><small>{_mermaid_text(node.detail)}</small>"'
         if node.kind in ("source", "sink"):
             return f"{ids[node.id]}[({label})]"
+        if node.kind == "param":
+            return f"{ids[node.id]}[/{label}/]"
         return f"{ids[node.id]}{{{{{label}}}}}" if node.kind == "value" else f"{ids[node.id]}[{label}]"
 
     hosts = {node.host for node in nodes if node.host}
@@ -85,13 +93,16 @@ def to_mermaid(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
+_DOT_SHAPES = {"source": "cylinder", "sink": "cylinder", "value": "hexagon", "param": "parallelogram"}
+
+
 def to_dot(plan: Plan) -> str:
     """Graphviz DOT text (``sparkflow graph --format dot | dot -Tsvg``): the same drawing as :func:`to_mermaid`."""
     nodes, edges = layout(plan)
     lines = [f"digraph {_dot_id(plan.pipeline)} {{", "    rankdir=TB;", "    node [fontname=Helvetica];"]
 
     def shape(node: Node) -> str:
-        form = {"source": "cylinder", "sink": "cylinder", "value": "hexagon"}.get(node.kind, "box")
+        form = _DOT_SHAPES.get(node.kind, "box")
         return f"{_dot_id(node.id)} [shape={form}, label={_dot_id(node.id + chr(10) + node.detail)}];"
 
     hosts = {node.host for node in nodes if node.host}

@@ -39,12 +39,33 @@ class PlanSource:
 
 
 @dataclass(frozen=True)
+class PlanParam:
+    """A value each run gives (``sf.param``): its name, type (``int``, ``float``, ``str`` or ``bool``) and, unless
+    ``required``, the default a run that gives none uses."""
+
+    name: str
+    type: str
+    default: Any
+    required: bool
+    origin: Origin
+
+
+#: The kinds of input that carry rows (read through an engine, possibly split); the others are plain values.
+ROW_KINDS = ("source", "dataset")
+
+
+@dataclass(frozen=True)
 class PlanInput:
-    """One input of a task: the stage parameter it feeds and the node it comes from."""
+    """One input of a task: the stage parameter it feeds and the node it comes from (for a ``param``, the name of
+    the pipeline's parameter whose run value the stage receives)."""
 
     param: str
     node: str
-    kind: str  # "source", "dataset" or "value"
+    kind: str  # "source", "dataset", "value" (a value stage's result) or "param" (a run's parameter)
+
+    @property
+    def carries_rows(self) -> bool:
+        return self.kind in ROW_KINDS
 
 
 @dataclass(frozen=True)
@@ -106,7 +127,7 @@ class PlanTask:
     def upstream(self) -> frozenset[str]:
         """The tasks whose outputs this task reads, also through the stages fused into it."""
         fused = {task.id for task in self.fused}
-        read = {item.node for task in (*self.fused, self) for item in task.inputs if item.kind != "source"}
+        read = {item.node for task in (*self.fused, self) for item in task.inputs if item.kind in ("dataset", "value")}
         return frozenset(read - fused)
 
 
@@ -200,6 +221,8 @@ class Plan:
         publish: the task that runs after every stage: publishes ``sinks``, then updates ``_latest.json``.
         sinks: the tables outputs are published to, in declaration order.
         start_schedule: when the deployed pipeline starts runs by itself; None: only when started.
+        params: the values each run gives (``sf.param``), in the order the pipeline first uses them; the tasks'
+            ``param`` inputs name them.
     """
 
     pipeline: str
@@ -213,6 +236,7 @@ class Plan:
     publish: Publish
     sinks: tuple[PlanSink, ...] = ()
     start_schedule: StartSchedule | None = None
+    params: tuple[PlanParam, ...] = ()
 
     def rebased(self, root: str) -> Plan:
         """This Plan with the origins a shipped Plan holds relative to the project root (see :meth:`to_json`) made
@@ -223,6 +247,10 @@ class Plan:
     def task(self, task_id: str) -> PlanTask:
         """The task called ``task_id`` (KeyError if there is none); O(1), so emitters may call it per task."""
         return self._tasks_by_id[task_id]
+
+    def param(self, name: str) -> PlanParam:
+        """The parameter called ``name`` (KeyError if there is none)."""
+        return {item.name: item for item in self.params}[name]
 
     def source(self, name: str) -> PlanSource:
         """The source called ``name`` (KeyError if there is none)."""

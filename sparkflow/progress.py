@@ -33,7 +33,9 @@ class Progress:
 
 
 def summary_table(summary: RunSummary) -> Table:
-    table = Table(title=f"run {summary.run_id} of {summary.pipeline}: {summary.status} in {summary.seconds:.1f} s")
+    given = ", ".join(f"{name}={value!r}" for name, value in summary.params.items())
+    title = f"run {summary.run_id} of {summary.pipeline}: {summary.status} in {summary.seconds:.1f} s"
+    table = Table(title=title + (f" ({given})" if given else ""))
     for column in ("stage", "status", "chunks", "rows", "rejected", "bytes", "seconds", "output"):
         numeric = column in ("chunks", "rows", "rejected", "bytes", "seconds")
         table.add_column(column, justify="right" if numeric else "left")

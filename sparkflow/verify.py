@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -131,6 +132,7 @@ def verify(
     engine: str | None = None,
     chunks: int = DEFAULT_CHUNKS,
     storage_root: str | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> Report:
     """Check every partitioned stage of ``pipeline`` on ``inputs`` (source name -> location; default: the declared
     locations). See the module docs.
@@ -139,6 +141,7 @@ def verify(
         engine: run every stage on this engine instead of its own.
         chunks: how many chunks each split stage's input is cut into (key stages also get this many buckets).
         storage_root: where the runs write (default: a temporary folder, removed afterwards).
+        params: parameter values (``sf.param``) every run uses; the others take their defaults.
 
     Raises:
         VerifyError: the reference run (every stage whole) failed: the pipeline fails on these inputs anyway.
@@ -146,12 +149,14 @@ def verify(
     if chunks < 2:
         raise SparkflowError(f"--chunks {chunks}: verify needs at least 2 chunks to split anything")
     if storage_root is not None:
-        return _verify(pipeline, inputs or {}, engine, chunks, os.path.abspath(storage_root))
+        return _verify(pipeline, inputs or {}, engine, chunks, os.path.abspath(storage_root), dict(params or {}))
     with tempfile.TemporaryDirectory(prefix="sparkflow-verify-") as root:
-        return _verify(pipeline, inputs or {}, engine, chunks, root)
+        return _verify(pipeline, inputs or {}, engine, chunks, root, dict(params or {}))
 
 
-def _verify(pipeline: Pipeline, inputs: dict[str, str], engine: str | None, chunks: int, root: str) -> Report:
+def _verify(
+    pipeline: Pipeline, inputs: dict[str, str], engine: str | None, chunks: int, root: str, params: dict[str, Any]
+) -> Report:
     from sparkflow.compiler import PASSES, plan_pipeline
     from sparkflow.runtime.local import run_plan
     from sparkflow.targets.local import LOCAL
@@ -160,7 +165,14 @@ def _verify(pipeline: Pipeline, inputs: dict[str, str], engine: str | None, chun
     plan = plan_pipeline(pipeline, LOCAL, passes=whole_passes)
     report = Report(pipeline.name)
     reference = run_plan(
-        plan, pipeline, storage_root=root, run_id="verify-whole", inputs=inputs, engine=engine, publish=False
+        plan,
+        pipeline,
+        storage_root=root,
+        run_id="verify-whole",
+        inputs=inputs,
+        engine=engine,
+        publish=False,
+        params=params,
     )
     if reference.status != "succeeded":
         failed = next((node for node in reference.nodes.values() if node.status == "failed"), None)
@@ -171,7 +183,7 @@ def _verify(pipeline: Pipeline, inputs: dict[str, str], engine: str | None, chun
         if reason:
             report.skipped[task.id] = reason
             continue
-        mismatch = _check(pipeline, plan, task, inputs, engine, chunks, root)
+        mismatch = _check(pipeline, plan, task, inputs, engine, chunks, root, params)
         report.checked.append(task.id)
         if mismatch is not None:
             report.mismatches.append(mismatch)
@@ -183,7 +195,7 @@ def _not_checked(task: PlanTask, plan: Plan) -> str | None:
         return "runs whole"
     if task.output != "dataset":
         return "returns a value"
-    if not any(item.kind != "value" for item in task.inputs):
+    if not any(item.carries_rows for item in task.inputs):
         return "has no dataset input to split"
     return None
 
@@ -196,13 +208,14 @@ def _check(
     engine: str | None,
     chunks: int,
     root: str,
+    params: dict[str, Any],
 ) -> Mismatch | None:
     """Run ``task`` split on the reference run's inputs; compare its output with the reference's."""
     from sparkflow.runtime.local import run_plan
 
     run_id = f"verify-{task.id}"
     os.makedirs(run_location(root, plan.pipeline, run_id), exist_ok=True)  # the run to resume: its inputs go there
-    split_params = [item for item in task.inputs if item.kind != "value"]
+    split_params = [item for item in task.inputs if item.carries_rows]
     if task.partition == "rows":
         split_params = split_params[:1]
     overrides = dict(inputs)
@@ -223,7 +236,15 @@ def _check(
     alone = replace(task, fanout=fanout, fused=())
     single = replace(plan, tasks=(alone,), outputs=(task.id,), schedule=Run(task.id))
     summary = run_plan(
-        single, pipeline, storage_root=root, run_id=run_id, inputs=overrides, engine=engine, resume=True, publish=False
+        single,
+        pipeline,
+        storage_root=root,
+        run_id=run_id,
+        inputs=overrides,
+        engine=engine,
+        resume=True,
+        publish=False,
+        params=params,
     )
     node = summary.nodes[task.id]
     if summary.status != "succeeded":

@@ -9,6 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(ROOT.glob("examples/*/pipeline.py"))
+# Values of the examples' parameters (sf.param) other than their defaults, which the cloud runs use, so that a run
+# shows the values reached the stages: top-words keeps the top 2 words, not 3, and only words of 2 letters or more
+# (min_length runs fused into counts' map tasks).
+PARAMS: dict[str, dict[str, Any]] = {"top-words": {"n": 2, "min_length": 2}}
 
 
 def example_ids() -> list[str]:

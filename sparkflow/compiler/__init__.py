@@ -10,14 +10,14 @@ import os
 import networkx as nx
 
 from sparkflow.compiler.context import Context
-from sparkflow.compiler.graph import SourceNode, StageNode, build, node, output_kind
+from sparkflow.compiler.graph import ParamNode, SourceNode, StageNode, build, node, output_kind
 from sparkflow.compiler.passes import PASSES, Pass
 from sparkflow.compiler.passes.fuse import absorbed
 from sparkflow.compiler.schedule import schedule
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.stage import DEFAULT_MEMORY_MB, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 from sparkflow.errors import CompileError
-from sparkflow.plan import Plan, PlanInput, PlanSource, PlanTask, Publish, StartSchedule, display_path
+from sparkflow.plan import Plan, PlanInput, PlanParam, PlanSource, PlanTask, Publish, StartSchedule, display_path
 from sparkflow.targets import get_target
 from sparkflow.targets.base import Target
 
@@ -63,6 +63,7 @@ def to_plan(graph: nx.DiGraph, pipeline: Pipeline, target: Target) -> Plan:
     topological = list(nx.lexicographical_topological_sort(graph, key=order.__getitem__))
     fused = absorbed(graph)
     sources: list[PlanSource] = []
+    params: list[PlanParam] = []
     tasks: list[PlanTask] = []
     for node_id in topological:
         item = node(graph, node_id)
@@ -71,6 +72,10 @@ def to_plan(graph: nx.DiGraph, pipeline: Pipeline, target: Target) -> Plan:
             sources.append(
                 PlanSource(src.name, src.uri, src.format, src.size_bytes, src.options, src.origin, src.on_bad_record)
             )
+        elif isinstance(item, ParamNode):
+            declared = item.param
+            default = None if declared.required else declared.default
+            params.append(PlanParam(declared.name, declared.type, default, declared.required, declared.origin))
         elif node_id not in fused:
             assert isinstance(item, StageNode)
             tasks.append(_task(graph, item))
@@ -87,6 +92,7 @@ def to_plan(graph: nx.DiGraph, pipeline: Pipeline, target: Target) -> Plan:
         publish=publish_task(tasks, target),
         sinks=tuple(graph.graph["sinks"]),
         start_schedule=StartSchedule(pipeline.schedule, pipeline.origin) if pipeline.schedule else None,
+        params=tuple(sorted(params, key=lambda item: order[item.name])),
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import networkx as nx
 
+from sparkflow.dsl.param import Param
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.source import Source
 from sparkflow.dsl.stage import StageOptions
@@ -33,6 +34,19 @@ class SourceNode:
 
 
 @dataclass(frozen=True)
+class ParamNode:
+    """A value each run gives; its edges lead to the stages that take it."""
+
+    id: str
+    param: Param
+    order: int
+
+    @property
+    def origin(self) -> Origin:
+        return self.param.origin
+
+
+@dataclass(frozen=True)
 class StageNode:
     """One call of a stage, and what the passes decide about it."""
 
@@ -49,7 +63,7 @@ class StageNode:
     fused: tuple[StageNode, ...] = ()  # set by the fuse pass: row-wise stages run inside this one's map tasks
 
 
-Node = SourceNode | StageNode
+Node = SourceNode | ParamNode | StageNode
 
 
 def build(pipeline: Pipeline) -> nx.DiGraph:
@@ -63,6 +77,9 @@ def build(pipeline: Pipeline) -> nx.DiGraph:
     order = 0
     for name, source in trace.sources.items():
         graph.add_node(name, node=SourceNode(name, source, order))
+        order += 1
+    for name, declared in trace.params.items():
+        graph.add_node(name, node=ParamNode(name, declared, order))
         order += 1
     for node_id, call in trace.calls.items():
         graph.add_node(
@@ -95,9 +112,11 @@ def stage_nodes(graph: nx.DiGraph) -> list[StageNode]:
 
 
 def output_kind(graph: nx.DiGraph, node_id: str) -> str:
-    """What a node gives its consumers: ``source``, ``dataset`` or ``value``."""
+    """What a node gives its consumers: ``source``, ``param``, ``dataset`` or ``value``."""
     item = node(graph, node_id)
-    return "source" if isinstance(item, SourceNode) else item.options.output
+    if isinstance(item, SourceNode):
+        return "source"
+    return "param" if isinstance(item, ParamNode) else str(item.options.output)
 
 
 def replace_node(graph: nx.DiGraph, new: Node) -> None:

@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sparkflow.dsl.param import Param
 from sparkflow.dsl.source import Source
 from sparkflow.errors import DefinitionError, Origin, SparkflowError
 
@@ -84,6 +85,7 @@ class Trace:
 
     engine: str | None = None
     sources: dict[str, Source] = field(default_factory=dict)
+    params: dict[str, Param] = field(default_factory=dict)  # declared in the pipeline function or passed to a stage
     calls: dict[str, StageCall] = field(default_factory=dict)
     outputs: tuple[str, ...] = ()
     sinks: dict[str, tuple[Sink, str, Origin]] = field(default_factory=dict)  # name -> (sink, node, where published)
@@ -111,6 +113,18 @@ class Trace:
                         inputs.append((label, upstream))
         self.calls[node_id] = StageCall(node_id, stage.in_pipeline(self.engine), tuple(inputs), origin)
         return Output(node_id, origin)
+
+    def declare(self, param: Param) -> None:
+        """Record a parameter declared while the pipeline function runs (one declared outside it is recorded
+        when it is passed to a stage)."""
+        known = self.params.setdefault(param.name, param)
+        if known is not param:
+            self.problems.append(
+                DefinitionError(
+                    f"two different parameters are named {param.name!r} (also at {known.origin}); rename one",
+                    param.origin,
+                )
+            )
 
     def publish(self, sink: Sink, output: Any, origin: Origin) -> None:
         """Record that the pipeline publishes ``output`` to ``sink`` (called where the pipeline calls the sink)."""
@@ -169,6 +183,13 @@ class Trace:
                 )
             )
         self.outputs = tuple(dict.fromkeys(outputs))
+        for name, param in self.params.items():
+            if name in self.sources or name in self._stages_by_name or name in self.sinks:
+                self.problems.append(
+                    DefinitionError(
+                        f"parameter {name!r} has the same name as a source, stage or sink: rename one", param.origin
+                    )
+                )
         for name, (sink, node_id, _) in self.sinks.items():
             if name in self.sources or name in self._stages_by_name:
                 self.problems.append(
@@ -198,7 +219,7 @@ class Trace:
                 DefinitionError(f"stage {stage.name!r} has the same name as a source: rename one", stage.origin)
             )
         node_id, count = stage.name, 1
-        while node_id in self.calls or node_id in self.sources:
+        while node_id in self.calls or node_id in self.sources or node_id in self.params:
             count += 1
             node_id = f"{stage.name}_{count}"
         return node_id
@@ -229,10 +250,14 @@ class Trace:
                     )
                 )
             return item.name
+        if isinstance(item, Param):
+            self.declare(item)
+            return item.name if self.params[item.name] is item else None
         self.problems.append(
             DefinitionError(
-                f"input {label!r} of stage {stage.name!r} is neither a source nor a stage output "
-                f"(got {type(item).__name__} {_short(item)}): pass sf.source(...) or another stage's output",
+                f"input {label!r} of stage {stage.name!r} is neither a source, a stage output nor a parameter "
+                f"(got {type(item).__name__} {_short(item)}): pass sf.source(...), another stage's output, or "
+                f"a value each run chooses: sf.param({label!r}, default=..., type=...)",
                 origin,
             )
         )

@@ -158,7 +158,7 @@ def _stage(
     by_param: dict[str, int] = {}
     for item in (*task.fused, task):
         for read in item.inputs:
-            if read.node in fused or read.kind == "value":
+            if read.node in fused or not read.carries_rows:
                 continue
             by_param[f"{item.id}.{read.param}"] = sources[read.node] if read.kind == "source" else outputs[read.node]
     total = sum(by_param.values())
@@ -193,7 +193,7 @@ def _split_bytes(task: PlanTask, param: str, sources: Mapping[str, int], outputs
     fused = {inner.id: inner for inner in task.fused}
     read = next(item for item in task.inputs if item.param == param)
     while read.node in fused:
-        read = next(item for item in fused[read.node].inputs if item.kind != "value")
+        read = next(item for item in fused[read.node].inputs if item.carries_rows)
     return sources[read.node] if read.kind == "source" else outputs.get(read.node, 0)
 
 

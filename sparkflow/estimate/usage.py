@@ -135,8 +135,8 @@ def _parts(done: StageWork) -> int:
 def _storage(task: PlanTask, done: StageWork, parts: Mapping[str, int], target: str, usage: Usage) -> None:
     fused = {inner.id for inner in task.fused}
     reads = [item for inner in (*task.fused, task) for item in inner.inputs if item.node not in fused]
-    objects = sum(1 if item.kind == "source" else parts.get(item.node, 1) for item in reads if item.kind != "value")
-    inputs = len([item for item in reads if item.kind != "value"])
+    objects = sum(1 if item.kind == "source" else parts.get(item.node, 1) for item in reads if item.carries_rows)
+    inputs = len([item for item in reads if item.carries_rows])
     lists = reads_ = writes = 0
     written = done.output_bytes
     for phase in done.phases:

@@ -19,6 +19,7 @@ from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.trace import StageCall, Trace
 from sparkflow.errors import ConfinementError, EnvironmentProblem, EventError, InputError
 from sparkflow.layout import node_location, rejects_location, run_location, value_key, work_location
+from sparkflow.params import from_event
 from sparkflow.runtime import engines, failures, logs, records, storage
 from sparkflow.runtime.engines import Engine
 from sparkflow.runtime.fanout import Fused, Input
@@ -95,6 +96,7 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
             "were compiled from different code; deploy them together again (sparkflow deploy, or package and deploy "
             "both)"
         )
+    values = from_event(plan, checked["run"])  # the run's parameters: refused here when they do not fit the Plan
     trace = pipeline_trace(pipeline)
     publishing = checked.get("phase") == "publish"
     task = None if publishing else _planned_task(plan, checked["node"])
@@ -107,14 +109,14 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
             f"{config.storage_root!r}; nothing was read or written"
         )
     if task is None or call is None:
-        return _publish(checked, config, started)
+        return _publish(checked, config, started, values)
     overrides: dict[str, str] = run.get("params", {}).get("sources", {})
     _check_overrides("sources", overrides, [source.name for source in plan.sources], pipeline.name)
     declared = tuple(source_uri(pipeline, source) for source in plan.sources)
     confinement = storage.Confinement(run["storage"], declared + config.readable)
     location = confinement.check_write(node_location(run["storage"], pipeline.name, run_id, task.id), "output")
     work = confinement.check_write(work_location(run["storage"], pipeline.name, run_id, task.id), "work folder")
-    inputs = _input_locations(task, config, run, overrides, confinement)
+    inputs = _input_locations(task, config, run, overrides, confinement, values)
     context = _Context(
         pipeline.name,
         call.node_id,
@@ -138,7 +140,7 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
             f"event field 'fused' is {checked['fused']!r}, but plan {plan.digest!r} fuses {fused_ids!r} into "
             f"{task.id!r}"
         )
-    fused = _fused_chains(task, trace, config, run, overrides, confinement)
+    fused = _fused_chains(task, trace, config, run, overrides, confinement, values)
     if phase != "split":
         existing = storage.read_manifest(location)
         claimed = storage.read_claim(work) if existing is None else None
@@ -245,6 +247,7 @@ def _input_locations(
     run: dict[str, Any],
     overrides: dict[str, str],
     confinement: storage.Confinement,
+    values: dict[str, Any],
 ) -> list[Input]:
     pipeline = config.pipeline
     found: list[Input] = []
@@ -255,6 +258,8 @@ def _input_locations(
             found.append(Input(item.param, "source", confinement.check_read(uri, f"source {item.node!r}"), source))
         elif item.kind == "value":
             found.append(Input(item.param, "value", value_key(pipeline.name, run["id"], item.node)))
+        elif item.kind == "param":
+            found.append(Input(item.param, "param", item.node, value=values[item.node]))
         else:
             uri = node_location(run["storage"], pipeline.name, run["id"], item.node)
             found.append(Input(item.param, "dataset", confinement.check_read(uri, f"input {item.param!r}")))
@@ -268,6 +273,7 @@ def _fused_chains(
     run: dict[str, Any],
     overrides: dict[str, str],
     confinement: storage.Confinement,
+    values: dict[str, Any],
 ) -> dict[str, list[Fused]]:
     """The stages the Plan fuses into ``task``, as chains per split parameter (upstream first): each feeds the
     parameter directly or through another one of them, at its own split input."""
@@ -282,7 +288,7 @@ def _fused_chains(
             link = fused[upstream]
             assert link.fanout is not None, f"the Plan fuses {link.id!r}, which it does not split"
             first = link.fanout.split[0]
-            link_inputs = _input_locations(link, config, run, overrides, confinement)
+            link_inputs = _input_locations(link, config, run, overrides, confinement, values)
             chain.insert(0, Fused(_stage_call(trace, link), link_inputs, first))
             upstream = next(item.node for item in link.inputs if item.param == first)
         if chain:
@@ -320,7 +326,10 @@ class _Resources:
         return self._kv
 
     def read(self, item: Input, folder: str) -> Any:
-        """An input read whole: a value from the KV store, a source or an upstream output through the engine."""
+        """An input read whole: a run's parameter, a value from the KV store, a source or an upstream output
+        through the engine."""
+        if item.kind == "param":
+            return item.value
         if item.kind == "value":
             return self.kv().get(item.location)
         if item.kind == "source":
@@ -477,7 +486,7 @@ def _write_output(
     }
 
 
-def _publish(event: dict[str, Any], config: RuntimeConfig, started: float) -> dict[str, Any]:
+def _publish(event: dict[str, Any], config: RuntimeConfig, started: float, values: dict[str, Any]) -> dict[str, Any]:
     """The run's publish task (see :mod:`sparkflow.runtime.publish`): every sink, then ``_latest.json``."""
     from sparkflow.dsl.sink import sink_uri
     from sparkflow.runtime import publish
@@ -521,6 +530,7 @@ def _publish(event: dict[str, Any], config: RuntimeConfig, started: float) -> di
             "run_id": run_id,
             "storage": root,
             "outputs": outputs,
+            "params": values,
             "sinks": {name: item["uri"] for name, item in published.items()},
             "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }

@@ -56,9 +56,10 @@ class Input:
     """One input of the stage, resolved by the runtime (confinement already checked)."""
 
     param: str
-    kind: str  # source, dataset, value
-    location: str  # a URI; for values the KV key
+    kind: str  # source, dataset, value, param
+    location: str  # a URI; for values the KV key; for a run's parameter its name
     source: PlanSource | None = None
+    value: Any = None  # a run's parameter: its value in this run
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,12 @@ with the same run id (``--resume``) skips every node whose output is already com
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -21,6 +22,7 @@ from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.stage import ENGINES
 from sparkflow.errors import InputError, SparkflowError
 from sparkflow.layout import node_location, run_location, value_key, with_slash
+from sparkflow.params import INPUT_FIELD, resolve
 from sparkflow.plan import Plan, PlanTask
 from sparkflow.runtime import failures, logs, protocol, storage
 from sparkflow.runtime.execute import RuntimeConfig, handle_event
@@ -60,12 +62,14 @@ class RunSummary:
         outputs: where each output the pipeline returns is (a folder, or ``kv:`` and the key of a value).
         sinks: what publishing did per sink (location, format, mode, rows, status), once every stage committed.
         latest: the pipeline's ``_latest.json``, pointing at this run once it published.
+        params: the run's parameter values, given or default.
         error: why publishing failed, when it did (a stage's failure is in its node).
     """
 
     pipeline: str
     run_id: str
     storage: str
+    params: dict[str, Any] = field(default_factory=dict)  # the value of every parameter (sf.param) the run used
     status: str = "running"  # running, succeeded, failed
     seconds: float = 0.0
     nodes: dict[str, NodeSummary] = field(default_factory=dict)
@@ -97,6 +101,7 @@ def run_plan(
     chunk_bytes: int | None = None,
     sinks: dict[str, str] | None = None,
     publish: bool = True,
+    params: Mapping[str, Any] | None = None,
 ) -> RunSummary:
     """Run ``plan`` here and return its summary (status ``failed`` when a node failed: nothing is raised).
 
@@ -113,6 +118,8 @@ def run_plan(
         sinks: sink name -> location overriding the declared locations (e.g. a local folder for a test run).
         publish: publish the sinks and point ``_latest.json`` at the run once every stage committed (tools that
             run parts of a pipeline, such as ``sparkflow verify``, do not).
+        params: parameter name -> value (``sf.param``; ``--param``); the others take their defaults. An unknown
+            name, a value of another type or a required parameter left out is refused before anything runs.
 
     Spark stages run in this process; duckdb stages run in DuckDB worker processes (see
     :mod:`sparkflow.runtime.duckdb_engine` for why), unless this process was itself activated for DuckDB.
@@ -143,12 +150,15 @@ def run_plan(
     if unknown:
         known = ", ".join(sink.name for sink in plan.sinks) or "none"
         raise SparkflowError(f"--sink {unknown[0]}=...: pipeline {plan.pipeline!r} has no such sink (sinks: {known})")
+    values = resolve(plan, params or {})
     _check_local_sources(plan, pipeline, overrides)
     run_dir = run_location(storage_root, plan.pipeline, run_id)
     if _exists(run_dir) and not resume:
         raise SparkflowError(f"run {run_id!r} already exists under {storage_root}: pass --resume to continue it")
     if resume and not _exists(run_dir):
         raise SparkflowError(f"--resume: there is no run {run_id!r} under {storage_root} to continue")
+    if resume:
+        _check_same_params(run_dir, run_id, values)
     config = RuntimeConfig(
         pipeline=pipeline,
         plan=plan,
@@ -162,20 +172,25 @@ def run_plan(
         plan.pipeline,
         run_id,
         storage_root,
+        params=values,
         nodes={t.id: NodeSummary(t.id, fused=[f.id for f in t.fused]) for t in plan.tasks},
     )
     started = time.monotonic()
     handler = _handler(config)
     with _log_file(run_dir):
-        params: dict[str, Any] = {"sources": overrides} if overrides else {}
+        if not resume:
+            storage.write_file(storage.join(run_dir, _PARAMS_RECORD), json.dumps(values, sort_keys=True).encode())
+        given: dict[str, Any] = {"sources": overrides} if overrides else {}  # the run's input, as a cloud run's
         if chunk_bytes is not None:
-            params["chunk_bytes"] = chunk_bytes
+            given["chunk_bytes"] = chunk_bytes
         if targets:
-            params["sinks"] = targets
-        _execute(plan, config, summary, params, workers or os.cpu_count() or 1, on_update, handler)
+            given["sinks"] = targets
+        if values:  # as `sparkflow start` sends them: every value, defaults included, so each event names them all
+            given[INPUT_FIELD] = values
+        _execute(plan, config, summary, given, workers or os.cpu_count() or 1, on_update, handler)
         finished = all(n.status in _DONE for n in summary.nodes.values())
         if finished and publish:
-            _publish(plan, config, summary, params, handler)
+            _publish(plan, config, summary, given, handler)
     summary.seconds = round(time.monotonic() - started, 3)
     summary.status = "succeeded" if finished and summary.error is None else "failed"
     if summary.status == "succeeded":
@@ -190,6 +205,18 @@ def run_plan(
 
 
 _DONE = ("committed", "already-committed")
+_PARAMS_RECORD = "_params.json"  # the values a run started with, so that resuming it cannot mix two sets of values
+
+
+def _check_same_params(run_dir: str, run_id: str, values: dict[str, Any]) -> None:
+    """A resumed run keeps the parameter values it started with: its committed stages used them."""
+    before = storage.read_json(storage.join(run_dir, _PARAMS_RECORD))
+    if isinstance(before, dict) and before != values:
+        shown = " ".join(f"--param {name}={value}" for name, value in before.items())
+        raise SparkflowError(
+            f"--resume: run {run_id!r} started with {shown}, and its committed stages used those values: resume it "
+            "with the same --param values, or start a new run"
+        )
 
 
 @contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sparkflow.errors import OptionError, SparkflowError
 from sparkflow.plan import Plan
@@ -116,6 +116,7 @@ class ShipOptions:
         project, service_url, job, env: gcp (``region`` too).
         scheduler_service_account: gcp: the service account whose OAuth token a scheduled pipeline's Cloud
             Scheduler job starts runs with.
+        params: ``start``: every parameter's value for the run (``sf.param``), already checked against the Plan.
     """
 
     out: str = "build"
@@ -136,6 +137,7 @@ class ShipOptions:
     job: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     scheduler_service_account: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def storage(self, pipeline: Pipeline) -> str:
         """Where runs of ``pipeline`` write: ``--storage-root``, else the pipeline's ``storage=``."""

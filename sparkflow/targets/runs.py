@@ -44,7 +44,8 @@ class ChunkCounts:
 
 @dataclass(frozen=True)
 class RunStatus:
-    """Where a run is: the execution's status, every stage, and the outputs once it succeeded."""
+    """Where a run is: the execution's status, every stage, the outputs once it succeeded, and the parameter values
+    its input gave (``sf.param``)."""
 
     execution: str  # a Step Functions execution ARN, a Workflows execution name
     run_id: str
@@ -53,6 +54,7 @@ class RunStatus:
     outputs: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     cause: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -73,7 +75,9 @@ def status_table(run: RunStatus) -> Any:
     """A rich Table of the run: one row per stage (state, runs finished / started, error)."""
     from rich.table import Table
 
-    table = Table(title=f"run {run.run_id}: {run.status}", title_justify="left")
+    given = ", ".join(f"{name}={value!r}" for name, value in run.params.items())
+    title = f"run {run.run_id}: {run.status}" + (f" ({given})" if given else "")
+    table = Table(title=title, title_justify="left")
     table.add_column("stage")
     table.add_column("state")
     table.add_column("runs", justify="right")

@@ -97,8 +97,9 @@ def test_pipeline_returning_nothing() -> None:
 
 def test_input_neither_source_nor_stage_output() -> None:
     pattern = at("bad_unknown_input.py", 'return words("data/books/")') + (
-        r"input 'lines' of stage 'words' is neither a source nor a stage output "
-        r"\(got str 'data/books/'\): pass sf.source"
+        r"input 'lines' of stage 'words' is neither a source, a stage output nor a parameter "
+        r"\(got str 'data/books/'\): pass sf.source\(...\), another stage's output, or a value each run chooses: "
+        r"sf.param\('lines', default=..., type=...\)"
     )
     with pytest.raises(CompileError, match=pattern):
         compile_file("bad_unknown_input.py")

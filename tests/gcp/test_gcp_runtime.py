@@ -18,9 +18,9 @@ from sparkflow.runtime.http import app
 from sparkflow.runtime.local import run_plan
 from sparkflow.targets.gcp import emit as gcp_emit
 from sparkflow.targets.gcp.emit import EXECUTION_ID_ENV, SERVICE_URL_ENV, STORAGE_ROOT_ENV
-from tests.examples import EXAMPLES, example, example_ids
+from tests.examples import EXAMPLES, PARAMS, example, example_ids
 from tests.runtime.configs import write_plan
-from tests.runtime.reference import committed_rows
+from tests.runtime.reference import committed_rows, reference_outputs, rows
 
 pytestmark = pytest.mark.spark
 SERVICE_URL = "https://sparkflow-runtime-abc123-ew.a.run.app"
@@ -87,21 +87,30 @@ def deploy_env(monkeypatch: pytest.MonkeyPatch, path: Path, root: Path, run_id: 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
 def test_workflow_runs_the_runtime(spark: Any, path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An example with parameters runs with values other than their defaults (``args`` = ``{"params": ...}``),
+    and gives what one plain PySpark job with the same values gives."""
     pipeline = load_pipeline(str(path))
     root = tmp_path / "gcs"
     deploy_env(monkeypatch, path, root, "2b0c6d9e-0000-4000-8000-00000000000a")
     service = CloudRunService()
+    values = PARAMS.get(path.parent.name, {})
     try:
-        output = execute(compile_pipeline(pipeline, "gcp"), service, monkeypatch, None)
+        output = execute(
+            compile_pipeline(pipeline, "gcp"), service, monkeypatch, {"params": values} if values else None
+        )
     except Exception as error:
         raise AssertionError(f"the workflow failed; the runtime answered: {service.errors}") from error
     plan = plan_pipeline(pipeline, "gcp")
     assert {node for node, _ in service.calls} == {task.id for task in plan.tasks} | {"publish"}
     assert service.plans == {plan.digest}  # every event named the Plan, and the runtime checked it
-    local = run_plan(plan_pipeline(pipeline, "aws"), pipeline, storage_root=str(tmp_path / "local"))
+    local = run_plan(plan_pipeline(pipeline, "aws"), pipeline, storage_root=str(tmp_path / "local"), params=values)
+    assert local.params == {**{name: p.default for name, p in pipeline.trace().params.items()}, **values}
+    expected = reference_outputs(spark, pipeline, values) if values else {}
     for sink, location in output["outputs"].items():
         assert location.startswith(f"{root}/{pipeline.name}/{output['run_id']}/")
         assert committed_rows(spark, location) == committed_rows(spark, local.outputs[sink]), sink
+        if values:  # the plain PySpark job with the same values
+            assert committed_rows(spark, location) == rows(expected[sink]), sink
 
 
 def test_refused_input_fails_the_workflow_naming_the_stage(

@@ -9,17 +9,19 @@ from typing import Any
 from sparkflow.dsl.pipeline import Pipeline
 
 
-def reference_outputs(spark: Any, pipeline: Pipeline) -> dict[str, Any]:
-    """Every output of ``pipeline`` computed in one Spark job: node id -> DataFrame or value."""
+def reference_outputs(spark: Any, pipeline: Pipeline, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every output of ``pipeline`` computed in one Spark job: node id -> DataFrame or value; ``params`` gives
+    parameter values (the others take their defaults)."""
     trace = pipeline.trace()
-    values = reference_frames(spark, pipeline)
+    values = reference_frames(spark, pipeline, params)
     return {node: values[node] for node in trace.outputs}
 
 
-def reference_frames(spark: Any, pipeline: Pipeline) -> dict[str, Any]:
+def reference_frames(spark: Any, pipeline: Pipeline, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every node of ``pipeline`` (sources and stage calls) as one plain PySpark job would compute it: each source
     read with Spark's own reader and the source's options, then the stage functions called in the order the
-    pipeline calls them. Node id -> DataFrame or value.
+    pipeline calls them, a parameter (sf.param) as its value in ``params`` or its default. Node id -> DataFrame or
+    value.
 
     CSV is read as RFC 4180 says (``escape='"'``: a quote inside a quoted field written as two quotes), as a PySpark
     user reading such files must ask for: Spark's default escape character, a backslash, misreads those fields."""
@@ -41,6 +43,8 @@ def reference_frames(spark: Any, pipeline: Pipeline) -> dict[str, Any]:
         else:
             schema = options.pop("schema", None)
             values[name] = spark.read.json(path, schema=schema) if schema else spark.read.json(path)
+    for name, declared in trace.params.items():
+        values[name] = (params or {}).get(name, declared.default)
     for node_id, call in trace.calls.items():  # recorded in call order: inputs always come first
         values[node_id] = call.stage.fn(*(values[upstream] for _, upstream in call.inputs))
     return values

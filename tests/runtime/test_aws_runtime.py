@@ -19,7 +19,7 @@ from sparkflow.runtime import aws as lambda_entry
 from sparkflow.runtime import storage
 from sparkflow.runtime.execute import pipeline_trace, source_uri
 from tests.aws_moto import LambdaDouble, MotoAws, StageFailure, substitute
-from tests.examples import EXAMPLES, example
+from tests.examples import EXAMPLES, PARAMS, example
 from tests.runtime.configs import write_plan
 from tests.runtime.reference import reference_outputs, rows
 
@@ -126,6 +126,9 @@ def test_asl_runs_the_runtime_in_moto(
     params: dict[str, Any] = {"sources": sources}
     if chunks == "few":
         params["chunk_bytes"] = few_chunks(pipeline)
+    values = PARAMS.get(path.parent.name, {})
+    if values:
+        params["params"] = values
     execution = moto_aws.run(arn, params, timeout=600)
     assert execution["status"] == "SUCCEEDED", execution
     output = json.loads(execution["output"])
@@ -139,7 +142,11 @@ def test_asl_runs_the_runtime_in_moto(
     if chunks == "few":
         assert len(chunk_calls) > 2 * len(split_stages), "tiny chunks fan out over several chunks per stage"
 
-    expected = reference_outputs(spark, pipeline)
+    assert all(call.payload["run"]["params"].get("params", {}) == values for call in lambda_double.calls)
+    expected = reference_outputs(spark, pipeline, values)  # the plain PySpark job with the same values
+    if values:
+        defaults = reference_outputs(spark, pipeline)
+        assert any(rows(expected[node]) != rows(defaults[node]) for node in expected), "the values change the result"
     assert set(output["outputs"]) == set(expected)
     for sink, location in output["outputs"].items():
         assert location == f"{root}{pipeline.name}/{run_id}/{sink}/"

@@ -26,6 +26,7 @@ from sparkflow.compiler.chunking import whole_capacity
 from sparkflow.compiler.context import Context
 from sparkflow.compiler.graph import SourceNode, StageNode, node, output_kind, replace_node, stage_nodes
 from sparkflow.errors import CompileError, DefinitionError, SparkflowError
+from sparkflow.plan import ROW_KINDS
 from sparkflow.targets.base import ContainerLimits, Target
 
 FUNCTION, CONTAINER, SERVERLESS_SPARK = "function", "container", "serverless-spark"
@@ -80,7 +81,7 @@ def _place(graph: nx.DiGraph, item: StageNode, target: Target) -> StageNode:
 
 def _split(graph: nx.DiGraph, item: StageNode) -> bool:
     """Whether the split pass may fan the stage out (it then runs on functions, one chunk per task)."""
-    datasets = [upstream for _, upstream in item.inputs if output_kind(graph, upstream) != "value"]
+    datasets = [upstream for _, upstream in item.inputs if output_kind(graph, upstream) in ROW_KINDS]
     return item.options.partition != "whole" and bool(datasets)
 
 

@@ -21,7 +21,7 @@ from sparkflow.compiler.context import Context
 from sparkflow.compiler.graph import SourceNode, StageNode, node, output_kind, replace_node, stage_nodes
 from sparkflow.compiler.passes.place import FUNCTION, declared_input
 from sparkflow.errors import CompileError, DefinitionError, SparkflowError
-from sparkflow.plan import Fanout
+from sparkflow.plan import ROW_KINDS, Fanout
 
 DEFAULT_MAX_CONCURRENCY = 100
 
@@ -32,7 +32,7 @@ def split(graph: nx.DiGraph, context: Context) -> nx.DiGraph:
     for item in stage_nodes(graph):
         options = item.options
         budget = options.chunk_size or chunk_bytes(options.memory_mb, options.timeout_s, options.engine, limits)
-        datasets = [(param, upstream) for param, upstream in item.inputs if output_kind(graph, upstream) != "value"]
+        datasets = [(param, upstream) for param, upstream in item.inputs if output_kind(graph, upstream) in ROW_KINDS]
         if item.placement != FUNCTION:
             continue
         if options.partition == "whole" or not datasets:

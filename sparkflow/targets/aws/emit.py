@@ -4,7 +4,9 @@ Shape of every definition:
 
 * ``Run-start`` (Pass) puts ``{"run": {"id", "storage", "params"}}`` in the state: the execution name is the
   run id, the storage root is the ``${StorageRoot}`` placeholder filled at deploy time, ``params`` is the
-  execution input (e.g. ``{"sources": {"books": "s3://..."}}`` to override a source's location).
+  execution input (e.g. ``{"sources": {"books": "s3://..."}}`` to override a source's location, ``{"params": {"n":
+  5}}`` for the pipeline's parameters): every task's event carries it, and the runtime checks the parameters'
+  values against the Plan and passes them to the stages (defaults for those left out).
 * One Task per stage on ``lambda:invoke``; its payload is the runtime event. Every task's result is dropped
   (``ResultPath: null``): locations are derived from the run id, so nothing but the small ``run`` object ever
   travels through state and the state size does not grow with the number of stages.

@@ -144,7 +144,7 @@ def start(pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
 
     made = clients(options.region, options.profile)
     state_machine = find_state_machine(stack_name(pipeline, options), clients=made)
-    return start_execution(state_machine, options.inputs, run_id=run_id, clients=made)
+    return start_execution(state_machine, options.inputs, run_id=run_id, clients=made, params=options.params)
 
 
 def status(execution: str, options: ShipOptions) -> RunStatus:

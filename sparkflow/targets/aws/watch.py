@@ -45,22 +45,30 @@ def start(
     *,
     run_id: str | None = None,
     clients: Clients | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> str:
-    """Start a run reading each source from ``sources`` (name -> location); return the execution ARN."""
+    """Start a run reading each source from ``sources`` (name -> location), with the parameter values ``params``
+    (``{"params": {...}}`` in the execution input, which every task's event carries); return the execution ARN."""
     sfn = (clients or default_clients)("stepfunctions")
     answer = _call(
         f"starting a run of {state_machine_arn}",
         sfn.start_execution,
         stateMachineArn=state_machine_arn,
         name=run_id or new_run_id(),
-        input=run_input(sources),
+        input=run_input(sources, params),
     )
     return str(answer["executionArn"])
 
 
-def run_input(sources: Mapping[str, str]) -> str:
-    """A run's input: where it reads each source (name -> location); the declared location for the others."""
-    return json.dumps({"sources": dict(sorted(sources.items()))})
+def run_input(sources: Mapping[str, str], params: Mapping[str, Any] | None = None) -> str:
+    """A run's input: where it reads each source (name -> location; the declared location for the others) and its
+    parameter values (``{"params": {...}}``, which every task's event carries; the Plan's defaults for the others)."""
+    from sparkflow.params import INPUT_FIELD
+
+    document: dict[str, Any] = {"sources": dict(sorted(sources.items()))}
+    if params:
+        document[INPUT_FIELD] = dict(params)
+    return json.dumps(document)
 
 
 def status(execution_arn: str, *, clients: Clients | None = None) -> RunStatus:
@@ -140,6 +148,7 @@ class _Watch:
             status=str(described["status"]),
             stages=stages,
             outputs=outputs,
+            params=_params_of(described.get("input")),
             error=described.get("error"),
             cause=described.get("cause"),
         )
@@ -302,6 +311,18 @@ class _Fold:
 
     def stages(self) -> tuple[StageStatus, ...]:
         return tuple(tracker.result(name) for name, tracker in self.trackers.items())
+
+
+def _params_of(execution_input: str | None) -> dict[str, Any]:
+    """The parameter values an execution's input gives (``sparkflow start`` sends every one, defaults included)."""
+    from sparkflow.params import INPUT_FIELD
+
+    try:
+        document = json.loads(execution_input or "{}")
+    except ValueError:
+        return {}
+    found = document.get(INPUT_FIELD) if isinstance(document, dict) else None
+    return dict(found) if isinstance(found, dict) else {}
 
 
 def _readable_cause(cause: Any) -> str | None:

@@ -3,7 +3,8 @@
 Shape of every definition:
 
 * ``main`` takes one parameter, ``args`` (the execution argument, e.g. ``{"sources": {"books": "gs://..."}}``
-  to override a source's location; null when the execution is started without one).
+  to override a source's location, ``{"params": {"n": 5}}`` for the pipeline's parameters, which the runtime
+  checks against the Plan; null when the execution is started without one).
 * ``run-start`` assigns the one variable the workflow keeps, ``run`` = ``{id, storage, params}``: the id is the
   execution id, the storage root comes from the ``SPARKFLOW_STORAGE_ROOT`` environment variable set at deploy
   time, params is ``args`` (or ``{}``).
