@@ -167,6 +167,8 @@ def run_plan(
     started = time.monotonic()
     handler = _handler(config)
     with _log_file(run_dir):
+        # The run's own first and last lines: `sparkflow logs --follow` stops at the last.
+        logs.log(logs.RUN_START, pipeline=plan.pipeline, run_id=run_id, resume=resume)
         params: dict[str, Any] = {"sources": overrides} if overrides else {}
         if chunk_bytes is not None:
             params["chunk_bytes"] = chunk_bytes
@@ -176,8 +178,16 @@ def run_plan(
         finished = all(n.status in _DONE for n in summary.nodes.values())
         if finished and publish:
             _publish(plan, config, summary, params, handler)
-    summary.seconds = round(time.monotonic() - started, 3)
-    summary.status = "succeeded" if finished and summary.error is None else "failed"
+        summary.seconds = round(time.monotonic() - started, 3)
+        summary.status = "succeeded" if finished and summary.error is None else "failed"
+        logs.log(
+            logs.RUN_END,
+            severity="INFO" if summary.status == "succeeded" else "ERROR",
+            pipeline=plan.pipeline,
+            run_id=run_id,
+            status=summary.status,
+            seconds=summary.seconds,
+        )
     if summary.status == "succeeded":
         for output in plan.outputs:
             task = plan.task(output)
@@ -377,7 +387,8 @@ def _fanout(
     assert task.fanout is not None
     started = time.monotonic()
     split = _attempts({**event, "phase": "split", "chunk_bytes": task.fanout.chunk_bytes}, handler, task, node)
-    node.chunks, node.buckets = split["output"]["chunks"], split["output"]["buckets"] or None
+    # A stage a resumed run finds committed has no chunks (None: the table shows none, not 0).
+    node.chunks, node.buckets = split["output"]["chunks"] or None, split["output"]["buckets"] or None
     notify(node)
     phases = [("map", node.chunks), *([("reduce", node.buckets)] if node.buckets else [])]
     total = sum(count or 0 for _, count in phases)
