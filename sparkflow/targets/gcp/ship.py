@@ -4,9 +4,9 @@ when compiling."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import OptionError
@@ -15,6 +15,9 @@ from sparkflow.shipping.project import context_summary
 from sparkflow.targets.base import ShipOptions
 from sparkflow.targets.gcp.emit import CONTAINER_JOB_ENV_PREFIX, JOB_ENV, SERVICE_URL_ENV, STORAGE_ROOT_ENV
 from sparkflow.targets.runs import RunStatus
+
+if TYPE_CHECKING:
+    from sparkflow.targets.runlogs import LogQuery
 
 
 def package(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> list[str]:
@@ -62,6 +65,17 @@ def delete(pipeline: Pipeline, options: ShipOptions) -> str:
 
 def start(pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
     _not_yet("start")
+
+
+def resume(pipeline: Pipeline, options: ShipOptions, run_id: str) -> str:
+    _not_yet("start --resume")
+
+
+def logs(pipeline: Pipeline, options: ShipOptions, query: LogQuery) -> Iterator[dict[str, Any]]:
+    raise OptionError(
+        "`sparkflow logs --target gcp` is not available yet: read a run's lines in Cloud Logging, e.g. "
+        f"`gcloud logging read 'jsonPayload.run_id=\"{query.run_id}\"'`"
+    )
 
 
 def status(execution: str, options: ShipOptions) -> RunStatus:
