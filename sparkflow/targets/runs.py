@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PENDING, RUNNING, DONE, FAILED, STOPPED = "pending", "running", "done", "failed", "stopped"
+SKIPPED = "skipped"  # never entered by a run that succeeded (a resumed run's chunks of a committed stage)
 
 
 @dataclass(frozen=True)
@@ -15,8 +16,9 @@ class StageStatus:
 
     Attributes:
         name: the state's name (a stage id, or a step sparkflow added such as ``words-split``).
-        state: ``pending``, ``running``, ``done``, ``failed`` (it raised an error), or ``stopped`` (aborted
-            without an error of its own, e.g. a parallel branch stopped because another one failed).
+        state: ``pending``, ``running``, ``done``, ``failed`` (it raised an error), ``stopped`` (aborted
+            without an error of its own, e.g. a parallel branch stopped because another one failed), or ``skipped``
+            (the run succeeded without it: the map and reduce states of a stage a resumed run found committed).
         started: how many times it was entered (more than once inside a Map: once per chunk).
         finished: how many of those ended without an error.
         error, cause: of the last failure, when it failed (the Lambda function's error type and message).
@@ -66,7 +68,7 @@ class RunStatus:
         return [stage for stage in self.stages if stage.state == FAILED]
 
 
-_STYLES = {PENDING: "dim", RUNNING: "yellow", DONE: "green", FAILED: "bold red", STOPPED: "magenta"}
+_STYLES = {PENDING: "dim", RUNNING: "yellow", DONE: "green", FAILED: "bold red", STOPPED: "magenta", SKIPPED: "dim"}
 
 
 def status_table(run: RunStatus) -> Any:

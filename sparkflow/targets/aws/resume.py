@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sparkflow.targets.aws.emit import RESUME_KEY
-from sparkflow.targets.aws.watch import Clients, WatchError, _call, _reason, default_clients
+from sparkflow.targets.aws.watch import Clients, WatchError, _call, _reason, default_clients, run_of
 
 NAME_LIMIT = 80  # Step Functions' longest execution name
 _RESUMED = "-resume-"
@@ -36,8 +36,7 @@ class Execution:
     @property
     def run_id(self) -> str:
         """The run it executes: its name, or for a resumed run the run its input names."""
-        resumed = self.input.get(RESUME_KEY)
-        return str(resumed["run_id"]) if isinstance(resumed, dict) and "run_id" in resumed else self.name
+        return run_of(self.name, json.dumps(self.input))
 
     @property
     def params(self) -> dict[str, Any]:

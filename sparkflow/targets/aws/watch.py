@@ -19,7 +19,18 @@ from dataclasses import replace
 from typing import Any
 
 from sparkflow.errors import SparkflowError
-from sparkflow.targets.runs import DONE, FAILED, PENDING, RUNNING, STOPPED, ChunkCounts, RunStatus, StageStatus
+from sparkflow.targets.aws.emit import RESUME_KEY
+from sparkflow.targets.runs import (
+    DONE,
+    FAILED,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    STOPPED,
+    ChunkCounts,
+    RunStatus,
+    StageStatus,
+)
 
 Clients = Callable[[str], Any]
 
@@ -124,6 +135,8 @@ class _Watch:
             self.fold.finish()
         counts = {name: _map_run_counts(self.sfn, arn) for name, arn in self.fold.map_runs.items()}
         stages = tuple(replace(stage, chunks=counts.get(stage.name)) for stage in self.fold.stages())
+        if described["status"] == "SUCCEEDED":  # what a finished run never entered, it did not need
+            stages = tuple(replace(stage, state=SKIPPED) if stage.state == PENDING else stage for stage in stages)
         outputs: dict[str, str] = {}
         if described["status"] == "SUCCEEDED" and described.get("output"):
             document = json.loads(described["output"])
@@ -131,7 +144,7 @@ class _Watch:
             outputs = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
         return RunStatus(
             execution=self.execution_arn,
-            run_id=str(described["name"]),
+            run_id=run_of(str(described["name"]), described.get("input")),
             status=str(described["status"]),
             stages=stages,
             outputs=outputs,
@@ -152,6 +165,17 @@ class _Watch:
         if fresh:
             self.last_event = int(fresh[-1]["id"])
         return fresh
+
+
+def run_of(execution_name: str, execution_input: str | None) -> str:
+    """The run an execution executes: its name, or for an execution started by ``start --resume`` the run its
+    input names (``{"resume": {"run_id": ...}}``, see :mod:`sparkflow.targets.aws.resume`)."""
+    try:
+        document = json.loads(execution_input or "{}")
+    except ValueError:
+        return execution_name
+    resumed = document.get(RESUME_KEY) if isinstance(document, dict) else None
+    return str(resumed["run_id"]) if isinstance(resumed, dict) and "run_id" in resumed else execution_name
 
 
 def task_states(definition: Mapping[str, Any]) -> list[str]:
