@@ -235,3 +235,60 @@ def test_resume_refuses_a_run_that_does_not_exist_runs_or_succeeded(
     with pytest.raises(WatchError) as raised:
         resume(MACHINE, "r1", clients=lambda service: recorded)
     assert str(raised.value).startswith(message) and recorded.started == []
+
+
+class GrowingLogGroup:
+    """CloudWatch Logs' answers for a log group whose lines arrive while a run runs (FilterLogEvents, recorded)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.asked: list[dict[str, Any]] = []
+
+    def add(self, timestamp: int, message: str) -> None:
+        self.events.append({"eventId": str(len(self.events)), "timestamp": timestamp, "message": message})
+
+    def get_paginator(self, operation: str) -> Any:
+        assert operation == "filter_log_events"
+
+        def paginate(_self: Any, **arguments: Any) -> Any:
+            self.asked.append(arguments)
+            term = arguments["filterPattern"].strip('"')
+            since = arguments.get("startTime", 0)
+            return iter([{"events": [e for e in self.events if term in e["message"] and e["timestamp"] >= since]}])
+
+        return type("Pages", (), {"paginate": paginate})()
+
+
+def test_aws_logs_follow_a_run_until_it_ends_each_line_once() -> None:
+    from sparkflow.targets.aws.logs import records
+    from sparkflow.targets.runlogs import LogQuery
+
+    group = GrowingLogGroup()
+
+    def line(message: str, run_id: str = "r1") -> str:
+        return json.dumps({"message": message, "run_id": run_id, "node": "a", "severity": "INFO", "time": 1.0})
+
+    group.add(1000, line("stage start"))
+    group.add(1000, "REPORT RequestId: x Duration: 1 ms r1")  # Lambda's own line: not a record
+    group.add(1000, line("stage start", "r2"))
+    readings = iter([False, False, True])
+
+    def ended() -> bool:
+        done = next(readings)
+        if not done:  # while it runs, a line arrives at the same millisecond as the last one read, then a later one
+            group.add(1000 if len(group.events) == 3 else 2000, line(f"line {len(group.events)}"))
+        return done
+
+    query = LogQuery("r1", follow=True, poll_s=0.01)
+    found = [
+        record["message"] for record in records("/aws/lambda/s-stages", query, clients=lambda s: group, run_ended=ended)
+    ]
+    assert found == ["stage start", "line 3", "line 4"]
+    assert [asked.get("startTime") for asked in group.asked] == [
+        None,
+        1000,
+        2000,
+    ]  # the last reading, after the end, reads again from the newest line
+    assert all(
+        asked["filterPattern"] == '"r1"' and asked["logGroupName"] == "/aws/lambda/s-stages" for asked in group.asked
+    )

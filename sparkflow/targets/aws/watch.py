@@ -1,7 +1,8 @@
 """Start a run of a deployed pipeline and read where it is, from Step Functions' own execution history.
 
 ``start(state_machine_arn, {"books": "s3://..."})`` starts an execution named after a new run id (the state
-machine uses the execution name as the run id) with ``{"sources": ...}`` as its input. ``status(arn)`` reads
+machine uses the execution name as the run id) with ``{"sources": ...}`` as its input (an execution of a resumed
+run names its run in its input instead: :mod:`sparkflow.targets.aws.resume`). ``status(arn)`` reads
 the execution, its state machine's definition and its history and returns a :class:`RunStatus`: every Task
 state of the definition (a stage, or a step sparkflow added such as a split), in reading order, as
 ``pending`` / ``running`` / ``done`` / ``failed`` with the error and cause of a failure, how many times it ran
