@@ -705,6 +705,12 @@ def delete_command(
 @click.option("--input", "inputs", multiple=True, metavar="NAME=URI", help="Read source NAME from URI in this run.")
 @click.option("--run-id", help="The run's id, used as the execution name (default: a new one).")
 @_param_option
+@click.option(
+    "--resume",
+    "resume_run",
+    metavar="RUN_ID",
+    help="Run the failed run RUN_ID again (same run id, storage and inputs): stages it committed answer at once.",
+)
 @click.option("--no-follow", is_flag=True, help="Print the execution's id and return at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's end (or, with --no-follow, its id) as JSON.")
 @click.option("--project", help="gcp: the Google Cloud project id.")
@@ -716,6 +722,7 @@ def start_command(
     inputs: tuple[str, ...],
     run_id: str | None,
     params: tuple[str, ...],
+    resume_run: str | None,
     no_follow: bool,
     as_json: bool,
     project: str | None,
@@ -724,20 +731,30 @@ def start_command(
 ) -> None:
     """Start a run of the deployed PIPELINE and follow it: stages running / done / failed, then the outputs.
 
-    Exits 1 when the run fails, printing the failed stage with its error and cause.
+    With --resume RUN_ID, run a run that failed (or timed out, or was stopped) again as a new execution of the same
+    run: stages it committed answer at once, the others run. Exits 1 when the run fails, printing the failed stage
+    with its error and cause.
     """
     from sparkflow.loading import load_pipeline
     from sparkflow.targets import get_target
     from sparkflow.targets.base import ShipOptions
 
     with _user_errors():
+        if resume_run and (run_id or inputs):
+            raise click.UsageError(
+                f"--resume {resume_run} runs the run again with its own run id and the inputs it started with: "
+                f"drop {'--run-id' if run_id else '--input'} (start a new run to read other inputs)"
+            )
         chosen = load_pipeline(pipeline)
         deployed = get_target(target)
         values = _start_params(chosen, target, params)  # refused here, before anything is sent
         options = ShipOptions(
             inputs=_parse_inputs(inputs), stack=stack, region=region, profile=profile, project=project, params=values
         )
-        execution = deployed.start(chosen, options, run_id)
+        if resume_run:
+            execution = deployed.resume(chosen, options, resume_run)
+        else:
+            execution = deployed.start(chosen, options, run_id)
         click.echo(f"started {execution}", err=True)
         if no_follow:
             click.echo(json.dumps({"execution": execution}) if as_json else execution)
@@ -782,6 +799,55 @@ def _print_end(final: Any, as_json: bool = False) -> None:
             click.echo(line, err=not final.succeeded)
     if final.finished and not final.succeeded:
         sys.exit(1)
+
+
+@main.command("logs")
+@click.argument("pipeline", metavar="PIPELINE")
+@click.argument("run_id", metavar="RUN")
+@click.option(
+    "--target",
+    "-t",
+    default="local",
+    show_default=True,
+    metavar="[local|aws|gcp]",
+    help="Where the run ran: local (`sparkflow run`), or the cloud it was deployed to.",
+)
+@click.option("--stage", help="Only the lines of this stage (a fused stage's are those of the stage it runs in).")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the run ends.")
+@click.option("--json", "as_json", is_flag=True, help="Print each record as the runtime wrote it (JSON lines).")
+@click.option("--storage", help="local: the storage root the run wrote under (default: .sparkflow).")
+@click.option("--stack", help="aws: the stack it was deployed as (default: the pipeline's name, '_' as '-').")
+@_aws_options
+def logs_command(
+    pipeline: str,
+    run_id: str,
+    target: str,
+    stage: str | None,
+    follow: bool,
+    as_json: bool,
+    storage: str | None,
+    stack: str | None,
+    region: str | None,
+    profile: str | None,
+) -> None:
+    """Print the runtime's log lines of the run RUN of PIPELINE: one line per record (time, stage, chunk,
+    severity, message, what it counted), oldest first.
+
+    local: from the run folder's _logs.jsonl. aws: from the stack's stages' log group in CloudWatch Logs.
+    """
+    from sparkflow.compiler import plan_pipeline
+    from sparkflow.loading import load_pipeline
+    from sparkflow.targets import get_run_target
+    from sparkflow.targets.base import ShipOptions
+    from sparkflow.targets.runlogs import LogQuery, line, stage_nodes
+
+    with _user_errors():
+        where = get_run_target(target.lower())
+        chosen = load_pipeline(pipeline)
+        nodes = stage_nodes(plan_pipeline(chosen, where), stage)  # as the run was planned: which stages are fused
+        options = ShipOptions(storage_root=storage, stack=stack, region=region, profile=profile)
+        for record in where.logs(chosen, options, LogQuery(run_id, nodes, follow=follow)):
+            click.echo(json.dumps(record, sort_keys=True) if as_json else line(record))
 
 
 @main.command("status")

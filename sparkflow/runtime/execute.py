@@ -141,14 +141,15 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
             f"{task.id!r}"
         )
     fused = _fused_chains(task, trace, config, run, overrides, confinement, values)
-    if phase != "split":
-        existing = storage.read_manifest(location)
-        claimed = storage.read_claim(work) if existing is None else None
-        if claimed is not None:  # an earlier attempt claimed the output and stopped before it was committed
-            existing = storage.publish(location, work, claimed)
-        if existing is not None:
-            logs.log("stage skipped: already committed", **context.fields())
-            return _result(context, existing, location, started, "already-committed")
+    existing = storage.read_manifest(location)
+    claimed = storage.read_claim(work) if existing is None else None
+    if claimed is not None:  # an earlier attempt claimed the output and stopped before it was committed
+        existing = storage.publish(location, work, claimed)
+    if existing is not None:
+        logs.log("stage skipped: already committed", **context.fields())
+        if phase == "split":  # a resumed run: no chunk to map or reduce, the state machine goes straight to commit
+            return _committed_split(context, work, started)
+        return _result(context, existing, location, started, "already-committed")
 
     logs.log("stage start", **context.fields())
     try:
@@ -566,6 +567,17 @@ def _open_kv(config: RuntimeConfig, run: dict[str, Any]) -> Any:
             "set kv='dynamodb://table' (or firestore://collection) on @sf.pipeline, or SPARKFLOW_KV where deployed"
         )
     return open_kv(f"sqlite:///{os.path.join(storage.normalize(root), '_kv.sqlite')}")
+
+
+def _committed_split(context: _Context, work: str, started: float) -> dict[str, Any]:
+    """The split task's answer for a stage already committed (a resumed run): no chunks and no buckets, so neither
+    the state machine (which skips the map and reduce states on ``already-committed``) nor ``sparkflow run`` starts
+    a chunk task. The item lists it names are where a split would put them; they are never read."""
+    from sparkflow.runtime.fanout import pointer_to_nothing
+
+    result = _result(context, pointer_to_nothing(work), "", started, "already-committed")
+    result["phase"] = "split"
+    return validate_result(result)
 
 
 def _result(context: _Context, manifest: dict[str, Any], location: str, started: float, status: str) -> dict[str, Any]:

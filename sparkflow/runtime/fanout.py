@@ -205,6 +205,11 @@ def _pointer(work: str, plan: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def pointer_to_nothing(work: str) -> dict[str, Any]:
+    """The split answer of a stage that needs no chunk task (it is committed): no chunks, no buckets."""
+    return _pointer(work, {"items": [], "buckets": 0})
+
+
 def _bucket_key(uri: str) -> tuple[str, str]:
     if storage.is_remote(uri):
         _, _, rest = uri.partition("://")

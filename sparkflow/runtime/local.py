@@ -180,6 +180,8 @@ def run_plan(
     with _log_file(run_dir):
         if not resume:
             storage.write_file(storage.join(run_dir, _PARAMS_RECORD), json.dumps(values, sort_keys=True).encode())
+        # The run's own first and last lines: `sparkflow logs --follow` stops at the last.
+        logs.log(logs.RUN_START, pipeline=plan.pipeline, run_id=run_id, resume=resume)
         given: dict[str, Any] = {"sources": overrides} if overrides else {}  # the run's input, as a cloud run's
         if chunk_bytes is not None:
             given["chunk_bytes"] = chunk_bytes
@@ -191,8 +193,16 @@ def run_plan(
         finished = all(n.status in _DONE for n in summary.nodes.values())
         if finished and publish:
             _publish(plan, config, summary, given, handler)
-    summary.seconds = round(time.monotonic() - started, 3)
-    summary.status = "succeeded" if finished and summary.error is None else "failed"
+        summary.seconds = round(time.monotonic() - started, 3)
+        summary.status = "succeeded" if finished and summary.error is None else "failed"
+        logs.log(
+            logs.RUN_END,
+            severity="INFO" if summary.status == "succeeded" else "ERROR",
+            pipeline=plan.pipeline,
+            run_id=run_id,
+            status=summary.status,
+            seconds=summary.seconds,
+        )
     if summary.status == "succeeded":
         for output in plan.outputs:
             task = plan.task(output)
@@ -404,7 +414,8 @@ def _fanout(
     assert task.fanout is not None
     started = time.monotonic()
     split = _attempts({**event, "phase": "split", "chunk_bytes": task.fanout.chunk_bytes}, handler, task, node)
-    node.chunks, node.buckets = split["output"]["chunks"], split["output"]["buckets"] or None
+    # A stage a resumed run finds committed has no chunks (None: the table shows none, not 0).
+    node.chunks, node.buckets = split["output"]["chunks"] or None, split["output"]["buckets"] or None
     notify(node)
     phases = [("map", node.chunks), *([("reduce", node.buckets)] if node.buckets else [])]
     total = sum(count or 0 for _, count in phases)

@@ -14,6 +14,8 @@ import time
 from typing import Any, TextIO
 
 METRICS_NAMESPACE = "sparkflow"
+# The messages of a local run's first and last lines (``sparkflow run`` writes them; ``sparkflow logs`` reads them).
+RUN_START, RUN_END = "run start", "run end"
 _STREAM: list[TextIO] = []  # where log lines go when set (the local executor keeps them in the run folder)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -12,6 +12,7 @@ from sparkflow.plan import Plan
 
 if TYPE_CHECKING:
     from sparkflow.dsl.pipeline import Pipeline
+    from sparkflow.targets.runlogs import LogQuery
     from sparkflow.targets.runs import RunStatus
 
 
@@ -148,7 +149,7 @@ class ShipOptions:
 
 
 class Shipping(Protocol):
-    """What ``sparkflow package``, ``deploy``, ``delete``, ``start`` and ``status`` do on one target (see
+    """What ``sparkflow package``, ``deploy``, ``delete``, ``start``, ``logs`` and ``status`` do on one target (see
     :class:`CloudTarget` for each): a target's ``ship`` module provides these functions."""
 
     def package(self, pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> list[str]: ...
@@ -159,6 +160,10 @@ class Shipping(Protocol):
 
     def start(self, pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str: ...
 
+    def resume(self, pipeline: Pipeline, options: ShipOptions, run_id: str) -> str: ...
+
+    def logs(self, pipeline: Pipeline, options: ShipOptions, query: LogQuery) -> Iterator[dict[str, Any]]: ...
+
     def status(self, execution: str, options: ShipOptions) -> RunStatus: ...
 
     def follow(
@@ -166,10 +171,20 @@ class Shipping(Protocol):
     ) -> RunStatus: ...
 
 
-class CloudTarget(Target, Protocol):
-    """A target pipelines are shipped to and run on: what ``sparkflow package``, ``deploy``, ``delete``, ``start`` and
-    ``status`` call, the same way for every target. Implementations import their cloud clients when called, so that
-    compiling never needs them."""
+class HoldsRuns(Target, Protocol):
+    """Where runs happen and their log lines can be read back: every cloud target, and this machine (whose
+    ``sparkflow run`` plans with it)."""
+
+    def logs(self, pipeline: Pipeline, options: ShipOptions, query: LogQuery) -> Iterator[dict[str, Any]]:
+        """The runtime's log records of the run ``query.run_id`` (of its stage ``query.nodes``), oldest first;
+        following, new ones until the run ends. A run that does not exist is refused."""
+        ...
+
+
+class CloudTarget(HoldsRuns, Protocol):
+    """A target pipelines are shipped to and run on: what ``sparkflow package``, ``deploy``, ``delete``, ``start``,
+    ``logs`` and ``status`` call, the same way for every target. Implementations import their cloud clients when
+    called, so that compiling never needs them."""
 
     def package(self, pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> list[str]:
         """Write the build context into ``options.out``; return the lines to show (what was written, what next)."""
@@ -185,6 +200,12 @@ class CloudTarget(Target, Protocol):
 
     def start(self, pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
         """Start a run of the deployed pipeline reading ``options.inputs``; return its execution's id."""
+        ...
+
+    def resume(self, pipeline: Pipeline, options: ShipOptions, run_id: str) -> str:
+        """Run the run ``run_id``, which ended without succeeding, again: same run id, storage and inputs; every stage
+        it committed answers at once. Return the new execution's id. A run that does not exist, is still running or
+        succeeded is refused."""
         ...
 
     def status(self, execution: str, options: ShipOptions) -> RunStatus:
@@ -219,6 +240,12 @@ class ShipsThrough:
 
     def start(self, pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
         return self._ship().start(pipeline, options, run_id)
+
+    def resume(self, pipeline: Pipeline, options: ShipOptions, run_id: str) -> str:
+        return self._ship().resume(pipeline, options, run_id)
+
+    def logs(self, pipeline: Pipeline, options: ShipOptions, query: LogQuery) -> Iterator[dict[str, Any]]:
+        return self._ship().logs(pipeline, options, query)
 
     def status(self, execution: str, options: ShipOptions) -> RunStatus:
         return self._ship().status(execution, options)

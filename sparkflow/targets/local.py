@@ -4,11 +4,19 @@ the local executor plans with it so that a stage declared for a container-sized 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sparkflow.errors import SparkflowError
 from sparkflow.plan import Plan
-from sparkflow.targets.base import ContainerLimits, FunctionLimits, Limit
+from sparkflow.targets.base import ContainerLimits, FunctionLimits, Limit, ShipOptions
+
+if TYPE_CHECKING:
+    from sparkflow.dsl.pipeline import Pipeline
+    from sparkflow.targets.runlogs import LogQuery
+
+DEFAULT_STORAGE = ".sparkflow"  # where `sparkflow run` writes unless --storage says otherwise
 
 
 def _memory_mb() -> int:
@@ -39,5 +47,12 @@ class LocalTarget:
     def check(self, plan: Plan, definition: str) -> list[SparkflowError]:
         return []
 
+    def logs(self, pipeline: Pipeline, options: ShipOptions, query: LogQuery) -> Iterator[dict[str, Any]]:
+        """A local run's records, from its folder under ``--storage`` (default: where ``sparkflow run`` writes)."""
+        from sparkflow.targets.runlogs import local_records
+
+        return local_records(options.storage_root or DEFAULT_STORAGE, pipeline.name, query)
+
 
 LOCAL = LocalTarget()
+TARGET = LOCAL  # the registry's name for it (see sparkflow.targets.get_run_target)

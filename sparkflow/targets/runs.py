@@ -3,10 +3,13 @@ failed; and how the command line shows it (a rich table while it runs, a summary
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 PENDING, RUNNING, DONE, FAILED, STOPPED = "pending", "running", "done", "failed", "stopped"
+SKIPPED = "skipped"  # never entered by a run that succeeded (a resumed run's chunks of a committed stage)
 
 
 @dataclass(frozen=True)
@@ -15,8 +18,9 @@ class StageStatus:
 
     Attributes:
         name: the state's name (a stage id, or a step sparkflow added such as ``words-split``).
-        state: ``pending``, ``running``, ``done``, ``failed`` (it raised an error), or ``stopped`` (aborted
-            without an error of its own, e.g. a parallel branch stopped because another one failed).
+        state: ``pending``, ``running``, ``done``, ``failed`` (it raised an error), ``stopped`` (aborted
+            without an error of its own, e.g. a parallel branch stopped because another one failed), or ``skipped``
+            (the run succeeded without it: the map and reduce states of a stage a resumed run found committed).
         started: how many times it was entered (more than once inside a Map: once per chunk).
         finished: how many of those ended without an error.
         error, cause: of the last failure, when it failed (the Lambda function's error type and message).
@@ -68,7 +72,7 @@ class RunStatus:
         return [stage for stage in self.stages if stage.state == FAILED]
 
 
-_STYLES = {PENDING: "dim", RUNNING: "yellow", DONE: "green", FAILED: "bold red", STOPPED: "magenta"}
+_STYLES = {PENDING: "dim", RUNNING: "yellow", DONE: "green", FAILED: "bold red", STOPPED: "magenta", SKIPPED: "dim"}
 
 
 def status_table(run: RunStatus) -> Any:
@@ -100,3 +104,14 @@ def summary_lines(run: RunStatus) -> list[str]:
     if not failed:
         return [f"run {run.run_id} {run.status.lower()}: {run.error}: {run.cause}"]
     return [f"stage {stage.name} failed: {stage.error}: {stage.cause}" for stage in failed]
+
+
+def run_input(sources: Mapping[str, str], params: Mapping[str, Any] | None = None) -> str:
+    """A run's input: where it reads each source (name -> location; the declared location for the others) and its
+    parameter values (``{"params": {...}}``, which every task's event carries; the Plan's defaults for the others)."""
+    from sparkflow.params import INPUT_FIELD
+
+    document: dict[str, Any] = {"sources": dict(sorted(sources.items()))}
+    if params:
+        document[INPUT_FIELD] = dict(params)
+    return json.dumps(document)

@@ -39,7 +39,7 @@ def protocol_double(aws: MotoAws, double: LambdaDouble) -> None:
             s3.put_object(Bucket=BUCKET, Key=f"{base}/{name}-items.json", Body=body.encode())
         output = {"kind": "split", "bucket": BUCKET, "map_items": f"{base}/map-items.json"}
         output.update({"reduce_items": f"{base}/reduce-items.json", "results": f"{base}/results/"})
-        return {"output": {**output, "chunks": CHUNKS, "buckets": BUCKETS}}
+        return {"status": "committed", "output": {**output, "chunks": CHUNKS, "buckets": BUCKETS}}
 
     double.handler = handler
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +10,7 @@ from sparkflow.errors import SparkflowError
 from sparkflow.plan import Plan
 from sparkflow.targets.aws import limits
 from sparkflow.targets.base import ContainerLimits, FunctionLimits, ShipOptions
+from sparkflow.targets.runlogs import LogQuery
 from sparkflow.targets.runs import DONE, RunStatus, StageStatus
 
 
@@ -43,6 +44,15 @@ class RecordingTarget:
     def start(self, pipeline: Any, options: ShipOptions, run_id: str | None) -> str:
         self.calls.append(("start", options))
         return f"execution:{pipeline.name}"
+
+    def resume(self, pipeline: Any, options: ShipOptions, run_id: str) -> str:
+        self.calls.append(("resume", run_id))
+        return f"execution:{run_id}-resume-1"
+
+    def logs(self, pipeline: Any, options: ShipOptions, query: LogQuery) -> Iterator[dict[str, Any]]:
+        self.calls.append(("logs", query))
+        record = {"time": 0.25, "severity": "INFO", "message": "stage start", "run_id": query.run_id, "node": "shout"}
+        return iter([record] if query.keeps(record) else [])
 
     def status(self, execution: str, options: ShipOptions) -> RunStatus:
         self.calls.append(("status", execution))

@@ -3,6 +3,7 @@ default clients reach it through AWS_ENDPOINT_URL, as a user's would reach AWS).
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,56 @@ def test_every_command_reaches_a_target_through_the_registry_alone(monkeypatch: 
     assert all(given.inputs == {"lines": "s3://in/x.txt"} for name, given in calls if name not in ("status", "delete"))
     assert calls[-1][1].stack == "s"
     assert calls[1][1].storage_root == "s3://b/p/" and calls[1][1].stack == "s"
+
+
+def test_resume_and_logs_reach_a_target_through_the_registry_alone(monkeypatch: Any) -> None:
+    from sparkflow import targets
+    from tests.ship import recording_target
+
+    monkeypatch.setitem(targets._REGISTRY, "recorder", "tests.ship.recording_target")
+    monkeypatch.setattr(recording_target.TARGET, "calls", [])
+    pipeline, runner = str(compiled("shouting").path), CliRunner()
+    resumed = runner.invoke(main, ["start", pipeline, "--target", "recorder", "--resume", "run-1", "--no-follow"])
+    assert resumed.exit_code == 0 and resumed.stdout == "execution:run-1-resume-1\n", resumed.output
+    shown = runner.invoke(main, ["logs", pipeline, "run-1", "--target", "recorder", "--stage", "shout"])
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout == "1970-01-01T00:00:00.250Z  shout            INFO    stage start\n"
+    raw = runner.invoke(main, ["logs", pipeline, "run-1", "--target", "recorder", "--json"])
+    assert json.loads(raw.stdout)["message"] == "stage start", raw.output
+    calls = recording_target.TARGET.calls
+    assert [name for name, _ in calls] == ["resume", "logs", "logs"]
+    assert calls[1][1].run_id == "run-1" and calls[1][1].nodes == ("shout",) and calls[2][1].nodes is None
+
+
+def test_resume_refuses_a_run_id_or_inputs_beside_it() -> None:
+    pipeline, runner = str(compiled("shouting").path), CliRunner()
+    with_id = runner.invoke(main, ["start", pipeline, "--resume", "run-1", "--run-id", "run-2"])
+    assert with_id.exit_code == 2
+    assert "--resume run-1 runs the run again with its own run id and the inputs it started with: drop --run-id" in (
+        with_id.stderr
+    )
+    with_input = runner.invoke(main, ["start", pipeline, "--resume", "run-1", "--input", "lines=s3://b/x.txt"])
+    assert with_input.exit_code == 2 and "drop --input (start a new run to read other inputs)" in with_input.stderr
+
+
+def test_logs_refuse_an_unknown_stage_or_target(tmp_path: Path) -> None:
+    pipeline, runner = str(compiled("wordcount").path), CliRunner()
+    stage = runner.invoke(main, ["logs", pipeline, "r1", "--stage", "count", "--storage", str(tmp_path)])
+    assert stage.exit_code == 2
+    assert stage.stderr == (
+        "error: --stage count: pipeline 'wordcount' has no stage 'count' (stages: counts, top, words, publish)\n"
+    )
+    target = runner.invoke(main, ["logs", pipeline, "r1", "--target", "lokal"])
+    assert target.exit_code == 2
+    assert target.stderr == "error: unknown target 'lokal': did you mean 'local'? (targets: aws, gcp, local)\n"
+    missing = runner.invoke(main, ["logs", pipeline, "r1", "--storage", str(tmp_path)])
+    assert missing.exit_code == 2
+    assert missing.stderr == (
+        f"error: run r1: there is no run 'r1' of pipeline 'wordcount' under {tmp_path}; give the run id "
+        "`sparkflow run` printed, and --storage if it wrote elsewhere\n"
+    )
+    gcp = runner.invoke(main, ["logs", pipeline, "r1", "--target", "gcp"])
+    assert gcp.exit_code == 2 and gcp.stderr.startswith("error: `sparkflow logs --target gcp` is not available yet")
 
 
 def test_starting_a_run_on_gcp_asks_where_the_workflow_is() -> None:

@@ -124,7 +124,7 @@ def test_deploy_creates_the_stack_then_updates_it_in_place_then_changes_nothing(
     assert described["roleArn"].endswith(f":role/{roles['StateMachineRole']}")
     assert "${" not in described["definition"]  # DefinitionSubstitutions filled every placeholder
     definition = json.loads(described["definition"])
-    assert definition["States"]["Run-start"]["Parameters"]["run"]["storage"] == f"s3://{BUCKET}/first/"
+    assert definition["States"]["Run-new"]["Parameters"]["run"]["storage"] == f"s3://{BUCKET}/first/"
     assert described["tracingConfiguration"] == {"enabled": True}
     assert described["loggingConfiguration"]["level"] == "ERROR"
     function_arns = all_function_arns(moto_aws)
@@ -149,7 +149,7 @@ def test_deploy_creates_the_stack_then_updates_it_in_place_then_changes_nothing(
         "SPARKFLOW_ALLOWED_INPUTS": f"s3://{BUCKET}/books/",
     }
     described = moto_aws.client("stepfunctions").describe_state_machine(stateMachineArn=arn)
-    storage = json.loads(described["definition"])["States"]["Run-start"]["Parameters"]["run"]["storage"]
+    storage = json.loads(described["definition"])["States"]["Run-new"]["Parameters"]["run"]["storage"]
     assert storage == f"s3://{BUCKET}/second/"
     assert find_state_machine(name, clients=moto_aws.client) == arn
 

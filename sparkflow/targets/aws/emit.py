@@ -2,11 +2,15 @@
 
 Shape of every definition:
 
-* ``Run-start`` (Pass) puts ``{"run": {"id", "storage", "params"}}`` in the state: the execution name is the
-  run id, the storage root is the ``${StorageRoot}`` placeholder filled at deploy time, ``params`` is the
-  execution input (e.g. ``{"sources": {"books": "s3://..."}}`` to override a source's location, ``{"params": {"n":
-  5}}`` for the pipeline's parameters): every task's event carries it, and the runtime checks the parameters'
-  values against the Plan and passes them to the stages (defaults for those left out).
+* ``Run-start`` (Choice) goes to ``Run-new`` (Pass), which puts ``{"run": {"id", "storage", "params"}}`` in the
+  state: the execution name is the run id, the storage root is the ``${StorageRoot}`` placeholder filled at deploy
+  time, ``params`` is the execution input (e.g. ``{"sources": {"books": "s3://..."}}`` to override a source's
+  location, ``{"params": {"n": 5}}`` for the pipeline's parameters): every task's event carries it, and the runtime
+  checks the parameters' values against the Plan and passes them to the stages (defaults for those left out). An
+  execution started by ``sparkflow start --resume`` has a name of its own (names are unique) and the input
+  ``{"resume": {"run_id", "params"}}``: ``Run-resumed`` takes the run's id and params from there.
+* A split stage's split task answers ``already-committed`` when a resumed run finds the stage committed: a Choice
+  (``<stage>-committed``) then goes straight to its commit task, starting no chunk task.
 * One Task per stage on ``lambda:invoke``; its payload is the runtime event. Every task's result is dropped
   (``ResultPath: null``): locations are derived from the run id, so nothing but the small ``run`` object ever
   travels through state and the state size does not grow with the number of stages.
@@ -42,6 +46,9 @@ ECS_RUN_TASK = "arn:aws:states:::ecs:runTask.sync"
 EMR_SERVERLESS_RUN = "arn:aws:states:::emr-serverless:startJobRun.sync"
 CONTAINER_NAME = "stage"  # the container's name in every task definition sparkflow makes
 START, PUBLISH, SUCCEEDED = "Run-start", "Run-publish", "Run-succeeded"
+NEW, RESUMED = "Run-new", "Run-resumed"  # where Run-start goes for a new run and for a resumed one
+# The execution input of a resumed run: {"resume": {"run_id": ..., "params": <the first execution's input>}}.
+RESUME_KEY = "resume"
 # Transient errors of the Lambda service itself, as AWS recommends retrying them
 # (https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html).
 LAMBDA_SERVICE_ERRORS = [
@@ -113,11 +120,41 @@ def definition(plan: Plan) -> dict[str, Any]:
         states,
         START,
         {
+            "Type": "Choice",
+            "Comment": "A run resumed by `sparkflow start --resume` names its run in the input: its execution has a "
+            "name of its own, as names are unique.",
+            "Choices": [{"Variable": f"$.{RESUME_KEY}", "IsPresent": True, "Next": RESUMED}],
+            "Default": NEW,
+        },
+    )
+    builder.put(
+        states,
+        NEW,
+        {
             "Type": "Pass",
             "Comment": "The run: its id is the execution name; params is the execution input.",
             "Parameters": {
                 "run": run_object(
                     plan, **{"id.$": "$$.Execution.Name", "storage": storage_placeholder(), "params.$": "$"}
+                )
+            },
+            "Next": first,
+        },
+    )
+    builder.put(
+        states,
+        RESUMED,
+        {
+            "Type": "Pass",
+            "Comment": "The run again, with the id and params of its first execution: committed stages answer at once.",
+            "Parameters": {
+                "run": run_object(
+                    plan,
+                    **{
+                        "id.$": f"$.{RESUME_KEY}.run_id",
+                        "storage": storage_placeholder(),
+                        "params.$": f"$.{RESUME_KEY}.params",
+                    },
                 )
             },
             "Next": first,
@@ -223,8 +260,9 @@ class _Builder:
         phases = ["split", "map", *(["reduce"] if fanout.mode == "key" else []), "commit"]
         names = [f"{task.id}-{phase}" for phase in phases]
         followers = [*names[1:], next_state]
-        pointer = {"bucket.$": "$.Payload.output.bucket"}
+        pointer = {"bucket.$": "$.Payload.output.bucket", "status.$": "$.Payload.status"}
         pointer.update({f"{phase}.$": f"$.Payload.output.{phase}_items" for phase in phases[1:-1]})
+        committed = f"{task.id}-committed"
         # The split task answers with where its item lists are: a few strings, whatever the number of chunks.
         self.put(
             states,
@@ -234,7 +272,18 @@ class _Builder:
                 "ResultSelector": pointer,
                 "ResultPath": "$.split",
                 "Catch": catch,
-                "Next": names[1],
+                "Next": committed,
+            },
+            task,
+        )
+        # A stage a resumed run finds committed starts no chunk task: straight to its commit, which answers at once.
+        self.put(
+            states,
+            committed,
+            {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.split.status", "StringEquals": "already-committed", "Next": names[-1]}],
+                "Default": names[1],
             },
             task,
         )
@@ -486,8 +535,8 @@ def _collision(name: str, task: PlanTask | None, owner: PlanTask | None) -> Defi
         )
     if stages:
         return DefinitionError(
-            f"stage {stages[0].id!r} is named like a state sparkflow adds ({name!r}: '{START}', '{PUBLISH}', "
-            f"'{SUCCEEDED}', 'Parallel-<n>'): rename it",
+            f"stage {stages[0].id!r} is named like a state sparkflow adds ({name!r}: '{START}', '{NEW}', "
+            f"'{RESUMED}', '{PUBLISH}', '{SUCCEEDED}', 'Parallel-<n>'): rename it",
             stages[0].origin,
         )
     return DefinitionError(f"the AWS state name {name!r} is given twice")
@@ -517,9 +566,9 @@ def _ordered(states: dict[str, Any], start: str) -> list[str]:
         seen[name] = None
         state = states[name]
         followers = [catch["Next"] for catch in state.get("Catch", ())]
-        followers += [choice["Next"] for choice in state.get("Choices", ())]
-        if "Default" in state:
+        if "Default" in state:  # a Choice's usual way first (a new run, a stage not yet committed)
             followers.append(state["Default"])
+        followers += [choice["Next"] for choice in state.get("Choices", ())]
         if "Next" in state:
             followers.append(state["Next"])
         pending.extend(reversed(followers))

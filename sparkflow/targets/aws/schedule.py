@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sparkflow.plan import StartSchedule
-from sparkflow.targets.aws.watch import run_input
+from sparkflow.targets.runs import run_input
 
 SCHEDULE = "Schedule"
 SCHEDULE_ROLE = "ScheduleRole"

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import OptionError
@@ -20,6 +20,7 @@ from sparkflow.targets.runs import RunStatus
 if TYPE_CHECKING:
     from sparkflow.targets.aws.deploy import Packaged
     from sparkflow.targets.aws.lambda_zip import ZipPackage
+    from sparkflow.targets.runlogs import LogQuery
 
 
 def package(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> list[str]:
@@ -145,6 +146,45 @@ def start(pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
     made = clients(options.region, options.profile)
     state_machine = find_state_machine(stack_name(pipeline, options), clients=made)
     return start_execution(state_machine, options.inputs, run_id=run_id, clients=made, params=options.params)
+
+
+def resume(pipeline: Pipeline, options: ShipOptions, run_id: str) -> str:
+    """Start a new execution of the run ``run_id`` of the stack's state machine (see
+    :mod:`sparkflow.targets.aws.resume`); return its ARN."""
+    from sparkflow.targets.aws.deploy import find_state_machine
+    from sparkflow.targets.aws.resume import resume as resume_run
+    from sparkflow.targets.aws.session import clients
+
+    made = clients(options.region, options.profile)
+    state_machine = find_state_machine(stack_name(pipeline, options), clients=made)
+    return resume_run(state_machine, run_id, clients=made)
+
+
+def logs(pipeline: Pipeline, options: ShipOptions, query: LogQuery) -> Iterator[dict[str, Any]]:
+    """The run's log records from the stack's stages' log group (see :mod:`sparkflow.targets.aws.logs`)."""
+    from sparkflow.targets.aws.deploy import find_state_machine
+    from sparkflow.targets.aws.logs import records
+    from sparkflow.targets.aws.resume import executions_of
+    from sparkflow.targets.aws.session import clients
+    from sparkflow.targets.aws.stack import stage_log_group
+    from sparkflow.targets.aws.watch import WatchError
+
+    made = clients(options.region, options.profile)
+    stack = stack_name(pipeline, options)
+    state_machine = find_state_machine(stack, clients=made)
+    sfn = made("stepfunctions")
+    executions = executions_of(sfn, state_machine, query.run_id)
+    if not executions:
+        raise WatchError(
+            f"run {query.run_id}: the state machine of stack {stack} has no run {query.run_id!r}; give the run id "
+            "`sparkflow start` printed (the name of the run's first execution)"
+        )
+    latest = executions[-1].arn
+
+    def ended() -> bool:
+        return str(sfn.describe_execution(executionArn=latest)["status"]) != "RUNNING"
+
+    return records(stage_log_group(stack), query, clients=made, run_ended=ended)
 
 
 def status(execution: str, options: ShipOptions) -> RunStatus:

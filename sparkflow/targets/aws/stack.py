@@ -23,6 +23,12 @@ KV_TABLE_KEY = "key"
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 
+def stage_log_group(stack: str) -> str:
+    """The log group every stage of the stack ``stack`` logs to (its functions and containers): what
+    ``sparkflow logs`` reads."""
+    return f"/aws/lambda/{stack}-stages"
+
+
 def function_groups(plan: Plan) -> dict[int, list[PlanTask]]:
     """Stages on functions by memory size (one Lambda function each), smallest first; placeholder order of the
     definition. The run's publish task runs on one of them (or on a function of its own when every stage runs

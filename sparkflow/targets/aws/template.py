@@ -40,6 +40,7 @@ from sparkflow.targets.aws.stack import (
     function_key,
     function_timeout,
     has_values,
+    stage_log_group,
 )
 
 
@@ -143,7 +144,7 @@ def template(
     resources["StageLogGroup"] = {
         "Type": "AWS::Logs::LogGroup",
         "Properties": {
-            "LogGroupName": {"Fn::Sub": "/aws/lambda/${AWS::StackName}-stages"},
+            "LogGroupName": {"Fn::Sub": stage_log_group("${AWS::StackName}")},
             "RetentionInDays": LOG_RETENTION_DAYS,
         },
     }

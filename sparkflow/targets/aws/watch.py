@@ -1,7 +1,8 @@
 """Start a run of a deployed pipeline and read where it is, from Step Functions' own execution history.
 
 ``start(state_machine_arn, {"books": "s3://..."})`` starts an execution named after a new run id (the state
-machine uses the execution name as the run id) with ``{"sources": ...}`` as its input. ``status(arn)`` reads
+machine uses the execution name as the run id) with ``{"sources": ...}`` as its input (an execution of a resumed
+run names its run in its input instead: :mod:`sparkflow.targets.aws.resume`). ``status(arn)`` reads
 the execution, its state machine's definition and its history and returns a :class:`RunStatus`: every Task
 state of the definition (a stage, or a step sparkflow added such as a split), in reading order, as
 ``pending`` / ``running`` / ``done`` / ``failed`` with the error and cause of a failure, how many times it ran
@@ -19,7 +20,19 @@ from dataclasses import replace
 from typing import Any
 
 from sparkflow.errors import SparkflowError
-from sparkflow.targets.runs import DONE, FAILED, PENDING, RUNNING, STOPPED, ChunkCounts, RunStatus, StageStatus
+from sparkflow.targets.aws.emit import RESUME_KEY
+from sparkflow.targets.runs import (
+    DONE,
+    FAILED,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    STOPPED,
+    ChunkCounts,
+    RunStatus,
+    StageStatus,
+    run_input,
+)
 
 Clients = Callable[[str], Any]
 
@@ -58,17 +71,6 @@ def start(
         input=run_input(sources, params),
     )
     return str(answer["executionArn"])
-
-
-def run_input(sources: Mapping[str, str], params: Mapping[str, Any] | None = None) -> str:
-    """A run's input: where it reads each source (name -> location; the declared location for the others) and its
-    parameter values (``{"params": {...}}``, which every task's event carries; the Plan's defaults for the others)."""
-    from sparkflow.params import INPUT_FIELD
-
-    document: dict[str, Any] = {"sources": dict(sorted(sources.items()))}
-    if params:
-        document[INPUT_FIELD] = dict(params)
-    return json.dumps(document)
 
 
 def status(execution_arn: str, *, clients: Clients | None = None) -> RunStatus:
@@ -137,6 +139,8 @@ class _Watch:
             self.fold.finish()
         counts = {name: _map_run_counts(self.sfn, arn) for name, arn in self.fold.map_runs.items()}
         stages = tuple(replace(stage, chunks=counts.get(stage.name)) for stage in self.fold.stages())
+        if described["status"] == "SUCCEEDED":  # what a finished run never entered, it did not need
+            stages = tuple(replace(stage, state=SKIPPED) if stage.state == PENDING else stage for stage in stages)
         outputs: dict[str, str] = {}
         if described["status"] == "SUCCEEDED" and described.get("output"):
             document = json.loads(described["output"])
@@ -144,7 +148,7 @@ class _Watch:
             outputs = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
         return RunStatus(
             execution=self.execution_arn,
-            run_id=str(described["name"]),
+            run_id=run_of(str(described["name"]), described.get("input")),
             status=str(described["status"]),
             stages=stages,
             outputs=outputs,
@@ -166,6 +170,17 @@ class _Watch:
         if fresh:
             self.last_event = int(fresh[-1]["id"])
         return fresh
+
+
+def run_of(execution_name: str, execution_input: str | None) -> str:
+    """The run an execution executes: its name, or for an execution started by ``start --resume`` the run its
+    input names (``{"resume": {"run_id": ...}}``, see :mod:`sparkflow.targets.aws.resume`)."""
+    try:
+        document = json.loads(execution_input or "{}")
+    except ValueError:
+        return execution_name
+    resumed = document.get(RESUME_KEY) if isinstance(document, dict) else None
+    return str(resumed["run_id"]) if isinstance(resumed, dict) and "run_id" in resumed else execution_name
 
 
 def task_states(definition: Mapping[str, Any]) -> list[str]:

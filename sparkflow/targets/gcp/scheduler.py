@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sparkflow.plan import Plan, StartSchedule
 from sparkflow.targets.gcp.cron import unix_cron
+from sparkflow.targets.runs import run_input
 
 if TYPE_CHECKING:
     from google.cloud.scheduler_v1 import CloudSchedulerClient
@@ -35,11 +36,6 @@ def job_name(pipeline: str, project: str, region: str) -> str:
     return f"projects/{project}/locations/{region}/jobs/{pipeline}-schedule"
 
 
-def run_argument(sources: Mapping[str, str]) -> str:
-    """A run's execution argument: where it reads each source, as ``sparkflow start --input`` says."""
-    return json.dumps({"sources": dict(sorted(sources.items()))})
-
-
 def job_document(
     plan: Plan, schedule: StartSchedule, project: str, region: str, service_account: str, inputs: Mapping[str, str]
 ) -> dict[str, Any]:
@@ -49,7 +45,7 @@ def job_document(
         PackageError: the schedule has no unix-cron equivalent (names the pipeline's line).
     """
     workflow = f"projects/{project}/locations/{region}/workflows/{plan.pipeline}"
-    body = json.dumps({"argument": run_argument(inputs)}).encode()
+    body = json.dumps({"argument": run_input(inputs)}).encode()
     return {
         "name": job_name(plan.pipeline, project, region),
         "description": f"sparkflow pipeline {plan.pipeline}: starts a run on {schedule.expression} (UTC).",

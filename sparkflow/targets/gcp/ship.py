@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import OptionError
@@ -18,6 +19,9 @@ from sparkflow.targets.gcp.emit import CONTAINER_JOB_ENV_PREFIX, JOB_ENV, SERVIC
 from sparkflow.targets.runs import RunStatus
 
 SCHEDULE_JOB_FILE = "scheduler-job.json"
+
+if TYPE_CHECKING:
+    from sparkflow.targets.runlogs import LogQuery
 
 
 def package(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> list[str]:
@@ -130,7 +134,21 @@ def start(pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
         )
     if not (options.project and options.region):
         raise OptionError("--target gcp needs --project and --region (where the workflow was deployed)")
-    return start_execution(pipeline.name, options.project, options.region, options.inputs)
+    return start_execution(pipeline.name, options.project, options.region, options.inputs, params=options.params)
+
+
+def resume(pipeline: Pipeline, options: ShipOptions, run_id: str) -> str:
+    raise OptionError(
+        "`sparkflow start --resume --target gcp` is not available yet: start a new run, or resume it locally with "
+        "`sparkflow run --resume RUN_ID` against the same storage"
+    )
+
+
+def logs(pipeline: Pipeline, options: ShipOptions, query: LogQuery) -> Iterator[dict[str, Any]]:
+    raise OptionError(
+        "`sparkflow logs --target gcp` is not available yet: read a run's lines in Cloud Logging, e.g. "
+        f"`gcloud logging read 'jsonPayload.run_id=\"{query.run_id}\"'`"
+    )
 
 
 def status(execution: str, options: ShipOptions) -> RunStatus:
