@@ -61,11 +61,21 @@ def _asl_path(
             for key, value in inner.items():
                 counts[key] += value * items
         if kind == "Choice":
-            name = state["Choices"][0]["Next"]  # the first choice is the success path (exit code 0)
+            name = _fresh_run_choice(state)
         elif state.get("End") or kind in ("Succeed", "Fail"):
             name = None
         else:
             name = state["Next"]
+
+
+def _fresh_run_choice(state: Mapping[str, Any]) -> str:
+    """Where a Choice sends a new run whose tasks all succeed first time: past the choices only a resumed run takes
+    (its resume input, a stage found committed) to their default; else the first choice (a container's exit code
+    0)."""
+    first = state["Choices"][0]
+    if first.get("Variable") == "$.resume" or first.get("StringEquals") == "already-committed":
+        return str(state["Default"])
+    return str(first["Next"])
 
 
 def _map_items(name: str, owner: str, work: Mapping[str, StageWork]) -> int:
