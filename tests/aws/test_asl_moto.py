@@ -14,7 +14,7 @@ from sparkflow.loading import load_pipelines
 from sparkflow.plan import Plan
 from sparkflow.runtime.protocol import validate_event
 from tests.aws_moto import LambdaDouble, MotoAws, StageFailure, placeholders, substitute
-from tests.examples import EXAMPLES, example
+from tests.examples import example, long_but
 
 pytestmark = pytest.mark.moto
 
@@ -85,7 +85,7 @@ def sources_input(plan: Plan) -> dict[str, Any]:
     return {"sources": {source.name: f"s3://data-bucket/{source.name}/" for source in plan.sources}}
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.parent.name)
+@pytest.mark.parametrize("path", long_but("wordcount", "clickstream"))
 def test_every_example_runs_to_succeeded(path: Path, moto_aws: MotoAws, lambda_double: LambdaDouble) -> None:
     for plan, definition in compiled(path):
         lambda_double.calls.clear()

@@ -51,8 +51,8 @@ SHORT = {kind: ("wordcount", "ledger")[number % 2] for number, kind in enumerate
 }
 
 
-# make test runs four kinds, the others run in make long-checks (and every kind in the make faults campaign).
-SHORT_KINDS = ("raise", "transient", "kill-before-commit", "kill-mid-publish")
+# make test runs two kinds, the others run in make long-checks (and every kind in the make faults campaign).
+SHORT_KINDS = ("raise", "kill-mid-publish")
 
 
 @pytest.mark.parametrize(
@@ -84,7 +84,7 @@ SINK_FAULTS = [
     pytest.param("kill-before-commit", 0, id="kill-before-commit-0"),
     pytest.param("kill-after-commit", 1, id="kill-after-commit-1", marks=pytest.mark.long),
     pytest.param("kill-mid-upload", 2, id="kill-mid-upload-2", marks=pytest.mark.long),
-    pytest.param("duplicate", 1, id="duplicate-1"),
+    pytest.param("duplicate", 1, id="duplicate-1", marks=pytest.mark.long),
 ]
 
 
@@ -113,7 +113,10 @@ TRANSIENT_CALLS = {
 }
 
 
-@pytest.mark.parametrize("call", list(TRANSIENT_CALLS))
+@pytest.mark.parametrize(
+    "call",
+    [call if call == "map-reads-its-chunk" else pytest.param(call, marks=pytest.mark.long) for call in TRANSIENT_CALLS],
+)
 def test_one_transient_storage_error_is_retried(call: str, references: dict[str, Reference], tmp_path: Path) -> None:
     ref = references["wordcount"]
     phase, method, occurrence = TRANSIENT_CALLS[call]

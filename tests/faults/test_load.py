@@ -12,6 +12,7 @@ from tests.faults.load import measure
 BOUND_MIB = 1024
 
 
+@pytest.mark.long  # many chunks run locally in every fault trial; make faults runs 2,000
 def test_local_executor_runs_hundreds_of_chunks_exactly_in_bounded_memory() -> None:
     measured = measure("local", 200)
     assert measured.ok, measured.detail

@@ -18,7 +18,7 @@ from sparkflow.runtime.http import app
 from sparkflow.runtime.local import run_plan
 from sparkflow.targets.gcp import emit as gcp_emit
 from sparkflow.targets.gcp.emit import EXECUTION_ID_ENV, SERVICE_URL_ENV, STORAGE_ROOT_ENV
-from tests.examples import EXAMPLES, PARAMS, example, example_ids
+from tests.examples import PARAMS, example, long_but
 from tests.runtime.configs import write_plan
 from tests.runtime.reference import committed_rows, reference_outputs, rows
 
@@ -85,7 +85,7 @@ def deploy_env(monkeypatch: pytest.MonkeyPatch, path: Path, root: Path, run_id: 
         monkeypatch.setenv(name, value)
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
+@pytest.mark.parametrize("path", long_but("wordcount", "clickstream", "top-words"))
 def test_workflow_runs_the_runtime(spark: Any, path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An example with parameters runs with values other than their defaults (``args`` = ``{"params": ...}``),
     and gives what one plain PySpark job with the same values gives."""

@@ -92,10 +92,19 @@ def few_chunks(pipeline: Any) -> int:
 
 # Every example as compiled; with a few chunks per split stage, a join (a rows stage fanning out over many chunks in
 # moto: tests/faults/test_load.py).
-RUNS = [(path, "compiled") for path in EXAMPLES] + [(example("revenue"), "few")]
+# make test runs the compiled chunks of every example but daily-revenue; the others run in make long-checks.
+RUNS = [
+    pytest.param(
+        path,
+        chunks,
+        id=f"{path.parent.name}-{chunks}-chunks",
+        marks=pytest.mark.long if chunks == "few" or path.parent.name == "daily-revenue" else (),
+    )
+    for path, chunks in [(path, "compiled") for path in EXAMPLES] + [(example("revenue"), "few")]
+]
 
 
-@pytest.mark.parametrize(("path", "chunks"), RUNS, ids=[f"{path.parent.name}-{chunks}-chunks" for path, chunks in RUNS])
+@pytest.mark.parametrize(("path", "chunks"), RUNS)
 def test_asl_runs_the_runtime_in_moto(
     spark: Any,
     path: Path,

@@ -18,7 +18,7 @@ import pytest
 from sparkflow.compiler import plan_pipeline
 from sparkflow.loading import load_pipeline
 from sparkflow.runtime.local import run_plan
-from tests.examples import EXAMPLES, example_ids
+from tests.examples import long_but
 from tests.runtime.reference import reference_outputs, rows
 
 
@@ -45,7 +45,7 @@ class EveryNode:
 
 
 @pytest.mark.spark
-@pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
+@pytest.mark.parametrize("path", long_but("wordcount", "clickstream", "revenue"))
 def test_example_on_duckdb_equals_plain_pyspark(spark: Any, path: Path, tmp_path: Path) -> None:
     pipeline = load_pipeline(str(path))
     summary = run_plan(plan_pipeline(pipeline, "aws"), pipeline, storage_root=str(tmp_path), engine="duckdb")

@@ -15,7 +15,7 @@ from sparkflow.compiler import plan_pipeline
 from sparkflow.loading import load_pipeline
 from sparkflow.runtime.local import run_plan
 from sparkflow.targets.local import LOCAL
-from tests.examples import EXAMPLES, example, example_ids
+from tests.examples import example, long_but
 from tests.runtime.reference import reference_outputs, rows
 
 pytestmark = pytest.mark.spark
@@ -31,7 +31,7 @@ def committed_rows(spark: Any, location: str) -> list[tuple[Any, ...]]:
     return rows(spark.read.parquet(*(str(Path(location) / name) for name in manifest["files"])))
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
+@pytest.mark.parametrize("path", long_but("wordcount", "clickstream", "revenue", "daily-revenue"))
 def test_local_run_equals_plain_pyspark(spark: Any, path: Path, tmp_path: Path) -> None:
     pipeline, summary = run_example(path, tmp_path)
     assert summary.status == "succeeded", summary

@@ -28,7 +28,7 @@ from sparkflow.loading import load_pipeline
 from sparkflow.targets.aws import lambda_zip
 from sparkflow.targets.aws.lambda_zip import LambdaRuntime, ZipError, ZipPackage
 from sparkflow.targets.aws.template import ZipCode, template_text
-from tests.examples import EXAMPLES, example_ids
+from tests.examples import long_but
 from tests.ship.conftest import RESOURCES, Compiled, compiled
 
 
@@ -110,6 +110,7 @@ ISOLATED = textwrap.dedent(
 )
 
 
+@pytest.mark.long  # a real build: pip, bytecode and zip (about 45 s)
 def test_zip_runs_stages_in_an_interpreter_that_has_no_pyspark(
     built: tuple[ZipPackage, Path], project: Compiled, tmp_path: Path
 ) -> None:
@@ -169,6 +170,7 @@ def test_zip_runs_stages_in_an_interpreter_that_has_no_pyspark(
     assert totals == expected
 
 
+@pytest.mark.long  # a real build: pip, bytecode and zip (about 45 s)
 def test_zip_holds_the_closure_and_reports_its_size(built: tuple[ZipPackage, Path]) -> None:
     package, _ = built
     names = {line.split("==")[0].lower() for line in package.distributions}
@@ -221,7 +223,7 @@ def test_over_the_limit_names_the_biggest_contributors(
     assert list(out.iterdir()) == []
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
+@pytest.mark.parametrize("path", long_but("wordcount", "clickstream"))
 def test_zip_template_passes_cfn_lint_for_every_example(path: Path) -> None:
     item = compiled(path.parent.name)
     code = ZipCode(
