@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import pytest
 from mypy import api as mypy_api
 
 import sparkflow as sf
@@ -43,6 +44,7 @@ words("not a frame", 2)
 '''
 
 
+@pytest.mark.long  # runs mypy on a user file (about 9 s)
 def test_mypy_sees_the_user_signature(tmp_path: Path) -> None:
     module = tmp_path / "typed_pipeline.py"
     module.write_text(textwrap.dedent(SNIPPET))

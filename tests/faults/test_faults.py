@@ -133,6 +133,7 @@ def test_one_transient_storage_error_is_retried(call: str, references: dict[str,
 
 
 @pytest.mark.moto
+@pytest.mark.long  # the retry of a transient storage error is in make test on local storage
 def test_one_transient_commit_error_on_object_storage_is_retried(
     references: dict[str, Reference], tmp_path: Path
 ) -> None:
