@@ -81,7 +81,7 @@ def test_each_task_of_a_split_stage_has_its_own_retries(references: dict[str, Re
 # then an appending Delta table): (kind, the publish_sink call it hits: 0 Parquet, 1 Delta). `make faults` draws
 # every kind at every call.
 SINK_FAULTS = [
-    pytest.param("kill-before-commit", 0, id="kill-before-commit-0"),
+    pytest.param("kill-before-commit", 0, id="kill-before-commit-0", marks=pytest.mark.long),
     pytest.param("kill-after-commit", 1, id="kill-after-commit-1", marks=pytest.mark.long),
     pytest.param("kill-mid-upload", 2, id="kill-mid-upload-2", marks=pytest.mark.long),
     pytest.param("duplicate", 1, id="duplicate-1", marks=pytest.mark.long),

@@ -23,9 +23,9 @@ from tests.oracle.generate import generate
 from tests.oracle.run import ALL_RUNS, RUN_MODES, Table, check_case, compare_outputs, runs_for
 from tests.test_rowsets import COLUMNS, EXPECTED
 
-# Chosen by `python -m tests.oracle --pick 16 --seed 1 --cases 200` (seeds that cover REQUIRED, then the lowest),
-# then 4 and 13 traded for 10 and 14 so that each of the four runs gets 4 cases (make test's time budget).
-SHORT_SEEDS = (1, 2, 3, 5, 6, 7, 8, 9, 10, 14, 29, 44, 55, 60, 64, 111)
+# Eight seeds of 1-79 that cover REQUIRED between them with two cases for each of the four runs (make test's time
+# budget), found by a random search over the generated cases' tags; `make oracle` runs hundreds.
+SHORT_SEEDS = (1, 9, 10, 27, 44, 48, 51, 58)
 MODE = os.environ.get("SPARKFLOW_ORACLE_RUNS", "rotate")
 # What the short cases cover between them (tags that tests/oracle/generate.py gives a case).
 REQUIRED = {
@@ -91,7 +91,7 @@ def test_short_cases_cover_formats_operations_and_runs(tmp_path: Path) -> None:
         tags.update(case.tags)
     assert set(tags) >= REQUIRED, f"not covered: {sorted(REQUIRED - set(tags))}: pick the seeds again (SHORT_SEEDS)"
     runs = Counter(run for seed in SHORT_SEEDS for run in runs_for(seed, MODE))
-    assert set(runs) == set(ALL_RUNS) and min(runs.values()) >= 4, runs
+    assert set(runs) == set(ALL_RUNS) and min(runs.values()) >= 2, runs
 
 
 def test_a_case_is_the_same_for_the_same_seed(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from sparkflow.runtime import split
 from sparkflow.runtime.split import FileInfo, Manifest, plan_chunks, read_chunk, read_manifest, write_manifest
 from tests.aws_moto import MotoAws
 
-PROPERTY = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Record text: ASCII, a comma and a two-byte character (so cuts also land inside UTF-8 sequences); never a line
 # break, which would end the record.
