@@ -41,7 +41,7 @@ faults: $(STAMP)
 	$(BIN)/python -m tests.faults $(if $(SEED),--seed $(SEED))
 
 # The long differential oracle: a few hundred generated pipelines, each run by sparkflow whole and split on both
-# engines and compared with one plain PySpark job (tests/oracle/; 16 cases run in `unit`). SEED=N, CASES=N.
+# engines and compared with one plain PySpark job (tests/oracle/; 8 cases run in `unit`). SEED=N, CASES=N.
 oracle: $(STAMP)
 	$(BIN)/python -m tests.oracle $(if $(SEED),--seed $(SEED)) $(if $(CASES),--cases $(CASES))
 
