@@ -69,6 +69,18 @@ def _aws_options(command: F) -> F:
     )
 
 
+def _zip_options(command: F) -> F:
+    """``--python`` and ``--wheelhouse`` of the commands that build the duckdb engine's Lambda zip."""
+    command = click.option(
+        "--wheelhouse",
+        type=click.Path(file_okay=False),
+        help="--engine duckdb: take the dependencies from wheels built for that Lambda runtime in this folder.",
+    )(command)
+    return click.option(
+        "--python", "python_version", help="--engine duckdb: the Lambda Python, 3.11-3.13 (default: this one's)."
+    )(command)
+
+
 @main.command()
 @click.argument("pipelines", nargs=-1, required=True, metavar="PIPELINE...")
 @_target_option("Where the pipeline will run.")
@@ -501,12 +513,7 @@ def _definition_for(chosen: Any, target: str) -> tuple[Any, str]:
     show_default=True,
     help="aws: duckdb builds a plain Lambda .zip (no image, no Java, no pyspark) running every stage on DuckDB.",
 )
-@click.option("--python", "python_version", help="--engine duckdb: the Lambda Python, 3.11-3.13 (default: this one's).")
-@click.option(
-    "--wheelhouse",
-    type=click.Path(file_okay=False),
-    help="--engine duckdb: take the dependencies from wheels built for that Lambda runtime in this folder.",
-)
+@_zip_options
 def package_command(
     pipeline: str,
     target: str,
@@ -560,12 +567,7 @@ def package_command(
     show_default=True,
     help="aws: duckdb builds, uploads and deploys the plain Lambda .zip instead of an image (no --image-uri).",
 )
-@click.option("--python", "python_version", help="--engine duckdb: the Lambda Python, 3.11-3.13 (default: this one's).")
-@click.option(
-    "--wheelhouse",
-    type=click.Path(file_okay=False),
-    help="--engine duckdb: take the dependencies from wheels built for that Lambda runtime in this folder.",
-)
+@_zip_options
 @click.option("--out", type=click.Path(file_okay=False), help="aws: build folder (default: build/<target>/<name>).")
 @click.option(
     "--storage-root", help="s3:// or gs://bucket/prefix/ runs write under (default: the pipeline's storage=)."

@@ -1,10 +1,12 @@
 """Where a run of a deployed pipeline is, whatever the target: every stage's state, then its outputs or what
-failed; and how the command line shows it (a rich table while it runs, a summary at the end)."""
+failed; how the command line shows it (a rich table while it runs, a summary at the end); a run's input; and
+following a run until it ends."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,3 +117,38 @@ def run_input(sources: Mapping[str, str], params: Mapping[str, Any] | None = Non
     if params:
         document[INPUT_FIELD] = dict(params)
     return json.dumps(document)
+
+
+def follow_run(
+    read: Callable[[], RunStatus],
+    *,
+    error: type[Exception],
+    progress: Callable[[], Any] | None = None,
+    on_update: Callable[[RunStatus], None] | None,
+    interval_s: float,
+    longest_interval_s: float,
+    timeout_s: float | None,
+) -> RunStatus:
+    """Read a run's status until it ends, calling ``on_update`` with every reading; return the last one.
+
+    The pause between readings starts at ``interval_s`` and grows by half up to ``longest_interval_s`` while
+    ``progress()`` (what a reading found new, e.g. the last history event; by default the status read) stays the
+    same, so a stage running for minutes is not read every second; it starts again when something happens.
+
+    Raises:
+        error: the run is still running after ``timeout_s``.
+    """
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    pause, before = interval_s, None
+    while True:
+        current = read()
+        if on_update is not None:
+            on_update(current)
+        if current.finished:
+            return current
+        if deadline is not None and time.monotonic() > deadline:
+            raise error(f"run {current.run_id} is still running after {timeout_s} s: check it with `sparkflow status`")
+        now = current if progress is None else progress()
+        pause = interval_s if now != before else min(pause * 1.5, longest_interval_s)
+        before = now
+        time.sleep(pause)

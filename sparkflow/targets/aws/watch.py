@@ -31,6 +31,7 @@ from sparkflow.targets.runs import (
     ChunkCounts,
     RunStatus,
     StageStatus,
+    follow_run,
     run_input,
 )
 
@@ -93,22 +94,16 @@ def follow(
     starts at ``interval_s`` and grows by half up to ``longest_interval_s`` while nothing happens (a stage running
     for minutes is not read every second), and starts again when something does.
     """
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     watch = _Watch(execution_arn, clients)
-    pause = interval_s
-    while True:
-        before = watch.last_event
-        current = watch.read()
-        if on_update is not None:
-            on_update(current)
-        if current.finished:
-            return current
-        if deadline is not None and time.monotonic() > deadline:
-            raise WatchError(
-                f"run {current.run_id} is still running after {timeout_s} s: check it with `sparkflow status`"
-            )
-        pause = interval_s if watch.last_event != before else min(pause * 1.5, longest_interval_s)
-        time.sleep(pause)
+    return follow_run(
+        watch.read,
+        progress=lambda: watch.last_event,
+        error=WatchError,
+        on_update=on_update,
+        interval_s=interval_s,
+        longest_interval_s=longest_interval_s,
+        timeout_s=timeout_s,
+    )
 
 
 class _Watch:

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sparkflow.errors import SparkflowError
-from sparkflow.targets.runs import FAILED, RUNNING, RunStatus, StageStatus
+from sparkflow.targets.runs import FAILED, RUNNING, RunStatus, StageStatus, follow_run
 
 if TYPE_CHECKING:
     from google.cloud.workflows.executions_v1 import ExecutionsClient
@@ -92,21 +91,15 @@ def follow(
 ) -> RunStatus:
     """Read the run's status until it ends, calling ``on_update`` with every reading; return the last one. The pause
     between readings grows by half up to ``longest_interval_s`` while nothing changes."""
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    pause, before = interval_s, None
-    while True:
-        current = status(execution_name, client=client)
-        if on_update is not None:
-            on_update(current)
-        if current.finished:
-            return current
-        if deadline is not None and time.monotonic() > deadline:
-            raise WatchError(
-                f"run {current.run_id} is still running after {timeout_s} s: check it with `sparkflow status`"
-            )
-        pause = interval_s if current != before else min(pause * 1.5, longest_interval_s)
-        before = current
-        time.sleep(pause)
+    # An execution shows no history: a reading that differs from the last one is what happened.
+    return follow_run(
+        lambda: status(execution_name, client=client),
+        error=WatchError,
+        on_update=on_update,
+        interval_s=interval_s,
+        longest_interval_s=longest_interval_s,
+        timeout_s=timeout_s,
+    )
 
 
 def run_status(execution: Any) -> RunStatus:
