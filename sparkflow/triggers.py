@@ -15,7 +15,11 @@ read the parsed folder.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from sparkflow.errors import PackageError
+from sparkflow.plan import Plan, StartTrigger
 
 #: The object stores a trigger can watch, by URI scheme.
 STORES = {"s3": "S3", "gs": "Cloud Storage"}
@@ -79,3 +83,36 @@ def watched_folder(uri: str) -> WatchedFolder:
             f"{prefix.rsplit('/', 1)[0] + '/' if '/' in prefix else 'incoming/'}"
         )
     return WatchedFolder(matched["scheme"], matched["bucket"], prefix)
+
+
+def deployed_folder(
+    plan: Plan, trigger: StartTrigger, inputs: Mapping[str, str], scheme: str, storage_root: str | None
+) -> WatchedFolder:
+    """The folder a deployment of ``plan`` watches: the trigger's source where the deployed functions read it
+    (``deploy --input``, else as declared), on the target's store (``scheme``), apart from the storage root.
+
+    Raises:
+        PackageError: at the trigger's line, when that folder cannot be watched by this target.
+    """
+    name = trigger.source
+    uri = inputs.get(name, plan.source(name).uri)
+    where = f"trigger=sf.on_new_objects({name!r}): source {name!r} at {uri!r}"
+    try:
+        folder = watched_folder(uri)
+    except TriggerError as problem:
+        raise PackageError(
+            f"{where}: {problem}; or pass --input {name}={scheme}://bucket/folder/", trigger.origin
+        ) from None
+    if folder.scheme != scheme:
+        raise PackageError(
+            f"{where} is in {STORES[folder.scheme]}, but this target is triggered by {STORES[scheme]} events: pass "
+            f"--input {name}={scheme}://bucket/folder/",
+            trigger.origin,
+        )
+    if storage_root and folder.overlaps(storage_root):
+        raise PackageError(
+            f"{where}: the watched folder and the storage root {storage_root} overlap, so every run's own writes "
+            "would start more runs: pass another --storage-root or --input",
+            trigger.origin,
+        )
+    return folder

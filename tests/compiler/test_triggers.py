@@ -28,7 +28,10 @@ def line_of(path: Path, text: str) -> int:
     ("name", "problem"),
     [
         ("misspelt", r"the pipeline reads no source 'bookz': did you mean 'books'\? \(its sources: books\)"),
-        ("local_folder", r"source 'local' \(.*:6\): 'data/books/' is not in object storage: a trigger watches a folder"),
+        (
+            "local_folder",
+            r"source 'local' \(.*:6\): 'data/books/' is not in object storage: a trigger watches a folder",
+        ),
         ("one_object", r"is one object, not a folder: .* e\.g\. s3://in-bucket/books/"),
         (
             "required_param",

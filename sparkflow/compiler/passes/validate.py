@@ -64,7 +64,9 @@ def trigger_problems(graph: nx.DiGraph, pipeline: Pipeline) -> list[SparkflowErr
     try:
         folder = watched_folder(source.uri)
     except TriggerError as problem:
-        problems.append(DefinitionError(f"{where}: source {trigger.source!r} ({source.origin}): {problem}", trigger.origin))
+        problems.append(
+            DefinitionError(f"{where}: source {trigger.source!r} ({source.origin}): {problem}", trigger.origin)
+        )
         folder = None
     written = [("the storage root", pipeline.storage)] if pipeline.storage else []
     written += [(f"sink {sink.name!r}", sink.uri) for sink in graph.graph["sinks"] if "://" in sink.uri]

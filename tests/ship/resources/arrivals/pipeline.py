@@ -7,7 +7,7 @@ from pyspark.sql import functions as F
 import sparkflow as sf
 
 books = sf.source("books", "s3://arrivals-in/books/", format="text")
-n = sf.param("n", default=2)
+n = sf.param("n", default=10)
 
 
 @sf.stage
