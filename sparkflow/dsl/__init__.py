@@ -1,5 +1,5 @@
-"""The decorator DSL: ``source``, ``param``, ``stage``, ``sink``, ``pipeline`` and its trigger ``on_new_objects``. Decorators only record; nothing
-compiles here."""
+"""The decorator DSL: ``source``, ``param``, ``stage``, ``sink``, ``pipeline`` and its trigger ``on_new_objects``.
+Decorators only record; nothing compiles here."""
 
 from sparkflow.dsl.param import Param, param
 from sparkflow.dsl.pipeline import Pipeline, pipeline

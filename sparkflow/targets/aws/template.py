@@ -26,7 +26,6 @@ from sparkflow.targets.aws.iam import (
 from sparkflow.targets.aws.jobs import job_parts
 from sparkflow.targets.aws.locations import S3Location, read_locations, sink_locations, storage_location
 from sparkflow.targets.aws.schedule import SCHEDULE, schedule_resources
-from sparkflow.targets.aws.trigger import TRIGGER, trigger_resources
 from sparkflow.targets.aws.stack import (
     EPHEMERAL_STORAGE_MB,
     HANDLER,
@@ -43,6 +42,7 @@ from sparkflow.targets.aws.stack import (
     has_values,
     stage_log_group,
 )
+from sparkflow.targets.aws.trigger import TRIGGER, trigger_resources
 
 
 @dataclass(frozen=True)
