@@ -8,11 +8,26 @@ books = sf.source("books", "s3://my-bucket/books/", format="text")
 def words(lines: DataFrame) -> DataFrame: ...
 """
 
-from sparkflow.dsl import Param, Pipeline, Sink, Source, Stage, StageOptions, param, pipeline, sink, source, stage
+from sparkflow.dsl import (
+    OnNewObjects,
+    Param,
+    Pipeline,
+    Sink,
+    Source,
+    Stage,
+    StageOptions,
+    on_new_objects,
+    param,
+    pipeline,
+    sink,
+    source,
+    stage,
+)
 from sparkflow.errors import SparkflowError
 from sparkflow.results import read_output
 
 __all__ = [
+    "OnNewObjects",
     "Param",
     "Pipeline",
     "Sink",
@@ -20,6 +35,7 @@ __all__ = [
     "SparkflowError",
     "Stage",
     "StageOptions",
+    "on_new_objects",
     "param",
     "pipeline",
     "read_output",

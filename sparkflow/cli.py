@@ -611,6 +611,12 @@ def package_command(
     help="gcp, a pipeline with schedule=: the service account (with roles/workflows.invoker) whose OAuth token the "
     "Cloud Scheduler job starts runs with.",
 )
+@click.option(
+    "--trigger-service-account",
+    metavar="EMAIL",
+    help="gcp, a pipeline with trigger=: the service account (with roles/workflows.invoker and "
+    "roles/eventarc.eventReceiver) the Eventarc trigger executes the workflow as.",
+)
 def deploy_command(
     pipeline: str,
     target: str,
@@ -632,13 +638,15 @@ def deploy_command(
     job: str | None,
     env_values: tuple[str, ...],
     scheduler_service_account: str | None,
+    trigger_service_account: str | None,
 ) -> None:
     """Create or update PIPELINE's deployment; print the state machine's ARN (aws) or the workflow's name (gcp).
 
     aws: packages (the image's template, or with --engine duckdb the zip), uploads what the stack reads from S3,
     then creates or updates the CloudFormation stack through a change set: it prints the changes, then the stack's
     events, and on a failure names each failed resource and why (CloudFormation rolls the stack back).
-    gcp: creates or updates the workflow and, for a pipeline with schedule=, its Cloud Scheduler job.
+    gcp: creates or updates the workflow and, for a pipeline with schedule=, its Cloud Scheduler job; with trigger=,
+    its Eventarc trigger.
     """
     from sparkflow.loading import load_pipeline
     from sparkflow.targets import get_target
@@ -666,6 +674,7 @@ def deploy_command(
             job=job,
             env=_parse_pairs(env_values, "--env"),
             scheduler_service_account=scheduler_service_account,
+            trigger_service_account=trigger_service_account,
         )
         options.storage(chosen)  # refused before anything is compiled or called
         plan, text = _definition_for(chosen, target)
@@ -687,7 +696,7 @@ def delete_command(
     aws: deletes the CloudFormation stack (state machine, functions, roles, log groups, containers' and EMR's
     parts). The storage bucket is never part of the stack, and the DynamoDB values table the stack made is
     retained (DeletionPolicy: Retain): delete it yourself when its values are no longer wanted.
-    gcp: deletes the workflow and its Cloud Scheduler job, if it has one.
+    gcp: deletes the workflow and its Cloud Scheduler job and Eventarc trigger, if it has them.
     """
     from sparkflow.loading import load_pipeline
     from sparkflow.targets import get_target

@@ -199,10 +199,26 @@ class StartSchedule:
     origin: Origin
 
 
+@dataclass(frozen=True)
+class StartTrigger:
+    """The deployed pipeline starts a run for each new object under a source's folder
+    (``@sf.pipeline(trigger=sf.on_new_objects(...))``), reading that object as the source.
+
+    Attributes:
+        source: the source whose folder is watched (one of the Plan's sources, checked; its folder is in object
+            storage, checked).
+        origin: where ``sf.on_new_objects`` is called.
+    """
+
+    source: str
+    origin: Origin
+
+
 #: Plan fields that say how a run is started, not what it executes: the shipped JSON holds them only when set, and
-#: the digest leaves them out, so changing a schedule neither invalidates the deployed functions' Plan nor changes
-#: the checked-in definitions.
-_NOT_EXECUTED = ("start_schedule",)
+#: the digest leaves them out, so changing a schedule or a trigger does not invalidate the deployed functions' Plan
+#: (a schedule does not change the checked-in definitions either; a trigger adds the GCP workflow's steps that read
+#: the event).
+_NOT_EXECUTED = ("start_schedule", "start_trigger")
 
 
 @dataclass(frozen=True)
@@ -221,6 +237,7 @@ class Plan:
         publish: the task that runs after every stage: publishes ``sinks``, then updates ``_latest.json``.
         sinks: the tables outputs are published to, in declaration order.
         start_schedule: when the deployed pipeline starts runs by itself; None: only when started.
+        start_trigger: the source whose new objects start runs by themselves; None: none does.
         params: the values each run gives (``sf.param``), in the order the pipeline first uses them; the tasks'
             ``param`` inputs name them.
     """
@@ -237,6 +254,7 @@ class Plan:
     sinks: tuple[PlanSink, ...] = ()
     start_schedule: StartSchedule | None = None
     params: tuple[PlanParam, ...] = ()
+    start_trigger: StartTrigger | None = None
 
     def rebased(self, root: str) -> Plan:
         """This Plan with the origins a shipped Plan holds relative to the project root (see :meth:`to_json`) made

@@ -179,6 +179,7 @@ def start_moto() -> MotoAws:
         os.environ["MOTO_PORT"] = str(port)
         _patch_lambda()
         _patch_cloudformation()
+        _rules_start_state_machines()
         aws = MotoAws(port)
         _prepare(aws)
         _started = aws
@@ -198,6 +199,68 @@ def _patch_lambda() -> None:
         return double.invoke(function_name, body, response_headers)
 
     LambdaSimpleBackend.invoke = invoke  # the whole session uses the double; moto is ours alone here
+
+
+@dataclass(frozen=True)
+class RuleDelivery:
+    """One event an EventBridge rule delivered to a Step Functions target: the input it started the execution with."""
+
+    rule: str
+    target: str
+    execution_input: dict[str, Any]
+    execution_arn: str
+
+
+#: What rules delivered to state machines, in order (see :func:`_rules_start_state_machines`).
+RULE_DELIVERIES: list[RuleDelivery] = []
+
+
+def _rules_start_state_machines() -> None:
+    """An EventBridge rule whose target is a state machine starts an execution of it, with the transformed input.
+
+    Moto 5.2 matches S3's ``Object Created`` events (sent when the bucket's EventBridge notifications are on:
+    ``moto.s3.notifications._send_event_bridge_message``) against every rule's pattern, as AWS does, but then
+    (1) calls the targets with ``transform_input=False``, so an ``InputTransformer`` is never applied to S3's events,
+    and (2) delivers only to log groups, SQS, archives, event buses and API destinations: a ``states`` target raises
+    NotImplementedError, which the S3 side swallows. AWS applies the target's input transformer to every matched
+    event and starts an execution of a Step Functions target, named by Step Functions (a UUID)
+    (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-transform-target-input.html,
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-targets.html). Here the matching stays moto's; the
+    transformation is moto's own ``EventTemplateParser`` (the predefined ``aws.events.event.ingestion-time``, which
+    moto's S3 events lack, taken from the event's time); the execution is started in the Step Functions backend the
+    API serves. Every delivery is recorded in :data:`RULE_DELIVERIES`; other targets go to moto as before.
+    """
+    from moto.events.models import Rule
+    from moto.events.utils import EventTemplateParser
+    from moto.stepfunctions.responses import get_backend
+
+    original = Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
+        if not self.event_pattern.matches_event(original_event):
+            return
+        machines = [target for target in self.targets if target["Arn"].split(":")[2:3] == ["states"]]
+        for target in machines:
+            transformer = target.get("InputTransformer") or {}
+            event = {"ingestion-time": original_event.get("time"), **original_event}
+            body = EventTemplateParser.parse(
+                input_template=transformer.get("InputTemplate"),
+                input_paths_map=transformer.get("InputPathsMap", {}),
+                event=event,
+            )
+            started = get_backend(self.account_id, self.region_name).start_execution(
+                target["Arn"], name=str(uuid.uuid4()), execution_input=json.dumps(body)
+            )
+            RULE_DELIVERIES.append(RuleDelivery(self.name, target["Arn"], body, started.exec_arn))
+        others = [target for target in self.targets if target not in machines]
+        if others:
+            kept, self.targets = self.targets, others
+            try:
+                original(self, original_event, transform_input)
+            finally:
+                self.targets = kept
+
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
 
 
 def _patch_cloudformation() -> None:

@@ -17,7 +17,17 @@ from sparkflow.compiler.schedule import schedule
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.stage import DEFAULT_MEMORY_MB, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 from sparkflow.errors import CompileError
-from sparkflow.plan import Plan, PlanInput, PlanParam, PlanSource, PlanTask, Publish, StartSchedule, display_path
+from sparkflow.plan import (
+    Plan,
+    PlanInput,
+    PlanParam,
+    PlanSource,
+    PlanTask,
+    Publish,
+    StartSchedule,
+    StartTrigger,
+    display_path,
+)
 from sparkflow.targets import get_target
 from sparkflow.targets.base import Target
 
@@ -93,6 +103,7 @@ def to_plan(graph: nx.DiGraph, pipeline: Pipeline, target: Target) -> Plan:
         sinks=tuple(graph.graph["sinks"]),
         start_schedule=StartSchedule(pipeline.schedule, pipeline.origin) if pipeline.schedule else None,
         params=tuple(sorted(params, key=lambda item: order[item.name])),
+        start_trigger=StartTrigger(pipeline.trigger.source, pipeline.trigger.origin) if pipeline.trigger else None,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any, overload
 from sparkflow.dsl import trace as _trace
 from sparkflow.dsl.names import check_name
 from sparkflow.dsl.stage import ENGINES
+from sparkflow.dsl.trigger import OnNewObjects
 from sparkflow.errors import DefinitionError, Origin
 from sparkflow.schedules import ACCEPTED_FORMS, ScheduleSyntaxError, parse_schedule
 
@@ -31,6 +32,8 @@ class Pipeline:
             (``spark`` by default).
         schedule: when the deployed pipeline starts a run by itself (``cron(...)`` / ``rate(...)``, checked);
             None: only when started.
+        trigger: the deployed pipeline also starts a run for each new object under a source's folder
+            (:func:`sparkflow.dsl.trigger.on_new_objects`); None: no such run.
     """
 
     fn: Callable[[], Any]
@@ -40,6 +43,7 @@ class Pipeline:
     origin: Origin
     engine: str | None = None
     schedule: str | None = None
+    trigger: OnNewObjects | None = None
 
     def trace(self) -> _trace.Trace:
         """Run the pipeline function with a fresh trace and return what it recorded (stage calls carry their
@@ -63,6 +67,7 @@ def pipeline(
     kv: str | None = None,
     engine: str | None = None,
     schedule: str | None = None,
+    trigger: OnNewObjects | None = None,
 ) -> Callable[[Callable[[], Any]], Pipeline]: ...
 
 
@@ -75,6 +80,7 @@ def pipeline(
     kv: str | None = None,
     engine: str | None = None,
     schedule: str | None = None,
+    trigger: OnNewObjects | None = None,
 ) -> Pipeline | Callable[[Callable[[], Any]], Pipeline]:
     """Declare a pipeline. Usable bare (``@sf.pipeline``) or with options.
 
@@ -88,6 +94,9 @@ def pipeline(
         schedule: start a run of the deployed pipeline on a schedule, in UTC, in EventBridge Scheduler's syntax:
             ``"cron(0 3 * * ? *)"`` (six fields) or ``"rate(1 day)"`` (see :mod:`sparkflow.schedules`). ``deploy``
             creates the schedule (AWS: an EventBridge Scheduler schedule; GCP: a Cloud Scheduler job).
+        trigger: ``sf.on_new_objects("books")``: each object created under the folder of source ``books`` starts a
+            run that reads that object as ``books`` (see :mod:`sparkflow.triggers`). ``deploy`` creates the trigger
+            (AWS: an EventBridge rule on S3's events; GCP: an Eventarc trigger).
 
     Example:
         >>> @pipeline(storage="s3://my-bucket/sparkflow/")
@@ -116,7 +125,13 @@ def pipeline(
             except ScheduleSyntaxError as problem:
                 message = f"schedule={schedule!r} is not a schedule: {problem}; {ACCEPTED_FORMS}"
                 raise DefinitionError(message, origin) from None
-        return Pipeline(function, pipeline_name, storage, kv, origin, engine, schedule)
+        if trigger is not None and not isinstance(trigger, OnNewObjects):
+            raise DefinitionError(
+                f"trigger={trigger!r} is not a trigger: use trigger=sf.on_new_objects(source), e.g. "
+                "sf.on_new_objects('books') to start a run for each new object under source books' folder",
+                origin,
+            )
+        return Pipeline(function, pipeline_name, storage, kv, origin, engine, schedule, trigger)
 
     if fn is not None:
         return decorate(fn)

@@ -117,6 +117,8 @@ class ShipOptions:
         project, service_url, job, env: gcp (``region`` too).
         scheduler_service_account: gcp: the service account whose OAuth token a scheduled pipeline's Cloud
             Scheduler job starts runs with.
+        trigger_service_account: gcp: the service account a triggered pipeline's Eventarc trigger executes the
+            workflow as.
         params: ``start``: every parameter's value for the run (``sf.param``), already checked against the Plan.
     """
 
@@ -138,6 +140,7 @@ class ShipOptions:
     job: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     scheduler_service_account: str | None = None
+    trigger_service_account: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def storage(self, pipeline: Pipeline) -> str:

@@ -226,7 +226,7 @@ def test_a_sink_called_outside_a_pipeline_says_where_to_call_it() -> None:
             "bad_pipeline_keyword.py",
             "@sf.pipeline(storag",
             r"sf\.pipeline\(\) has no keyword storag=: did you mean "
-            r"storage=\? \(it takes: name=, storage=, kv=, engine=, schedule=\)",
+            r"storage=\? \(it takes: name=, storage=, kv=, engine=, schedule=, trigger=\)",
         ),
         (
             "bad_source_option.py",

@@ -5,6 +5,7 @@
 * ``workflows_api``: a local HTTP server on 127.0.0.1 standing in for the Workflows REST API, and a real
   ``WorkflowsClient`` pointed at it with anonymous credentials.
 * ``scheduler_api``: the same for the Cloud Scheduler REST API and a real ``CloudSchedulerClient``.
+* ``eventarc_api``: the same for the Eventarc REST API and a real ``EventarcClient``.
 """
 
 from __future__ import annotations
@@ -407,6 +408,66 @@ def scheduler_api() -> Iterator[tuple[FakeSchedulerApi, Any]]:
     api = FakeSchedulerApi()
     with serving(api.handle) as url:
         client = scheduler_v1.CloudSchedulerClient(
+            credentials=AnonymousCredentials(), transport="rest", client_options={"api_endpoint": url}
+        )
+        yield api, client
+
+
+_TRIGGER = re.compile(r"^/v1/(projects/[^/]+/locations/[^/]+/triggers/[^/:]+)$")
+_TRIGGERS = re.compile(r"^/v1/(projects/[^/]+/locations/[^/]+)/triggers$")
+
+
+@dataclass
+class FakeEventarcApi:
+    """The part of the Eventarc REST API (v1) that deploy and delete use: get, create, patch and delete a trigger
+    (https://cloud.google.com/eventarc/docs/reference/rest/v1/projects.locations.triggers); create, patch and delete
+    answer a finished long-running operation. ``requests`` lists (method, path, query, body) of every request,
+    ``triggers`` the stored resources by name."""
+
+    triggers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[tuple[str, str, dict[str, list[str]], Any]] = field(default_factory=list)
+
+    def handle(self, method: str, target: str, body: Any) -> tuple[int, dict[str, Any]]:
+        parts = urlsplit(target)
+        query = parse_qs(parts.query)
+        self.requests.append((method, parts.path, query, body))
+        name = _TRIGGER.match(parts.path)
+        parent = _TRIGGERS.match(parts.path)
+        if method == "GET" and name:
+            found = self.triggers.get(name.group(1))
+            return (200, found) if found else _not_found(name.group(1))
+        if method == "POST" and parent:
+            full = f"{parent.group(1)}/triggers/{query['triggerId'][0]}"
+            if full in self.triggers:
+                return 409, {"error": {"code": 409, "message": f"{full} exists", "status": "ALREADY_EXISTS"}}
+            self.triggers[full] = {**body, "name": full, "uid": "5f1e2d3c", "etag": "e1"}
+            return 200, self._operation(full, self.triggers[full])
+        if method == "PATCH" and name and name.group(1) in self.triggers:
+            stored = self.triggers[name.group(1)]
+            for key in [path for path in query.get("updateMask", [""])[0].split(",") if path]:
+                stored[key] = body.get(key)
+            return 200, self._operation(name.group(1), stored)
+        if method == "DELETE" and name and name.group(1) in self.triggers:
+            return 200, self._operation(name.group(1), self.triggers.pop(name.group(1)))
+        return _not_found(parts.path)
+
+    def _operation(self, name: str, trigger: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "name": f"{name.rsplit('/triggers/', 1)[0]}/operations/op-{len(self.requests)}",
+            "done": True,
+            "response": {"@type": "type.googleapis.com/google.cloud.eventarc.v1.Trigger", **trigger},
+        }
+
+
+@pytest.fixture
+def eventarc_api() -> Iterator[tuple[FakeEventarcApi, Any]]:
+    """The fake Eventarc API on 127.0.0.1 and an ``EventarcClient`` (REST, anonymous) using it."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import eventarc_v1
+
+    api = FakeEventarcApi()
+    with serving(api.handle) as url:
+        client = eventarc_v1.EventarcClient(
             credentials=AnonymousCredentials(), transport="rest", client_options={"api_endpoint": url}
         )
         yield api, client

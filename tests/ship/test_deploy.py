@@ -361,6 +361,15 @@ def deployed(aws: MotoAws, double: LambdaDouble, monkeypatch: Any, item: Compile
             relative = file.relative_to(local).as_posix() if local.is_dir() else file.name
             aws.client("s3").upload_file(str(file), BUCKET, f"{prefix}/{source.name}/{relative}")
         sources[source.name] = f"s3://{BUCKET}/{prefix}/{source.name}/" + ("" if local.is_dir() else local.name)
+    arn, root = deployed_with_runtime(aws, double, monkeypatch, item, sources)
+    return arn, root, sources
+
+
+def deployed_with_runtime(
+    aws: MotoAws, double: LambdaDouble, monkeypatch: Any, item: Compiled, sources: dict[str, str]
+) -> tuple[str, str]:
+    """Deploy ``item`` reading ``sources`` (``--input``) as a new stack; the Lambda double runs the real runtime with
+    the environment deploy gave the functions. Returns (state machine ARN, storage root)."""
     name = stack()
     root = f"s3://{BUCKET}/{name}/"
     arn, _ = image_deploy(aws, item, name, storage_root=root, inputs=sources)
@@ -372,7 +381,7 @@ def deployed(aws: MotoAws, double: LambdaDouble, monkeypatch: Any, item: Compile
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint)
     double.delay = 0
     double.handler = runtime_handler
-    return arn, root, sources
+    return arn, root
 
 
 @pytest.mark.spark

@@ -7,11 +7,15 @@ All problems are raised at once.
 
 from __future__ import annotations
 
+import difflib
+
 import networkx as nx
 
 from sparkflow.compiler.context import Context
-from sparkflow.compiler.graph import stage_nodes
+from sparkflow.compiler.graph import ParamNode, SourceNode, node, stage_nodes
+from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import CompileError, DefinitionError, SparkflowError
+from sparkflow.triggers import TriggerError, watched_folder
 
 
 def validate(graph: nx.DiGraph, context: Context) -> nx.DiGraph:
@@ -32,6 +36,56 @@ def validate(graph: nx.DiGraph, context: Context) -> nx.DiGraph:
                     item.origin,
                 )
             )
+    problems += trigger_problems(graph, pipeline)
     if problems:
         raise CompileError(problems)
     return graph
+
+
+def trigger_problems(graph: nx.DiGraph, pipeline: Pipeline) -> list[SparkflowError]:
+    """What makes ``trigger=sf.on_new_objects(name)`` unable to start a run, each at the trigger's line: a name that
+    is no source of the pipeline (with the nearest), a source outside object storage or not a folder, a storage root
+    inside the watched folder (each run's own writes would start runs), a parameter without a default (an object's
+    event carries no value for it)."""
+    trigger = pipeline.trigger
+    if trigger is None:
+        return []
+    items = [node(graph, node_id) for node_id in graph]
+    sources = {item.source.name: item.source for item in items if isinstance(item, SourceNode)}
+    where = f"trigger=sf.on_new_objects({trigger.source!r})"
+    if trigger.source not in sources:
+        nearest = difflib.get_close_matches(trigger.source, list(sources), n=1, cutoff=0.5)
+        hint = f"did you mean {nearest[0]!r}? " if nearest else ""
+        known = ", ".join(sources) or "none"
+        message = f"{where}: the pipeline reads no source {trigger.source!r}: {hint}(its sources: {known})"
+        return [DefinitionError(message, trigger.origin)]
+    problems: list[SparkflowError] = []
+    source = sources[trigger.source]
+    try:
+        folder = watched_folder(source.uri)
+    except TriggerError as problem:
+        problems.append(
+            DefinitionError(f"{where}: source {trigger.source!r} ({source.origin}): {problem}", trigger.origin)
+        )
+        folder = None
+    written = [("the storage root", pipeline.storage)] if pipeline.storage else []
+    written += [(f"sink {sink.name!r}", sink.uri) for sink in graph.graph["sinks"] if "://" in sink.uri]
+    for what, uri in written:
+        if folder is not None and folder.overlaps(uri):
+            problems.append(
+                DefinitionError(
+                    f"{where}: the watched folder {folder.uri} and {what} {uri} overlap, so every run's own writes "
+                    "would start more runs: watch a folder outside what the pipeline writes",
+                    trigger.origin,
+                )
+            )
+    for item in items:
+        if isinstance(item, ParamNode) and item.param.required:
+            problems.append(
+                DefinitionError(
+                    f"{where}: parameter {item.param.name!r} ({item.param.origin}) has no default, and a run a new "
+                    f"object starts gets no value for it: give it one, e.g. sf.param({item.param.name!r}, default=...)",
+                    trigger.origin,
+                )
+            )
+    return problems

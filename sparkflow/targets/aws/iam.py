@@ -203,3 +203,37 @@ def assume_role_policy(service: str) -> dict[str, Any]:
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
     }
+
+
+def start_only_role(pipeline: str, service: str, what: str, state_machine: str) -> dict[str, Any]:
+    """An ``AWS::IAM::Role`` that only ``service`` (e.g. ``scheduler.amazonaws.com``) acting for this account may
+    assume (``aws:SourceAccount``: the confused deputy problem), and that may only start the state machine whose
+    logical id is ``state_machine``; ``what`` names its user in the description."""
+    return {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Description": f"sparkflow pipeline {pipeline}: what its {what} may do (start a run, only).",
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": service},
+                        "Action": "sts:AssumeRole",
+                        "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+                    }
+                ],
+            },
+            "Policies": [
+                {
+                    "PolicyName": "start-runs",
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {"Effect": "Allow", "Action": "states:StartExecution", "Resource": {"Ref": state_machine}}
+                        ],
+                    },
+                }
+            ],
+        },
+    }

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sparkflow.plan import StartSchedule
+from sparkflow.targets.aws.iam import start_only_role
 from sparkflow.targets.runs import run_input
 
 SCHEDULE = "Schedule"
@@ -22,35 +23,8 @@ def schedule_resources(
     pipeline: str, schedule: StartSchedule, state_machine: str, inputs: Mapping[str, str]
 ) -> dict[str, Any]:
     """The schedule and its role, starting the state machine whose logical id is ``state_machine``."""
-    start = {"Effect": "Allow", "Action": "states:StartExecution", "Resource": {"Ref": state_machine}}
     return {
-        SCHEDULE_ROLE: {
-            "Type": "AWS::IAM::Role",
-            "Properties": {
-                "Description": f"sparkflow pipeline {pipeline}: what its schedule may do (start a run, only).",
-                "AssumeRolePolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "scheduler.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                            # Only schedules of this account may act as the role (the confused deputy problem).
-                            "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
-                        }
-                    ],
-                },
-                "Policies": [
-                    {
-                        "PolicyName": "start-runs",
-                        "PolicyDocument": {
-                            "Version": "2012-10-17",
-                            "Statement": [start],
-                        },
-                    }
-                ],
-            },
-        },
+        SCHEDULE_ROLE: start_only_role(pipeline, "scheduler.amazonaws.com", "schedule", state_machine),
         SCHEDULE: {
             "Type": "AWS::Scheduler::Schedule",
             "Properties": {

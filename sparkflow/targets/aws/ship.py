@@ -29,12 +29,23 @@ def package(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOption
         built, key = _package_zip(pipeline, plan, definition, options)
         return [
             *_zip_summary(built, options),
+            *_trigger_lines(plan, options, options.storage_root),
             "deploy: `sparkflow deploy --engine duckdb` uploads the zip and creates the stack; or by hand:",
             f"  aws s3 cp {built.path} s3://BUCKET/{key}",
             f"  aws cloudformation deploy --template-file {os.path.join(options.out, 'template.yaml')} --stack-name "
             f"{pipeline.name} --capabilities CAPABILITY_IAM --parameter-overrides CodeBucket=BUCKET",
         ]
-    return _package_image(pipeline, plan, definition, options)
+    return [*_package_image(pipeline, plan, definition, options), *_trigger_lines(plan, options, options.storage_root)]
+
+
+def _trigger_lines(plan: Plan, options: ShipOptions, storage_root: str | None) -> list[str]:
+    """What a triggered pipeline's owner must do to the watched bucket (raises PackageError when the folder cannot
+    be watched, before anything is sent)."""
+    from sparkflow.targets.aws.trigger import enable_events_hint, watched
+
+    if plan.start_trigger is None:
+        return []
+    return [enable_events_hint(watched(plan, plan.start_trigger, options.inputs, storage_root))]
 
 
 def _package_image(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> list[str]:
@@ -80,8 +91,9 @@ def deploy(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions
     stack = stack_name(pipeline, options)
     storage_root = options.storage(pipeline)
     made = clients(options.region, options.profile)  # refused (no region, no credentials) before packaging
+    trigger = _trigger_lines(plan, options, storage_root)
     packaged = _packaged(pipeline, plan, definition, options)
-    return deploy_stack(
+    arn = deploy_stack(
         packaged,
         stack_name=stack,
         storage_root=storage_root,
@@ -92,6 +104,9 @@ def deploy(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions
         role_arn=options.role_arn,
         report=_to_stderr,
     )
+    for line in trigger:
+        _to_stderr(line)
+    return arn
 
 
 def delete(pipeline: Pipeline, options: ShipOptions) -> str:

@@ -42,6 +42,7 @@ from sparkflow.targets.aws.stack import (
     has_values,
     stage_log_group,
 )
+from sparkflow.targets.aws.trigger import TRIGGER, trigger_resources
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,12 @@ def template(
     (``CodeBucket``, ``CodeKey``) with the duckdb engine.
     """
     groups = function_groups(plan)
+    # First: a folder the trigger cannot watch is named at the trigger's line, before what else is wrong with it.
+    trigger = (
+        {}
+        if plan.start_trigger is None
+        else trigger_resources(plan, plan.start_trigger, "StateMachine", inputs or {}, plan.storage)
+    )
     reads = read_locations(plan, inputs)
     parameters: dict[str, Any] = {}
     if zip_code is None:
@@ -269,6 +276,9 @@ def template(
     if plan.start_schedule is not None:
         resources |= schedule_resources(plan.pipeline, plan.start_schedule, "StateMachine", inputs or {})
         outputs["ScheduleArn"] = {"Description": "Starts runs on the pipeline's schedule.", "Value": _get_att(SCHEDULE)}
+    if trigger:
+        resources |= trigger
+        outputs["TriggerRuleArn"] = {"Description": "Starts runs on new objects.", "Value": _get_att(TRIGGER)}
     for memory in groups:
         outputs[f"{function_key(memory)}Arn"] = {"Value": _get_att(function_key(memory))}
     return {

@@ -39,6 +39,8 @@ _RESERVED_ENV_PREFIXES = ("GOOGLE_", "WORKFLOWS_")
 # The label of a workflow deployed with a Cloud Scheduler job: a later deploy without a schedule, and delete, know
 # from it that there is a job to delete (labels: lower case letters, digits, '_' and '-').
 SCHEDULED_LABEL = ("sparkflow-schedule", "cloud-scheduler")
+# The same for a triggered pipeline's Eventarc trigger.
+TRIGGERED_LABEL = ("sparkflow-trigger", "eventarc")
 # Long-running create/update operations usually finish in seconds; this bounds a stuck one.
 _OPERATION_TIMEOUT_S = 300
 

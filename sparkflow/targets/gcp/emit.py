@@ -8,6 +8,10 @@ Shape of every definition:
 * ``run-start`` assigns the one variable the workflow keeps, ``run`` = ``{id, storage, params}``: the id is the
   execution id, the storage root comes from the ``SPARKFLOW_STORAGE_ROOT`` environment variable set at deploy
   time, params is ``args`` (or ``{}``).
+* A pipeline with ``trigger=`` adds ``run-event`` after it: when ``args`` is the CloudEvent of a new Cloud Storage
+  object (what Eventarc passes a workflow), params becomes ``{"sources": ...}`` with the object as the watched
+  source (the other sources as ``SPARKFLOW_TRIGGER_SOURCES`` says); an object outside ``SPARKFLOW_TRIGGER_FOLDER``
+  (Eventarc filters on the bucket only) or a folder marker ends the execution at once, with no run.
 * One step per stage: ``http.post`` of the runtime event to the Cloud Run service at ``SPARKFLOW_SERVICE_URL``
   with an OIDC token, inside ``try`` with a ``retry`` policy (the ``sparkflow_retryable`` predicate: HTTP 429,
   5xx, connection errors and timeouts; the stage's ``retries=``; exponential backoff) and an ``except`` that
@@ -47,12 +51,18 @@ from sparkflow.targets.gcp import limits
 SERVICE_URL_ENV = "SPARKFLOW_SERVICE_URL"
 STORAGE_ROOT_ENV = "SPARKFLOW_STORAGE_ROOT"
 DEPLOY_ENV = (SERVICE_URL_ENV, STORAGE_ROOT_ENV)
+# A triggered pipeline's watched folder (gs://bucket/prefix/) and the other sources' locations (JSON), set at deploy.
+TRIGGER_FOLDER_ENV = "SPARKFLOW_TRIGGER_FOLDER"
+TRIGGER_SOURCES_ENV = "SPARKFLOW_TRIGGER_SOURCES"
+# The CloudEvent type of a new object (https://cloud.google.com/eventarc/docs/reference/supported-events).
+OBJECT_FINALIZED = "google.cloud.storage.object.v1.finalized"
 # Built in: "GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID: The identifier of the workflow execution"
 # (https://cloud.google.com/workflows/docs/reference/environment-variables).
 EXECUTION_ID_ENV = "GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID"
 
 ARGS, RUN, ERROR = "args", "run", "error"
 START, PUBLISH, SUCCEEDED = "run-start", "run-publish", "run-succeeded"
+EVENT = "run-event"
 RETRY_PREDICATE = "sparkflow_retryable"
 # Fan-out: up to this many chunks run as a parallel for ("a maximum of 20 concurrent iterations"); more as a
 # Cloud Run job execution with taskCount = chunks (https://cloud.google.com/workflows/quotas).
@@ -94,7 +104,13 @@ def definition(plan: Plan) -> dict[str, Any]:
     """The definition as plain dicts and lists, in the order it is written."""
     _check_names(plan)
     builder = _Builder(plan)
-    steps = [_start_step(plan), *builder.steps(plan.schedule, depth=0), builder.publish(), _succeeded_step(plan)]
+    steps = [
+        _start_step(plan),
+        *_event_steps(plan),
+        *builder.steps(plan.schedule, depth=0),
+        builder.publish(),
+        _succeeded_step(plan),
+    ]
     document: dict[str, Any] = {"main": {"params": [ARGS], "steps": steps}}
     if plan.publish.retries or any(task.retries for task in plan.tasks):
         document[RETRY_PREDICATE] = retry_predicate()
@@ -129,6 +145,49 @@ def _start_step(plan: Plan) -> dict[str, Any]:
             ]
         }
     }
+
+
+def _event_steps(plan: Plan) -> list[dict[str, Any]]:
+    """A triggered pipeline's steps after ``run-start``: an Eventarc CloudEvent of a new object as the argument
+    (``{"type": ..., "data": {"bucket", "name", ...}, ...}``: the event in JSON as Workflows receives it,
+    https://cloud.google.com/eventarc/docs/workflows/cloudevents) becomes the run's sources."""
+    if plan.start_trigger is None:
+        return []
+    location = f"{RUN}.params.sources[{json.dumps(plan.start_trigger.source)}]"
+    folder = f"sys.get_env({json.dumps(TRIGGER_FOLDER_ENV)})"
+    outside = f"text.substring({location}, 0, len({folder})) != {folder}"
+    marker = f'text.substring({location}, len({location}) - 1, len({location})) == "/"'
+    return [
+        {
+            EVENT: {
+                "switch": [
+                    {
+                        "condition": f'${{map.get({RUN}.params, "type") == {json.dumps(OBJECT_FINALIZED)}}}',
+                        "steps": [
+                            {
+                                f"{EVENT}-object": {
+                                    "assign": [
+                                        {f"{RUN}.params": {"sources": _env(TRIGGER_SOURCES_ENV, decode=True)}},
+                                        {location: f'${{"gs://" + {ARGS}.data.bucket + "/" + {ARGS}.data.name}}'},
+                                    ]
+                                }
+                            },
+                            {
+                                f"{EVENT}-folder": {
+                                    "switch": [
+                                        {
+                                            "condition": f"${{{outside} or {marker}}}",
+                                            "return": {"run_id": f"${{{RUN}.id}}", "skipped": f"${{{location}}}"},
+                                        }
+                                    ]
+                                }
+                            },
+                        ],
+                    }
+                ]
+            }
+        }
+    ]
 
 
 def _succeeded_step(plan: Plan) -> dict[str, Any]:
@@ -382,7 +441,7 @@ def _check_names(plan: Plan) -> None:
                 )
             )
     ids = {task.id: task for task in plan.tasks}
-    reserved = {START, PUBLISH, f"{PUBLISH}-failed", SUCCEEDED}
+    reserved = {START, PUBLISH, f"{PUBLISH}-failed", SUCCEEDED, EVENT, f"{EVENT}-object", f"{EVENT}-folder"}
     for task in plan.tasks:
         # A stage's steps are '<stage>-<part>': another stage named '<stage>-<part>' would share them.
         owners = [
@@ -445,8 +504,9 @@ def _run_job(variable: str, overrides: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _env(name: str) -> str:
-    return f"${{sys.get_env({json.dumps(name)})}}"
+def _env(name: str, decode: bool = False) -> str:
+    read = f"sys.get_env({json.dumps(name)})"
+    return f"${{json.decode({read})}}" if decode else f"${{{read}}}"
 
 
 def _first_task(step: Step) -> str:

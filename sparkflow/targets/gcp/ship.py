@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import OptionError
-from sparkflow.plan import Plan, StartSchedule
+from sparkflow.plan import Plan, StartSchedule, StartTrigger
 from sparkflow.shipping.project import context_summary
 from sparkflow.targets.base import ShipOptions
 from sparkflow.targets.gcp.emit import CONTAINER_JOB_ENV_PREFIX, JOB_ENV, SERVICE_URL_ENV, STORAGE_ROOT_ENV
 from sparkflow.targets.runs import RunStatus
 
 SCHEDULE_JOB_FILE = "scheduler-job.json"
+TRIGGER_FILE = "eventarc-trigger.json"
 
 if TYPE_CHECKING:
     from sparkflow.targets.runlogs import LogQuery
@@ -37,7 +38,25 @@ def package(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOption
     lines = [f"wrote {len(written)} files to {options.out}: {contents}", *context_summary(Path(options.out))]
     if plan.start_schedule is not None:
         lines.append(_write_schedule_job(plan, plan.start_schedule, options))
+    if plan.start_trigger is not None:
+        lines.append(_write_trigger(plan, plan.start_trigger, options))
     return lines
+
+
+def _write_trigger(plan: Plan, trigger: StartTrigger, options: ShipOptions) -> str:
+    """Write the Eventarc trigger ``deploy`` creates, with placeholders for what only deploy is told."""
+    from sparkflow.targets.gcp.eventarc import trigger_document, watched
+
+    folder = watched(plan, trigger, options.inputs, options.storage_root)
+    project, region = options.project or "PROJECT_ID", options.region or "REGION"
+    account = options.trigger_service_account or "SERVICE_ACCOUNT_EMAIL"
+    path = Path(options.out) / TRIGGER_FILE
+    document = trigger_document(plan, folder, project, region, account)
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return (
+        f"wrote {path}: the Eventarc trigger that starts a run for each new object under {folder.uri}; "
+        "`sparkflow deploy --target gcp --trigger-service-account` creates it"
+    )
 
 
 def _write_schedule_job(plan: Plan, schedule: StartSchedule, options: ShipOptions) -> str:
@@ -57,22 +76,36 @@ def _write_schedule_job(plan: Plan, schedule: StartSchedule, options: ShipOption
 
 
 def deploy(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> str:
-    """Create or update the workflow, and the Cloud Scheduler job of a scheduled pipeline (deleting the job of a
-    pipeline that no longer declares a schedule); return the workflow's resource name."""
-    from sparkflow.targets.gcp.deploy import SCHEDULED_LABEL, labels_of, needed_env
+    """Create or update the workflow, the Cloud Scheduler job of a scheduled pipeline and the Eventarc trigger of a
+    triggered one (deleting the job or trigger of a pipeline that no longer declares it); return the workflow's
+    resource name."""
+    from sparkflow.targets.gcp.deploy import SCHEDULED_LABEL, TRIGGERED_LABEL, labels_of, needed_env
     from sparkflow.targets.gcp.deploy import deploy as deploy_workflow
+    from sparkflow.targets.gcp.eventarc import (
+        apply_trigger,
+        delete_trigger,
+        trigger_document,
+        trigger_env,
+        trigger_name,
+        watched,
+    )
     from sparkflow.targets.gcp.package import resource_name
     from sparkflow.targets.gcp.scheduler import apply_job, delete_job, job_document, job_name
 
     required = {"--project": options.project, "--region": options.region, "--service-url": options.service_url}
     if plan.start_schedule is not None:
         required["--scheduler-service-account (the pipeline declares a schedule)"] = options.scheduler_service_account
+    if plan.start_trigger is not None:
+        required["--trigger-service-account (the pipeline declares a trigger)"] = options.trigger_service_account
     missing = [name for name, value in required.items() if not value]
     if missing:
         raise OptionError(f"--target gcp needs {', '.join(missing)}")
     assert options.project and options.region and options.service_url
-    job = None
-    if plan.start_schedule is not None:  # checked before anything is sent: a schedule unix-cron cannot say
+    storage_root = options.storage(pipeline)
+    env = {SERVICE_URL_ENV: options.service_url, STORAGE_ROOT_ENV: storage_root}
+    # Checked before anything is sent: a schedule unix-cron cannot say, a folder Eventarc cannot watch.
+    job = trigger = None
+    if plan.start_schedule is not None:
         assert options.scheduler_service_account
         job = job_document(
             plan,
@@ -82,40 +115,55 @@ def deploy(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions
             options.scheduler_service_account,
             options.inputs,
         )
-    env = {SERVICE_URL_ENV: options.service_url, STORAGE_ROOT_ENV: options.storage(pipeline)}
+    if plan.start_trigger is not None:
+        assert options.trigger_service_account
+        folder = watched(plan, plan.start_trigger, options.inputs, storage_root)
+        trigger = trigger_document(plan, folder, options.project, options.region, options.trigger_service_account)
+        env |= trigger_env(plan, plan.start_trigger, folder, options.inputs)
     for name in needed_env(definition):  # the Cloud Run jobs get default names; Dataproc settings must be passed
         if name == JOB_ENV:
             env[name] = options.job or resource_name(f"{pipeline.name}-chunks")
         elif name.startswith(CONTAINER_JOB_ENV_PREFIX):
             env[name] = resource_name(f"{pipeline.name}-{name.rsplit('_', 1)[1]}")
     env.update(options.env)
+    labels = dict([SCHEDULED_LABEL] if job else []) | dict([TRIGGERED_LABEL] if trigger else [])
+    had = labels_of(pipeline.name, options.project, options.region) if len(labels) < 2 else {}
+    name = deploy_workflow(pipeline.name, definition, options.project, options.region, env, labels=labels)
     key, value = SCHEDULED_LABEL
-    if job is None:
-        had_job = labels_of(pipeline.name, options.project, options.region).get(key) == value
-        name = deploy_workflow(pipeline.name, definition, options.project, options.region, env)
-        if had_job and delete_job(job_name(pipeline.name, options.project, options.region)):
-            _to_stderr(f"deleted the schedule job of {pipeline.name}: the pipeline declares no schedule any more")
-        return name
-    name = deploy_workflow(pipeline.name, definition, options.project, options.region, env, labels={key: value})
-    _to_stderr(f"schedule job {apply_job(job)}: a run on {job['schedule']} (UTC)")
+    if job is not None:
+        _to_stderr(f"schedule job {apply_job(job)}: a run on {job['schedule']} (UTC)")
+    elif had.get(key) == value and delete_job(job_name(pipeline.name, options.project, options.region)):
+        _to_stderr(f"deleted the schedule job of {pipeline.name}: the pipeline declares no schedule any more")
+    key, value = TRIGGERED_LABEL
+    if trigger is not None:
+        _to_stderr(f"Eventarc trigger {apply_trigger(trigger)}: a run for each new object under {folder.uri}")
+    elif had.get(key) == value and delete_trigger(trigger_name(pipeline.name, options.project, options.region)):
+        _to_stderr(f"deleted the Eventarc trigger of {pipeline.name}: the pipeline declares no trigger any more")
     return name
 
 
 def delete(pipeline: Pipeline, options: ShipOptions) -> str:
-    """Delete the workflow ``deploy`` created and its schedule job, if it has one (the Cloud Run service and jobs,
-    deployed with gcloud, stay)."""
-    from sparkflow.targets.gcp.deploy import SCHEDULED_LABEL, labels_of
+    """Delete the workflow ``deploy`` created and its schedule job and Eventarc trigger, if it has them (the Cloud Run
+    service and jobs, deployed with gcloud, stay)."""
+    from sparkflow.targets.gcp.deploy import SCHEDULED_LABEL, TRIGGERED_LABEL, labels_of
     from sparkflow.targets.gcp.deploy import delete as delete_workflow
+    from sparkflow.targets.gcp.eventarc import delete_trigger, trigger_name
     from sparkflow.targets.gcp.scheduler import delete_job, job_name
 
     if not (options.project and options.region):
         raise OptionError("--target gcp needs --project and --region (where the workflow was deployed)")
-    key, value = SCHEDULED_LABEL
+    labels = labels_of(pipeline.name, options.project, options.region)
     deleted = []
-    if labels_of(pipeline.name, options.project, options.region).get(key) == value:
+    key, value = SCHEDULED_LABEL
+    if labels.get(key) == value:
         job = job_name(pipeline.name, options.project, options.region)
         if delete_job(job):
             deleted.append(job)
+    key, value = TRIGGERED_LABEL
+    if labels.get(key) == value:
+        trigger = trigger_name(pipeline.name, options.project, options.region)
+        if delete_trigger(trigger):
+            deleted.append(trigger)
     deleted.insert(0, delete_workflow(pipeline.name, options.project, options.region))
     return f"deleted {' and '.join(deleted)}"
 
