@@ -1,6 +1,7 @@
 """Word count over generated text, three ways, each a whole process measured side by side:
 
-* plain: one PySpark job (the example's own stage functions composed, read and written directly);
+* plain: one PySpark job (the example's own stage functions composed, read and written directly; with a last
+  argument ``duckdb``, the same code on sqlframe's DuckDB session);
 * sparkflow, whole: ``sparkflow run`` with every stage on its whole input (splitting off);
 * sparkflow, split: ``sparkflow run`` with the compiled chunk sizes (or ``--chunk-mb``).
 
@@ -26,10 +27,17 @@ PLAIN = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, sys.argv[3])
+    DUCKDB = sys.argv[4:] == ["duckdb"]  # the same code on sqlframe's DuckDB session instead of Spark
+    if DUCKDB:
+        from sqlframe import activate
+        activate("duckdb")
     from pyspark.sql import SparkSession
     from pipeline import counts, top, words  # the example's own stage functions, run as plain functions
     spark = SparkSession.builder.master("local[*]").getOrCreate()
-    lines = spark.read.text(sys.argv[1])
+    if DUCKDB:  # sqlframe has no read.text: one column, a separator that does not occur, no quoting
+        lines = spark.read.csv(sys.argv[1], schema="value STRING", sep="\x01", quote="", escape="", header=False)
+    else:
+        lines = spark.read.text(sys.argv[1])
     top(counts(words(lines))).write.mode("overwrite").parquet(sys.argv[2])
     """
 )

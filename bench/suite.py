@@ -7,8 +7,10 @@ Rows, grouped; each group's first row is its baseline, and every ratio is agains
   sparkflow/duckdb (:mod:`cold_start`);
 * warm invocation: the second event handled by one process, spark and duckdb (:mod:`cold_start`);
 * word count over generated text and the revenue example's join + aggregate over generated CSV (``--gb``): one
-  plain PySpark job (the example's own stage functions composed) against ``sparkflow run`` on spark and on duckdb,
-  with the compiled split (:mod:`split_wordcount`);
+  plain PySpark job (the example's own stage functions composed, writing the tables the pipeline writes) against
+  the same code on sqlframe's DuckDB session alone (what DuckDB itself takes) and ``sparkflow run`` on spark and on
+  duckdb, with the compiled split (:mod:`split_wordcount`); the report adds the phases of each engine's last split
+  run (:mod:`phases`);
 * compile time of 10 ... 10,000 stages, chain and fan-out/in (:mod:`compile_time`), against Kubeflow Pipelines'
   compiler on the same shapes (:mod:`kfp_peer`, in the separate environment ``make bench`` makes);
 * deployable size per engine: the duckdb engine's Lambda .zip (unzipped) against the Spark image's contents.
@@ -43,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import cold_start
+import phases
 import split_wordcount
 from measure import TimedOut, median, run_measured
 
@@ -53,15 +56,29 @@ MiB = 1024**2
 # The revenue example's join, as one plain PySpark job: its own stage functions composed, read and written directly.
 JOIN_PLAIN = textwrap.dedent(
     """
-    import sys
+    import os, sys
     sys.path.insert(0, sys.argv[4])
+    DUCKDB = sys.argv[5:] == ["duckdb"]  # the same code on sqlframe's DuckDB session instead of Spark
+    if DUCKDB:
+        from sqlframe import activate
+        activate("duckdb")
     from pyspark.sql import SparkSession
     from pipeline import enrich, revenue_by_country  # the example's own stage functions, run as plain functions
     spark = SparkSession.builder.master("local[*]").getOrCreate()
     schema = "order_id INT, customer_id INT, amount DOUBLE, order_date DATE"
     orders = spark.read.csv(sys.argv[1], header=True, schema=schema)
     customers = spark.read.csv(sys.argv[2], header=True, schema="customer_id INT, name STRING, country STRING")
-    revenue_by_country(enrich(orders, customers)).write.mode("overwrite").parquet(sys.argv[3])
+    # The pipeline's two tables: the enriched orders by country (its sink), then the revenue read from them.
+    # sqlframe hands partitionBy to DuckDB's COPY as it is (DuckDB's option is partition_by) and reads a folder only
+    # through a glob.
+    writer = enrich(orders, customers).write
+    if DUCKDB:
+        os.makedirs(sys.argv[3], exist_ok=True)
+        writer.option("partition_by", "country").parquet(sys.argv[3] + "/enriched", mode="overwrite")
+    else:
+        writer.parquet(sys.argv[3] + "/enriched", mode="overwrite", partitionBy="country")
+    enriched = spark.read.parquet(sys.argv[3] + "/enriched" + ("/*/*.parquet" if DUCKDB else ""))
+    revenue_by_country(enriched).write.mode("overwrite").parquet(sys.argv[3] + "/revenue")
     """
 )
 COMPILE_ONE = textwrap.dedent(
@@ -73,6 +90,7 @@ COMPILE_ONE = textwrap.dedent(
     """
 )
 COUNTRIES = ["FR", "IN", "US", "DE", "BR", "JP", "CN", "GB", "NG", "MX"]
+ENGINES = ("spark", "duckdb")
 TIMEOUT = [600.0]  # seconds one measured process may take (--timeout)
 
 
@@ -120,6 +138,7 @@ class Row:
 @dataclass
 class Table:
     rows: list[Row] = field(default_factory=list)
+    profiles: list[tuple[str, str]] = field(default_factory=list)  # (title, Markdown table of a run's phases)
 
     def row(self, group: str, variant: str, unit: str = "s", note: str = "") -> Row:
         made = Row(group, variant, unit, note=note)
@@ -209,13 +228,19 @@ def join(table: Table, runs: int, scratch: Path, gb: float) -> None:
 def _split_against_plain(
     table: Table, runs: int, folder: Path, group: str, plain: list[str], example: Path, inputs: dict[str, str]
 ) -> None:
-    """One plain PySpark job against ``sparkflow run`` of ``example`` on each engine, interleaved run by run."""
-    rows = [table.row(group, "one plain PySpark job (the example's stage functions composed)")]
-    rows += [table.row(group, f"`sparkflow run`, {engine} (compiled split)") for engine in ("spark", "duckdb")]
+    """One plain PySpark job against the same code on DuckDB alone and ``sparkflow run`` of ``example`` on each
+    engine, interleaved run by run; the phases of each engine's last split run go to the report."""
+    rows = [
+        table.row(group, "one plain PySpark job (the example's stage functions composed)"),
+        table.row(group, "the same code on sqlframe's DuckDB session (one process, no sparkflow)"),
+    ]
+    rows += [table.row(group, f"`sparkflow run`, {engine} (compiled split)") for engine in ENGINES]
     for index in range(runs):
         _log(f"{group}, run {index + 1}/{runs}")
-        rows[0].run(plain)
-        for row, engine in zip(rows[1:], ("spark", "duckdb"), strict=True):
+        for row, engine in zip(rows[:2], ([], ["duckdb"]), strict=True):
+            row.run([*plain, *engine])
+            shutil.rmtree(folder / "plain", ignore_errors=True)  # the output folder of both
+        for row, engine in zip(rows[2:], ENGINES, strict=True):
             store = folder / engine
             row.run(
                 [
@@ -230,8 +255,11 @@ def _split_against_plain(
                     engine,
                 ]
             )
-        for name in ("plain", "spark", "duckdb"):  # outputs and intermediate data: up to several GiB
-            shutil.rmtree(folder / name, ignore_errors=True)
+            if row.values and index == runs - 1:
+                run = phases.newest_run(store)
+                table.profiles.append((f"{group}: `sparkflow run`, {engine}", phases.markdown(run, row.values[-1])))
+        for engine in ENGINES:  # outputs and intermediate data: up to several GiB
+            shutil.rmtree(folder / engine, ignore_errors=True)
 
 
 def generate_orders(orders: Path, customers: Path, gb: float) -> None:
@@ -383,7 +411,9 @@ def targets(table: Table) -> list[str]:
     lines = [
         verdict(find("cold start", "sparkflow/duckdb"), 0.2, "duckdb cold start / plain PySpark's"),
         verdict(find("cold start", "sparkflow/spark ("), 0.5, "sparkflow/spark cold start / plain PySpark's"),
-        verdict(find("cold start", "sparkflow/spark + CDS"), 0.5, "sparkflow/spark + CDS cold start / plain PySpark's"),
+        verdict(
+            find("cold start", "sparkflow/spark + CDS"), 0.35, "sparkflow/spark + CDS cold start / plain PySpark's"
+        ),
     ]
     for shape in ("chain", "fan-out/in"):
         rows = [
@@ -400,13 +430,23 @@ def targets(table: Table) -> list[str]:
                 f"time per stage there / at the size before: {growth:.2f} "
                 f"({'linear' if growth <= 1.5 else 'faster than linear'}, read as linear when ≤ 1.5)"
             )
-    for group in ("word count", "join"):
-        for engine in ("spark", "duckdb"):
+    for group, duckdb_limit in (("word count", 0.4), ("join", 0.3)):
+        for engine, limit in (("spark", 1.3), ("duckdb", duckdb_limit)):
             text = f"{group}: sparkflow run on {engine} / the single PySpark job"
-            lines.append(verdict(find(group, f"`sparkflow run`, {engine}"), 1.3, text))
+            lines.append(verdict(find(group, f"`sparkflow run`, {engine}"), limit, text))
+        alone = f"{group}: the same code on DuckDB alone / the single PySpark job (what DuckDB itself takes)"
+        lines.append(verdict(find(group, "the same code on sqlframe"), duckdb_limit, alone))
     for row in table.rows:
         if row.group.startswith("deployable size") and row.variant.startswith("duckdb"):
             lines.append(verdict(row, 1.0, f"{row.variant} / Lambda's 250 MB", of_limit=250 * MiB))
+    return lines
+
+
+def profile_sections(table: Table) -> list[str]:
+    """Where each engine's last split run spent its time, phase by phase (:mod:`phases`)."""
+    lines: list[str] = []
+    for title, markdown in table.profiles:
+        lines += ["", f"Phases of {title} (its last run):", "", markdown]
     return lines
 
 
@@ -491,6 +531,7 @@ def main() -> None:
             "",
             "Targets:",
             *targets(table),
+            *profile_sections(table),
         ]
     )
     print(report)
