@@ -819,6 +819,7 @@ def _print_end(final: Any, as_json: bool = False) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print each record as the runtime wrote it (JSON lines).")
 @click.option("--storage", help="local: the storage root the run wrote under (default: .sparkflow).")
 @click.option("--stack", help="aws: the stack it was deployed as (default: the pipeline's name, '_' as '-').")
+@click.option("--project", help="gcp: the Google Cloud project id (with --region: where the run was started).")
 @_aws_options
 def logs_command(
     pipeline: str,
@@ -829,13 +830,15 @@ def logs_command(
     as_json: bool,
     storage: str | None,
     stack: str | None,
+    project: str | None,
     region: str | None,
     profile: str | None,
 ) -> None:
     """Print the runtime's log lines of the run RUN of PIPELINE: one line per record (time, stage, chunk,
     severity, message, what it counted), oldest first.
 
-    local: from the run folder's _logs.jsonl. aws: from the stack's stages' log group in CloudWatch Logs.
+    local: from the run folder's _logs.jsonl. aws: from the stack's stages' log group in CloudWatch Logs. gcp: from
+    Cloud Logging of --project (RUN: the execution id `start` printed the name of).
     """
     from sparkflow.compiler import plan_pipeline
     from sparkflow.loading import load_pipeline
@@ -847,7 +850,7 @@ def logs_command(
         where = get_run_target(target.lower())
         chosen = load_pipeline(pipeline)
         nodes = stage_nodes(plan_pipeline(chosen, where), stage)  # as the run was planned: which stages are fused
-        options = ShipOptions(storage_root=storage, stack=stack, region=region, profile=profile)
+        options = ShipOptions(storage_root=storage, stack=stack, project=project, region=region, profile=profile)
         for record in where.logs(chosen, options, LogQuery(run_id, nodes, follow=follow)):
             click.echo(json.dumps(record, sort_keys=True) if as_json else line(record))
 
