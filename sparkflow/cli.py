@@ -348,7 +348,7 @@ def run(
 
 def _local_estimate(
     plan: Any, chosen: Any, inputs: dict[str, str], workers: int | None, engine: str | None, chunk_bytes: int | None
-) -> tuple[dict[str, float], float] | None:
+) -> Any:
     """The chunk model's seconds for this run (None when a source cannot be measured: the run reports that)."""
     from sparkflow.estimate import local_estimate
 
@@ -358,14 +358,12 @@ def _local_estimate(
         return None
 
 
-def _with_estimates(document: dict[str, Any], estimated: tuple[dict[str, float], float] | None) -> dict[str, Any]:
+def _with_estimates(document: dict[str, Any], estimated: Any) -> dict[str, Any]:
     """The run's summary with the chunk model's seconds beside the measured ones, per node and in total."""
-    if estimated is None:
-        return document
-    per_node, total = estimated
-    for node, summary in document["nodes"].items():
-        summary["estimated_seconds"] = round(per_node[node], 3)
-    document["estimated_seconds"] = round(total, 3)
+    from sparkflow.estimate import add_estimates
+
+    if estimated is not None:
+        document["estimated_seconds"] = add_estimates(document["nodes"], estimated)
     return document
 
 
@@ -770,7 +768,7 @@ def start_command(
         if no_follow:
             click.echo(json.dumps({"execution": execution}) if as_json else execution)
             return
-        final = _follow(deployed, execution, options, quiet=as_json)
+        final = _follow(deployed, execution, options, _estimator(chosen, target), quiet=as_json)
     _print_end(final, as_json)
 
 
@@ -784,18 +782,34 @@ def _start_params(chosen: Any, target: str, pairs: tuple[str, ...]) -> dict[str,
     return resolve(plan, from_command_line(plan, pairs))
 
 
-def _follow(deployed: Any, execution: str, options: Any, quiet: bool = False) -> Any:
+def _estimator(chosen: Any, target: str) -> Callable[[Any], Any]:
+    """What puts the estimate of each stage (as `sparkflow plan` makes it) beside its measured seconds in a run's
+    status; without a size for every source (declared, or local data), says so and leaves the status as it is."""
+    from sparkflow.compiler import plan_pipeline
+    from sparkflow.estimate import cloud_seconds
+    from sparkflow.targets.runs import with_estimates
+
+    try:
+        estimated = cloud_seconds(plan_pipeline(chosen, target), chosen, target, {})
+    except SparkflowError as error:
+        click.echo(f"no estimate beside the measured seconds: {error}", err=True)
+        return lambda run: run
+    return lambda run: with_estimates(run, estimated)
+
+
+def _follow(deployed: Any, execution: str, options: Any, estimate: Callable[[Any], Any], quiet: bool = False) -> Any:
     from rich.console import Console
     from rich.live import Live
 
     from sparkflow.targets.runs import status_table
 
     if quiet:
-        return deployed.follow(execution, options)
+        return estimate(deployed.follow(execution, options))
     console = Console(stderr=True)
-    first = deployed.status(execution, options)
+    first = estimate(deployed.status(execution, options))
     with Live(status_table(first), console=console, refresh_per_second=4, transient=False) as live:
-        return deployed.follow(execution, options, lambda current: live.update(status_table(current)))
+        final = deployed.follow(execution, options, lambda current: live.update(status_table(estimate(current))))
+        return estimate(final)
 
 
 def _print_end(final: Any, as_json: bool = False) -> None:
@@ -828,6 +842,7 @@ def _print_end(final: Any, as_json: bool = False) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print each record as the runtime wrote it (JSON lines).")
 @click.option("--storage", help="local: the storage root the run wrote under (default: .sparkflow).")
 @click.option("--stack", help="aws: the stack it was deployed as (default: the pipeline's name, '_' as '-').")
+@click.option("--project", help="gcp: the Google Cloud project id (with --region: where the run was started).")
 @_aws_options
 def logs_command(
     pipeline: str,
@@ -838,13 +853,15 @@ def logs_command(
     as_json: bool,
     storage: str | None,
     stack: str | None,
+    project: str | None,
     region: str | None,
     profile: str | None,
 ) -> None:
     """Print the runtime's log lines of the run RUN of PIPELINE: one line per record (time, stage, chunk,
     severity, message, what it counted), oldest first.
 
-    local: from the run folder's _logs.jsonl. aws: from the stack's stages' log group in CloudWatch Logs.
+    local: from the run folder's _logs.jsonl. aws: from the stack's stages' log group in CloudWatch Logs. gcp: from
+    Cloud Logging of --project (RUN: the execution id `start` printed the name of).
     """
     from sparkflow.compiler import plan_pipeline
     from sparkflow.loading import load_pipeline
@@ -856,7 +873,7 @@ def logs_command(
         where = get_run_target(target.lower())
         chosen = load_pipeline(pipeline)
         nodes = stage_nodes(plan_pipeline(chosen, where), stage)  # as the run was planned: which stages are fused
-        options = ShipOptions(storage_root=storage, stack=stack, region=region, profile=profile)
+        options = ShipOptions(storage_root=storage, stack=stack, project=project, region=region, profile=profile)
         for record in where.logs(chosen, options, LogQuery(run_id, nodes, follow=follow)):
             click.echo(json.dumps(record, sort_keys=True) if as_json else line(record))
 
@@ -864,9 +881,17 @@ def logs_command(
 @main.command("status")
 @click.argument("execution", metavar="EXECUTION")
 @_target_option("Where the pipeline was deployed.")
+@click.option(
+    "--pipeline",
+    "pipeline",
+    metavar="PIPELINE",
+    help="The run's pipeline: each stage's estimate (as `sparkflow plan` makes it) beside its measured seconds.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run's status as JSON.")
 @_aws_options
-def status_command(execution: str, target: str, as_json: bool, region: str | None, profile: str | None) -> None:
+def status_command(
+    execution: str, target: str, pipeline: str | None, as_json: bool, region: str | None, profile: str | None
+) -> None:
     """Show a run of a deployed pipeline: every stage, then the outputs or the failed stage. EXECUTION is what
     `start` printed (aws: the execution ARN, whose region is used unless --region says otherwise; gcp: the
     execution's name, projects/P/locations/R/workflows/W/executions/ID).
@@ -875,12 +900,16 @@ def status_command(execution: str, target: str, as_json: bool, region: str | Non
     """
     from rich.console import Console
 
+    from sparkflow.loading import load_pipeline
     from sparkflow.targets import get_target
     from sparkflow.targets.base import ShipOptions
     from sparkflow.targets.runs import status_table
 
     with _user_errors():
+        estimate = _estimator(load_pipeline(pipeline), target) if pipeline else None
         current = get_target(target).status(execution, ShipOptions(region=region, profile=profile))
+        if estimate is not None:
+            current = estimate(current)
     if not as_json:
         Console().print(status_table(current))
     _print_end(current, as_json)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
+from typing import Any
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.estimate.model import CLOUD, StageWork, local_profile, run_seconds, stage_work
 from sparkflow.estimate.sizes import source_sizes
-from sparkflow.estimate.steps import RUN, asl_transitions, workflow_steps
+from sparkflow.estimate.steps import RUN, asl_transitions, by_length, stage_owner, workflow_steps
 from sparkflow.estimate.usage import publish_usage, speedups, stage_usage
 from sparkflow.plan import Plan
 from sparkflow.pricing import PriceTable, price_table
@@ -73,6 +74,41 @@ def estimate_plan(plan: Plan, pipeline: Pipeline, target: str, given: Mapping[st
     return Estimate(plan, target, prices, sizes, stages, run, run_seconds(plan, work, CLOUD))
 
 
+@dataclass(frozen=True)
+class Seconds:
+    """The chunk model's seconds of one run: per stage (task id) and for the whole run (its longest path)."""
+
+    plan: Plan
+    stages: Mapping[str, float]
+    run: float
+
+    def stage_of(self, name: str) -> str | None:
+        """The stage ``name`` (a task id, or a state or step named after one, such as ``counts-map``) belongs to."""
+        found = stage_owner(name, by_length(self.plan), RUN)
+        return None if found == RUN else found
+
+    def of(self, name: str) -> float | None:
+        """The estimate of the stage ``name`` belongs to, to the millisecond (None: not a stage's)."""
+        stage = self.stage_of(name)
+        return None if stage is None else round(self.stages[stage], 3)
+
+
+def add_estimates(rows: Mapping[str, MutableMapping[str, Any]], estimated: Seconds) -> float:
+    """Put the model's seconds (``estimated_seconds``) beside the measured ones in each row of a stage (keyed by its
+    name); return the run's. ``sparkflow run --json`` and ``sparkflow status`` show estimates with it."""
+    for name, row in rows.items():
+        row["estimated_seconds"] = estimated.of(name)
+    return round(estimated.run, 3)
+
+
+def cloud_seconds(plan: Plan, pipeline: Pipeline, target: str, given: Mapping[str, int]) -> Seconds:
+    """The seconds ``sparkflow plan`` shows for a run of ``plan`` on ``target`` (the same model, profile and
+    sizes; see :func:`estimate_plan`), without the steps and prices."""
+    sizes = source_sizes(plan, pipeline, given)
+    work = stage_work(plan, sizes, CLOUD, speedups=speedups(plan, target))
+    return Seconds(plan, {task_id: done.seconds for task_id, done in work.items()}, run_seconds(plan, work, CLOUD))
+
+
 def local_estimate(
     plan: Plan,
     pipeline: Pipeline,
@@ -81,9 +117,9 @@ def local_estimate(
     workers: int | None,
     engine: str | None,
     chunk_bytes: int | None,
-) -> tuple[dict[str, float], float]:
-    """The model's seconds per task id and for the whole of a `sparkflow run` of ``plan`` (the local target's)
-    on the sources it reads (``inputs``: overridden locations), as that run will run them."""
+) -> Seconds:
+    """The model's seconds of a `sparkflow run` of ``plan`` (the local target's) on the sources it reads
+    (``inputs``: overridden locations), as that run will run them."""
     from sparkflow.estimate.sizes import location_size
 
     given = {name: size for name, location in inputs.items() if (size := location_size(location)) is not None}
@@ -91,7 +127,7 @@ def local_estimate(
     profile = local_profile(workers or os.cpu_count() or 1)
     work = stage_work(plan, sizes, profile, engine=engine, chunk_bytes=chunk_bytes)
     per_stage = {task_id: done.seconds for task_id, done in work.items()}
-    return per_stage, run_seconds(plan, work, profile, engine)
+    return Seconds(plan, per_stage, run_seconds(plan, work, profile, engine))
 
 
 def _priced(

@@ -22,7 +22,7 @@ _CONDITION = re.compile(r"^\$\{(\w+) (<=|>) (\d+)\}$")
 _RANGE = re.compile(r"^\$\{\[0, (\w+) - 1\]\}$")
 
 
-def _owner(name: str, ids: list[str], default: str) -> str:
+def stage_owner(name: str, ids: list[str], default: str) -> str:
     """The stage ``name`` belongs to: the longest stage id it is, or starts with followed by '-'."""
     for task_id in ids:  # longest first
         if name == task_id or name.startswith(f"{task_id}-"):
@@ -30,14 +30,14 @@ def _owner(name: str, ids: list[str], default: str) -> str:
     return default
 
 
-def _by_length(plan: Plan) -> list[str]:
+def by_length(plan: Plan) -> list[str]:
     return sorted((task.id for task in plan.tasks), key=len, reverse=True)
 
 
 def asl_transitions(plan: Plan, definition: Mapping[str, Any], work: Mapping[str, StageWork]) -> Counter[str]:
     """State transitions per stage id (and ``run``) of one successful execution of an ASL ``definition``."""
     counts: Counter[str] = Counter()
-    _asl_path(definition, _by_length(plan), work, counts, RUN)
+    _asl_path(definition, by_length(plan), work, counts, RUN)
     return counts
 
 
@@ -48,7 +48,7 @@ def _asl_path(
     name: str | None = machine["StartAt"]
     while name is not None:
         state = states[name]
-        here = _owner(name, ids, owner)
+        here = stage_owner(name, ids, owner)
         counts[here] += 1
         kind = state["Type"]
         if kind == "Parallel":
@@ -93,7 +93,7 @@ def workflow_steps(plan: Plan, definition: Mapping[str, Any], work: Mapping[str,
         variable = task_id.replace("-", "_")
         variables[f"{variable}_chunks"] = done.chunks or 0
         variables[f"{variable}_buckets"] = done.buckets or 0
-    walker = _Workflow(_by_length(plan), variables, counts)
+    walker = _Workflow(by_length(plan), variables, counts)
     walker.steps(definition["main"]["steps"], RUN)
     return counts
 
@@ -105,7 +105,7 @@ class _Workflow:
     def steps(self, steps: list[dict[str, Any]], owner: str, times: int = 1) -> None:
         for step in steps:
             ((name, body),) = step.items()
-            self.body(body, _owner(name, self.ids, owner), times)
+            self.body(body, stage_owner(name, self.ids, owner), times)
 
     def body(self, body: Mapping[str, Any], owner: str, times: int) -> None:
         billed = len(body.get("assign", ())) + ("call" in body) + ("return" in body) + ("raise" in body)
@@ -123,7 +123,7 @@ class _Workflow:
             parallel = body["parallel"]
             for branch in parallel.get("branches", ()):
                 ((name, inner),) = branch.items()
-                self.body(inner, _owner(name, self.ids, owner), times)
+                self.body(inner, stage_owner(name, self.ids, owner), times)
             if "for" in parallel:
                 loop = parallel["for"]
                 match = _RANGE.match(loop["range"])

@@ -8,7 +8,10 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sparkflow.estimate import Seconds
 
 PENDING, RUNNING, DONE, FAILED, STOPPED = "pending", "running", "done", "failed", "stopped"
 SKIPPED = "skipped"  # never entered by a run that succeeded (a resumed run's chunks of a committed stage)
@@ -27,6 +30,8 @@ class StageStatus:
         finished: how many of those ended without an error.
         error, cause: of the last failure, when it failed (the Lambda function's error type and message).
         chunks: for a Distributed Map state (one child execution per chunk or bucket), its item counts.
+        started_at, ended_at: when it was first entered and last left (seconds since the epoch; None: not known,
+            or not yet); ``seconds`` between the two.
     """
 
     name: str
@@ -36,6 +41,9 @@ class StageStatus:
     error: str | None = None
     cause: str | None = None
     chunks: ChunkCounts | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,12 @@ class ChunkCounts:
 @dataclass(frozen=True)
 class RunStatus:
     """Where a run is: the execution's status, every stage, the outputs once it succeeded, and the parameter values
-    its input gave (``sf.param``)."""
+    its input gave (``sf.param``).
+
+    ``seconds`` is the run's measured time once it ended. ``timings`` and ``estimated_seconds`` are there when the
+    pipeline is known (:func:`with_estimates`): per stage of the Plan, its measured seconds (from its first state's
+    start to its last state's end; None where the target does not tell) beside the chunk model's estimate.
+    """
 
     execution: str  # a Step Functions execution ARN, a Workflows execution name
     run_id: str
@@ -61,6 +74,9 @@ class RunStatus:
     error: str | None = None
     cause: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None
+    timings: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    estimated_seconds: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -74,11 +90,39 @@ class RunStatus:
         return [stage for stage in self.stages if stage.state == FAILED]
 
 
+def with_estimates(run: RunStatus, estimated: Seconds) -> RunStatus:
+    """``run`` with every stage's measured seconds beside the model's (the numbers ``sparkflow plan`` shows), and the
+    run's; a stage's states (``counts-split``, ``counts-map``, ...) count towards it."""
+    from dataclasses import replace
+
+    from sparkflow.estimate import add_estimates
+
+    spans: dict[str, list[StageStatus]] = {task.id: [] for task in estimated.plan.tasks}
+    for stage in run.stages:
+        owner = estimated.stage_of(stage.name)
+        if owner is not None:
+            spans[owner].append(stage)
+    timings: dict[str, dict[str, float | None]] = {name: {"seconds": _span(found)} for name, found in spans.items()}
+    total = add_estimates(timings, estimated)
+    return replace(run, timings=timings, estimated_seconds=total)
+
+
+def _span(states: list[StageStatus]) -> float | None:
+    """From the first state's start to the last one's end, once every state that started has ended."""
+    started = [state.started_at for state in states if state.started_at is not None]
+    ended = [state.ended_at for state in states if state.ended_at is not None]
+    if not started or any(state.state == RUNNING for state in states) or len(ended) < len(started):
+        return None
+    return round(max(ended) - min(started), 3)
+
+
 _STYLES = {PENDING: "dim", RUNNING: "yellow", DONE: "green", FAILED: "bold red", STOPPED: "magenta", SKIPPED: "dim"}
 
 
 def status_table(run: RunStatus) -> Any:
-    """A rich Table of the run: one row per stage (state, runs finished / started, error)."""
+    """A rich Table of the run: one row per stage (state, runs finished / started, seconds, error); with estimates,
+    a second one of each stage's measured and estimated seconds."""
+    from rich.console import Group
     from rich.table import Table
 
     given = ", ".join(f"{name}={value!r}" for name, value in run.params.items())
@@ -87,6 +131,7 @@ def status_table(run: RunStatus) -> Any:
     table.add_column("stage")
     table.add_column("state")
     table.add_column("runs", justify="right")
+    table.add_column("seconds", justify="right")
     table.add_column("error")
     for stage in run.stages:
         runs = f"{stage.finished}/{stage.started}" if stage.started else ""
@@ -94,8 +139,23 @@ def status_table(run: RunStatus) -> Any:
             chunks = stage.chunks
             runs = f"{chunks.succeeded}/{chunks.total} chunks" + (f", {chunks.failed} failed" if chunks.failed else "")
         error = f"{stage.error}: {stage.cause}" if stage.state == FAILED else ""
-        table.add_row(stage.name, f"[{_STYLES[stage.state]}]{stage.state}[/]", runs, error, end_section=False)
-    return table
+        state = f"[{_STYLES[stage.state]}]{stage.state}[/]"
+        table.add_row(stage.name, state, runs, _seconds(stage.seconds), error, end_section=False)
+    if not run.timings:
+        return table
+    times = Table(title="seconds", title_justify="left")
+    times.add_column("stage")
+    times.add_column("measured", justify="right")
+    times.add_column("estimated", justify="right")
+    for name, timing in run.timings.items():
+        times.add_row(name, _seconds(timing["seconds"]), _seconds(timing["estimated_seconds"]))
+    times.add_section()
+    times.add_row("run", _seconds(run.seconds), _seconds(run.estimated_seconds))
+    return Group(table, times)
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:,.1f}"
 
 
 def summary_lines(run: RunStatus) -> list[str]:

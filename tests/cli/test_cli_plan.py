@@ -145,12 +145,12 @@ def test_the_local_estimate_uses_the_run_engine_and_the_files_read(tmp_path: Pat
     rows = (EXAMPLES / "daily-revenue" / "data" / "orders.csv").read_text()
     bigger.write_text(rows * 2000)
     options = {"workers": 2, "chunk_bytes": None}
-    spark, spark_total = local_estimate(plan, pipeline, {"orders": str(bigger)}, engine=None, **options)
-    duck, duck_total = local_estimate(plan, pipeline, {"orders": str(bigger)}, engine="duckdb", **options)
-    assert set(spark) == {task.id for task in plan.tasks}
-    assert duck["daily-totals"] < spark["daily-totals"] and duck_total < spark_total
-    small, _ = local_estimate(plan, pipeline, {}, engine=None, **options)
-    assert small["daily-totals"] < spark["daily-totals"]
+    spark = local_estimate(plan, pipeline, {"orders": str(bigger)}, engine=None, **options)
+    duck = local_estimate(plan, pipeline, {"orders": str(bigger)}, engine="duckdb", **options)
+    assert set(spark.stages) == {task.id for task in plan.tasks}
+    assert duck.stages["daily-totals"] < spark.stages["daily-totals"] and duck.run < spark.run
+    small = local_estimate(plan, pipeline, {}, engine=None, **options)
+    assert small.stages["daily-totals"] < spark.stages["daily-totals"]
 
 
 def test_run_json_puts_the_estimate_beside_the_measured_seconds(tmp_path: Path) -> None:

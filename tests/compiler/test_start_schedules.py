@@ -11,7 +11,7 @@ import pytest
 
 import sparkflow as sf
 from sparkflow.compiler import plan_pipeline
-from sparkflow.errors import DefinitionError
+from sparkflow.errors import CompileError, DefinitionError
 from sparkflow.loading import load_pipelines
 from sparkflow.plan import Plan, StartSchedule
 from sparkflow.schedules import Cron, Rate, parse_schedule
@@ -92,3 +92,23 @@ def test_the_schedule_is_in_the_plan_and_its_shipped_json_but_not_in_the_digest(
     assert unscheduled.start_schedule is None and '"start_schedule"' not in unscheduled.to_json()
     # How runs start is not what they execute: a new schedule keeps the deployed functions' Plan valid.
     assert plan.digest == unscheduled.digest
+
+
+def test_a_scheduled_pipeline_with_a_parameter_without_default_is_refused_naming_the_fix() -> None:
+    from tests.compiler.test_compile_errors import at
+
+    path = RESOURCES / "scheduled_required_param.py"
+    (pipeline,) = load_pipelines(str(path))
+    declared = path.read_text().splitlines().index('n = sf.param("n", type=int)') + 1
+    expected = (
+        at("scheduled_required_param.py", "@sf.pipeline(schedule=")
+        + re.escape(
+            f"pipeline 'nightly' has schedule='rate(1 day)' but its parameter 'n' ({path}:{declared}) has no default, "
+            "so every scheduled run would fail (a schedule gives no parameter values): give it one, "
+            "sf.param('n', default=..., type=int), or drop schedule="
+        )
+        + "$"
+    )
+    for target in ("aws", "gcp"):
+        with pytest.raises(CompileError, match=expected):
+            plan_pipeline(pipeline, target)

@@ -17,6 +17,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -505,7 +506,12 @@ class FakeExecutionsApi:
         if text is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"Resource '{request.parent}' was not found")
         name = f"{request.parent}/executions/{RUN_ID}"
-        execution = Execution(name=name, state=Execution.State.ACTIVE, argument=request.execution.argument)
+        execution = Execution(
+            name=name,
+            state=Execution.State.ACTIVE,
+            argument=request.execution.argument,
+            start_time=datetime.now(UTC),
+        )
         self.executions[name] = execution
         thread = threading.Thread(target=self._execute, args=(execution, text), daemon=True)
         self.threads.append(thread)
@@ -536,9 +542,11 @@ class FakeExecutionsApi:
             result = self.run(text, call, json.loads(execution.argument))
         except WorkflowError as error:
             execution.error = Execution.Error(payload=json.dumps(error.payload, default=str), context=str(error))
+            execution.end_time = datetime.now(UTC)
             execution.state = Execution.State.FAILED
         else:
             execution.result = json.dumps(result)
+            execution.end_time = datetime.now(UTC)
             execution.state = Execution.State.SUCCEEDED
 
 

@@ -5,6 +5,7 @@ it runs, its outputs once it succeeded, the failed stage and its error once it f
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,34 @@ def test_start_then_status_while_running_then_the_outputs(served: Any) -> None:
     assert all(event["run"]["params"] == {"sources": {"lines": "gs://in/lines.txt"}} for event in api.double.events)
     done = CliRunner().invoke(main, ["status", EXECUTION, "--target", "gcp"])
     assert done.exit_code == 0 and f"output longest: {STORAGE}shouting/{RUN_ID}/longest/" in done.stdout
+
+
+def test_status_shows_the_estimate_of_each_stage_beside_the_measured_seconds(served: Any) -> None:
+    from sparkflow.estimate import cloud_seconds, estimate_plan
+    from sparkflow.loading import load_pipeline
+
+    served()
+    started = CliRunner().invoke(main, ["start", str(SHOUTING), "--target", "gcp", *PLACE, "--json"])
+    assert started.exit_code == 0, started.output
+    ended = json.loads(started.stdout)  # start follows the run and shows the estimates itself
+    shown = CliRunner().invoke(main, ["status", EXECUTION, "--target", "gcp", "--pipeline", str(SHOUTING), "--json"])
+    assert shown.exit_code == 0, shown.output
+    final = json.loads(shown.stdout)
+    assert final["timings"] == ended["timings"] and final["estimated_seconds"] == ended["estimated_seconds"]
+    pipeline = load_pipeline(str(SHOUTING))
+    plan, _ = compiled(SHOUTING)
+    planned = estimate_plan(plan, pipeline, "gcp", {})  # what `sparkflow plan --target gcp` shows
+    assert {name: round(timing["estimated_seconds"], 1) for name, timing in final["timings"].items()} == {
+        item.name: round(item.work.seconds, 1) for item in planned.stages if item.work is not None
+    }
+    assert final["estimated_seconds"] == round(cloud_seconds(plan, pipeline, "gcp", {}).run, 3)
+    assert round(final["estimated_seconds"], 1) == round(planned.seconds, 1)
+    # An execution lists no ended steps: a stage's own seconds are not known on GCP, the run's are.
+    assert {timing["seconds"] for timing in final["timings"].values()} == {None}
+    assert final["seconds"] is not None and 0 < final["seconds"] < 60
+    table = CliRunner().invoke(main, ["status", EXECUTION, "--target", "gcp", "--pipeline", str(SHOUTING)])
+    assert re.search(r"┃ stage +┃ measured ┃ estimated ┃", table.stdout), table.stdout
+    assert re.search(r"│ longest +│ +│ +3\.8 │", table.stdout), table.stdout
 
 
 def test_a_failed_run_names_the_stage_and_its_error(served: Any) -> None:

@@ -248,7 +248,8 @@ def test_logs_refuse_an_unknown_stage_or_target(tmp_path: Path) -> None:
         "`sparkflow run` printed, and --storage if it wrote elsewhere\n"
     )
     gcp = runner.invoke(main, ["logs", pipeline, "r1", "--target", "gcp"])
-    assert gcp.exit_code == 2 and gcp.stderr.startswith("error: `sparkflow logs --target gcp` is not available yet")
+    assert gcp.exit_code == 2
+    assert gcp.stderr == "error: --target gcp needs --project and --region (where the run was started)\n"
 
 
 def test_starting_a_run_on_gcp_asks_where_the_workflow_is() -> None:

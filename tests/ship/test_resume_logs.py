@@ -135,6 +135,7 @@ def test_a_failed_run_resumes_in_the_cloud_running_only_what_failed(
         other = json.loads(plain.stdout)["run_id"]
         for node in ("spend", "report", "summary"):
             assert rows(root, node, run_id) == rows(root, node, other), node
+        check_estimates(runner, json.loads(plain.stdout), pipeline)
 
         done = runner.invoke(main, ["start", str(RESUMABLE), *common, "--resume", run_id])
         assert done.exit_code == 2
@@ -169,6 +170,41 @@ def test_a_failed_run_resumes_in_the_cloud_running_only_what_failed(
         assert fused.exit_code == 0 and fused.stdout and all(" spend " in line for line in fused.stdout.splitlines())
     finally:
         logs.configure(previous)
+
+
+def check_estimates(runner: CliRunner, started: dict[str, Any], pipeline: Any) -> None:
+    """`start` and `status --pipeline` show each stage's measured seconds (from its first state's entry to its
+    last state's exit in the history) beside the estimate `sparkflow plan --target aws` makes."""
+    from sparkflow.estimate import estimate_plan
+
+    execution = started["execution"]
+    shown = runner.invoke(
+        main, ["status", execution, "--target", "aws", "--region", "us-east-1", "--pipeline", str(RESUMABLE), "--json"]
+    )
+    assert shown.exit_code == 0, shown.output
+    final = json.loads(shown.stdout)
+    assert final["timings"] == started["timings"]
+    planned = estimate_plan(plan_pipeline(pipeline, "aws"), pipeline, "aws", {})
+    assert {name: round(timing["estimated_seconds"], 1) for name, timing in final["timings"].items()} == {
+        item.name: round(item.work.seconds, 1) for item in planned.stages if item.work is not None
+    }
+    assert round(final["estimated_seconds"], 1) == round(planned.seconds, 1)
+    states = {state["name"]: state for state in final["stages"]}
+    for name in ("spend-split", "spend-map", "spend-commit", "report"):
+        assert states[name]["seconds"] == round(states[name]["ended_at"] - states[name]["started_at"], 3) >= 0
+    spend = [states[name] for name in ("spend-split", "spend-map", "spend-reduce", "spend-commit")]
+    span = max(state["ended_at"] for state in spend) - min(state["started_at"] for state in spend)
+    assert final["timings"]["spend"]["seconds"] == round(span, 3)
+    assert all(timing["seconds"] is not None for timing in final["timings"].values())
+    assert final["seconds"] is not None and final["seconds"] >= final["timings"]["spend"]["seconds"]
+    table = runner.invoke(
+        main, ["status", execution, "--target", "aws", "--region", "us-east-1", "--pipeline", str(RESUMABLE)]
+    )
+    assert table.exit_code == 0 and "┃ stage    ┃ measured ┃ estimated ┃" in table.stdout, table.stdout
+    estimate = f"{final['timings']['spend']['estimated_seconds']:,.1f}"
+    assert any(
+        line.startswith("│ spend ") and line.rstrip().endswith(f"{estimate} │") for line in table.stdout.splitlines()
+    )
 
 
 class RecordedRuns:

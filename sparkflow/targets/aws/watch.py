@@ -150,6 +150,7 @@ class _Watch:
             params=_params_of(described.get("input")),
             error=described.get("error"),
             cause=described.get("cause"),
+            seconds=_run_seconds(described),
         )
 
     def _new_events(self) -> list[dict[str, Any]]:
@@ -165,6 +166,12 @@ class _Watch:
         if fresh:
             self.last_event = int(fresh[-1]["id"])
         return fresh
+
+
+def _run_seconds(described: Mapping[str, Any]) -> float | None:
+    """How long an execution that ended took."""
+    began, stopped = _epoch(described.get("startDate")), _epoch(described.get("stopDate"))
+    return None if began is None or stopped is None else round(stopped - began, 3)
 
 
 def run_of(execution_name: str, execution_input: str | None) -> str:
@@ -225,6 +232,8 @@ class _Tracker:
         self.stopped = 0
         self.pending_error: tuple[str | None, str | None] | None = None
         self.last_error: tuple[str | None, str | None] | None = None
+        self.started_at: float | None = None  # the first entry's time
+        self.ended_at: float | None = None  # the last exit's time
 
     def result(self, name: str) -> StageStatus:
         if self.entered == 0:
@@ -238,7 +247,12 @@ class _Tracker:
         else:
             state = DONE
         error, cause = self.last_error if state == FAILED and self.last_error else (None, None)
-        return StageStatus(name, state, self.entered, self.exited_ok, error, cause)
+        seconds = None
+        if state != RUNNING and self.started_at is not None and self.ended_at is not None:
+            seconds = round(self.ended_at - self.started_at, 3)
+        return StageStatus(
+            name, state, self.entered, self.exited_ok, error, cause, None, self.started_at, self.ended_at, seconds
+        )
 
 
 # History events that say a task attempt failed, and where their error and cause are.
@@ -273,13 +287,17 @@ class _Fold:
         if kind in ("TaskStateEntered", "MapStateEntered"):
             name = event["stateEnteredEventDetails"]["name"]
             if name in self.trackers:
-                self.trackers[name].entered += 1
+                tracker = self.trackers[name]
+                tracker.entered += 1
+                if tracker.started_at is None:
+                    tracker.started_at = _epoch(event.get("timestamp"))
                 self.open.append(name)
         elif kind in ("TaskStateExited", "TaskStateAborted", "MapStateExited", "MapStateAborted"):
             details = event.get("stateExitedEventDetails") or {}
             name = details.get("name") or (self.open[-1] if self.open else None)
             if name in self.trackers:
                 self._exit(name, aborted=kind.endswith("Aborted"))
+                self.trackers[name].ended_at = _epoch(event.get("timestamp")) or self.trackers[name].ended_at
         elif kind == "MapRunStarted":
             arn = (event.get("mapRunStartedEventDetails") or {}).get("mapRunArn")
             if arn and self.open:
@@ -321,6 +339,13 @@ class _Fold:
 
     def stages(self) -> tuple[StageStatus, ...]:
         return tuple(tracker.result(name) for name, tracker in self.trackers.items())
+
+
+def _epoch(moment: Any) -> float | None:
+    """A history or execution time (boto3 gives datetimes) as seconds since the epoch."""
+    if moment is None:
+        return None
+    return float(moment.timestamp()) if hasattr(moment, "timestamp") else float(moment)
 
 
 def _params_of(execution_input: str | None) -> dict[str, Any]:

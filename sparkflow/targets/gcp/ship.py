@@ -1,4 +1,4 @@
-"""What ``sparkflow package``, ``deploy``, ``delete``, ``start`` and ``status`` do on GCP (see
+"""What ``sparkflow package``, ``deploy``, ``delete``, ``start``, ``logs`` and ``status`` do on GCP (see
 :class:`~sparkflow.targets.base.CloudTarget`): the official clients are imported here, when a command runs, never
 when compiling."""
 
@@ -193,10 +193,13 @@ def resume(pipeline: Pipeline, options: ShipOptions, run_id: str) -> str:
 
 
 def logs(pipeline: Pipeline, options: ShipOptions, query: LogQuery) -> Iterator[dict[str, Any]]:
-    raise OptionError(
-        "`sparkflow logs --target gcp` is not available yet: read a run's lines in Cloud Logging, e.g. "
-        f"`gcloud logging read 'jsonPayload.run_id=\"{query.run_id}\"'`"
-    )
+    """The run's log records from Cloud Logging of the workflow's project (see :mod:`sparkflow.targets.gcp.logs`)."""
+    from sparkflow.targets.gcp.logs import records
+
+    if not (options.project and options.region):
+        raise OptionError("--target gcp needs --project and --region (where the run was started)")
+    workflow = f"projects/{options.project}/locations/{options.region}/workflows/{pipeline.name}"
+    return records(options.project, f"{workflow}/executions/{query.run_id}", query)
 
 
 def status(execution: str, options: ShipOptions) -> RunStatus:

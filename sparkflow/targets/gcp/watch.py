@@ -123,6 +123,9 @@ def run_status(execution: Any) -> RunStatus:
         ]
     elif state == "ABORTED":
         error, cause = "Cancelled", "the execution was cancelled"
+    seconds = None
+    if state != "RUNNING" and execution.start_time and execution.end_time:
+        seconds = round((execution.end_time - execution.start_time).total_seconds(), 3)
     return RunStatus(
         execution=name,
         run_id=name.rsplit("/", 1)[-1],
@@ -131,6 +134,7 @@ def run_status(execution: Any) -> RunStatus:
         outputs=outputs,
         error=error,
         cause=cause,
+        seconds=seconds,
     )
 
 
