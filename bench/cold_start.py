@@ -117,6 +117,7 @@ def prepare(folder: Path, *, cds: bool = True) -> Variants:
     env = {
         **os.environ,
         "SPARKFLOW_PIPELINE": str(folder / "pipeline.py"),
+        "SPARKFLOW_PLAN": _ship_plan(folder),
         "SPARKFLOW_STORAGE_ROOT": str(folder / "store"),
     }
     archive = folder / "spark.jsa"
@@ -135,6 +136,23 @@ def prepare(folder: Path, *, cds: bool = True) -> Variants:
         )
     cds_env = {**env, "SPARK_SUBMIT_OPTS": f"-XX:SharedArchiveFile={archive} -Xshare:auto -Xlog:cds*=error"}
     return Variants(folder, env, {**env, "SPARKFLOW_ENGINE": "duckdb"}, cds_env)
+
+
+def _ship_plan(folder: Path) -> str:
+    """The pipeline's Plan, written beside it as ``sparkflow package`` ships it (a deployed stage reads its task
+    from it); compiled in a process of its own, so that the measured processes are the only ones to load Spark."""
+    code = (
+        "import sys; from pathlib import Path; from sparkflow.compiler import plan_pipeline; "
+        "from sparkflow.loading import load_pipeline; from sparkflow.shipping.project import write_plan; "
+        "print(write_plan(plan_pipeline(load_pipeline(sys.argv[1]), 'aws'), Path(sys.argv[2])))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(folder / "pipeline.py"), str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
 
 
 def main() -> None:
