@@ -123,6 +123,10 @@ class StageDouble:
             self.events.append(event)
             if phase not in (None, "split"):
                 self.phase_calls.append((node, str(phase), event.get("chunk")))
+                try:
+                    validate_event(event)
+                except Exception as error:
+                    self.problems.append(f"invalid {phase} event for {node}: {error}")
                 if phase == "commit":
                     self.committed.add(node)
                 return self._answer(event, node, phase)

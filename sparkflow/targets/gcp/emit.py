@@ -62,7 +62,9 @@ RETRY_PREDICATE = "sparkflow_retryable"
 # Fan-out: up to this many chunks run as a parallel for ("a maximum of 20 concurrent iterations"); more as a
 # Cloud Run job execution with taskCount = chunks (https://cloud.google.com/workflows/quotas).
 PARALLEL_FOR_MAX = 20
-CHUNK = "chunk"
+# The parallel for's variable: the item's number. A name no map key of the definition has: workflows-emulator
+# looks a loop variable up among every variable's keys, and a key of the same name (the event's "chunk") hides it.
+ITEM = "item_number"
 JOB_ENV = "SPARKFLOW_JOB"
 CONTAINER_JOB_ENV_PREFIX = "SPARKFLOW_CONTAINER_JOB_"
 # Serverless Spark: the batch's main Python file (gs://...), its container image (with sparkflow and the project)
@@ -413,14 +415,14 @@ class _Builder:
             "call": stage_subworkflow(calls),
             "args": {
                 **common,
-                "phase": {"phase": "${phase}", CHUNK: f"${{{CHUNK}}}"},
+                "phase": {"phase": "${phase}", "chunk": f"${{{ITEM}}}"},
                 "fields": "${fields}",
             },
         }
         each = {
             "parallel": {
                 "concurrency_limit": PARALLEL_FOR_MAX,
-                "for": {"value": CHUNK, "range": "${[0, count - 1]}", "steps": [{"item": item}]},
+                "for": {"value": ITEM, "range": "${[0, count - 1]}", "steps": [{"item": item}]},
             }
         }
         job = {"call": CHUNKS, "args": {**common, "phase": "${phase}", "count": "${count}", "fields": "${fields}"}}
