@@ -9,11 +9,8 @@ from typing import Any
 import pytest
 from workflows_emulator.utils import WorkflowError
 
-from sparkflow.compiler import plan_pipeline
 from sparkflow.layout import node_location
-from sparkflow.loading import load_pipeline
 from sparkflow.plan import Plan
-from sparkflow.targets.gcp.emit import emit
 from tests.gcp.conftest import (
     EXAMPLES,
     RESOURCES,

@@ -1,4 +1,4 @@
-"""Plan -> GCP Workflows YAML.
+r"""Plan -> GCP Workflows YAML.
 
 Shape of every definition:
 
@@ -7,16 +7,36 @@ Shape of every definition:
   checks against the Plan; null when the execution is started without one).
 * ``run-start`` assigns the one variable the workflow keeps, ``run`` = ``{id, storage, params}``: the id is the
   execution id, the storage root comes from the ``SPARKFLOW_STORAGE_ROOT`` environment variable set at deploy
-  time, params is ``args`` (or ``{}``).
-* One step per stage: ``http.post`` of the runtime event to the Cloud Run service at ``SPARKFLOW_SERVICE_URL``
-  with an OIDC token, inside ``try`` with a ``retry`` policy (the ``sparkflow_retryable`` predicate: HTTP 429,
-  5xx, connection errors and timeouts; the stage's ``retries=``; exponential backoff) and an ``except`` that
-  raises an error naming the stage. The HTTP response is not kept: output locations derive from the run id, so
-  variables never grow with the pipeline (Workflows holds 512 KB of variables in all, a response up to 2 MB).
-* A stage placed on a container runs as an execution of a Cloud Run job (one task; the job of its memory size,
-  ``SPARKFLOW_CONTAINER_JOB_<N>MB``), a stage placed on serverless Spark as a Dataproc Serverless batch whose
-  main file (``SPARKFLOW_DATAPROC_ENTRY``) gets the event as its argument; both through their connectors, which
-  wait for the job or batch to finish.
+  time, params is ``args`` (or ``{}``). An execution started by ``sparkflow start --resume`` has the argument
+  ``{"resume": {"run_id", "params"}}``: ``run-resumed`` then takes the run's id and params from there, so the
+  new execution writes where the run's first one did.
+* One step per stage, written on one line: a ``call`` of a subworkflow with the run, the stage's name and what
+  differs per stage (its chunk size, the stages fused into it, whether it has a reduce phase, its job). The
+  per-stage boilerplate lives in subworkflows defined once, after ``main``, so a stage costs about 100 bytes of
+  the source whose size Workflows limits, however deep in parallel branches it sits:
+
+  * ``sparkflow_stage_r<retries>_t<timeout>``: one phase of a stage: builds the runtime event (the one
+    :func:`~sparkflow.runtime.protocol.event` describes) and ``http.post``\ s it to the Cloud Run service at
+    ``SPARKFLOW_SERVICE_URL`` with an OIDC token, inside ``try`` with a ``retry`` policy (the
+    ``sparkflow_retryable`` predicate: HTTP 429, 5xx, connection errors and timeouts; the stage's ``retries=``;
+    exponential backoff) and an ``except`` that raises an error naming the stage and the pipeline; returns the
+    runtime's result. One per distinct pair of retries and timeout: a retry policy's ``max_retries`` and an HTTP
+    call's ``timeout`` are numbers in the definition, not expressions.
+  * ``sparkflow_split_r<retries>_t<timeout>``: a split stage: split -> map -> reduce (key stages) -> commit. The
+    split call answers with the number of chunks and buckets; a stage a resumed run finds committed answers
+    ``already-committed`` and goes straight to its commit. ``sparkflow_fan_r<retries>_t<timeout>`` runs one
+    phase's items: a handful as a ``parallel for`` (Workflows runs at most 20 iterations at once), more as one
+    execution of the Cloud Run job ``SPARKFLOW_JOB`` with one task per item (``sparkflow_chunks``), each task
+    picking its item by its index. A split stage already inside two levels of parallel steps calls the
+    ``_jobs`` variant, which always takes the job (no parallel level is left).
+  * ``sparkflow_container``: a stage placed on a container runs as an execution of a Cloud Run job (one task; the
+    job of its memory size, ``SPARKFLOW_CONTAINER_JOB_<N>MB``), through the connector, which waits for it.
+
+  The HTTP responses are not kept: output locations derive from the run id, and a subworkflow's variables end
+  with its call, so variables never grow with the pipeline (Workflows holds 512 KB of variables in all).
+* A stage placed on serverless Spark runs as a Dataproc Serverless batch whose main file
+  (``SPARKFLOW_DATAPROC_ENTRY``) gets the event as its argument, written out in ``main`` (its connector's timeout
+  differs per stage).
 * Independent stages run in ``parallel`` branches (see :mod:`sparkflow.compiler.schedule`), at most 10 per
   parallel step and two levels deep, as Workflows allows: wider steps are grouped into nested parallel steps,
   and where no deeper level is left, into branches that run their share one after another.
@@ -24,8 +44,9 @@ Shape of every definition:
   sinks and points its ``_latest.json`` at the run (see :mod:`sparkflow.runtime.publish`).
 * ``run-succeeded`` returns the run id and the location of every output the pipeline returns.
 
-Step names: stage names are identifiers (no ``-``); every step sparkflow adds contains a ``-``, so the two
-never clash. Deploy-time values come only from ``sys.get_env(...)``, so the file is the same for every project.
+Step names: stage names are identifiers (no ``-``); every step sparkflow adds to ``main`` contains a ``-``, so the
+two never clash, and subworkflows name their steps in their own scope. Deploy-time values come only from
+``sys.get_env(...)``, so the file is the same for every project.
 """
 
 from __future__ import annotations

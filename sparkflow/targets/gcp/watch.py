@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sparkflow.errors import SparkflowError
 from sparkflow.targets.gcp.emit import RESUME_KEY
-from sparkflow.targets.runs import FAILED, RUNNING, RunStatus, StageStatus, follow_run
+from sparkflow.targets.runs import FAILED, RUNNING, RunStatus, StageStatus, follow_run, resume_refusal
 
 if TYPE_CHECKING:
     from google.cloud.workflows.executions_v1 import ExecutionsClient
@@ -93,16 +93,10 @@ def resume(
             "printed (the id of the run's first execution)"
         )
     latest = run_status(executions[-1])
-    if latest.status == "RUNNING":
-        raise WatchError(
-            f"--resume {run_id}: run {run_id} is still running ({latest.execution}); wait for it to end "
-            f"(`sparkflow status {latest.execution} --target gcp`) or cancel it, then resume it"
-        )
-    if latest.status == "SUCCEEDED":
-        raise WatchError(
-            f"--resume {run_id}: run {run_id} already succeeded ({latest.execution}); there is nothing to resume: "
-            "start a new run without --resume"
-        )
+    follow = f"sparkflow status {latest.execution} --target gcp"
+    refusal = resume_refusal(run_id, latest.status, latest.execution, follow, "cancel")
+    if refusal:
+        raise WatchError(refusal)
     argument = json.dumps({RESUME_KEY: {"run_id": run_id, "params": _params(executions[-1])}}, sort_keys=True)
     created = _call(
         f"resuming run {run_id} of {workflow}",
