@@ -86,54 +86,81 @@ def _map_items(name: str, owner: str, work: Mapping[str, StageWork]) -> int:
 
 
 def workflow_steps(plan: Plan, definition: Mapping[str, Any], work: Mapping[str, StageWork]) -> Counter[str]:
-    """Billed steps per stage id (and ``run``) of one successful execution of a Workflows ``definition``."""
+    """Billed steps per stage id (and ``run``) of one successful execution of a Workflows ``definition``.
+
+    A call of a subworkflow bills the subworkflow's steps to the calling stage. Inside a subworkflow the walk knows
+    the call's literal arguments and the stage's chunks and buckets (what its split call answers,
+    ``split.output.chunks`` and ``.buckets``), which decide its switches and ``parallel for`` ranges.
+    """
     counts: Counter[str] = Counter()
-    variables: dict[str, int] = {}
-    for task_id, done in work.items():
-        variable = task_id.replace("-", "_")
-        variables[f"{variable}_chunks"] = done.chunks or 0
-        variables[f"{variable}_buckets"] = done.buckets or 0
-    walker = _Workflow(by_length(plan), variables, counts)
-    walker.steps(definition["main"]["steps"], RUN)
+    _Workflow(definition, by_length(plan), work, counts).steps(definition["main"]["steps"], RUN, {})
     return counts
 
 
 class _Workflow:
-    def __init__(self, ids: list[str], variables: Mapping[str, int], counts: Counter[str]) -> None:
-        self.ids, self.variables, self.counts = ids, variables, counts
+    def __init__(
+        self, definition: Mapping[str, Any], ids: list[str], work: Mapping[str, StageWork], counts: Counter[str]
+    ) -> None:
+        self.definition, self.ids, self.work, self.counts = definition, ids, work, counts
 
-    def steps(self, steps: list[dict[str, Any]], owner: str, times: int = 1) -> None:
+    def steps(self, steps: list[dict[str, Any]], owner: str, scope: dict[str, Any], times: int = 1) -> None:
         for step in steps:
             ((name, body),) = step.items()
-            self.body(body, stage_owner(name, self.ids, owner), times)
+            self.body(body, stage_owner(name, self.ids, owner), scope, times)
 
-    def body(self, body: Mapping[str, Any], owner: str, times: int) -> None:
+    def body(self, body: Mapping[str, Any], owner: str, scope: dict[str, Any], times: int) -> None:
         billed = len(body.get("assign", ())) + ("call" in body) + ("return" in body) + ("raise" in body)
         self.counts[owner] += billed * times
+        called = body.get("call")
+        if isinstance(called, str) and called in self.definition:
+            self.call(self.definition[called], body.get("args", {}), owner, scope, times)
         if "try" in body:
-            self.body(body["try"], owner, times)
+            self.body(body["try"], owner, scope, times)
         if "steps" in body:
-            self.steps(body["steps"], owner, times)
+            self.steps(body["steps"], owner, scope, times)
         if "switch" in body:
             self.counts[owner] += times
-            chosen = next((case for case in body["switch"] if self._true(case["condition"])), None)
+            chosen = next((case for case in body["switch"] if self._true(case["condition"], owner, scope)), None)
             if chosen is not None:
-                self.steps(chosen.get("steps", []), owner, times)
+                self.steps(chosen.get("steps", []), owner, scope, times)
         if "parallel" in body:
             parallel = body["parallel"]
             for branch in parallel.get("branches", ()):
                 ((name, inner),) = branch.items()
-                self.body(inner, stage_owner(name, self.ids, owner), times)
+                self.body(inner, stage_owner(name, self.ids, owner), scope, times)
             if "for" in parallel:
                 loop = parallel["for"]
                 match = _RANGE.match(loop["range"])
-                iterations = self.variables[match.group(1)] if match else 1
-                self.steps(loop["steps"], owner, times * iterations)
+                iterations = int(self._value(f"${{{match.group(1)}}}", owner, scope) or 0) if match else 1
+                self.steps(loop["steps"], owner, scope, times * iterations)
 
-    def _true(self, condition: str) -> bool:
+    def call(
+        self, subworkflow: Mapping[str, Any], args: Mapping[str, Any], owner: str, scope: dict[str, Any], times: int
+    ) -> None:
+        inner: dict[str, Any] = {}
+        for param in subworkflow.get("params", ()):
+            name, default = next(iter(param.items())) if isinstance(param, dict) else (param, None)
+            inner[name] = self._value(args[name], owner, scope) if name in args else default
+        self.steps(subworkflow["steps"], owner, inner, times)
+
+    def _value(self, value: Any, owner: str, scope: Mapping[str, Any]) -> Any:
+        """A literal, a variable of ``scope``, or the chunks or buckets a split answers; None if unknown."""
+        if not (isinstance(value, str) and value.startswith("${")):
+            return value
+        name = value[2:-1]
+        stage = self.work.get(owner)
+        if name == "split.output.chunks":
+            return stage.chunks if stage else 0
+        if name == "split.output.buckets":
+            return stage.buckets if stage else 0
+        return scope.get(name)
+
+    def _true(self, condition: str, owner: str, scope: Mapping[str, Any]) -> bool:
+        """Whether a switch condition holds on a new run whose calls all succeed (which no resumed run's condition
+        or ``already-committed`` answer does)."""
         match = _CONDITION.match(condition)
         if match is None:
-            return condition == "${true}"
-        value = self.variables[match.group(1)]
+            return condition == "${true}" or self._value(condition, owner, scope) is True
+        value = int(self._value(f"${{{match.group(1)}}}", owner, scope) or 0)
         limit = int(match.group(3))
         return value <= limit if match.group(2) == "<=" else value > limit

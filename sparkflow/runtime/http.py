@@ -41,13 +41,17 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     try:
         result = handle_event(event, deployed_config())
     except SparkflowError as error:
-        final = 422 if is_final(error) else 500
-        status = next((code for kind, code in _STATUS.items() if isinstance(error, kind)), final)
-        return _answer(start_response, status, {"error": type(error).__name__, "message": str(error)})
+        return _answer(start_response, status_of(error), {"error": type(error).__name__, "message": str(error)})
     except Exception as error:
         logs.log("request failed", severity="ERROR", error=type(error).__name__, detail=str(error)[:2000])
         return _answer(start_response, 500, {"error": type(error).__name__, "message": str(error)})
     return _answer(start_response, 200, result)
+
+
+def status_of(error: SparkflowError) -> int:
+    """The HTTP status that answers ``error``: 4xx for what retrying cannot fix, 500 for the rest."""
+    final = 422 if is_final(error) else 500
+    return next((code for kind, code in _STATUS.items() if isinstance(error, kind)), final)
 
 
 def _answer(start_response: Callable[..., Any], status: int, document: dict[str, Any]) -> list[bytes]:

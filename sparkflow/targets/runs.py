@@ -168,6 +168,22 @@ def summary_lines(run: RunStatus) -> list[str]:
     return [f"stage {stage.name} failed: {stage.error}: {stage.cause}" for stage in failed]
 
 
+def resume_refusal(run_id: str, status: str, execution: str, status_command: str, stop: str) -> str | None:
+    """Why the run ``run_id``, whose latest execution ``execution`` is in ``status``, cannot be resumed (None: it
+    can): it is still running (``status_command`` follows it, ``stop`` names how to end it) or it succeeded."""
+    if status == "RUNNING":
+        return (
+            f"--resume {run_id}: run {run_id} is still running ({execution}); wait for it to end "
+            f"(`{status_command}`) or {stop} it, then resume it"
+        )
+    if status == "SUCCEEDED":
+        return (
+            f"--resume {run_id}: run {run_id} already succeeded ({execution}); there is nothing to resume: start a "
+            "new run without --resume"
+        )
+    return None
+
+
 def run_input(sources: Mapping[str, str], params: Mapping[str, Any] | None = None) -> str:
     """A run's input: where it reads each source (name -> location; the declared location for the others) and its
     parameter values (``{"params": {...}}``, which every task's event carries; the Plan's defaults for the others)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -125,6 +126,10 @@ class StageDouble:
             self.events.append(event)
             if phase not in (None, "split"):
                 self.phase_calls.append((node, str(phase), event.get("chunk")))
+                try:
+                    validate_event(event)
+                except Exception as error:
+                    self.problems.append(f"invalid {phase} event for {node}: {error}")
                 if phase == "commit":
                     self.committed.add(node)
                 return self._answer(event, node, phase)
@@ -222,6 +227,49 @@ def _branches_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
                 raise self.exc
 
     monkeypatch.setattr(emulator, "RisingThread", Branch)
+
+
+@pytest.fixture(autouse=True)
+def _loop_variables_end_with_their_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run each parallel step of workflows-emulator in a context of its own.
+
+    The emulator gives a ``parallel for``'s variable to its iterations through a new ``ContextVar`` named after the
+    variable, set in the caller's context, and looks variables up among the context's ``ContextVar`` objects by name: a
+    second loop with the same variable (the map and then the reduce phase of a split stage, both run by one
+    subworkflow) finds the first loop's variable too and may read its last value. In Workflows a loop's variable
+    ends with its loop; here it then ends with the copied context.
+    """
+    import workflows_emulator.main as emulator
+
+    run_loop = emulator.StepParallel.execute_task_config
+
+    def in_own_context(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return contextvars.copy_context().run(run_loop, self, *args, **kwargs)
+
+    monkeypatch.setattr(emulator.StepParallel, "execute_task_config", in_own_context)
+
+
+@pytest.fixture(autouse=True)
+def _maps_render_as_maps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give workflows-emulator's expressions plain dicts and lists back.
+
+    The emulator evaluates an expression among its variables held as ``addict`` maps (dict subclasses), and renders
+    a map value (``cause: ${error}``) as JSON only when its type is exactly ``dict``: an ``addict`` map is written
+    with ``str()`` instead, as a Python repr, which it then fails to parse as YAML when a message holds a quote
+    (``stage 'report' failed``). Workflows itself keeps the map.
+    """
+    import workflows_emulator.render as render
+
+    evaluate = render.run_code
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [plain(item) for item in value]
+        return value
+
+    monkeypatch.setattr(render, "run_code", lambda code, context: plain(evaluate(code, context)))
 
 
 @pytest.fixture
@@ -481,7 +529,8 @@ class FakeExecutionsApi:
     its stage calls answered by ``double``; ``GetExecution`` answers the execution as the API does: ``ACTIVE`` with
     the step a stage call is in (``status.currentSteps``) while it runs, then ``SUCCEEDED`` with the returned value
     as JSON (``result``), or ``FAILED`` with the raised error as JSON (``error.payload``) and its message
-    (``error.context``). The execution id is :data:`RUN_ID`, which the emulator's run reads as its id.
+    (``error.context``); ``ListExecutions`` lists the workflow's executions. The first execution's id is
+    :data:`RUN_ID`, later ones get ids of their own; the emulator's run reads its execution's id from the environment.
 
     ``gate``: a node whose stage call sets ``reached`` and waits for ``release`` (so a test can read the run
     while that stage runs).
@@ -505,7 +554,8 @@ class FakeExecutionsApi:
         text = self.definitions.get(request.parent)
         if text is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"Resource '{request.parent}' was not found")
-        name = f"{request.parent}/executions/{RUN_ID}"
+        number = len(self.executions)
+        name = f"{request.parent}/executions/{RUN_ID if not number else f'{RUN_ID[:-4]}{number:04d}'}"
         execution = Execution(
             name=name,
             state=Execution.State.ACTIVE,
@@ -517,6 +567,13 @@ class FakeExecutionsApi:
         self.threads.append(thread)
         thread.start()
         return execution
+
+    def list(self, request: Any, context: Any) -> Any:
+        from google.cloud.workflows.executions_v1.types import executions as messages
+
+        self.requests.append(("ListExecutions", request))
+        mine = [item for name, item in self.executions.items() if name.startswith(f"{request.parent}/executions/")]
+        return messages.ListExecutionsResponse(executions=mine)
 
     def get(self, request: Any, context: Any) -> Any:
         import grpc
@@ -538,10 +595,15 @@ class FakeExecutionsApi:
                 self.release.wait(timeout=60)
             return self.double(method, url, **arguments)
 
+        os.environ[EXECUTION_ID_ENV] = str(execution.name).rsplit("/", 1)[-1]  # executions run one at a time here
         try:
             result = self.run(text, call, json.loads(execution.argument))
         except WorkflowError as error:
             execution.error = Execution.Error(payload=json.dumps(error.payload, default=str), context=str(error))
+            execution.end_time = datetime.now(UTC)
+            execution.state = Execution.State.FAILED
+        except Exception as error:  # a failure of the emulator or the test's service: the run fails, saying so
+            execution.error = Execution.Error(payload=json.dumps(repr(error)), context=repr(error))
             execution.end_time = datetime.now(UTC)
             execution.state = Execution.State.FAILED
         else:
@@ -577,6 +639,11 @@ def executions_api(
                 api.get,
                 request_deserializer=messages.GetExecutionRequest.deserialize,
                 response_serializer=messages.Execution.serialize,
+            ),
+            "ListExecutions": grpc.unary_unary_rpc_method_handler(
+                api.list,
+                request_deserializer=messages.ListExecutionsRequest.deserialize,
+                response_serializer=messages.ListExecutionsResponse.serialize,
             ),
         }
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))

@@ -9,11 +9,8 @@ from typing import Any
 import pytest
 from workflows_emulator.utils import WorkflowError
 
-from sparkflow.compiler import plan_pipeline
 from sparkflow.layout import node_location
-from sparkflow.loading import load_pipeline
 from sparkflow.plan import Plan
-from sparkflow.targets.gcp.emit import emit
 from tests.gcp.conftest import (
     EXAMPLES,
     RESOURCES,
@@ -74,10 +71,9 @@ def test_wide_and_deep_shapes_run_every_stage_once_after_its_inputs(pipeline: st
 
 
 def test_over_a_hundred_branches_run_in_turn_inside_the_second_level(workflows: Execute) -> None:
-    # 150 stages break the source size limit (see test_gcp_limits), so this runs the emitted text unchecked.
-    plan = plan_pipeline(load_pipeline(str(RESOURCES / "shapes.py"), "wide150"), "gcp")
+    plan, text = compiled(RESOURCES / "shapes.py", "wide150")  # compiled: its source fits, about 100 bytes a stage
     double = StageDouble(plan)
-    assert_ran_every_stage_once(plan, double, workflows(emit(plan), double))
+    assert_ran_every_stage_once(plan, double, workflows(text, double))
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=example_id)

@@ -59,7 +59,7 @@ def test_stage_longer_than_an_http_call_runs_as_a_cloud_run_job() -> None:
 
 def test_too_large_a_source_is_refused() -> None:
     with pytest.raises(CompileError, match=r"the workflow source is [\d,]+ bytes, over the workflow source size limit"):
-        compile_pipeline(load_pipeline(str(RESOURCES / "shapes.py"), "wide150"), "gcp")
+        compile_pipeline(load_pipeline(str(RESOURCES / "shapes.py"), "wide1500"), "gcp")
 
 
 @pytest.mark.parametrize(("pipeline", "expected"), [("wide12", [(1, 10), (2, 2), (2, 2)]), ("wide25", None)])
@@ -79,7 +79,7 @@ def test_third_level_of_parallel_steps_runs_its_branches_in_turn() -> None:
 def test_breaking_branch_and_depth_limits_is_reported() -> None:
     plan = plan_pipeline(load_pipeline(str(RESOURCES / "shapes.py"), "wide12"), "gcp")
     document = yaml.safe_load(emit(plan))
-    outer = document["main"]["steps"][1]["parallel-1"]["parallel"]
+    outer = document["main"]["steps"][2]["parallel-1"]["parallel"]  # after run-start and run-resumed
     single = outer["branches"].pop()  # the last branch runs one stage
     second_level = outer["branches"][0]["tag-branch"]["steps"][0]["parallel-2"]["parallel"]
     second_level["branches"][0]["tag-branch"]["steps"].append({"too-deep": {"parallel": {"branches": [single] * 2}}})
@@ -94,7 +94,7 @@ def test_kept_http_response_is_reported_as_a_variable_risk() -> None:
     document = yaml.safe_load(text)
     whole = next(task.id for task in plan.tasks if task.fanout is None)
     step = next(step for step in _all_steps(document["main"]["steps"]) if whole in step)
-    step[whole]["try"]["result"] = "response"
+    step[whole]["result"] = "response"  # the stage's call, keeping what its subworkflow returns
     problems = check.check(plan, yaml.safe_dump(document, sort_keys=False))
     assert [p.message for p in problems] == [
         f"pipeline {plan.pipeline!r}: the workflow keeps variable 'response', which may grow past the "
@@ -107,20 +107,24 @@ def test_steps_estimate_counts_retries_and_the_predicate() -> None:
     whole = tuple(dataclasses.replace(task, fanout=None, fused=()) for task in split.tasks)  # run them whole here
     text = emit(dataclasses.replace(split, tasks=whole))
     assert [task.retries for task in whole] == [2, 2]
-    # per stage, and the run's publish call: the step, 3 attempts asking the 5-step predicate call, 2 re-runs, the
-    # raise: 1 + 15 + 2 + 1
-    assert check.estimate_steps(yaml.safe_load(text)) == 1 + 2 * 19 + 19 + 1
+    # the run's publish call: the step, 3 attempts asking the 5-step predicate call, 2 re-runs, the raise
+    post = 1 + 3 * 5 + 2 + 1
+    stage = 1 + (1 + post + 1)  # the call of the stage's subworkflow: its event, its post, its return
+    start = 2  # run-start, run-resumed
+    assert check.estimate_steps(yaml.safe_load(text)) == start + 2 * stage + post + 1
     assert check.estimate_steps(yaml.safe_load(text)) < limits.STEPS_PER_EXECUTION.value
 
 
 def test_steps_estimate_of_a_split_stage_counts_its_costlier_fan_out() -> None:
     _plan, text = compiled(EXAMPLES[-1])  # wordcount: counts (key, words fused into it) split, top whole
-    call = 1 + 3 * 5 + 2 + 1  # a call with retries=2: the step, 3 asks of the 5-step predicate, 2 re-runs, the raise
+    post = 1 + 3 * 5 + 2 + 1  # a post with retries=2: the step, 3 asks of the 5-step predicate, 2 re-runs, the raise
+    call = 1 + (1 + post + 1)  # a call of the stage subworkflow: its event, its post, its return
     per_for = 1 + emit_module.PARALLEL_FOR_MAX * call  # the for step, then one call per chunk, at most 20
-    per_job = 1 + (1 + check._CONNECTOR_POLLS + 1)  # the event, the job call with its polling, the raise
-    fan = 1 + max(per_for, per_job)  # a switch runs one of its sides
-    counts = 1 + call + 1 + fan + fan + call  # split, sizes, map, reduce, commit
-    assert check.estimate_steps(yaml.safe_load(text)) == 1 + counts + call + call + 1  # ..., top, publish
+    per_job = 1 + (1 + (1 + check._CONNECTOR_POLLS + 1))  # the call: the event, the job with its polling, the raise
+    fan = 1 + (1 + max(per_for, per_job))  # the call of the fan subworkflow: a switch runs one of its sides
+    counts = 1 + (call + 1 + fan + (1 + fan) + call)  # the call: split, committed?, map, reduce (a switch), commit
+    start = 2  # run-start, run-resumed
+    assert check.estimate_steps(yaml.safe_load(text)) == start + counts + call + post + 1  # ..., top, publish
     assert check.estimate_steps(yaml.safe_load(text)) < limits.STEPS_PER_EXECUTION.value
 
 

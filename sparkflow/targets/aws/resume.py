@@ -18,6 +18,7 @@ from typing import Any
 
 from sparkflow.targets.aws.emit import RESUME_KEY
 from sparkflow.targets.aws.watch import Clients, WatchError, _call, _reason, default_clients, run_of
+from sparkflow.targets.runs import resume_refusal
 
 NAME_LIMIT = 80  # Step Functions' longest execution name
 _RESUMED = "-resume-"
@@ -62,16 +63,9 @@ def resume(state_machine_arn: str, run_id: str, *, clients: Clients | None = Non
             "printed (the name of the run's first execution)"
         )
     latest = executions[-1]
-    if latest.status == "RUNNING":
-        raise WatchError(
-            f"--resume {run_id}: run {run_id} is still running ({latest.arn}); wait for it to end "
-            f"(`sparkflow status {latest.arn}`) or stop it, then resume it"
-        )
-    if latest.status == "SUCCEEDED":
-        raise WatchError(
-            f"--resume {run_id}: run {run_id} already succeeded ({latest.arn}); there is nothing to resume: start a "
-            "new run without --resume"
-        )
+    refusal = resume_refusal(run_id, latest.status, latest.arn, f"sparkflow status {latest.arn}", "stop")
+    if refusal:
+        raise WatchError(refusal)
     answer = _call(
         f"resuming run {run_id} of {state_machine_arn}",
         sfn.start_execution,

@@ -15,11 +15,9 @@ from sparkflow.targets.gcp import emit, limits
 _EXPRESSION = re.compile(r"\$\{(.*)\}", re.DOTALL)
 # What the main workflow may keep in variables: the run object (ids, the storage root and the execution
 # argument, at most 32 KB) and, only while a failed stage raises, its error map. Anything else, above all a
-# kept HTTP response (up to 2 MB), could overflow the variable memory as pipelines grow.
+# kept HTTP response (up to 2 MB), could overflow the variable memory as pipelines grow. (The subworkflows keep
+# one stage call's event and answer while that call runs, and drop them when it returns.)
 _SMALL_VARIABLES = frozenset({emit.ARGS, emit.RUN, emit.ERROR})
-# A split stage keeps two numbers (chunks, buckets) and a copy of the run object as its job's event; the split
-# call's answer is set to null as soon as those numbers are read.
-_FANOUT_VARIABLES = ("chunks", "buckets", "event", "split", f"map_{emit.CHUNK}", f"reduce_{emit.CHUNK}")
 
 
 def check(plan: Plan, text: str) -> list[SparkflowError]:
@@ -45,7 +43,7 @@ def check(plan: Plan, text: str) -> list[SparkflowError]:
                 origin,
             )
         )
-    for name, parallel, depth in _parallel_steps(document["main"]["steps"], 1):
+    for name, parallel, depth in _parallel_steps(document, document["main"]["steps"], 1):
         branches = len(parallel.get("branches", ()))
         if branches > limits.BRANCHES_PER_PARALLEL.value:
             problems.append(
@@ -55,11 +53,9 @@ def check(plan: Plan, text: str) -> list[SparkflowError]:
             problems.append(
                 DefinitionError(f"step {name!r} is nested {depth} deep: {limits.PARALLEL_DEPTH.describe()}")
             )
-    fanout = {f"{emit.variable(task.id)}_{kind}" for task in plan.tasks if task.fanout for kind in _FANOUT_VARIABLES}
-    fanout |= {
-        f"{emit.variable(task.id)}_event" for task in plan.tasks if task.placement in ("container", "serverless-spark")
-    }
-    for variable in sorted(_variables(document["main"]) - _SMALL_VARIABLES - fanout):
+    # A serverless Spark stage keeps its event (a copy of the run object) while its batch runs.
+    batches = {f"{emit.variable(task.id)}_event" for task in plan.tasks if task.placement == "serverless-spark"}
+    for variable in sorted(_variables(document["main"]) - _SMALL_VARIABLES - batches):
         problems.append(
             DefinitionError(
                 f"pipeline {plan.pipeline!r}: the workflow keeps variable {variable!r}, which may grow past the "
@@ -85,11 +81,10 @@ def estimate_steps(document: dict[str, Any]) -> int:
     Every step runs at most once, except in a split stage: a ``parallel for`` runs its steps once per chunk (at
     most :data:`emit.PARALLEL_FOR_MAX`; more chunks take the Cloud Run job path instead), and a connector call
     counts its polling (the job's timeout at the default policy's one poll a minute at most). Of a switch, the
-    costlier side counts. A retried step runs again and first runs the retry predicate (one call plus its steps).
+    costlier side counts. A call of a subworkflow counts the subworkflow's steps. A retried step runs again and
+    first runs the retry predicate (one call plus its steps).
     """
-    predicate = document.get(emit.RETRY_PREDICATE)
-    per_predicate = 1 + len(predicate["steps"]) if predicate else 0
-    return _count_steps(document["main"]["steps"], per_predicate)
+    return _Steps(document).count(document["main"]["steps"])
 
 
 # Connector calls poll a long-running operation; the default polling policy waits at most 60 s between polls
@@ -97,39 +92,68 @@ def estimate_steps(document: dict[str, Any]) -> int:
 _CONNECTOR_POLLS = emit.JOB_TIMEOUT_S // 60
 
 
-def _count_steps(steps: list[dict[str, Any]], per_predicate: int) -> int:
-    total = 0
-    for item in steps:
-        ((_, step),) = item.items()
-        total += 1
-        total += _count_steps(step.get("steps", []), per_predicate)
+class _Steps:
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.called: dict[str, int] = {}  # steps of one call of each subworkflow
+        predicate = document.get(emit.RETRY_PREDICATE)
+        self.per_predicate = 1 + len(predicate["steps"]) if predicate else 0
+
+    def subworkflow(self, name: str) -> int:
+        if name not in self.called:
+            self.called[name] = self.count(self.document[name]["steps"])
+        return self.called[name]
+
+    def count(self, steps: list[dict[str, Any]]) -> int:
+        total = 0
+        for item in steps:
+            ((_, step),) = item.items()
+            total += self.step(step)
+        return total
+
+    def step(self, step: dict[str, Any]) -> int:
+        total = 1 + self.count(step.get("steps", []))
         parallel = step.get("parallel", {})
         for branch in parallel.get("branches", ()):
-            total += _count_steps([branch], per_predicate)
+            total += self.count([branch])
         if "for" in parallel:
-            total += emit.PARALLEL_FOR_MAX * _count_steps(parallel["for"]["steps"], per_predicate)
+            total += emit.PARALLEL_FOR_MAX * self.count(parallel["for"]["steps"])
         if "switch" in step:
-            total += max(_count_steps(case.get("steps", []), per_predicate) for case in step["switch"])
-        call = step.get("try", step).get("call", "") if isinstance(step.get("try", step), dict) else ""
+            total += max(self.count(case.get("steps", [])) for case in step["switch"])
+        attempt = step.get("try", step)
+        cost = 0
+        call = attempt.get("call", "") if isinstance(attempt, dict) else ""
         if isinstance(call, str) and call.startswith("googleapis."):
-            total += _CONNECTOR_POLLS
+            cost += _CONNECTOR_POLLS
+        elif isinstance(call, str) and call in self.document:
+            cost += self.subworkflow(call)
+        total += cost
         if "retry" in step:
             retries = int(step["retry"]["max_retries"])
             # every failed attempt asks the predicate; all but the last are run again
-            total += (retries + 1) * per_predicate + retries
-        total += _count_steps(step.get("except", {}).get("steps", []), per_predicate)
-    return total
+            total += (retries + 1) * self.per_predicate + retries * (1 + cost)
+        total += self.count(step.get("except", {}).get("steps", []))
+        return total
 
 
-def _parallel_steps(steps: list[dict[str, Any]], depth: int) -> Iterator[tuple[str, dict[str, Any], int]]:
-    """Every parallel step with its nesting depth (1 = not inside another parallel step)."""
+def _parallel_steps(
+    document: dict[str, Any], steps: list[dict[str, Any]], depth: int
+) -> Iterator[tuple[str, dict[str, Any], int]]:
+    """Every parallel step with its nesting depth (1 = not inside another parallel step), following calls of
+    subworkflows: a parallel step in a subworkflow called from a branch is nested in that branch's step."""
     for item in steps:
         ((name, step),) = item.items()
-        yield from _parallel_steps(step.get("steps", []), depth)
+        yield from _parallel_steps(document, step.get("steps", []), depth)
+        for case in step.get("switch", ()):
+            yield from _parallel_steps(document, case.get("steps", []), depth)
+        called = step.get("call")
+        if isinstance(called, str) and called in document:
+            yield from _parallel_steps(document, document[called]["steps"], depth)
         if "parallel" in step:
             yield name, step["parallel"], depth
             for branch in step["parallel"].get("branches", ()):
-                yield from _parallel_steps([branch], depth + 1)
+                yield from _parallel_steps(document, [branch], depth + 1)
+            yield from _parallel_steps(document, step["parallel"].get("for", {}).get("steps", []), depth + 1)
 
 
 def _variables(subworkflow: dict[str, Any]) -> set[str]:

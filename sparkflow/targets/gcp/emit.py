@@ -1,4 +1,4 @@
-"""Plan -> GCP Workflows YAML.
+r"""Plan -> GCP Workflows YAML.
 
 Shape of every definition:
 
@@ -7,20 +7,40 @@ Shape of every definition:
   checks against the Plan; null when the execution is started without one).
 * ``run-start`` assigns the one variable the workflow keeps, ``run`` = ``{id, storage, params}``: the id is the
   execution id, the storage root comes from the ``SPARKFLOW_STORAGE_ROOT`` environment variable set at deploy
-  time, params is ``args`` (or ``{}``).
+  time, params is ``args`` (or ``{}``). An execution started by ``sparkflow start --resume`` has the argument
+  ``{"resume": {"run_id", "params"}}``: ``run-resumed`` then takes the run's id and params from there, so the
+  new execution writes where the run's first one did.
 * A pipeline with ``trigger=`` adds ``run-event`` after it: when ``args`` is the CloudEvent of a new Cloud Storage
   object (what Eventarc passes a workflow), params becomes ``{"sources": ...}`` with the object as the watched
   source (the other sources as ``SPARKFLOW_TRIGGER_SOURCES`` says); an object outside ``SPARKFLOW_TRIGGER_FOLDER``
   (Eventarc filters on the bucket only) or a folder marker ends the execution at once, with no run.
-* One step per stage: ``http.post`` of the runtime event to the Cloud Run service at ``SPARKFLOW_SERVICE_URL``
-  with an OIDC token, inside ``try`` with a ``retry`` policy (the ``sparkflow_retryable`` predicate: HTTP 429,
-  5xx, connection errors and timeouts; the stage's ``retries=``; exponential backoff) and an ``except`` that
-  raises an error naming the stage. The HTTP response is not kept: output locations derive from the run id, so
-  variables never grow with the pipeline (Workflows holds 512 KB of variables in all, a response up to 2 MB).
-* A stage placed on a container runs as an execution of a Cloud Run job (one task; the job of its memory size,
-  ``SPARKFLOW_CONTAINER_JOB_<N>MB``), a stage placed on serverless Spark as a Dataproc Serverless batch whose
-  main file (``SPARKFLOW_DATAPROC_ENTRY``) gets the event as its argument; both through their connectors, which
-  wait for the job or batch to finish.
+* One step per stage, written on one line: a ``call`` of a subworkflow with the run, the stage's name and what
+  differs per stage (its chunk size, the stages fused into it, whether it has a reduce phase, its job). The
+  per-stage boilerplate lives in subworkflows defined once, after ``main``, so a stage costs about 100 bytes of
+  the source whose size Workflows limits, however deep in parallel branches it sits:
+
+  * ``sparkflow_stage_r<retries>_t<timeout>``: one phase of a stage: builds the runtime event (the one
+    :func:`~sparkflow.runtime.protocol.event` describes) and ``http.post``\ s it to the Cloud Run service at
+    ``SPARKFLOW_SERVICE_URL`` with an OIDC token, inside ``try`` with a ``retry`` policy (the
+    ``sparkflow_retryable`` predicate: HTTP 429, 5xx, connection errors and timeouts; the stage's ``retries=``;
+    exponential backoff) and an ``except`` that raises an error naming the stage and the pipeline; returns the
+    runtime's result. One per distinct pair of retries and timeout: a retry policy's ``max_retries`` and an HTTP
+    call's ``timeout`` are numbers in the definition, not expressions.
+  * ``sparkflow_split_r<retries>_t<timeout>``: a split stage: split -> map -> reduce (key stages) -> commit. The
+    split call answers with the number of chunks and buckets; a stage a resumed run finds committed answers
+    ``already-committed`` and goes straight to its commit. ``sparkflow_fan_r<retries>_t<timeout>`` runs one
+    phase's items: a handful as a ``parallel for`` (Workflows runs at most 20 iterations at once), more as one
+    execution of the Cloud Run job ``SPARKFLOW_JOB`` with one task per item (``sparkflow_chunks``), each task
+    picking its item by its index. A split stage already inside two levels of parallel steps calls the
+    ``_jobs`` variant, which always takes the job (no parallel level is left).
+  * ``sparkflow_container``: a stage placed on a container runs as an execution of a Cloud Run job (one task; the
+    job of its memory size, ``SPARKFLOW_CONTAINER_JOB_<N>MB``), through the connector, which waits for it.
+
+  The HTTP responses are not kept: output locations derive from the run id, and a subworkflow's variables end
+  with its call, so variables never grow with the pipeline (Workflows holds 512 KB of variables in all).
+* A stage placed on serverless Spark runs as a Dataproc Serverless batch whose main file
+  (``SPARKFLOW_DATAPROC_ENTRY``) gets the event as its argument, written out in ``main`` (its connector's timeout
+  differs per stage).
 * Independent stages run in ``parallel`` branches (see :mod:`sparkflow.compiler.schedule`), at most 10 per
   parallel step and two levels deep, as Workflows allows: wider steps are grouped into nested parallel steps,
   and where no deeper level is left, into branches that run their share one after another.
@@ -28,8 +48,9 @@ Shape of every definition:
   sinks and points its ``_latest.json`` at the run (see :mod:`sparkflow.runtime.publish`).
 * ``run-succeeded`` returns the run id and the location of every output the pipeline returns.
 
-Step names: stage names are identifiers (no ``-``); every step sparkflow adds contains a ``-``, so the two
-never clash. Deploy-time values come only from ``sys.get_env(...)``, so the file is the same for every project.
+Step names: stage names are identifiers (no ``-``); every step sparkflow adds to ``main`` contains a ``-``, so the
+two never clash, and subworkflows name their steps in their own scope. Deploy-time values come only from
+``sys.get_env(...)``, so the file is the same for every project.
 """
 
 from __future__ import annotations
@@ -60,14 +81,21 @@ OBJECT_FINALIZED = "google.cloud.storage.object.v1.finalized"
 # (https://cloud.google.com/workflows/docs/reference/environment-variables).
 EXECUTION_ID_ENV = "GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID"
 
-ARGS, RUN, ERROR = "args", "run", "error"
-START, PUBLISH, SUCCEEDED = "run-start", "run-publish", "run-succeeded"
-EVENT = "run-event"
+ARGS, RUN, ERROR, EVENT = "args", "run", "error", "event"
+START, RESUMED, PUBLISH, SUCCEEDED = "run-start", "run-resumed", "run-publish", "run-succeeded"
+# The execution argument of a resumed run: {"resume": {"run_id": ..., "params": <the first execution's argument>}}
+# (the same key as on AWS).
+RESUME_KEY = "resume"
+CHUNKS, CONTAINER = "sparkflow_chunks", "sparkflow_container"  # subworkflows that run a Cloud Run job
+Policy = tuple[int, int]  # a stage call's retries and timeout (seconds)
+TRIGGERED = "run-event"  # a triggered pipeline's step that reads the CloudEvent
 RETRY_PREDICATE = "sparkflow_retryable"
 # Fan-out: up to this many chunks run as a parallel for ("a maximum of 20 concurrent iterations"); more as a
 # Cloud Run job execution with taskCount = chunks (https://cloud.google.com/workflows/quotas).
 PARALLEL_FOR_MAX = 20
-CHUNK = "chunk"
+# The parallel for's variable: the item's number. A name no map key of the definition has: workflows-emulator
+# looks a loop variable up among every variable's keys, and a key of the same name (the event's "chunk") hides it.
+ITEM = "item_number"
 JOB_ENV = "SPARKFLOW_JOB"
 CONTAINER_JOB_ENV_PREFIX = "SPARKFLOW_CONTAINER_JOB_"
 # Serverless Spark: the batch's main Python file (gs://...), its container image (with sparkflow and the project)
@@ -91,8 +119,23 @@ def emit(plan: Plan) -> str:
         "# Do not edit: change the pipeline and run `sparkflow compile --target gcp`.\n"
     )
     # A wide line limit: expressions stay on one line (Workflows caps them at 400 characters anyway).
-    body = yaml.safe_dump(definition(plan), sort_keys=False, allow_unicode=True, width=100_000)
+    body = yaml.dump(definition(plan), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100_000)
     return header + body
+
+
+class Line(dict[str, Any]):
+    """A map written on one line (YAML flow style): a stage's call, so that a stage costs one line of the source,
+    whose size Workflows limits, however deep in parallel branches it sits (block style repeats the indentation
+    on every line)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(
+    Line, lambda dumper, data: dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=True)
+)
 
 
 def variable(node: str) -> str:
@@ -105,16 +148,44 @@ def definition(plan: Plan) -> dict[str, Any]:
     _check_names(plan)
     builder = _Builder(plan)
     steps = [
-        _start_step(plan),
+        *_start_steps(plan),
         *_event_steps(plan),
         *builder.steps(plan.schedule, depth=0),
         builder.publish(),
         _succeeded_step(plan),
     ]
-    document: dict[str, Any] = {"main": {"params": [ARGS], "steps": steps}}
-    if plan.publish.retries or any(task.retries for task in plan.tasks):
-        document[RETRY_PREDICATE] = retry_predicate()
-    return document
+    return {"main": {"params": [ARGS], "steps": steps}, **builder.subworkflows()}
+
+
+def policy(task: PlanTask) -> Policy:
+    """A stage's retries and its call's timeout in seconds."""
+    return task.retries, task.timeout_s
+
+
+def stage_subworkflow(calls: Policy) -> str:
+    """The subworkflow that calls the runtime for one phase of a stage with these retries and timeout: one per
+    distinct pair, since a retry policy's ``max_retries`` and an HTTP call's ``timeout`` are numbers in the
+    definition, not expressions (the Workflows syntax reference and its JSON Schema)."""
+    return "sparkflow_stage_r{}_t{}".format(*calls)
+
+
+def split_subworkflow(calls: Policy, jobs_only: bool) -> str:
+    """The subworkflow that runs a split stage's phases (``jobs_only``: its chunks always as Cloud Run jobs)."""
+    return "sparkflow_split_r{}_t{}".format(*calls) + ("_jobs" if jobs_only else "")
+
+
+def fan_subworkflow(calls: Policy) -> str:
+    """The subworkflow that runs one phase's chunks or buckets of a split stage."""
+    return "sparkflow_fan_r{}_t{}".format(*calls)
+
+
+def stage_fields(plan: Plan, task: PlanTask) -> dict[str, Any]:
+    """The fields of every event of ``task`` besides its version, pipeline, node, phase and run: the stages fused
+    into it, if any."""
+    fields = protocol_event(plan, task, None)
+    for name in ("version", "pipeline", "node", RUN):
+        del fields[name]
+    return fields
 
 
 def retry_predicate() -> dict[str, Any]:
@@ -135,9 +206,9 @@ def retry_predicate() -> dict[str, Any]:
     }
 
 
-def _start_step(plan: Plan) -> dict[str, Any]:
+def _start_steps(plan: Plan) -> list[dict[str, Any]]:
     # params is assigned {} first and then args unless args is null, so that `run` is the only variable.
-    return {
+    start = {
         START: {
             "assign": [
                 {RUN: run_object(plan, id=_env(EXECUTION_ID_ENV), storage=_env(STORAGE_ROOT_ENV), params={})},
@@ -145,6 +216,20 @@ def _start_step(plan: Plan) -> dict[str, Any]:
             ]
         }
     }
+    # `sparkflow start --resume` starts a new execution whose argument names the run and carries the first
+    # execution's argument: the run keeps its id (where its outputs are) and its params.
+    resume = f"{RUN}.params.{RESUME_KEY}"
+    resumed = {
+        RESUMED: {
+            "switch": [
+                {
+                    "condition": f"${{{json.dumps(RESUME_KEY)} in {RUN}.params}}",
+                    "assign": [{f"{RUN}.id": f"${{{resume}.run_id}}"}, {f"{RUN}.params": f"${{{resume}.params}}"}],
+                }
+            ]
+        }
+    }
+    return [start, resumed]
 
 
 def _event_steps(plan: Plan) -> list[dict[str, Any]]:
@@ -159,13 +244,13 @@ def _event_steps(plan: Plan) -> list[dict[str, Any]]:
     marker = f'text.substring({location}, len({location}) - 1, len({location})) == "/"'
     return [
         {
-            EVENT: {
+            TRIGGERED: {
                 "switch": [
                     {
                         "condition": f'${{map.get({RUN}.params, "type") == {json.dumps(OBJECT_FINALIZED)}}}',
                         "steps": [
                             {
-                                f"{EVENT}-object": {
+                                f"{TRIGGERED}-object": {
                                     "assign": [
                                         {f"{RUN}.params": {"sources": _env(TRIGGER_SOURCES_ENV, decode=True)}},
                                         {location: f'${{"gs://" + {ARGS}.data.bucket + "/" + {ARGS}.data.name}}'},
@@ -173,7 +258,7 @@ def _event_steps(plan: Plan) -> list[dict[str, Any]]:
                                 }
                             },
                             {
-                                f"{EVENT}-folder": {
+                                f"{TRIGGERED}-folder": {
                                     "switch": [
                                         {
                                             "condition": f"${{{outside} or {marker}}}",
@@ -207,13 +292,17 @@ class _Builder:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.parallel_count = 0
+        # What the main workflow calls, and so which subworkflows the definition holds.
+        self.stage_calls: set[Policy] = set()  # sparkflow_stage_r<retries>_t<timeout>
+        self.split_calls: set[tuple[Policy, bool]] = set()  # sparkflow_split_..., with a parallel for or jobs only
+        self.containers = False
 
     def steps(self, step: Step, depth: int) -> list[dict[str, Any]]:
         """The Workflows steps of ``step`` inside ``depth`` enclosing parallel steps."""
         if isinstance(step, Run):
             task = self.plan.task(step.task)
             if task.placement == "container":
-                return self._container(task)
+                return [self._container(task)]
             if task.placement == "serverless-spark":
                 return self._batch(task)
             return [self._fanout(task, depth) if task.fanout else self._task(task)]
@@ -238,8 +327,37 @@ class _Builder:
         built = [{f"{_first_task(branch)}-branch": {"steps": self.steps(branch, depth + 1)}} for branch in branches]
         return [{name: {"parallel": {"branches": built}}}]
 
+    def _args(self, task: PlanTask, **more: Any) -> dict[str, Any]:
+        """What every call of a stage's subworkflow passes: the run, the node, ``more``, and the event fields of the
+        stage itself (the stages fused into it), when it has any."""
+        args: dict[str, Any] = {"run": f"${{{RUN}}}", "node": task.id, **more}
+        fields = stage_fields(self.plan, task)
+        if fields:
+            args["fields"] = fields
+        return args
+
     def _task(self, task: PlanTask) -> dict[str, Any]:
-        return {task.id: self._call(task, {}, task.id)}
+        self.stage_calls.add(policy(task))
+        return {task.id: Line(call=stage_subworkflow(policy(task)), args=self._args(task))}
+
+    def _fanout(self, task: PlanTask, depth: int) -> dict[str, Any]:
+        """A split stage: one call of the subworkflow that runs its split, map, reduce and commit phases; below two
+        levels of parallel steps, its variant that runs the chunks as Cloud Run jobs only (no parallel level left)."""
+        assert task.fanout is not None
+        jobs_only = depth + 1 > limits.PARALLEL_DEPTH.value
+        self.split_calls.add((policy(task), jobs_only))
+        self.stage_calls.add(policy(task))
+        args = self._args(task, chunk_bytes=task.fanout.chunk_bytes)
+        if task.fanout.mode == "key":
+            args["reduce"] = True
+        return {task.id: Line(call=split_subworkflow(policy(task), jobs_only), args=args)}
+
+    def _container(self, task: PlanTask) -> dict[str, Any]:
+        """A whole stage as one Cloud Run job execution with one task (``python -m sparkflow.runtime job``) of the
+        job of its memory size."""
+        self.containers = True
+        args = self._args(task, job=_env(job_env(task.memory_mb)), task_timeout=f"{task.timeout_s}s")
+        return {task.id: Line(call=CONTAINER, args=args)}
 
     def publish(self) -> dict[str, Any]:
         """The step that publishes the run once every stage has committed."""
@@ -247,110 +365,16 @@ class _Builder:
         body = protocol_event(self.plan, None, f"${{{RUN}}}")
         prefix = json.dumps(f"publishing a run of pipeline {self.plan.pipeline} failed: ")
         raised = {"tags": ["PublishFailed"]}
-        return {PUBLISH: _post(body, publish.timeout_s, publish.retries, PUBLISH, prefix, raised)}
-
-    def _call(self, task: PlanTask, extra: dict[str, Any], label: str, result: str | None = None) -> dict[str, Any]:
-        """One retried call of the runtime for ``task`` (``extra``: the phase and chunk of a split stage)."""
-        body = protocol_event(self.plan, task, f"${{{RUN}}}", **extra)
-        prefix = json.dumps(f"stage {task.id} of pipeline {self.plan.pipeline} failed: ")
-        raised = {"tags": ["StageFailed"], "stage": task.id}
-        return _post(body, task.timeout_s, task.retries, label, prefix, raised, result)
-
-    def _raise_failed(self, task: PlanTask, label: str) -> dict[str, Any]:
-        """Raise an error naming the stage; the step is named after ``label`` so that step names stay unique."""
-        prefix = json.dumps(f"stage {task.id} of pipeline {self.plan.pipeline} failed: ")
-        return _raise(label, prefix, {"tags": ["StageFailed"], "stage": task.id})
-
-    def _fanout(self, task: PlanTask, depth: int) -> dict[str, Any]:
-        """split -> one call per chunk (map) -> one per bucket (reduce, key stages) -> commit.
-
-        The split call answers with the number of chunks and buckets; only those two numbers are kept. A
-        handful of chunks run as a ``parallel for`` (Workflows runs at most 20 iterations at once); more run
-        as one Cloud Run job execution with one task per chunk, each task picking its chunk by its index.
-        """
-        assert task.fanout is not None
-        answer = f"{variable(task.id)}_split"
-        steps: list[dict[str, Any]] = [
-            {
-                f"{task.id}-split": self._call(
-                    task, {"phase": "split", "chunk_bytes": task.fanout.chunk_bytes}, f"{task.id}-split", result=answer
-                )
-            },
-            {
-                f"{task.id}-sizes": {
-                    "assign": [
-                        {f"{variable(task.id)}_chunks": f"${{{answer}.body.output.chunks}}"},
-                        {f"{variable(task.id)}_buckets": f"${{{answer}.body.output.buckets}}"},
-                        {answer: None},  # the HTTP answer is not kept: variables are limited to 512 KB
-                    ]
-                }
-            },
-        ]
-        phases = ("map", "reduce") if task.fanout.mode == "key" else ("map",)
-        for phase in phases:
-            count = f"{variable(task.id)}_chunks" if phase == "map" else f"{variable(task.id)}_buckets"
-            steps.append({f"{task.id}-{phase}": self._fan(task, phase, count, depth)})
-        steps.append({f"{task.id}-commit": self._call(task, {"phase": "commit"}, f"{task.id}-commit")})
-        return {task.id: {"steps": steps}}
-
-    def _fan(self, task: PlanTask, phase: str, count: str, depth: int) -> dict[str, Any]:
-        job = self._job(task, phase, count)
-        if depth + 1 > limits.PARALLEL_DEPTH.value:  # no parallel level left: always the job
-            return {"steps": job}
-        each = {
-            f"{task.id}-{phase}-each": {
-                "parallel": {
-                    "concurrency_limit": PARALLEL_FOR_MAX,
-                    "for": {
-                        # One name per stage and phase: loops of parallel stages, or of one stage's map and reduce,
-                        # never share a variable.
-                        "value": f"{variable(task.id)}_{phase}_{CHUNK}",
-                        "range": f"${{[0, {count} - 1]}}",  # one expression: the documented form
-                        "steps": [
-                            {
-                                f"{task.id}-{phase}-item": self._call(
-                                    task,
-                                    {"phase": phase, "chunk": f"${{{variable(task.id)}_{phase}_{CHUNK}}}"},
-                                    f"{task.id}-{phase}-item",
-                                )
-                            }
-                        ],
-                    },
-                }
-            }
-        }
-        return {
-            "switch": [
-                {"condition": f"${{{count} <= {PARALLEL_FOR_MAX}}}", "steps": [each]},
-                # Exclusive conditions rather than a catch-all `true`: a switch runs the first match only, but
-                # stating both sides keeps the meaning plain (and interpreters that try every match agree).
-                {"condition": f"${{{count} > {PARALLEL_FOR_MAX}}}", "steps": job},
-            ]
-        }
-
-    def _event_step(self, task: PlanTask, label: str, extra: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """The variable holding ``task``'s event and the step that assigns it."""
-        event = f"{variable(task.id)}_event"
-        return event, {f"{label}-event": {"assign": [{event: protocol_event(self.plan, task, f"${{{RUN}}}", **extra)}]}}
-
-    def _container(self, task: PlanTask) -> list[dict[str, Any]]:
-        """A whole stage as one Cloud Run job execution with one task (``python -m sparkflow.runtime job``)."""
-        event, assign = self._event_step(task, task.id, {})
-        run_job = _run_job(
-            job_env(task.memory_mb),
-            {
-                "taskCount": 1,
-                "timeout": f"{task.timeout_s}s",
-                "containerOverrides": [
-                    {"env": [{"name": EVENT_VARIABLE, "value": f"${{json.encode_to_string({event})}}"}]}
-                ],
-            },
-        )
-        return [assign, {task.id: {"try": run_job, "except": self._raise_failed(task, task.id)}}]
+        return {PUBLISH: _post(body, publish.timeout_s, publish.retries, _raise(PUBLISH, prefix, raised))}
 
     def _batch(self, task: PlanTask) -> list[dict[str, Any]]:
-        """A whole stage as a Dataproc Serverless batch: ``spark-submit`` of the entry with the event."""
-        event, assign = self._event_step(task, task.id, {})
+        """A whole stage as a Dataproc Serverless batch: ``spark-submit`` of the entry with the event.
+
+        Written out in the main workflow rather than in a subworkflow: the connector's timeout differs per stage,
+        and the documentation shows ``connector_params`` with literal values only.
+        """
+        event = f"{variable(task.id)}_event"
+        assign = {f"{task.id}-event": {"assign": [{event: protocol_event(self.plan, task, f"${{{RUN}}}")}]}}
         entry, image, account = (_env(name) for name in DATAPROC_ENV)
         create = {
             "call": "googleapis.dataproc.v1.projects.locations.batches.create",
@@ -371,52 +395,176 @@ class _Builder:
                 "connector_params": {"timeout": min(task.timeout_s * 2, JOB_TIMEOUT_S)},
             },
         }
-        return [assign, {task.id: {"try": create, "except": self._raise_failed(task, task.id)}}]
+        prefix = json.dumps(f"stage {task.id} of pipeline {self.plan.pipeline} failed: ")
+        failed = _raise(task.id, prefix, {"tags": ["StageFailed"], "stage": task.id})
+        return [assign, {task.id: {"try": create, "except": failed}}]
 
-    def _job(self, task: PlanTask, phase: str, count: str) -> list[dict[str, Any]]:
-        """Run the Cloud Run job ``SPARKFLOW_JOB`` with one task per item; the event goes in SPARKFLOW_EVENT."""
-        event, assign = self._event_step(task, f"{task.id}-{phase}", {"phase": phase})
-        run_job = _run_job(
-            JOB_ENV,
-            {
-                "taskCount": f"${{{count}}}",
-                "containerOverrides": [
-                    {"env": [{"name": EVENT_VARIABLE, "value": f"${{json.encode_to_string({event})}}"}]}
-                ],
+    def subworkflows(self) -> dict[str, dict[str, Any]]:
+        """The subworkflows the main workflow calls, each defined once, in a fixed order."""
+        found: dict[str, dict[str, Any]] = {}
+        for calls in sorted(self.stage_calls):
+            found[stage_subworkflow(calls)] = self._stage(calls)
+        for calls, jobs_only in sorted(self.split_calls):
+            found[split_subworkflow(calls, jobs_only)] = self._split(calls, jobs_only)
+            if not jobs_only:
+                found[fan_subworkflow(calls)] = self._fan(calls)
+        if self.split_calls:
+            found[CHUNKS] = self._chunks()
+        if self.containers:
+            found[CONTAINER] = self._container_job()
+        if self.plan.publish.retries or any(retries for retries, _ in self.stage_calls):
+            found[RETRY_PREDICATE] = retry_predicate()
+        return found
+
+    def _event(self) -> dict[str, Any]:
+        """The step that builds a stage's runtime event, as :func:`protocol_event` orders it: version, pipeline,
+        node, the phase's fields, the stage's fields, run. (Maps are merged from variables: a map literal inside
+        an expression is valid Workflows, but workflows-emulator cuts an expression at its first ``}``.)"""
+        base = protocol_event(self.plan, None, None)
+        del base["phase"], base[RUN]  # the publish event's: version and pipeline
+        return {
+            "event": {
+                "assign": [
+                    {EVENT: {**base, "node": "${node}"}},
+                    {EVENT: f"${{map.merge(map.merge({EVENT}, phase), fields)}}"},
+                    {f"{EVENT}.{RUN}": f"${{{RUN}}}"},
+                ]
+            }
+        }
+
+    def _stage_failed(self) -> dict[str, Any]:
+        """The except of a stage's call: raise an error whose message and ``stage`` name the stage."""
+        prefix = f'"stage " + node + {json.dumps(f" of pipeline {self.plan.pipeline} failed: ")}'
+        return _raise("stage", prefix, {"tags": ["StageFailed"], "stage": "${node}"})
+
+    def _stage(self, calls: Policy) -> dict[str, Any]:
+        """One retried call of the runtime for one phase of a stage; returns the runtime's answer (its result)."""
+        retries, timeout = calls
+        call = _post(f"${{{EVENT}}}", timeout, retries, self._stage_failed(), result="answer")
+        return {
+            "params": ["run", "node", {"phase": {}}, {"fields": {}}],
+            "steps": [self._event(), {"post": call}, {"answered": {"return": "${answer.body}"}}],
+        }
+
+    def _split(self, calls: Policy, jobs_only: bool) -> dict[str, Any]:
+        """split -> one call per chunk (map) -> one per bucket (reduce, key stages) -> commit.
+
+        The split call answers with the number of chunks and buckets. A stage that a resumed run finds committed
+        answers ``already-committed`` with no chunk: straight to the commit call, which answers at once.
+        """
+        stage = stage_subworkflow(calls)
+        common = {"run": f"${{{RUN}}}", "node": "${node}"}
+
+        def fan(phase: str, count: str) -> dict[str, Any]:
+            if jobs_only:  # no parallel level left: always the job
+                return {"call": CHUNKS, "args": {**common, "phase": phase, "count": count, "fields": "${fields}"}}
+            args = {**common, "phase": phase, "count": count, "fields": "${fields}"}
+            return {"call": fan_subworkflow(calls), "args": args}
+
+        def phase_call(phase: dict[str, Any], result: str | None = None) -> dict[str, Any]:
+            call = {"call": stage, "args": {**common, "phase": phase, "fields": "${fields}"}}
+            return {**call, "result": result} if result else call
+
+        return {
+            "params": ["run", "node", "chunk_bytes", {"fields": {}}, {"reduce": False}],
+            "steps": [
+                {"split": phase_call({"phase": "split", "chunk_bytes": "${chunk_bytes}"}, result="split")},
+                {"committed": {"switch": [{"condition": '${split.status == "already-committed"}', "next": "commit"}]}},
+                {"map": fan("map", "${split.output.chunks}")},
+                {
+                    "reduce": {
+                        "switch": [
+                            {"condition": "${reduce}", "steps": [{"buckets": fan("reduce", "${split.output.buckets}")}]}
+                        ]
+                    }
+                },
+                {"commit": phase_call({"phase": "commit"})},
+            ],
+        }
+
+    def _fan(self, calls: Policy) -> dict[str, Any]:
+        """One phase's items: a handful as a ``parallel for`` (Workflows runs at most 20 iterations at once), more
+        as one Cloud Run job execution with one task per item, each task picking its item by its index."""
+        common = {"run": f"${{{RUN}}}", "node": "${node}"}
+        item = {
+            "call": stage_subworkflow(calls),
+            "args": {
+                **common,
+                "phase": {"phase": "${phase}", "chunk": f"${{{ITEM}}}"},
+                "fields": "${fields}",
             },
-        )
-        return [
-            assign,
-            {f"{task.id}-{phase}-job": {"try": run_job, "except": self._raise_failed(task, f"{task.id}-{phase}-job")}},
-        ]
+        }
+        each = {
+            "parallel": {
+                "concurrency_limit": PARALLEL_FOR_MAX,
+                "for": {"value": ITEM, "range": "${[0, count - 1]}", "steps": [{"item": item}]},
+            }
+        }
+        job = {"call": CHUNKS, "args": {**common, "phase": "${phase}", "count": "${count}", "fields": "${fields}"}}
+        return {
+            "params": ["run", "node", "phase", "count", "fields"],
+            "steps": [
+                {
+                    "fan": {
+                        "switch": [
+                            {"condition": f"${{count <= {PARALLEL_FOR_MAX}}}", "steps": [{"each": each}]},
+                            # Exclusive conditions rather than a catch-all `true`: a switch runs the first match only,
+                            # but stating both sides keeps the meaning plain.
+                            {"condition": f"${{count > {PARALLEL_FOR_MAX}}}", "steps": [{"job": job}]},
+                        ]
+                    }
+                }
+            ],
+        }
+
+    def _chunks(self) -> dict[str, Any]:
+        """Run the Cloud Run job ``SPARKFLOW_JOB`` with one task per item; the event goes in ``SPARKFLOW_EVENT``."""
+        overrides = {"taskCount": "${count}", "containerOverrides": _event_env()}
+        return {
+            "params": ["run", "node", "phase", "count", "fields"],
+            "steps": [
+                self._event_of_phase(),
+                {"run-job": {"try": _run_job(_env(JOB_ENV), overrides), "except": self._stage_failed()}},
+            ],
+        }
+
+    def _event_of_phase(self) -> dict[str, Any]:
+        """The event step of a subworkflow whose ``phase`` parameter is the phase's name (a chunk job's)."""
+        step = self._event()
+        step["event"]["assign"].insert(0, {"phase": {"phase": "${phase}"}})
+        return step
+
+    def _container_job(self) -> dict[str, Any]:
+        """A whole stage as an execution of the Cloud Run job ``job`` with one task."""
+        overrides = {"taskCount": 1, "timeout": "${task_timeout}", "containerOverrides": _event_env()}
+        return {
+            "params": ["run", "node", "job", "task_timeout", {"phase": {}}, {"fields": {}}],
+            "steps": [
+                self._event(),
+                {"run-job": {"try": _run_job("${job}", overrides), "except": self._stage_failed()}},
+            ],
+        }
 
 
-def _post(
-    body: dict[str, Any],
-    timeout_s: int,
-    retries: int,
-    label: str,
-    prefix: str,
-    raised: dict[str, Any],
-    result: str | None = None,
-) -> dict[str, Any]:
-    """A retried ``http.post`` of ``body`` to the runtime's service; a failure raises an error whose message
-    starts with ``prefix`` (JSON text) and that carries ``raised``'s fields."""
+def _post(body: Any, timeout: int, retries: int, failed: dict[str, Any], result: str | None = None) -> dict[str, Any]:
+    """A ``http.post`` of ``body`` to the runtime's service, retried ``retries`` times on what a new attempt may
+    cure; ``failed`` is its except."""
     call: dict[str, Any] = {
         "call": "http.post",
-        "args": {"url": _env(SERVICE_URL_ENV), "auth": {"type": "OIDC"}, "body": body, "timeout": timeout_s},
+        "args": {"url": _env(SERVICE_URL_ENV), "auth": {"type": "OIDC"}, "body": body, "timeout": timeout},
     }
     if result:
         call["result"] = result
     step: dict[str, Any] = {"try": call}
     if retries:
         step["retry"] = {"predicate": f"${{{RETRY_PREDICATE}}}", "max_retries": retries, "backoff": dict(BACKOFF)}
-    step["except"] = _raise(label, prefix, raised)
+    step["except"] = failed
     return step
 
 
 def _raise(label: str, prefix: str, raised: dict[str, Any]) -> dict[str, Any]:
-    """Raise an error; the step is named after ``label`` so that step names stay unique."""
+    """An except that raises an error whose message starts with ``prefix`` (an expression) and that carries
+    ``raised``'s fields; the step is named after ``label`` so that step names stay unique."""
     message = f'${{{prefix} + default(map.get({ERROR}, "message"), "unknown error")}}'
     return {
         "as": ERROR,
@@ -424,9 +572,14 @@ def _raise(label: str, prefix: str, raised: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _event_env() -> list[dict[str, Any]]:
+    """A Cloud Run job's container overrides that hand it the event (``python -m sparkflow.runtime job``)."""
+    return [{"env": [{"name": EVENT_VARIABLE, "value": f"${{json.encode_to_string({EVENT})}}"}]}]
+
+
 def _check_names(plan: Plan) -> None:
     """Names a user would choose may hold '-' and '_', which the names derived from them turn into each other or
-    extend: two stages whose variables (``<stage>_chunks``: '-' as '_') or steps (``<stage>-split``) would be the
+    extend: two stages whose variables (``<stage>_event``: '-' as '_') or steps (``<stage>-event``) would be the
     same, or a stage named like a step sparkflow adds, are a compile error naming both."""
     problems: list[DefinitionError] = []
     seen: dict[str, PlanTask] = {}
@@ -441,7 +594,16 @@ def _check_names(plan: Plan) -> None:
                 )
             )
     ids = {task.id: task for task in plan.tasks}
-    reserved = {START, PUBLISH, f"{PUBLISH}-failed", SUCCEEDED, EVENT, f"{EVENT}-object", f"{EVENT}-folder"}
+    reserved = {
+        START,
+        RESUMED,
+        PUBLISH,
+        f"{PUBLISH}-failed",
+        SUCCEEDED,
+        TRIGGERED,
+        f"{TRIGGERED}-object",
+        f"{TRIGGERED}-folder",
+    }
     for task in plan.tasks:
         # A stage's steps are '<stage>-<part>': another stage named '<stage>-<part>' would share them.
         owners = [
@@ -464,27 +626,7 @@ def _check_names(plan: Plan) -> None:
 
 
 # What the steps sparkflow adds to a stage end with (after the stage's name).
-STEP_SUFFIXES = tuple(
-    f"-{part}"
-    for part in (
-        "failed",
-        "split",
-        "sizes",
-        "map",
-        "reduce",
-        "commit",
-        "map-each",
-        "reduce-each",
-        "map-item",
-        "reduce-item",
-        "map-job",
-        "reduce-job",
-        "event",
-        "branch",
-        "map-event",
-        "reduce-event",
-    )
-)
+STEP_SUFFIXES = tuple(f"-{part}" for part in ("failed", "event", "branch"))
 
 
 def job_env(memory_mb: int) -> str:
@@ -492,11 +634,11 @@ def job_env(memory_mb: int) -> str:
     return f"{CONTAINER_JOB_ENV_PREFIX}{memory_mb}MB"
 
 
-def _run_job(variable: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """A run of the Cloud Run job named by environment variable ``variable``, waiting for its execution."""
+def _run_job(job: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """A run of the Cloud Run job named ``job`` (an expression), waiting for its execution."""
     name = (
         '${"projects/" + sys.get_env("GOOGLE_CLOUD_PROJECT_ID") + "/locations/" + '
-        f'sys.get_env("GOOGLE_CLOUD_LOCATION") + "/jobs/" + sys.get_env({json.dumps(variable)})}}'
+        f'sys.get_env("GOOGLE_CLOUD_LOCATION") + "/jobs/" + {job[2:-1]}}}'
     )
     return {
         "call": "googleapis.run.v2.projects.locations.jobs.run",

@@ -180,16 +180,22 @@ def start(pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
         raise OptionError(
             "--run-id cannot be chosen on GCP: Workflows names each execution, and its id is the run's id"
         )
+    return start_execution(pipeline.name, *_place(options), options.inputs, params=options.params)
+
+
+def _place(options: ShipOptions) -> tuple[str, str]:
+    """The project and region the workflow was deployed to."""
     if not (options.project and options.region):
         raise OptionError("--target gcp needs --project and --region (where the workflow was deployed)")
-    return start_execution(pipeline.name, options.project, options.region, options.inputs, params=options.params)
+    return options.project, options.region
 
 
 def resume(pipeline: Pipeline, options: ShipOptions, run_id: str) -> str:
-    raise OptionError(
-        "`sparkflow start --resume --target gcp` is not available yet: start a new run, or resume it locally with "
-        "`sparkflow run --resume RUN_ID` against the same storage"
-    )
+    """Start a new execution of the run ``run_id`` of the pipeline's workflow (see
+    :func:`sparkflow.targets.gcp.watch.resume`); return its name."""
+    from sparkflow.targets.gcp.watch import resume as resume_run
+
+    return resume_run(pipeline.name, *_place(options), run_id)
 
 
 def logs(pipeline: Pipeline, options: ShipOptions, query: LogQuery) -> Iterator[dict[str, Any]]:

@@ -3,6 +3,10 @@ client's ``ExecutionsClient`` (the Workflow Executions API).
 
 ``start`` creates an execution whose argument is ``{"sources": ...}``, as on AWS; Workflows names the execution
 (a UUID), and that id is the run's id (the workflow's first step reads ``GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID``).
+``resume`` runs a run that ended without succeeding again: a new execution (Workflows names it too) whose argument
+names the run and carries its first execution's argument, ``{"resume": {"run_id", "params"}}``; the workflow's
+``run-resumed`` step takes the run's id and params from there (see :mod:`sparkflow.targets.gcp.emit`), so the new
+execution writes where the failed one did, and every stage already committed answers at once.
 ``status`` maps the execution to a :class:`RunStatus` as far as the API tells: the run's state, the outputs its
 result names once it succeeded, its error (the stage that failed, from the error the workflow raised) once it
 failed, and while it runs the step it is at (``status.currentSteps``). Unlike a Step Functions history, an
@@ -19,7 +23,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sparkflow.errors import SparkflowError
-from sparkflow.targets.runs import FAILED, RUNNING, RunStatus, StageStatus, follow_run
+from sparkflow.targets.gcp.emit import RESUME_KEY
+from sparkflow.targets.runs import FAILED, RUNNING, RunStatus, StageStatus, follow_run, resume_refusal
 
 if TYPE_CHECKING:
     from google.cloud.workflows.executions_v1 import ExecutionsClient
@@ -67,6 +72,73 @@ def start(
         f"starting a run of {workflow}", _client(client).create_execution, parent=workflow, execution=execution
     )
     return str(created.name)
+
+
+def resume(
+    pipeline_name: str, project: str, region: str, run_id: str, *, client: ExecutionsClient | None = None
+) -> str:
+    """Start a new execution of the run ``run_id`` that ended without succeeding; return the execution's name.
+
+    Raises:
+        WatchError: the workflow has no run ``run_id``, or the run is still running, or it succeeded.
+    """
+    from google.cloud.workflows import executions_v1
+
+    workflow = f"projects/{project}/locations/{region}/workflows/{pipeline_name}"
+    chosen = _client(client)
+    executions = executions_of(chosen, workflow, run_id)
+    if not executions:
+        raise WatchError(
+            f"--resume {run_id}: workflow {pipeline_name} has no run {run_id!r}; give the run id `sparkflow start` "
+            "printed (the id of the run's first execution)"
+        )
+    latest = run_status(executions[-1])
+    follow = f"sparkflow status {latest.execution} --target gcp"
+    refusal = resume_refusal(run_id, latest.status, latest.execution, follow, "cancel")
+    if refusal:
+        raise WatchError(refusal)
+    argument = json.dumps({RESUME_KEY: {"run_id": run_id, "params": _params(executions[-1])}}, sort_keys=True)
+    created = _call(
+        f"resuming run {run_id} of {workflow}",
+        chosen.create_execution,
+        parent=workflow,
+        execution=executions_v1.Execution(argument=argument),
+    )
+    return str(created.name)
+
+
+def executions_of(client: ExecutionsClient, workflow: str, run_id: str) -> list[Any]:
+    """Every execution of the run ``run_id``, oldest first: the one whose id it is, and its resumed ones."""
+    from google.cloud.workflows import executions_v1
+
+    request = executions_v1.ListExecutionsRequest(parent=workflow, view=executions_v1.ExecutionView.FULL)
+    listed = _call(f"listing the runs of {workflow}", client.list_executions, request=request)
+    found = [execution for execution in listed if _run_id(execution) == run_id]
+    return sorted(found, key=lambda execution: execution.start_time)
+
+
+def _resumed(execution: Any) -> dict[str, Any] | None:
+    """What a resumed execution's argument says of its run (``run_id``, ``params``); None for a run's first one."""
+    document = _json(execution.argument) if execution.argument else None
+    found = document.get(RESUME_KEY) if isinstance(document, dict) else None
+    return found if isinstance(found, dict) else None
+
+
+def _run_id(execution: Any) -> str:
+    """The run an execution executes: its own id, or for a resumed one the run its argument names."""
+    resumed = _resumed(execution)
+    if resumed is not None and isinstance(resumed.get("run_id"), str):
+        return str(resumed["run_id"])
+    return str(execution.name).rsplit("/", 1)[-1]
+
+
+def _params(execution: Any) -> dict[str, Any]:
+    """The run's params (sources, chunk size, sinks, parameters): what its first execution was started with."""
+    resumed = _resumed(execution)
+    if resumed is not None:
+        return dict(resumed.get("params") or {})
+    document = _json(execution.argument) if execution.argument else None
+    return document if isinstance(document, dict) else {}
 
 
 def status(execution_name: str, *, client: ExecutionsClient | None = None) -> RunStatus:
@@ -128,7 +200,7 @@ def run_status(execution: Any) -> RunStatus:
         seconds = round((execution.end_time - execution.start_time).total_seconds(), 3)
     return RunStatus(
         execution=name,
-        run_id=name.rsplit("/", 1)[-1],
+        run_id=_run_id(execution),
         status=state,
         stages=tuple(stages),
         outputs=outputs,

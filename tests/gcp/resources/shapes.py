@@ -40,6 +40,12 @@ def wide150():
 
 
 @sf.pipeline(storage="gs://bucket/sparkflow/")
+def wide1500():
+    """1,500 independent stages: more than a workflow's source may hold (about 100 bytes a stage)."""
+    return tuple(tag(events) for _ in range(1500))
+
+
+@sf.pipeline(storage="gs://bucket/sparkflow/")
 def deep():
     """Parallel inside parallel inside parallel: the innermost level must run its branches in turn."""
     a1 = tag(events)
