@@ -23,11 +23,11 @@ REVENUE = str(example("revenue"))
 
 @pytest.fixture(scope="module")
 def storage(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A storage root where revenue ran twice (spark) and clickstream once (duckdb)."""
+    """A storage root where revenue ran twice (first on duckdb, then on spark) and clickstream once (duckdb)."""
     root = str(tmp_path_factory.mktemp("storage"))
     runner = CliRunner()
-    for run_id in ("first", "second"):
-        result = runner.invoke(main, ["run", REVENUE, "--storage", root, "--run-id", run_id])
+    for run_id, engine in (("first", "duckdb"), ("second", "spark")):
+        result = runner.invoke(main, ["run", REVENUE, "--storage", root, "--run-id", run_id, "--engine", engine])
         assert result.exit_code == 0, result.output
     clickstream = ["run", str(example("clickstream")), "--storage", root, "--run-id", "c1", "--engine", "duckdb"]
     assert runner.invoke(main, clickstream).exit_code == 0

@@ -20,6 +20,7 @@ def test_local_executor_runs_hundreds_of_chunks_exactly_in_bounded_memory() -> N
 
 
 @pytest.mark.moto
+@pytest.mark.long  # make test's time: make faults runs the load in moto too; Distributed Maps run in tests/aws
 def test_distributed_map_in_moto_runs_its_chunks_exactly_in_bounded_memory() -> None:
     measured = measure("moto", 10)
     assert measured.ok, measured.detail

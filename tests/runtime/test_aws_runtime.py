@@ -92,13 +92,14 @@ def few_chunks(pipeline: Any) -> int:
 
 # Every example as compiled; with a few chunks per split stage, a join (a rows stage fanning out over many chunks in
 # moto: tests/faults/test_load.py).
-# make test runs the compiled chunks of every example but daily-revenue; the others run in make long-checks.
+# make test runs the compiled chunks of wordcount, revenue and top-words (clickstream runs in the Workflows emulator);
+# the others run in make long-checks.
 RUNS = [
     pytest.param(
         path,
         chunks,
         id=f"{path.parent.name}-{chunks}-chunks",
-        marks=pytest.mark.long if chunks == "few" or path.parent.name == "daily-revenue" else (),
+        marks=pytest.mark.long if chunks == "few" or path.parent.name in ("daily-revenue", "clickstream") else (),
     )
     for path, chunks in [(path, "compiled") for path in EXAMPLES] + [(example("revenue"), "few")]
 ]

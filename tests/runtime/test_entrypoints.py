@@ -101,6 +101,7 @@ def test_container_entry_refuses_a_bad_event(tmp_path: Path) -> None:
 
 
 @pytest.mark.spark
+@pytest.mark.long  # make test's time: tests/ship/test_launcher.py starts a stage the way the images do
 def test_container_entry_runs_a_stage(tmp_path: Path) -> None:
     env = {
         "SPARKFLOW_PIPELINE": str(example("wordcount")),

@@ -42,6 +42,7 @@ def parquet_schema(folder: Path) -> list[tuple[str, str, bool]]:
 
 
 @pytest.mark.spark
+@pytest.mark.long  # make test's time: tests/runtime/test_duckdb_parity.py compares the engines operation by operation
 def test_every_query_on_duckdb_gives_spark_rows_and_schema(spark: Any, workload: Path, tmp_path: Path) -> None:
     pipeline = load_pipeline(str(workload))
     summary = run_plan(plan_pipeline(pipeline, "aws"), pipeline, storage_root=str(tmp_path), engine="duckdb")
