@@ -86,9 +86,10 @@ COMPILE_ONE = textwrap.dedent(
     import json, sys
     sys.path.insert(0, sys.argv[3])
     from compile_time import measure
-    print(json.dumps(measure(sys.argv[1], int(sys.argv[2]), "aws", 1)))
+    print(json.dumps(measure(sys.argv[1], int(sys.argv[2]), (sys.argv[4:] or ["aws"])[0], 1)))
     """
 )
+GCP_SIZES = (10, 100, 500)  # stages of the GCP definition-size rows: issue 18 wants 500 to fit in both shapes
 COUNTRIES = ["FR", "IN", "US", "DE", "BR", "JP", "CN", "GB", "NG", "MX"]
 ENGINES = ("spark", "duckdb")
 TIMEOUT = [600.0]  # seconds one measured process may take (--timeout)
@@ -160,6 +161,8 @@ class Table:
         for row in self.rows:
             value = row.value
             shown = "—" if value is None else f"{value:,.3f} s" if row.unit == "s" else f"{value / MiB:,.1f} MB"
+            if row.unit == "B/stage" and value is not None:
+                shown = f"{value:,.0f} B/stage"
             ratio = self.ratio(row)
             baseline = self.baseline(row) is row
             rel = "baseline" if baseline and value is not None else "—" if ratio is None else f"{ratio:.3f}"
@@ -308,6 +311,25 @@ def compile_times(table: Table, runs: int, sizes: list[int], kfp_python: str | N
                 peer.note = f"{peer.value / stages * 1e6:,.0f} µs/stage"
 
 
+def gcp_definition_sizes(table: Table) -> None:
+    """Bytes of Workflows source per stage, chain and fan-out/in, and whether the definition fits."""
+    for shape in ("chain", "fan-out/in"):
+        group = f"GCP Workflows source per stage, {shape}"
+        totals: list[tuple[int, int]] = []
+        for stages in GCP_SIZES:
+            row = table.row(group, f"{stages:,} stages", unit="B/stage")
+            command = [sys.executable, "-c", COMPILE_ONE, shape, str(stages), str(BENCH), "gcp"]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            measured = json.loads(done.stdout.strip().splitlines()[-1])
+            row.values.append(measured["bytes"] / stages)
+            row.note = f"{measured['bytes']:,} bytes in all; fits the 128 KB limit: {measured['fits']}"
+            totals.append((stages, measured["bytes"]))
+        # What one more stage costs, without the subworkflows every definition holds once.
+        (fewer, smaller), (more, larger) = totals[-2], totals[-1]
+        row.note += f"; {(larger - smaller) / (more - fewer):,.0f} B per added stage"
+        totals.clear()
+
+
 def _kfp_growth(table: Table, shape: str) -> str:
     """How kfp's time grew between the two largest sizes measured in this run, as an exponent of n."""
     measured = [
@@ -437,6 +459,11 @@ def targets(table: Table) -> list[str]:
         alone = f"{group}: the same code on DuckDB alone / the single PySpark job (what DuckDB itself takes)"
         lines.append(verdict(find(group, "the same code on sqlframe"), duckdb_limit, alone))
     for row in table.rows:
+        if row.group.startswith("GCP Workflows source") and row.value is not None and "added stage" in row.note:
+            fits = "fits the 128 KB limit: yes" in row.note
+            met = "met" if row.value <= 250 and fits else "not met"
+            lines.append(f"- {row.group}, {row.variant}: {row.value:,.0f} B/stage, fits: {fits} ({met}, target ≤ 250)")
+    for row in table.rows:
         if row.group.startswith("deployable size") and row.variant.startswith("duckdb"):
             lines.append(verdict(row, 1.0, f"{row.variant} / Lambda's 250 MB", of_limit=250 * MiB))
     return lines
@@ -511,6 +538,7 @@ def main() -> None:
             ),
         ),
         ("size", lambda scratch: sizes(table, scratch)),
+        ("compile", lambda scratch: gcp_definition_sizes(table)),
     ]
     with tempfile.TemporaryDirectory(prefix="sparkflow-suite-") as scratch:
         for name, step in steps:
