@@ -321,7 +321,7 @@ def _check_combine(combine: Callable[[Any], Any] | bool | None, keys: tuple[str,
     """``combine=`` is a function of one DataFrame or True, on a stage declared ``partition_by=``."""
     if combine is None or combine is False:
         return
-    if combine is not True and (not callable(combine) or isinstance(combine, bool)):
+    if combine is not True and not callable(combine):
         raise DefinitionError(
             f"combine={combine!r} must be a function DataFrame -> DataFrame that merges partial results (e.g. "
             'combine=lambda partials: partials.groupBy("word").agg(F.sum("count").alias("count"))), or True to '
