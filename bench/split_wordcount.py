@@ -38,16 +38,16 @@ PLAIN = textwrap.dedent(
 RUN = textwrap.dedent(
     """
     import dataclasses, json, sys
-    import sparkflow.compiler
-    from sparkflow.compiler import plan_pipeline
+    from sparkflow.compiler import PASSES, plan_pipeline
     from sparkflow.loading import load_pipeline
     from sparkflow.runtime.local import run_plan
     from sparkflow.targets.local import LOCAL
     pipeline = load_pipeline(sys.argv[1])
     mode, chunk, engine = sys.argv[4], int(sys.argv[5]), (sys.argv[6:] or [""])[0]
-    if mode == "whole":  # no fusing either: fused stages run only inside the phases of a split stage
-        sparkflow.compiler.PASSES = tuple(p for p in sparkflow.compiler.PASSES if p.__name__ != "fuse")
-    plan = plan_pipeline(pipeline, LOCAL)
+    # Whole: no fusing either (fused stages run only inside the phases of a split stage). The passes are given, not
+    # patched into sparkflow.compiler.PASSES: plan_pipeline's default is bound when it is defined.
+    passes = tuple(p for p in PASSES if p.__name__ != "fuse") if mode == "whole" else PASSES
+    plan = plan_pipeline(pipeline, LOCAL, passes=passes)
     if mode == "whole":
         plan = dataclasses.replace(plan, tasks=tuple(dataclasses.replace(t, fanout=None) for t in plan.tasks))
     summary = run_plan(plan, pipeline, storage_root=sys.argv[2], inputs=json.loads(sys.argv[3]),

@@ -83,6 +83,18 @@ def test_a_failing_merge_shows_its_frames_like_any_stage_failure(tmp_path: Path,
     )
 
 
+def test_a_combined_stage_whose_output_drops_its_key_is_named(tmp_path: Path) -> None:
+    pipeline = load_pipeline(f"{COMBINERS}:dropped_key")
+    summary = run_plan(plan_pipeline(pipeline, LOCAL), pipeline, storage_root=str(tmp_path), chunk_bytes=TINY)
+    node = summary.nodes["keyless"]
+    assert summary.status == "failed" and node.attempts == 1
+    assert node.error == (
+        f"stage 'keyless' ({COMBINERS}:{line('def keyless') - 1}) declares combine=, so its map tasks shuffle its "
+        "output by partition_by, but its output has no column(s) ['page'] (columns: count): keep the key columns in "
+        "the stage's output, or remove combine="
+    )
+
+
 def test_a_plan_that_combines_a_stage_the_code_does_not_is_refused(tmp_path: Path) -> None:
     pipeline = load_pipeline(str(MISDECLARED))
     plan = plan_pipeline(pipeline, LOCAL)

@@ -1,5 +1,5 @@
 """Key stages that combine before their shuffle (combine=): two right combiners, a wrong one that sparkflow verify
-must name, and a merge that fails."""
+must name, a merge that fails, and a stage whose output drops its key."""
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -40,6 +40,12 @@ def failing(events: DataFrame) -> DataFrame:
     return events.groupBy("page").count()
 
 
+@sf.stage(partition_by="page", combine=True)
+def keyless(events: DataFrame) -> DataFrame:
+    """Wrong: its output drops the key its partial results are shuffled by."""
+    return events.groupBy("page").count().select("count")
+
+
 @sf.pipeline
 def combined():
     return per_page(events), longest(events)
@@ -53,3 +59,8 @@ def miscombined():
 @sf.pipeline
 def broken_merge():
     return failing(events)
+
+
+@sf.pipeline
+def dropped_key():
+    return keyless(events)
