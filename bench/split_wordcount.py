@@ -5,8 +5,8 @@
 * sparkflow, whole: ``sparkflow run`` with every stage on its whole input (splitting off);
 * sparkflow, split: ``sparkflow run`` with the compiled chunk sizes (or ``--chunk-mb``).
 
-Run: ``.venv/bin/python bench/split_wordcount.py [--mb 1024] [--chunk-mb 128]``. Prints seconds and the ratio of
-each sparkflow run to the plain job.
+Run: ``.venv/bin/python bench/split_wordcount.py [--mb 1024] [--chunk-mb 128] [--engine duckdb]``. Prints seconds
+and the ratio of each sparkflow run to the plain job (always Spark); ``--engine`` runs sparkflow's stages on DuckDB.
 """
 
 from __future__ import annotations
@@ -46,16 +46,16 @@ PLAIN = textwrap.dedent(
 RUN = textwrap.dedent(
     """
     import dataclasses, json, sys
-    import sparkflow.compiler
-    from sparkflow.compiler import plan_pipeline
+    from sparkflow.compiler import PASSES, plan_pipeline
     from sparkflow.loading import load_pipeline
     from sparkflow.runtime.local import run_plan
     from sparkflow.targets.local import LOCAL
     pipeline = load_pipeline(sys.argv[1])
     mode, chunk, engine = sys.argv[4], int(sys.argv[5]), (sys.argv[6:] or [""])[0]
-    if mode == "whole":  # no fusing either: fused stages run only inside the phases of a split stage
-        sparkflow.compiler.PASSES = tuple(p for p in sparkflow.compiler.PASSES if p.__name__ != "fuse")
-    plan = plan_pipeline(pipeline, LOCAL)
+    # Whole: no fusing either (fused stages run only inside the phases of a split stage). The passes are given, not
+    # patched into sparkflow.compiler.PASSES: plan_pipeline's default is bound when it is defined.
+    passes = tuple(p for p in PASSES if p.__name__ != "fuse") if mode == "whole" else PASSES
+    plan = plan_pipeline(pipeline, LOCAL, passes=passes)
     if mode == "whole":
         plan = dataclasses.replace(plan, tasks=tuple(dataclasses.replace(t, fanout=None) for t in plan.tasks))
     summary = run_plan(plan, pipeline, storage_root=sys.argv[2], inputs=json.loads(sys.argv[3]),
@@ -88,6 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=1024, help="megabytes of text to count (default 1024)")
     parser.add_argument("--chunk-mb", type=int, default=0, help="chunk size for the split run (default: compiled)")
+    parser.add_argument("--engine", choices=("spark", "duckdb"), default="spark", help="sparkflow's engine")
     args = parser.parse_args()
     example = ROOT / "examples" / "wordcount" / "pipeline.py"
     with tempfile.TemporaryDirectory(prefix="sparkflow-wordcount-") as scratch:
@@ -97,11 +98,10 @@ def main() -> None:
         chunk = args.chunk_mb * 1024 * 1024
         plain, _ = timed([sys.executable, "-c", PLAIN, str(books), str(folder / "plain"), str(example.parent)])
         inputs = json.dumps({"books": str(books)})
-        whole, _ = timed([sys.executable, "-c", RUN, str(example), str(folder / "whole"), inputs, "whole", "0"])
-        split, shape = timed(
-            [sys.executable, "-c", RUN, str(example), str(folder / "split"), inputs, "split", str(chunk)]
-        )
-    print(f"word count over {args.mb} MiB of text (2 cores), whole processes:")
+        run = [sys.executable, "-c", RUN, str(example)]
+        whole, _ = timed([*run, str(folder / "whole"), inputs, "whole", "0", args.engine])
+        split, shape = timed([*run, str(folder / "split"), inputs, "split", str(chunk), args.engine])
+    print(f"word count over {args.mb} MiB of text (2 cores, sparkflow on {args.engine}), whole processes:")
     print(f"{'variant':<34} {'seconds':>8} {'vs plain':>9}")
     for name, seconds in (("plain PySpark job", plain), ("sparkflow run, splitting off", whole)):
         print(f"{name:<34} {seconds:>8.1f} {seconds / plain:>9.2f}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from functools import cache, cached_property
 from types import NoneType, UnionType
 from typing import Any, get_args, get_origin, get_type_hints
@@ -50,6 +50,11 @@ class PlanParam:
     origin: Origin
 
 
+#: A field's metadata key: the shipped JSON holds the field only when it differs from its default (a field added
+#: after the first Plans, such as :attr:`Fanout.combine`, leaves every Plan that does not use it as it was). The
+#: digest covers what is shipped, so it still changes with the field's value.
+_OMITTED_AT_DEFAULT = "omitted_at_default"
+
 #: The kinds of input that carry rows (read through an engine, possibly split); the others are plain values.
 ROW_KINDS = ("source", "dataset")
 
@@ -79,12 +84,16 @@ class Fanout:
         split: the parameters whose inputs are cut into chunks (a join splits both of its inputs).
         chunk_bytes: input bytes per chunk (the run may override it).
         max_concurrency: how many chunk tasks may run at once.
+        combine: a ``key`` stage whose map tasks run the stage on their chunk and shuffle those partial results,
+            which reduce tasks merge (the stage's ``combine=``); False: map tasks shuffle every row and reduce tasks
+            run the stage.
     """
 
     mode: str
     split: tuple[str, ...]
     chunk_bytes: int
     max_concurrency: int
+    combine: bool = field(default=False, metadata={_OMITTED_AT_DEFAULT: True})
 
 
 @dataclass(frozen=True)
@@ -373,7 +382,11 @@ def _encode(value: Any) -> Any:
         inner = value.task if isinstance(value, Run) else [_encode(step) for step in _steps(value)]
         return {type(value).__name__.lower(): inner}
     if hasattr(value, "__dataclass_fields__"):
-        return {item.name: _encode(getattr(value, item.name)) for item in fields(value)}
+        return {
+            item.name: _encode(getattr(value, item.name))
+            for item in fields(value)
+            if not (item.metadata.get(_OMITTED_AT_DEFAULT) and getattr(value, item.name) == item.default)
+        }
     if isinstance(value, tuple | list):
         return [_encode(item) for item in value]
     return value
@@ -412,7 +425,7 @@ def _decode(kind: Any, value: Any) -> Any:
         return Sequence(steps) if tag == "sequence" else Parallel(steps)
     if isinstance(kind, type) and is_dataclass(kind):
         hints = _hints(kind)
-        # A field missing from the JSON is one of _NOT_EXECUTED left unset: the dataclass's default.
+        # A field missing from the JSON is one of _NOT_EXECUTED left unset, or one _OMITTED_AT_DEFAULT: its default.
         present = [item.name for item in fields(kind) if item.name in value]
         return kind(**{name: _decode(hints[name], value[name]) for name in present})
     arguments = get_args(kind)

@@ -15,6 +15,11 @@ Where the two outputs of a stage differ as multisets of rows, the declaration is
 names the stage, its file and line, its declaration, a few rows that differ, and what to declare instead. Rows
 compare as :mod:`sparkflow.rowsets` says (floats within a relative 1e-9: a split changes the order of additions).
 
+A key stage that declares ``combine=`` and passes that check runs split once more, combined: its map tasks run the
+stage on their chunks and its reduce tasks merge those partial results. Where that output differs from the
+reference, the combiner is wrong (``stage(A ∪ B) != merge(stage(A) ∪ stage(B))``): the report names the merge's
+file and line and the rows that differ.
+
 Verify can only find what the sample shows: a stage that deduplicates passes on a sample without duplicates. Run
 it in CI beside ``sparkflow compile --check``, on a sample that holds the cases that matter.
 """
@@ -46,7 +51,7 @@ class Mismatch:
     stage: str
     origin: Origin
     declaration: str
-    mode: str  # rows or key
+    mode: str  # rows, key, or combine (the declaration holds, but merging partial results changes the output)
     whole_rows: int
     split_rows: int
     chunks: int
@@ -57,14 +62,22 @@ class Mismatch:
 
     def message(self) -> str:
         shape = f"{self.chunks} chunk{'s' * (self.chunks != 1)}"
-        if self.mode == "key":
+        if self.mode != "rows":
             shape += f" and {self.buckets} bucket{'s' * (self.buckets != 1)}"
-        lines = [
-            f"stage {self.stage!r} ({self.origin}) is declared {self.declaration}, but its output changes when its "
-            f"input is split: run whole it gives {_count(self.whole_rows)}; split into {shape}, "
-            f"{_count(self.split_rows)}."
-        ]
-        for label, found in (("only when split", self.only_split), ("only when whole", self.only_whole)):
+        if self.mode == "combine":
+            lines = [
+                f"stage {self.stage!r} declares {self.declaration} ({self.origin}), but merging its partial results "
+                f"changes its output: run whole it gives {_count(self.whole_rows)}; split into {shape} and "
+                f"combined, {_count(self.split_rows)} (split without combining, it gives the same rows as whole)."
+            ]
+        else:
+            lines = [
+                f"stage {self.stage!r} ({self.origin}) is declared {self.declaration}, but its output changes when "
+                f"its input is split: run whole it gives {_count(self.whole_rows)}; split into {shape}, "
+                f"{_count(self.split_rows)}."
+            ]
+        split_label = "only when combined" if self.mode == "combine" else "only when split"
+        for label, found in ((split_label, self.only_split), ("only when whole", self.only_whole)):
             if found:
                 shown = "; ".join(_row(self.columns, row) for row in found[:_SHOWN_ROWS])
                 more = f" (and {len(found) - _SHOWN_ROWS} more)" if len(found) > _SHOWN_ROWS else ""
@@ -76,11 +89,18 @@ class Mismatch:
                 'them). Remove partition="rows" so it runs whole (the default), or declare partition_by="<column>" '
                 "if it only needs the rows of one key together."
             )
-        else:
+        elif self.mode == "key":
             lines.append(
                 "  A stage declared partition_by= must need only the rows of one key value together; this one needs "
                 "rows of different keys. Declare partition_by= the columns it groups, joins or windows by, or "
                 "remove partition_by= so it runs whole."
+            )
+        else:
+            lines.append(
+                "  A merge must give what the stage gives on all the rows at once when it is run on the union of the "
+                "stage's results on any parts of them (stage(A ∪ B) == merge(stage(A) ∪ stage(B))): a count or a sum "
+                'merges by summing (F.sum("count")), a max by max; an average, a distinct count or a median does not '
+                "merge from its own results. Fix the merge, or remove combine= so map tasks shuffle rows."
             )
         return "\n".join(lines)
 
@@ -178,12 +198,16 @@ def _verify(
         failed = next((node for node in reference.nodes.values() if node.status == "failed"), None)
         where = f"stage {failed.node!r} failed: {failed.error}" if failed else "it did not finish"
         raise VerifyError(f"cannot verify pipeline {pipeline.name!r}: run whole on these inputs, {where}")
+    calls = pipeline.trace().calls
     for task in plan.tasks:
         reason = _not_checked(task, plan)
         if reason:
             report.skipped[task.id] = reason
             continue
         mismatch = _check(pipeline, plan, task, inputs, engine, chunks, root, params)
+        stage = calls[task.id].stage
+        if mismatch is None and task.partition == "key" and stage.merge_function() is not None:
+            mismatch = _check(pipeline, plan, task, inputs, engine, chunks, root, params, combine=True)
         report.checked.append(task.id)
         if mismatch is not None:
             report.mismatches.append(mismatch)
@@ -209,11 +233,13 @@ def _check(
     chunks: int,
     root: str,
     params: dict[str, Any],
+    combine: bool = False,
 ) -> Mismatch | None:
-    """Run ``task`` split on the reference run's inputs; compare its output with the reference's."""
+    """Run ``task`` split on the reference run's inputs (``combine``: and combined, with its stage's merge); compare
+    its output with the reference's."""
     from sparkflow.runtime.local import run_plan
 
-    run_id = f"verify-{task.id}"
+    run_id = f"verify-{task.id}" + ("-combined" if combine else "")
     os.makedirs(run_location(root, plan.pipeline, run_id), exist_ok=True)  # the run to resume: its inputs go there
     split_params = [item for item in task.inputs if item.carries_rows]
     if task.partition == "rows":
@@ -232,7 +258,7 @@ def _check(
             overrides[item.node] = location
             total += size
     chunk_bytes = max(1, math.ceil(total / chunks))
-    fanout = Fanout(task.partition, tuple(item.param for item in split_params), chunk_bytes, chunks)
+    fanout = Fanout(task.partition, tuple(item.param for item in split_params), chunk_bytes, chunks, combine)
     alone = replace(task, fanout=fanout, fused=())
     single = replace(plan, tasks=(alone,), outputs=(task.id,), schedule=Run(task.id))
     summary = run_plan(
@@ -248,7 +274,8 @@ def _check(
     )
     node = summary.nodes[task.id]
     if summary.status != "succeeded":
-        raise VerifyError(f"cannot verify stage {task.stage!r} ({task.origin}): split, it failed: {node.error}")
+        how = "split and combined" if combine else "split"
+        raise VerifyError(f"cannot verify stage {task.stage!r} ({task.origin}): {how}, it failed: {node.error}")
     whole_columns, whole = _rows(node_location(root, plan.pipeline, "verify-whole", task.id))
     _, split = _rows(node_location(root, plan.pipeline, run_id, task.id))
     found = difference(whole, split)
@@ -262,12 +289,18 @@ def _check(
         if len(keys) == 1
         else f"partition_by={list(keys)!r}"
     )
+    origin = task.origin
+    if combine:
+        stage = pipeline.trace().calls[task.id].stage
+        merge = stage.merge_function()
+        declaration = "combine=True" if merge is stage.fn else f"combine={getattr(merge, '__name__', repr(merge))}"
+        origin = stage.merge_origin()
     return Mismatch(
         node=task.id,
         stage=task.stage,
-        origin=task.origin,
+        origin=origin,
         declaration=declaration,
-        mode=task.partition,
+        mode="combine" if combine else task.partition,
         whole_rows=len(whole),
         split_rows=len(split),
         chunks=node.chunks or 1,

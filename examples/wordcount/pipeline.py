@@ -16,9 +16,15 @@ def words(lines: DataFrame) -> DataFrame:
     return lines.select(F.explode(F.split(F.lower("value"), r"[^a-z']+")).alias("word")).where("word != ''")
 
 
-@sf.stage(partition_by="word")
+def summed(partials: DataFrame) -> DataFrame:
+    """Partial counts of the same word, from different chunks, add up."""
+    return partials.groupBy("word").agg(F.sum("count").alias("count"))
+
+
+@sf.stage(partition_by="word", combine=summed)
 def counts(words: DataFrame) -> DataFrame:
-    """All rows of one word must meet in one task to be counted."""
+    """All rows of one word must meet in one task to be counted; each chunk counts its words first (combine=),
+    so only one row per word and chunk is shuffled."""
     return words.groupBy("word").count()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 from collections.abc import Callable, Sequence
@@ -47,6 +48,8 @@ class StageOptions:
             has one) replaces ``engine`` when the pipeline is traced (see :meth:`Stage.in_pipeline`).
         retry_on: exception types of the stage's own code worth another attempt (up to ``retries``); any other
             exception it raises fails the stage at once (see :mod:`sparkflow.runtime.failures`).
+        combine: for a ``key`` stage, how its map tasks' partial results merge: a function DataFrame -> DataFrame
+            (the merge), True (the stage's own function again), or False (no combining: map tasks shuffle rows).
     """
 
     partition: str = "whole"
@@ -60,6 +63,7 @@ class StageOptions:
     placement: str = "auto"
     engine_declared: bool = False
     retry_on: tuple[type[BaseException], ...] = ()
+    combine: Callable[[Any], Any] | bool = False
 
 
 class Stage(Generic[P, R]):
@@ -90,6 +94,33 @@ class Stage(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<sparkflow stage {self.name!r} at {self.origin}>"
+
+    def merge_function(self) -> Callable[..., Any] | None:
+        """What merges the partial results of this stage's map tasks: its ``combine=`` function, its own function
+        (``combine=True``), or None (it declares no combining)."""
+        combine = self.options.combine
+        if combine is True:
+            return self.fn
+        return combine if callable(combine) else None
+
+    def merge_origin(self) -> Origin:
+        """Where the merge is declared: its function's first line, or the stage's (``combine=True``)."""
+        merge = self.merge_function()
+        if merge is None or merge is self.fn:
+            return self.origin
+        return _function_origin(merge, self.origin)
+
+    def merging(self) -> Stage[..., Any]:
+        """This stage as its merge runs: same name and options, the merge's function and origin, so that a failure
+        inside ``combine=`` is reported at the merge's lines (see :mod:`sparkflow.runtime.failures`)."""
+        merge = self.merge_function()
+        if merge is None or merge is self.fn:
+            return self
+        view: Stage[..., Any] = copy.copy(self)
+        view.fn, view.origin = merge, self.merge_origin()
+        with contextlib.suppress(TypeError, ValueError):  # a builtin without a signature keeps the stage's
+            view.signature = inspect.signature(merge)
+        return view
 
     def in_pipeline(self, engine: str | None) -> Stage[P, R]:
         """This stage as a pipeline whose default engine is ``engine`` runs it: the stage's own ``engine=`` wins;
@@ -123,6 +154,7 @@ def stage(
     chunk_size: str | int | None = None,
     placement: str | None = None,
     retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    combine: Callable[[Any], Any] | bool | None = None,
 ) -> Callable[[Callable[P, R]], Stage[P, R]]: ...
 
 
@@ -141,6 +173,7 @@ def stage(
     chunk_size: str | int | None = None,
     placement: str | None = None,
     retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    combine: Callable[[Any], Any] | bool | None = None,
 ) -> Stage[P, R] | Callable[[Callable[P, R]], Stage[P, R]]:
     """Declare a stage. Usable bare (``@sf.stage``) or with options (``@sf.stage(memory="4GB")``).
 
@@ -165,9 +198,24 @@ def stage(
             cluster, even a partitioned one).
         retry_on: exception type(s) of the stage's own code that another attempt may cure (e.g. a flaky service it
             calls: ``retry_on=ConnectionError``); retried up to ``retries``.
+        combine: with ``partition_by=``, combine before the shuffle (as Spark's partial aggregation does): each map
+            task runs the stage on its chunk and shuffles only those partial results by key, and each reduce task
+            runs ``combine`` -- a function DataFrame -> DataFrame -- on the union of its bucket's partial results.
+            ``combine=True`` re-applies the stage's own function (right for ``groupBy(k).agg(F.max("x").alias("x"))``,
+            whose output has its input's columns). It must hold that ``stage(A ∪ B) == combine(stage(A) ∪ stage(B))``
+            for any split of the rows, and the stage's output must keep its ``partition_by`` columns;
+            ``sparkflow verify`` checks both on sample data. A stage run whole is unchanged: only the stage runs.
+            One input only (a join has nothing to combine).
 
     Example:
         >>> @stage(partition_by="word", memory="1GB")
+        ... def counts(words):
+        ...     return words.groupBy("word").count()
+
+        Counting before the shuffle: the partial counts of each chunk are summed.
+
+        >>> @stage(partition_by="word", combine=lambda partials: partials.groupBy("word").agg(
+        ...     F.sum("count").alias("count")))
         ... def counts(words):
         ...     return words.groupBy("word").count()
     """
@@ -191,6 +239,7 @@ def stage(
             chunk_size=chunk_size,
             placement=placement,
             retry_on=retry_on,
+            combine=combine,
         )
         return Stage(function, stage_name, options, origin)
 
@@ -213,6 +262,7 @@ def _parse_options(
     chunk_size: str | int | None,
     placement: str | None,
     retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    combine: Callable[[Any], Any] | bool | None = None,
 ) -> StageOptions:
     if partition is not None and partition_by is not None:
         raise DefinitionError("give either partition= or partition_by=, not both", origin)
@@ -248,6 +298,7 @@ def _parse_options(
             f"retry_on={retry_on!r} must be an exception class or a tuple of them, e.g. retry_on=ConnectionError",
             origin,
         )
+    _check_combine(combine, keys, origin)
     return StageOptions(
         partition="key" if keys else (partition or "whole"),
         partition_by=keys,
@@ -262,7 +313,44 @@ def _parse_options(
         placement=placement or "auto",
         engine_declared=engine is not None,
         retry_on=retried,
+        combine=combine if combine is not None else False,
     )
+
+
+def _check_combine(combine: Callable[[Any], Any] | bool | None, keys: tuple[str, ...], origin: Origin) -> None:
+    """``combine=`` is a function of one DataFrame or True, on a stage declared ``partition_by=``."""
+    if combine is None or combine is False:
+        return
+    if combine is not True and not callable(combine):
+        raise DefinitionError(
+            f"combine={combine!r} must be a function DataFrame -> DataFrame that merges partial results (e.g. "
+            'combine=lambda partials: partials.groupBy("word").agg(F.sum("count").alias("count"))), or True to '
+            "apply the stage's own function again",
+            origin,
+        )
+    if not keys:
+        raise DefinitionError(
+            "combine= merges the partial results of a stage's map tasks by key, so it needs partition_by=: declare "
+            "partition_by='<column>' (the column it groups by), or remove combine=",
+            origin,
+        )
+    if combine is not True:
+        try:
+            inspect.signature(combine).bind(object())
+        except TypeError:
+            raise DefinitionError(
+                f"combine= function ({_function_origin(combine, origin)}) must take one argument, the DataFrame of "
+                "partial results, and return the merged DataFrame",
+                origin,
+            ) from None
+        except ValueError:  # a builtin without a signature: it is called with one DataFrame anyway
+            pass
+
+
+def _function_origin(function: Callable[..., Any], fallback: Origin) -> Origin:
+    """Where ``function`` is defined (a lambda: the line it is written on), else ``fallback``."""
+    code = getattr(function, "__code__", None)
+    return Origin(code.co_filename, code.co_firstlineno) if code else fallback
 
 
 def _output_from_annotation(function: Callable[..., Any]) -> str:

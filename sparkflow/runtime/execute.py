@@ -417,6 +417,13 @@ def _run_phase(
     # compiled definition; a hand-written event may ask for another) over the Plan's.
     chunk_bytes = run.get("params", {}).get("chunk_bytes") or event.get("chunk_bytes") or task.fanout.chunk_bytes
     resources = _Resources(task, call, config, run)
+    merge = call.stage.merge_function() if task.fanout.combine else None
+    if task.fanout.combine and merge is None:
+        raise EnvironmentProblem(
+            f"plan {config.plan.digest!r} combines stage {task.stage!r} before its shuffle, but the pipeline code "
+            "deployed with this function declares no combine= on it: the code changed after the Plan was compiled; "
+            "package and deploy them together again"
+        )
 
     def bind(values: dict[str, Any], target: StageCall = call) -> tuple[list[Any], dict[str, Any]]:
         args: list[Any] = []
@@ -442,6 +449,7 @@ def _run_phase(
             bind=bind,
             reader=resources.reader,
             fused=fused,
+            merge=merge,
         )
         try:
             return fanout.run_phase(job, phase, event.get("chunk"))

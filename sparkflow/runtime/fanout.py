@@ -9,10 +9,13 @@ A stage the compiler marked for splitting (``partition="rows"`` or ``partition_b
   input.
 * **map** (one task per chunk): a rows stage runs the user's function on its chunk and commits the result as
   one part (``parts/chunk-NNNNN/``); a key stage assigns every row of its chunk to one of P buckets by a hash
-  of the key columns and commits the bucketed files (``shuffle/<input>/chunk-NNNNN/``).
+  of the key columns and commits the bucketed files (``shuffle/<input>/chunk-NNNNN/``). A key stage the Plan
+  combines (``combine=``) first runs the user's function on its chunk and buckets those partial results instead
+  of its rows, as Spark's partial aggregation does before its shuffle.
 * **reduce** (one task per bucket, key stages): reads bucket b of every split input (all rows of a key are
-  in one bucket, in every input, so joins and aggregates see whole keys), runs the user's function and commits
-  one part (``parts/bucket-NNNNN/``). A bucket much larger than the chunk budget is refused as skew.
+  in one bucket, in every input, so joins and aggregates see whole keys), runs the user's function (a combined
+  stage: its merge, on the union of the bucket's partial results) and commits one part
+  (``parts/bucket-NNNNN/``). A bucket much larger than the chunk budget is refused as skew.
 * **commit** (one task): checks that every part is committed and publishes their files together as the stage's
   output (see :func:`sparkflow.runtime.storage.publish`), so readers downstream — sparkflow's or any Parquet
   reader — see a split stage's output exactly like a whole stage's.
@@ -72,6 +75,9 @@ class Job:
         split: the parameters whose inputs the Plan cuts into chunks (a rows stage's first dataset input, every
             dataset input of a key stage).
         partition_by: a key stage's key columns, which map tasks bucket rows by.
+        merge: the stage's merge when the Plan combines it (``Fanout.combine``): map tasks run the stage on their
+            chunk and bucket its partial results; reduce tasks run the merge on the union of their bucket's
+            partial results (the stage's own function for ``combine=True``). None: map tasks bucket rows.
     """
 
     call: StageCall
@@ -90,6 +96,7 @@ class Job:
     bind: Callable[..., tuple[list[Any], dict[str, Any]]]
     reader: records.SourceReader  # reads sources under their on_bad_record= policies, keeps what it rejected
     fused: dict[str, list[Fused]] = field(default_factory=dict)  # split parameter -> stages to apply, upstream first
+    merge: Callable[..., Any] | None = None
 
     def folder(self, kind: str) -> str:
         """A new, empty scratch folder. Every read gets its own: inputs of one task (a join's two sides, the
@@ -123,14 +130,14 @@ class Job:
             args, kwargs = self.bind(values, link.call)
             with failures.running(link.call.stage):
                 frame = link.call.stage.fn(*args, **kwargs)
-            if not self.engine().is_dataframe(frame):
-                raise failures.StageError(
-                    f"stage {link.call.stage.name!r} ({link.call.stage.origin}) returned {type(frame).__name__}: a "
-                    "stage split by rows must return a DataFrame",
-                    link.call.stage.origin,
-                    kind="TypeError",
-                )
+            _require_dataframe(self.engine(), frame, link.call.stage, "a stage split by rows")
         return frame
+
+    def run_stage(self, values: dict[str, Any]) -> Any:
+        """The stage's function on ``values`` (parameter -> what it receives)."""
+        args, kwargs = self.bind(values)
+        with failures.running(self.call.stage):
+            return self.call.stage.fn(*args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -292,14 +299,15 @@ def _map(job: Job, plan: dict[str, Any], item_index: int) -> dict[str, Any]:
         with job.reader.counting(item_index == 0):  # inputs fused stages read whole count once, like the stage's
             frame = job.apply_fused(chosen.param, frame)
     engine = job.engine()
-    if job.mode == "rows":
+    if job.mode == "rows" or job.merge is not None:
         # Every chunk task reads the other inputs whole: their bad records count in the first one only.
         with job.reader.counting(item_index == 0):
             values = {item.param: (frame if item.param == chosen.param else job.whole(item)) for item in job.inputs}
-        args, kwargs = job.bind(values)
-        with failures.running(job.call.stage):
-            output = job.call.stage.fn(*args, **kwargs)
-        return _commit_part(job, engine, output, part)
+        output = job.run_stage(values)
+        if job.mode == "rows":
+            return _commit_part(job, engine, output, part)
+        # A combined stage shuffles its partial results on this chunk instead of the chunk's rows.
+        frame = _require_dataframe(engine, output, job.call.stage, "a stage with combine=")
     return _commit_buckets(job, engine, frame, plan["buckets"], part)
 
 
@@ -362,15 +370,22 @@ def _gather(paths: list[str], folder: str) -> str:
     return folder
 
 
-def _commit_part(job: Job, engine: Any, output: Any, part: str) -> dict[str, Any]:
+def _require_dataframe(engine: Any, output: Any, stage: Any, what: str) -> Any:
+    """``output`` if it is a DataFrame; else the stage's error (``what`` it is, e.g. ``a split stage``)."""
     if not engine.is_dataframe(output):
         raise failures.StageError(
-            f"stage {job.call.stage.name!r} ({job.call.stage.origin}) returned {type(output).__name__}: a split "
-            "stage must return a DataFrame",
-            job.call.stage.origin,
+            f"stage {stage.name!r} ({stage.origin}) returned {type(output).__name__}: {what} must return a DataFrame",
+            stage.origin,
             kind="TypeError",
         )
-    with failures.running(job.call.stage, evaluating=True):  # evaluating what the stage returned runs its code
+    return output
+
+
+def _commit_part(job: Job, engine: Any, output: Any, part: str, stage: Any = None) -> dict[str, Any]:
+    """Write and commit what ``stage`` (the job's stage, or its merge) returned as one part."""
+    stage = stage or job.call.stage
+    _require_dataframe(engine, output, stage, "a split stage")
+    with failures.running(stage, evaluating=True):  # evaluating what the stage returned runs its code
         folder, rows = engine.write(output, job.folder("part"))
     files = storage.upload_attempt(folder, part, job.attempt)
     manifest = {
@@ -395,6 +410,15 @@ def _commit_buckets(job: Job, engine: Any, frame: Any, buckets: int, part: str) 
     """Write the chunk's rows into ``buckets`` buckets by key hash and commit them as one part."""
     keys = list(job.partition_by)
     missing = [key for key in keys if key not in frame.columns]
+    if missing and job.merge is not None:
+        stage = job.call.stage
+        raise failures.StageError(
+            f"stage {stage.name!r} ({stage.origin}) declares combine=, so its map tasks shuffle its output by "
+            f"partition_by, but its output has no column(s) {missing} (columns: {', '.join(frame.columns)}): keep "
+            "the key columns in the stage's output, or remove combine=",
+            stage.origin,
+            kind="ValueError",
+        )
     if missing:
         raise InputError(
             f"stage {job.call.stage.name!r}: partition_by column(s) {missing} are not in its input "
@@ -475,10 +499,13 @@ def _reduce(job: Job, plan: dict[str, Any], bucket: int) -> dict[str, Any]:
     for item in job.inputs:
         if item.param not in values:
             values[item.param] = job.whole(item)
-    args, kwargs = job.bind(values)
-    with failures.running(job.call.stage):
-        output = job.call.stage.fn(*args, **kwargs)
-    return _commit_part(job, job.engine(), output, part)
+    if job.merge is None or job.merge is job.call.stage.fn:  # no combining, or combine=True: the stage again
+        return _commit_part(job, job.engine(), job.run_stage(values), part)
+    # The merge takes the bucket's partial results alone (a combined stage has one input carrying rows).
+    merging = job.call.stage.merging()
+    with failures.running(merging):
+        output = job.merge(values[chosen[0].param])
+    return _commit_part(job, job.engine(), output, part, merging)
 
 
 def _check_skew(job: Job, plan: dict[str, Any], bucket: int, size: int, mean: float) -> None:

@@ -29,6 +29,15 @@ def total(frame: Frame) -> int:
     return 1
 
 
+def merged(partials: Frame) -> Frame:
+    return partials
+
+
+@sf.stage(partition_by="k", combine=merged)
+def grouped(frame: Frame) -> Frame:
+    return frame
+
+
 minimum = sf.param("minimum", default=2)
 
 
@@ -38,6 +47,7 @@ def wordcount() -> Frame:
 
 
 reveal_type(words)
+reveal_type(grouped)
 reveal_type(total(Frame()))
 reveal_type(minimum)
 words("not a frame", 2)
@@ -60,10 +70,11 @@ def test_mypy_sees_the_user_signature(tmp_path: Path) -> None:
     )
     assert stderr == ""
     revealed = [line for line in stdout.splitlines() if "Revealed type" in line]
-    assert len(revealed) == 3, stdout
+    assert len(revealed) == 4, stdout
     assert "Stage[[lines: typed_pipeline.Frame, minimum: int], typed_pipeline.Frame]" in revealed[0]
-    assert revealed[1].endswith('Revealed type is "int"')
-    assert revealed[2].endswith('Revealed type is "int"'), stdout  # a parameter passes where its stage wants an int
+    assert "Stage[[frame: typed_pipeline.Frame], typed_pipeline.Frame]" in revealed[1]  # combine= keeps it too
+    assert revealed[2].endswith('Revealed type is "int"')
+    assert revealed[3].endswith('Revealed type is "int"'), stdout  # a parameter passes where its stage wants an int
     errors = [line for line in stdout.splitlines() if ": error:" in line]
     assert len(errors) == 1, stdout  # the one wrong call, nothing in the DSL itself
     assert 'Argument 1 to "__call__" of "Stage" has incompatible type "str"; expected "Frame"' in errors[0]

@@ -7,7 +7,9 @@ sources (text, CSV with a header and quoted fields, JSON lines, Parquet written 
 * ``partition="rows"`` only for row-wise work: filters, ``withColumn`` / ``select`` arithmetic, word splitting,
   parsing log lines, and lookups of a split first input against a side input read whole;
 * ``partition_by=`` only for work that needs the rows of one key together: a group-by of that key (possibly with
-  another column), a join of two or three inputs on it, a window partitioned by it, a distinct that keeps it;
+  another column), a join of two or three inputs on it, a window partitioned by it, a distinct that keeps it; a
+  group-by whose aggregates all merge from partial results (counts, sums other than decimal ones, min, max)
+  declares ``combine=`` a merge function beside it;
 * whole stages for the rest: ``orderBy`` + ``limit`` (over a total order, so the rows kept are determined), a
   global aggregate, a distinct over everything, a group-by of another column.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import re
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -117,10 +120,11 @@ class StageCode:
     frame: Frame
     partition: str  # rows, key, whole
     window: bool = False
+    merge: list[str] = field(default_factory=list)  # a module-level function its combine= names, written before it
 
     def text(self) -> str:
         signature = ", ".join(f"{param}: DataFrame" for param, _ in self.params)
-        lines = [self.decorator, f"def {self.name}({signature}) -> DataFrame:", f'    """{self.doc}"""']
+        lines = [*self.merge, self.decorator, f"def {self.name}({signature}) -> DataFrame:", f'    """{self.doc}"""']
         lines += [f"    {line}" if line else "" for line in self.body]
         return "\n".join(lines)
 
@@ -699,13 +703,26 @@ class _Builder:
         cols = tuple(replace(frame.col(name), group=True) for name in by) + tuple(made)
         out = Frame(cols, self.key in by, tuple(by))
         name = self.stage_name("by_" + "_".join(by) if len(by) < 3 else "grouped")
+        merges = [_merged(expr, col) for expr, col in zip(exprs, made, strict=True)]
+        merge: list[str] = []
         if partition == "key":
             declared = self.partition_by(by)
             decorator = f"@sf.stage(partition_by={declared})"
+            if all(merges):  # every aggregate merges from its partial results: combine before the shuffle
+                self.tags.add("combine")
+                decorator = f"@sf.stage(partition_by={declared}, combine=merge_{name})"
+                merge = [
+                    f"def merge_{name}(partials: DataFrame) -> DataFrame:",
+                    f"    return partials.groupBy({keys}).agg(",
+                    *[f"        {expr}," for expr in merges],
+                    "    )",
+                    "",
+                    "",
+                ]
         else:
             decorator = "@sf.stage()" if self.rng.random() < 0.3 else "@sf.stage"
         doc = f"Aggregates per {' and '.join(by)}."
-        return StageCode(name, decorator, [(param, upstream)], body, doc, out, partition)
+        return StageCode(name, decorator, [(param, upstream)], body, doc, out, partition, merge=merge)
 
     def partition_by(self, by: list[str]) -> str:
         """``partition_by=`` for work grouped by ``by``: all of them, or only one of them (a coarser partition is
@@ -839,6 +856,23 @@ class _Builder:
         body = [f"return {param}.agg(", *[f"    {expr}," for expr in exprs], ")"]
         out = Frame(tuple(made), False, tuple(col.name for col in made if col.exact) or None)
         return StageCode(self.stage_name("totals"), "@sf.stage", [(param, upstream)], body, "Totals.", out, "whole")
+
+
+_AGGREGATE = re.compile(r'F\.(\w+)\("([^"]+)"\)\.alias\("([^"]+)"\)')
+
+
+def _merged(expr: str, made: Col) -> str | None:
+    """How the partial results of aggregate ``expr`` merge (a count or a sum sums, a min or max is itself), or None
+    when they do not: an average or a distinct count, and a decimal sum (whose type widens once more when summed)."""
+    found = _AGGREGATE.fullmatch(expr)
+    if found is None:
+        return None
+    func, _, alias = found.groups()
+    if func in ("min", "max"):
+        return f'F.{func}("{alias}").alias("{alias}")'
+    if func == "count" or (func == "sum" and made.kind != "dec"):
+        return f'F.sum("{alias}").alias("{alias}")'
+    return None
 
 
 def _extension(fmt: str) -> str:

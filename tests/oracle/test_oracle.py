@@ -67,6 +67,7 @@ REQUIRED = {
     "global aggregate",
     "distinct",
     "partition_by list",
+    "combine",
     "null keys",
     "null values",
     "skewed keys",

@@ -53,6 +53,7 @@ def split(graph: nx.DiGraph, context: Context) -> nx.DiGraph:
             split=tuple(param for param, _ in chosen),
             chunk_bytes=budget,
             max_concurrency=DEFAULT_MAX_CONCURRENCY,
+            combine=options.partition == "key" and options.combine is not False,
         )
         replace_node(graph, replace(item, fanout=fanout))
     if problems:

@@ -12,9 +12,10 @@ import difflib
 import networkx as nx
 
 from sparkflow.compiler.context import Context
-from sparkflow.compiler.graph import ParamNode, SourceNode, node, stage_nodes
+from sparkflow.compiler.graph import ParamNode, SourceNode, node, output_kind, stage_nodes
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import CompileError, DefinitionError, SparkflowError
+from sparkflow.plan import ROW_KINDS
 from sparkflow.triggers import TriggerError, watched_folder
 
 
@@ -33,6 +34,17 @@ def validate(graph: nx.DiGraph, context: Context) -> nx.DiGraph:
                 DefinitionError(
                     f"stage {item.stage!r} returns a value, so it must see its whole input: "
                     "remove partition=/partition_by= or return a DataFrame",
+                    item.origin,
+                )
+            )
+        known = [(param, upstream) for param, upstream in item.inputs if upstream in graph]
+        rows = [param for param, upstream in known if output_kind(graph, upstream) in ROW_KINDS]
+        if item.options.combine is not False and len(rows) > 1:
+            problems.append(
+                DefinitionError(
+                    f"stage {item.stage!r} joins {len(rows)} inputs ({', '.join(rows)}), so its map tasks have "
+                    "nothing to combine: partial results of one input cannot be merged before they meet the other's "
+                    "rows; remove combine= (or combine after the join, in a stage of its own)",
                     item.origin,
                 )
             )
