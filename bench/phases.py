@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 
 @dataclass
@@ -112,15 +110,6 @@ def main(argv: list[str]) -> None:
     run = newest_run(Path(argv[0]), argv[1] if len(argv) > 1 else None)
     print(f"run {run}\n")
     print(markdown(run))
-
-
-def summary(run: Path) -> dict[str, Any]:
-    """The phases as plain data (for ``latest.json``)."""
-    ordered, total = phases(run)
-    by_phase: dict[str, float] = defaultdict(float)
-    for item in ordered:
-        by_phase[f"{item.node}/{item.phase}"] = round(item.wall, 3)
-    return {"run_seconds": round(total, 3), "phases": dict(by_phase)}
 
 
 if __name__ == "__main__":

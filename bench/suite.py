@@ -327,7 +327,6 @@ def gcp_definition_sizes(table: Table) -> None:
         # What one more stage costs, without the subworkflows every definition holds once.
         (fewer, smaller), (more, larger) = totals[-2], totals[-1]
         row.note += f"; {(larger - smaller) / (more - fewer):,.0f} B per added stage"
-        totals.clear()
 
 
 def _kfp_growth(table: Table, shape: str) -> str:
