@@ -8,11 +8,14 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from sparkflow.errors import SparkflowError
+
+if TYPE_CHECKING:  # the commands import the estimate module when they run, keeping the CLI quick to start
+    from sparkflow.estimate import Seconds
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -348,7 +351,7 @@ def run(
 
 def _local_estimate(
     plan: Any, chosen: Any, inputs: dict[str, str], workers: int | None, engine: str | None, chunk_bytes: int | None
-) -> Any:
+) -> Seconds | None:
     """The chunk model's seconds for this run (None when a source cannot be measured: the run reports that)."""
     from sparkflow.estimate import local_estimate
 
@@ -358,7 +361,7 @@ def _local_estimate(
         return None
 
 
-def _with_estimates(document: dict[str, Any], estimated: Any) -> dict[str, Any]:
+def _with_estimates(document: dict[str, Any], estimated: Seconds | None) -> dict[str, Any]:
     """The run's summary with the chunk model's seconds beside the measured ones, per node and in total."""
     from sparkflow.estimate import add_estimates
 
