@@ -23,7 +23,7 @@ from pathlib import Path
 
 from measure import tree_rss
 
-from sparkflow.compiler.chunking import MODELS, MiB
+from sparkflow.engines import ENGINES, MiB
 
 PIPELINE = textwrap.dedent(
     """
@@ -98,7 +98,7 @@ def main() -> None:
             throughput = size / max(seconds - base_seconds, 0.01)
             expansion = max(peak - base_peak, 0) / (size * MiB)
             print(f"{size:>10} {seconds:>8.2f} {throughput:>7.1f} {peak / MiB:>9,.0f} {expansion:>10.2f}")
-    model = MODELS["spark"]
+    model = ENGINES["spark"].chunk_model
     print(f"model (spark): throughput {model.throughput / MiB:.0f} MiB/s, expansion {model.expansion:.1f}")
 
 

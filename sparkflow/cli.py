@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from sparkflow import engines
 from sparkflow.errors import SparkflowError
 
 if TYPE_CHECKING:  # the commands import the estimate module when they run, keeping the CLI quick to start
@@ -274,8 +275,9 @@ def _param_option(command: F) -> F:
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout instead of a table.")
 @click.option(
     "--engine",
-    type=click.Choice(["spark", "duckdb"]),
-    help="Run every stage on this engine instead of the one it declares (duckdb: sqlframe on DuckDB, no JVM).",
+    type=click.Choice(engines.NAMES),
+    help="Run every stage on this engine instead of the one it declares (sail: PySpark on Sail, no JVM; duckdb: "
+    "sqlframe on DuckDB).",
 )
 @click.option("--chunk-size", help="Input per chunk for every split stage, e.g. 64MB (default: from each stage).")
 @click.option("--sink", "sinks", multiple=True, metavar="NAME=URI", help="Publish sink NAME to URI instead.")
@@ -420,9 +422,7 @@ def show(
 @main.command()
 @click.argument("pipeline", metavar="PIPELINE")
 @click.option("--input", "inputs", multiple=True, metavar="NAME=PATH", help="Read source NAME (a sample) from PATH.")
-@click.option(
-    "--engine", type=click.Choice(["spark", "duckdb"]), help="Run every stage on this engine instead of its own."
-)
+@click.option("--engine", type=click.Choice(engines.NAMES), help="Run every stage on this engine instead of its own.")
 @click.option(
     "--chunks", type=click.IntRange(min=2), default=4, show_default=True, help="Chunks (and buckets) per split."
 )
@@ -509,10 +509,11 @@ def _definition_for(chosen: Any, target: str) -> tuple[Any, str]:
 @click.option("--image-uri", help="gcp: the image the service and job run (default: IMAGE_URI, to fill in).")
 @click.option(
     "--engine",
-    type=click.Choice(["spark", "duckdb"]),
-    default="spark",
+    type=click.Choice(engines.NAMES),
+    default=engines.DEFAULT,
     show_default=True,
-    help="aws: duckdb builds a plain Lambda .zip (no image, no Java, no pyspark) running every stage on DuckDB.",
+    help="The engine of every stage: spark (an image with Java), sail (an image without Java) or, aws only, duckdb "
+    "(a plain Lambda .zip: no image, no Java, no pyspark).",
 )
 @_zip_options
 def package_command(
@@ -563,10 +564,11 @@ def package_command(
 @click.option("--image-uri", help="aws: the stage image (built from `sparkflow package`'s Dockerfile), in ECR.")
 @click.option(
     "--engine",
-    type=click.Choice(["spark", "duckdb"]),
-    default="spark",
+    type=click.Choice(engines.NAMES),
+    default=engines.DEFAULT,
     show_default=True,
-    help="aws: duckdb builds, uploads and deploys the plain Lambda .zip instead of an image (no --image-uri).",
+    help="The engine of every stage: spark or sail (an image: give --image-uri) or, aws only, duckdb (builds, "
+    "uploads and deploys the plain Lambda .zip, no --image-uri).",
 )
 @_zip_options
 @click.option("--out", type=click.Path(file_okay=False), help="aws: build folder (default: build/<target>/<name>).")

@@ -87,3 +87,8 @@ class PackageError(SparkflowError, ValueError):
 
 class OptionError(SparkflowError, ValueError):
     """A command asked a target for something it cannot do, or without an option it needs; says which option."""
+
+
+class EngineUnsupported(SparkflowError, NotImplementedError):
+    """A stage uses an API its engine cannot run; the message names the API and the user's line, and suggests an
+    engine that runs it. Final: another attempt on the same engine fails the same way."""

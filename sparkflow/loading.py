@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import traceback
+from collections.abc import Callable
 from types import ModuleType
 
 from sparkflow.dsl.pipeline import Pipeline
@@ -87,15 +88,38 @@ def dsl_keyword_mistake(error: BaseException) -> DefinitionError | None:
     )
 
 
+# PySpark errors of code that needs a live session: a module-level ``@F.udf("string")`` parses its DDL return type
+# with one, classic and Connect alike.
+_NEEDS_SESSION = ("SESSION_OR_CONTEXT_NOT_EXISTS", "NO_ACTIVE_OR_DEFAULT_SESSION")
+
+
+def _needs_session(error: BaseException) -> bool:
+    condition = getattr(error, "getCondition", None)
+    return callable(condition) and condition() in _NEEDS_SESSION
+
+
+def _importing(load: Callable[[], ModuleType]) -> ModuleType:
+    """``load()``, once more with this process's engine session started when the module's code needed one."""
+    try:
+        return load()
+    except Exception as error:
+        if not _needs_session(error):
+            raise
+    from sparkflow.runtime import engines
+
+    engines.session_for_import()
+    return load()
+
+
 def _is_windows_drive(spec: str) -> bool:
     return len(spec) > 2 and spec[1] == ":" and spec[2] in "\\/"
 
 
 def _load_module(target: str) -> ModuleType:
     if target.endswith(".py") or os.sep in target or "/" in target:
-        return _load_file(target)
+        return _importing(lambda: _load_file(target))
     try:
-        return importlib.import_module(target)
+        return _importing(lambda: importlib.import_module(target))
     except ModuleNotFoundError as error:
         raise SparkflowError(f"cannot import {target!r}: {error}; pass a file path or an importable module") from error
     except TypeError as error:

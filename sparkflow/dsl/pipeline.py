@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, overload
 
+from sparkflow import engines
 from sparkflow.dsl import trace as _trace
 from sparkflow.dsl.names import check_name
-from sparkflow.dsl.stage import ENGINES
 from sparkflow.dsl.trigger import OnNewObjects
 from sparkflow.errors import DefinitionError, Origin
 from sparkflow.schedules import ACCEPTED_FORMS, ScheduleSyntaxError, parse_schedule
@@ -89,8 +89,9 @@ def pipeline(
         storage: where runs write their data, e.g. ``"s3://my-bucket/sparkflow/"``.
         kv: where small values go: ``"sqlite:///path/kv.db"``, ``"dynamodb://table"`` or
             ``"firestore://collection"``; a SQLite file under the run when local, by default.
-        engine: ``"spark"`` or ``"duckdb"``: the engine of every stage that does not declare its own ``engine=``
-            (a stage's own ``engine=`` wins); by default each stage's own (``spark`` unless it says otherwise).
+        engine: ``"spark"``, ``"sail"`` or ``"duckdb"``: the engine of every stage that does not declare its own
+            ``engine=`` (a stage's own ``engine=`` wins); by default each stage's own (``spark`` unless it says
+            otherwise).
         schedule: start a run of the deployed pipeline on a schedule, in UTC, in EventBridge Scheduler's syntax:
             ``"cron(0 3 * * ? *)"`` (six fields) or ``"rate(1 day)"`` (see :mod:`sparkflow.schedules`). ``deploy``
             creates the schedule (AWS: an EventBridge Scheduler schedule; GCP: a Cloud Scheduler job).
@@ -117,8 +118,8 @@ def pipeline(
                     f"kv={kv!r} is not a KV store URI: use sqlite:///path, dynamodb://table or firestore://collection",
                     origin,
                 )
-        if engine is not None and engine not in ENGINES:
-            raise DefinitionError(f"engine={engine!r} is not available; use one of: {', '.join(ENGINES)}", origin)
+        if engine is not None:
+            engines.engine(engine, origin=origin)
         if schedule is not None:
             try:
                 parse_schedule(schedule)

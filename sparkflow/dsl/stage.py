@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
+from sparkflow import engines
 from sparkflow.dsl import trace as _trace
 from sparkflow.dsl.names import check_name
 from sparkflow.errors import DefinitionError, Origin
@@ -17,7 +18,6 @@ from sparkflow.units import parse_duration, parse_size
 P = ParamSpec("P")
 R = TypeVar("R")
 
-ENGINES = ("spark", "duckdb")
 OUTPUTS = ("dataset", "value")
 # Where a stage may run: ``auto`` lets the compiler choose (a function when it fits one); ``function`` is a
 # Lambda / Cloud Run request, ``container`` an ECS Fargate task / Cloud Run job, ``serverless-spark`` an EMR
@@ -57,7 +57,7 @@ class StageOptions:
     memory_mb: int = DEFAULT_MEMORY_MB
     timeout_s: int = DEFAULT_TIMEOUT_S
     retries: int = DEFAULT_RETRIES
-    engine: str = "spark"
+    engine: str = engines.DEFAULT
     output: str = "dataset"
     chunk_size: int | None = None
     placement: str = "auto"
@@ -187,8 +187,9 @@ def stage(
         retries: how often a failed run is retried (default 2) after a failure another attempt may cure (storage,
             throttling, a lost worker, a timeout). The stage's own exceptions fail it at once: retrying the same
             code on the same input fails the same way.
-        engine: ``"spark"`` (default) or ``"duckdb"`` (the same PySpark code on sqlframe + DuckDB: no JVM, fast
-            cold start; see docs/engines.md for what differs).
+        engine: ``"spark"`` (default), ``"sail"`` (the same PySpark code on Sail, a Spark Connect server in Rust: no
+            JVM, fast cold start) or ``"duckdb"`` (the same code translated by sqlframe to DuckDB SQL); see
+            docs/engines.md for what each runs and where they differ.
         output: ``"dataset"`` or ``"value"``; by default read from the return annotation
             (``-> DataFrame`` is a dataset; ``-> int``, ``float``, ``str``, ``bool``, ``dict``, ``list`` a value).
         chunk_size: bytes per chunk when the input is split, e.g. ``"256MB"`` (derived when omitted).
@@ -281,13 +282,12 @@ def _parse_options(
             )
     if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10):
         raise DefinitionError(f"retries={retries!r} must be a whole number from 0 to 10", origin)
-    if engine is not None and engine not in ENGINES:
-        raise DefinitionError(f"engine={engine!r} is not available; use one of: {', '.join(ENGINES)}", origin)
+    spec = engines.engine(engine, origin=origin) if engine is not None else None
     if placement is not None and placement not in PLACEMENTS:
         raise DefinitionError(f"placement={placement!r} is not known; use one of: {', '.join(PLACEMENTS)}", origin)
-    if placement == "serverless-spark" and engine == "duckdb":
+    if placement == "serverless-spark" and spec is not None and not spec.runs_on_clusters:
         raise DefinitionError(
-            "placement='serverless-spark' runs Spark on a cluster: drop engine='duckdb' or choose another placement",
+            f"placement='serverless-spark' runs Spark on a cluster: drop engine={engine!r} or choose another placement",
             origin,
         )
     if output is not None and output not in OUTPUTS:
@@ -307,7 +307,7 @@ def _parse_options(
         else -(-parse_size(memory, field="memory", origin=origin) // 1024**2),
         timeout_s=DEFAULT_TIMEOUT_S if timeout is None else parse_duration(timeout, field="timeout", origin=origin),
         retries=DEFAULT_RETRIES if retries is None else retries,
-        engine=engine or "spark",
+        engine=engine or engines.DEFAULT,
         output=output or _output_from_annotation(function),
         chunk_size=None if chunk_size is None else parse_size(chunk_size, field="chunk_size", origin=origin),
         placement=placement or "auto",

@@ -69,7 +69,7 @@ def estimate_plan(plan: Plan, pipeline: Pipeline, target: str, given: Mapping[st
     stages = tuple(
         _priced(task.id, work[task.id], steps[task.id], usages[task.id], target, prices) for task in plan.tasks
     )
-    publish_seconds = CLOUD.task_start_s["duckdb"]
+    publish_seconds = CLOUD.publish_start_s
     run = _priced(RUN, None, steps[RUN], publish_usage(plan, publish_seconds, target), target, prices)
     return Estimate(plan, target, prices, sizes, stages, run, run_seconds(plan, work, CLOUD))
 

@@ -1,11 +1,12 @@
 """How long each stage of a Plan should take: the compiler's chunk model, turned into seconds.
 
 A task takes a fixed start-up plus its input bytes over the engine's throughput (the same throughput the split
-pass sizes chunks with, :data:`sparkflow.compiler.chunking.MODELS`). A split stage is a split task, one map task
-per chunk, for key stages one reduce task per bucket, and a commit task, as the runtime runs it; its chunks and
-buckets are counted the way the runtime's split phase counts them. Tasks of a phase run ``concurrency`` at a
-time. A stage's output is taken to be as large as the dataset inputs it reads (the model knows no statistics of
-the data); a value stage writes no dataset. The pipeline takes the longest path through the Plan's schedule.
+pass sizes chunks with: each engine's :attr:`~sparkflow.engines.EngineSpec.chunk_model`). A split stage is a
+split task, one map task per chunk, for key stages one reduce task per bucket, and a commit task, as the runtime
+runs it; its chunks and buckets are counted the way the runtime's split phase counts them. Tasks of a phase run
+``concurrency`` at a time. A stage's output is taken to be as large as the dataset inputs it reads (the model
+knows no statistics of the data); a value stage writes no dataset. The pipeline takes the longest path through the
+Plan's schedule.
 
 The start-up and the throughput figures, and where each was measured, are in docs/performance.md ("Estimates").
 """
@@ -16,38 +17,42 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sparkflow.compiler.chunking import MODELS
+from sparkflow.engines import ENGINES
 from sparkflow.plan import Parallel, Plan, PlanTask, Run, Sequence, Step
 from sparkflow.runtime.fanout import MAX_BUCKETS
 
-#: Every Spark task of a deployed stage starts a JVM with the image's class-data-sharing archive; a DuckDB task
-#: starts a Python process (the cold starts of docs/performance.md).
-CLOUD_TASK_START_S = {"spark": 3.78, "duckdb": 0.558}
-#: `sparkflow run` starts one SparkSession (cold, no archive) and DuckDB worker processes once, then runs every
-#: task warm in them.
-LOCAL_SESSION_START_S = {"spark": 7.36, "duckdb": 0.558}
-LOCAL_TASK_START_S = {"spark": 0.375, "duckdb": 0.024}
+#: A deployed task of each engine, cold: a Spark task starts a JVM with the image's class-data-sharing archive; a
+#: Sail or DuckDB task starts a Python process (the cold starts of docs/performance.md).
+CLOUD_TASK_START_S = {name: spec.start_up.cloud_task for name, spec in ENGINES.items()}
+#: `sparkflow run` starts one SparkSession (cold, no archive) and the worker processes of other engines once, then
+#: runs every task warm in them.
+LOCAL_SESSION_START_S = {name: spec.start_up.local_session for name, spec in ENGINES.items()}
+LOCAL_TASK_START_S = {name: spec.start_up.local_task for name, spec in ENGINES.items()}
+#: Publishing copies files and runs no query: a Python task's start, deployed and in `sparkflow run`.
+CLOUD_PUBLISH_START_S = 0.558
+LOCAL_PUBLISH_START_S = 0.024
 #: The throughput of the chunk model was measured on 2 cores; a machine with more vCPUs is taken to scale with them.
 MODEL_VCPUS = 2
 
 
 @dataclass(frozen=True)
 class Profile:
-    """Where tasks run: what each task's start-up costs, what starts once per run, and how many tasks of a phase
-    may run at once (None: as many as the stage's fan-out allows)."""
+    """Where tasks run: what each task's start-up costs, what starts once per run, how many tasks of a phase may run
+    at once (None: as many as the stage's fan-out allows) and what the publish task's start costs."""
 
     name: str
     task_start_s: Mapping[str, float]
     session_start_s: Mapping[str, float]
     concurrency: int | None
+    publish_start_s: float
 
 
-CLOUD = Profile("cloud", CLOUD_TASK_START_S, {"spark": 0.0, "duckdb": 0.0}, None)
+CLOUD = Profile("cloud", CLOUD_TASK_START_S, dict.fromkeys(ENGINES, 0.0), None, CLOUD_PUBLISH_START_S)
 
 
 def local_profile(workers: int) -> Profile:
     """`sparkflow run` with ``workers`` nodes at once."""
-    return Profile("local", LOCAL_TASK_START_S, LOCAL_SESSION_START_S, workers)
+    return Profile("local", LOCAL_TASK_START_S, LOCAL_SESSION_START_S, workers, LOCAL_PUBLISH_START_S)
 
 
 @dataclass(frozen=True)
@@ -130,8 +135,7 @@ def run_seconds(plan: Plan, work: Mapping[str, StageWork], profile: Profile, eng
     """Seconds of the whole run: what starts once, the longest path through the schedule, then publishing."""
     engines = {engine or task.engine for task in plan.tasks}
     once = max((profile.session_start_s[name] for name in engines), default=0.0)
-    publish = profile.task_start_s["duckdb"]  # publishing copies files and runs no query: a Python task's start
-    return once + _path(plan.schedule, work) + publish
+    return once + _path(plan.schedule, work) + profile.publish_start_s
 
 
 def _path(step: Step, work: Mapping[str, StageWork]) -> float:
@@ -152,7 +156,7 @@ def _stage(
     speedup: float,
     chunk_override: int | None,
 ) -> StageWork:
-    throughput = MODELS[engine].throughput * speedup
+    throughput = ENGINES[engine].chunk_model.throughput * speedup
     start = profile.task_start_s[engine]
     fused = {inner.id for inner in task.fused}
     by_param: dict[str, int] = {}

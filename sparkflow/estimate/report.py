@@ -7,7 +7,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from sparkflow.compiler.chunking import MODELS
+from sparkflow.engines import ENGINES, NAMES
 from sparkflow.estimate import Estimate, StageEstimate
 
 SERVICES = {
@@ -58,8 +58,11 @@ def document(estimate: Estimate) -> dict[str, Any]:
         },
         "model": {
             "engines": {
-                name: {"throughput_mib_s": model.throughput / 1024**2, "memory_per_input_byte": model.expansion}
-                for name, model in sorted(MODELS.items())
+                name: {
+                    "throughput_mib_s": ENGINES[name].chunk_model.throughput / 1024**2,
+                    "memory_per_input_byte": ENGINES[name].chunk_model.expansion,
+                }
+                for name in sorted(NAMES)
             },
             "assumptions": list(ASSUMPTIONS),
         },

@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from sparkflow.errors import InputError, StorageError
-from sparkflow.runtime import storage
+from sparkflow.runtime import failures, storage
 
 if TYPE_CHECKING:
     from sparkflow.plan import PlanSource
@@ -83,7 +83,7 @@ def read_files(spark: Any, source: PlanSource, paths: list[str], uri: str) -> An
         return reader.json(paths, mode="FAILFAST")
     except Exception as error:  # Spark reads the footer / infers the schema eagerly: a corrupt file fails here
         raise InputError(
-            f"source {source.name!r}: cannot read {uri!r} as {source.format}: {_first_line(error)}"
+            f"source {source.name!r}: cannot read {uri!r} as {source.format}: {failures.first_line(error)}"
         ) from error
 
 
@@ -166,8 +166,3 @@ def parquet_rows(folder: str) -> int:
 def is_malformed_record(error: BaseException) -> bool:
     text = str(error)
     return any(marker in text for marker in _MALFORMED)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -8,9 +8,10 @@
 * ``SPARKFLOW_KV``: the KV store URI (default: the pipeline's ``kv=``);
 * ``SPARKFLOW_ALLOWED_INPUTS``: comma-separated locations sources may be read from besides the declared ones;
 * ``SPARKFLOW_WORKDIR``: scratch folder (default: the system temporary folder, /tmp on Lambda);
-* ``SPARKFLOW_ENGINE``: ``duckdb`` runs every stage this function serves with sqlframe on DuckDB (PySpark imports
-  resolve to sqlframe from before the pipeline is loaded: see :mod:`sparkflow.runtime.duckdb_engine`), ``spark``
-  with Spark; unset, each stage's own ``engine=``.
+* ``SPARKFLOW_ENGINE``: the engine of every stage this function serves (``spark``, ``sail``, ``duckdb``: see
+  :mod:`sparkflow.engines`); an engine that needs a process of its own prepares it before the pipeline is loaded
+  (sail: PySpark's Connect client; duckdb: PySpark imports resolve to sqlframe). Unset: each stage's own
+  ``engine=``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import threading
 from functools import cache
 from typing import TYPE_CHECKING
 
-from sparkflow.dsl.stage import ENGINES
+from sparkflow import engines
 from sparkflow.errors import EnvironmentProblem
+from sparkflow.runtime import engines as running
 from sparkflow.runtime import protocol
 from sparkflow.runtime.execute import RuntimeConfig
 
@@ -60,12 +62,12 @@ def _config(values: tuple[str | None, ...]) -> RuntimeConfig:
             "SPARKFLOW_PIPELINE is not set: set it where the function is deployed to the pipeline it serves, "
             "e.g. 'mypackage.pipeline:wordcount' or '/var/task/pipeline.py'"
         )
-    if engine and engine not in ENGINES:
-        raise EnvironmentProblem(f"SPARKFLOW_ENGINE is {engine!r}: use one of {', '.join(ENGINES)}, or unset it")
-    if engine == "duckdb":  # before the pipeline module is imported, so that its PySpark imports bind sqlframe
-        from sparkflow.runtime import duckdb_engine
-
-        duckdb_engine.activate()
+    if engine:
+        if engine not in engines.NAMES:
+            raise EnvironmentProblem(
+                f"SPARKFLOW_ENGINE is {engine!r}: use one of {', '.join(engines.NAMES)}, or unset it"
+            )
+        running.prepare(engine)  # before the pipeline module is imported: its PySpark imports bind the engine's
     from sparkflow.loading import load_pipeline
 
     pipeline = load_pipeline(spec)

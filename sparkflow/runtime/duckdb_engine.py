@@ -40,10 +40,12 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
-from types import TracebackType
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from sparkflow.errors import EnvironmentProblem, InputError, Origin, SparkflowError
+from sparkflow.engines import ENGINES
+from sparkflow.errors import EngineUnsupported, EnvironmentProblem, InputError, SparkflowError
+from sparkflow.runtime import failures
 from sparkflow.runtime.engines import LocalFiles
 from sparkflow.runtime.protocol import ENGINE_VARIABLE
 
@@ -51,14 +53,7 @@ if TYPE_CHECKING:  # execute imports the engines: at run time this module import
     from sparkflow.plan import PlanSource
 
 _LOCK = threading.Lock()
-# Held by a task for as long as it runs (read, the stage's code, write): the process has one sqlframe session on one
-# DuckDB connection, which refuses a second call while one runs ("connection is busy"), and sqlframe binds its
-# DataFrames to that one session. Threads serving tasks at once (a Cloud Run service with concurrency above 1) take
-# turns; several tasks at once in parallel take several processes (instances, or `sparkflow run`'s workers).
-TASKS = threading.RLock()
 _STATE: dict[str, Any] = {"active": False, "session": None}
-# What DuckDB may take of the function's memory; the rest is for Python, the OS and the page cache.
-_MEMORY_SHARE = 0.75
 # DuckDB errors that mean the generated SQL uses something DuckDB lacks (not bad data). A BinderException is the
 # user's mistake instead (see _USER_MISTAKES): a column that does not exist, a function given the wrong types.
 _UNSUPPORTED_DUCKDB = ("CatalogException", "BinderException", "ParserException", "NotImplementedException")
@@ -67,10 +62,6 @@ _USER_MISTAKES = ("BinderException",)
 _MALFORMED = ("CSV Error", "Error when sniffing file", "Malformed JSON", "JSON transform error", "Could not convert")
 # Text is split into lines in blocks of this many bytes (the memory a text read holds at once).
 _TEXT_BLOCK = 32 * 1024 * 1024
-
-
-class EngineUnsupported(SparkflowError, NotImplementedError):
-    """A stage uses a DataFrame API the duckdb engine cannot run; the message names it and suggests Spark."""
 
 
 def activate() -> None:
@@ -105,7 +96,7 @@ def session(memory_mb: int) -> Any:
         created = DuckDBSession.builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
         spill = os.path.join(tempfile.gettempdir(), f"sparkflow-duckdb-{os.getpid()}")
         connection = created._conn
-        connection.execute(f"SET memory_limit = '{max(256, int(memory_mb * _MEMORY_SHARE))}MB'")
+        connection.execute(f"SET memory_limit = '{max(256, int(memory_mb * ENGINES['duckdb'].memory_share))}MB'")
         connection.execute("SET temp_directory = ?", [spill])  # not the working directory: read-only on Lambda
         connection.execute("SET preserve_insertion_order = true")
         _STATE["session"] = created
@@ -117,7 +108,7 @@ class DuckDBEngine(LocalFiles):
 
     name = "duckdb"
 
-    def __init__(self, memory_mb: int) -> None:
+    def __init__(self, memory_mb: int, module: ModuleType | None = None) -> None:
         if not is_active():
             raise EnvironmentProblem(
                 "a stage with engine 'duckdb' needs a process whose PySpark imports resolve to sqlframe: set "
@@ -153,7 +144,7 @@ class DuckDBEngine(LocalFiles):
             return frame.select(*sorted(frame.columns))
         except Exception as error:  # DuckDB sniffs the schema eagerly: a corrupt file fails here
             raise InputError(
-                f"source {source.name!r}: cannot read {uri!r} as {source.format}: {_first_line(error)}"
+                f"source {source.name!r}: cannot read {uri!r} as {source.format}: {failures.first_line(error)}"
             ) from error
 
     def bad_records(self, source: PlanSource, paths: list[str]) -> list[tuple[str, str]]:
@@ -263,7 +254,7 @@ class DuckDBEngine(LocalFiles):
             marker in str(error) for marker in _MALFORMED
         ):
             return InputError(
-                f"stage {stage.name!r}: a corrupt record in its input ({sources}): {_first_line(error)}; "
+                f"stage {stage.name!r}: a corrupt record in its input ({sources}): {failures.first_line(error)}; "
                 "fix or remove the record"
             )
         if type(error).__name__ in _USER_MISTAKES:
@@ -271,9 +262,9 @@ class DuckDBEngine(LocalFiles):
         api = unsupported_api(error)
         if api is None:
             return None
-        origin = _user_line(error, stage.origin.file) or stage.origin
+        origin = failures.line_in(error, stage.origin.file) or stage.origin
         return EngineUnsupported(
-            f"stage {stage.name!r}: the duckdb engine cannot run {api} ({_first_line(error)}); "
+            f"stage {stage.name!r}: the duckdb engine cannot run {api} ({failures.first_line(error)}); "
             'run this stage on Spark: @sf.stage(engine="spark"), or `sparkflow run --engine spark`',
             origin,
         )
@@ -419,7 +410,7 @@ def unsupported_api(error: BaseException) -> str | None:
             return f"{label}.{error.name}"
         return None
     if isinstance(error, NotImplementedError | UnsupportedOperationError):
-        frames = _frames(error.__traceback__)
+        frames = failures.tracebacks(error.__traceback__)
         inside = [frame for frame in frames if "sqlframe" in frame.tb_frame.f_code.co_filename.split(os.sep)]
         if not inside:
             return type(error).__name__
@@ -440,22 +431,3 @@ def _public(name: str) -> str:
         if name.startswith(prefix):
             return name[len(prefix) :]
     return name
-
-
-def _frames(tb: TracebackType | None) -> list[TracebackType]:
-    found = []
-    while tb is not None:
-        found.append(tb)
-        tb = tb.tb_next
-    return found
-
-
-def _user_line(error: BaseException, file: str) -> Origin | None:
-    """The last line of the user's stage file on the error's way: where the unsupported call was made."""
-    lines = [tb.tb_lineno for tb in _frames(error.__traceback__) if tb.tb_frame.f_code.co_filename == file]
-    return Origin(file, lines[-1]) if lines else None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -1,21 +1,26 @@
-"""What runs a stage's DataFrame code: the one small interface both engines implement.
+"""What runs a stage's DataFrame code: the one small interface every engine implements, and how the runtime
+starts the engine a task names.
 
 The runtime (:func:`sparkflow.runtime.execute.handle_event`) moves bytes, binds inputs and commits; everything
 that depends on the engine — starting it, reading a source or an upstream dataset from local files, writing a
 DataFrame as Parquet into a local folder, telling a DataFrame from a value, turning an engine error into one the
-user can act on — sits behind :class:`Engine`. ``spark`` is PySpark in local mode (:mod:`sparkflow.runtime.spark`);
-``duckdb`` is the same PySpark DataFrame code run by sqlframe on DuckDB (:mod:`sparkflow.runtime.duckdb_engine`).
+user can act on — sits behind :class:`Engine`. Which engines exist, and which class runs each, is the table in
+:mod:`sparkflow.engines`: ``spark`` is PySpark in local mode (:mod:`sparkflow.runtime.spark`), ``sail`` the same
+code through PySpark's Connect client on Sail (:mod:`sparkflow.runtime.sail_engine`), ``duckdb`` the same code
+translated by sqlframe to DuckDB (:mod:`sparkflow.runtime.duckdb_engine`).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 from contextlib import AbstractContextManager, nullcontext
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sparkflow.errors import SparkflowError
+from sparkflow import engines as registry
+from sparkflow.errors import EnvironmentProblem, SparkflowError
 from sparkflow.runtime import storage
 
 if TYPE_CHECKING:
@@ -143,25 +148,71 @@ class SparkEngine(LocalFiles):
         return None
 
 
-def one_task_at_a_time(name: str) -> AbstractContextManager[Any]:
-    """What a task on engine ``name`` holds while it runs: DuckDB's process-wide lock (its one connection refuses
-    a second call while one runs, see :data:`duckdb_engine.TASKS`); nothing for Spark, whose session runs the
-    tasks of several threads at once."""
-    if name == "duckdb":
-        from sparkflow.runtime import duckdb_engine
+# The process-wide turn of each engine whose tasks take turns (see EngineSpec.one_task_at_a_time).
+_TURNS = {name: threading.RLock() for name, spec in registry.ENGINES.items() if spec.one_task_at_a_time}
+_PREPARED: list[str] = []  # the engine this process was prepared for, once it is
+_LOCK = threading.Lock()
 
-        return duckdb_engine.TASKS
-    return nullcontext()
+
+def one_task_at_a_time(name: str) -> AbstractContextManager[Any]:
+    """What a task on engine ``name`` holds for as long as it runs (read, the stage's code, write): the engine's
+    process-wide turn when its tasks take turns, nothing for an engine whose session runs the tasks of several
+    threads at once (Spark, Sail). DuckDB takes turns: the process has one sqlframe session on one connection, which
+    refuses a second call while one runs ("connection is busy"), and sqlframe binds its DataFrames to that session.
+    Threads serving tasks at once (a Cloud Run service with concurrency above 1) then take turns; tasks in parallel
+    take several processes (instances, or `sparkflow run`'s workers)."""
+    return _TURNS.get(name) or nullcontext()
+
+
+def prepare(name: str) -> None:
+    """Make this process engine ``name``'s, before the pipeline module is imported (see
+    :attr:`~sparkflow.engines.EngineSpec.prepare`); nothing for an engine that shares the process. Preparing it
+    again does nothing; preparing a process for a second engine is refused."""
+    spec = registry.runtime_engine(name)
+    if spec.prepare is None:
+        return
+    with _LOCK:
+        if _PREPARED and _PREPARED[0] != name:
+            raise EnvironmentProblem(
+                f"this process runs engine {_PREPARED[0]!r}; it cannot also run engine {name!r} (a process runs one "
+                "engine whose PySpark imports it changes)"
+            )
+        _load(spec.prepare)()
+        _PREPARED[:] = [name]
+
+
+def prepared() -> str | None:
+    """The engine this process was prepared for (:func:`prepare`), or None: a process of engines that share it."""
+    return _PREPARED[0] if _PREPARED else None
+
+
+def runs_here(name: str) -> bool:
+    """Whether a task on engine ``name`` can run in this process: an engine that needs a process of its own only in
+    the process prepared for it; the others only in a process prepared for none."""
+    return prepared() == (name if registry.runtime_engine(name).own_process else None)
+
+
+def session_for_import() -> None:
+    """Start this process's engine session now: the pipeline module's own code needs one while it is imported (a
+    module-level ``@F.udf("string")``: PySpark parses a DDL return type with a live session). The engine is the one
+    the process was prepared for, else Spark; the session keeps the default stage memory for the process's life."""
+    from sparkflow.dsl.stage import DEFAULT_MEMORY_MB
+
+    started: Any = start(prepared() or registry.DEFAULT, DEFAULT_MEMORY_MB, "")
+    _ = started.session
 
 
 def start(name: str, memory_mb: int, pipeline_module: str) -> Engine:
-    """The engine ``name``, started (or reused warm) for a stage of ``memory_mb`` from ``pipeline_module``."""
-    if name == "duckdb":
-        from sparkflow.runtime import duckdb_engine
+    """The engine ``name``, started (or reused warm) for a stage of ``memory_mb`` from ``pipeline_module``; an
+    engine this runtime does not have is an error, not Spark."""
+    spec = registry.runtime_engine(name)
+    engine: Engine = _load(spec.runtime)(memory_mb, sys.modules.get(pipeline_module))
+    return engine
 
-        return duckdb_engine.DuckDBEngine(memory_mb)
-    if name == "spark-cluster":
-        from sparkflow.runtime import cluster
 
-        return cluster.ClusterSparkEngine(memory_mb, sys.modules.get(pipeline_module))
-    return SparkEngine(memory_mb, sys.modules.get(pipeline_module))
+def _load(target: str) -> Any:
+    """The object ``module:attribute`` names, its module imported now."""
+    import importlib
+
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)

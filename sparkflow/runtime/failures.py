@@ -254,6 +254,28 @@ def _library_roots() -> tuple[str, ...]:
     return tuple(sorted(os.path.realpath(root) for root in roots if root))
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message (its type's name when it has none): what a one-line report shows."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def tracebacks(tb: TracebackType | None) -> list[TracebackType]:
+    """The entries of a traceback, outermost first."""
+    found = []
+    while tb is not None:
+        found.append(tb)
+        tb = tb.tb_next
+    return found
+
+
+def line_in(error: BaseException, file: str) -> Origin | None:
+    """The last line of ``file`` on ``error``'s way (for an engine's refusal: where the user's stage made the call
+    the engine cannot run), or None."""
+    lines = [tb.tb_lineno for tb in tracebacks(error.__traceback__) if tb.tb_frame.f_code.co_filename == file]
+    return Origin(file, lines[-1]) if lines else None
+
+
 def _traceback_frames(tb: TracebackType | None) -> list[Frame]:
     found: list[Frame] = []
     while tb is not None:

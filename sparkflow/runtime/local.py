@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sparkflow import engines
 from sparkflow.dsl.pipeline import Pipeline
-from sparkflow.dsl.stage import ENGINES
 from sparkflow.errors import InputError, SparkflowError
 from sparkflow.layout import node_location, run_location, value_key, with_slash
 from sparkflow.params import INPUT_FIELD, resolve
@@ -121,8 +121,9 @@ def run_plan(
         params: parameter name -> value (``sf.param``; ``--param``); the others take their defaults. An unknown
             name, a value of another type or a required parameter left out is refused before anything runs.
 
-    Spark stages run in this process; duckdb stages run in DuckDB worker processes (see
-    :mod:`sparkflow.runtime.duckdb_engine` for why), unless this process was itself activated for DuckDB.
+    Spark stages run in this process; stages on an engine that needs a process of its own (sail, duckdb: see
+    :attr:`sparkflow.engines.EngineSpec.prepare`) run in worker processes of that engine
+    (:mod:`sparkflow.runtime.workers`), unless this process was itself prepared for it.
 
     The runtime's JSON log lines go to ``_logs.jsonl`` in the run's folder (a local folder) or to stderr.
     """
@@ -132,8 +133,8 @@ def run_plan(
         )
     if chunk_bytes is not None and chunk_bytes < 1:
         raise SparkflowError(f"--chunk-size {chunk_bytes}: give a positive size, e.g. 64MB")
-    if engine is not None and engine not in ENGINES:
-        raise SparkflowError(f"--engine {engine!r} is not available; use one of: {', '.join(ENGINES)}")
+    if engine is not None:
+        engines.engine(engine, what="--engine")
     run_id = run_id or new_run_id()
     if not storage.is_remote(storage_root):
         storage_root = os.path.abspath(storage_root)
@@ -247,15 +248,20 @@ _Handler = Callable[[str, dict[str, Any]], dict[str, Any]]  # (the task's engine
 
 
 def _handler(config: RuntimeConfig) -> _Handler:
-    """What runs a task's event: ``handle_event`` here, or a DuckDB worker for duckdb stages."""
-    from sparkflow.runtime import duckdb_engine, duckdb_workers
+    """What runs a task's event: ``handle_event`` here, or a worker process of the task's engine when that engine
+    needs a process of its own (see :mod:`sparkflow.runtime.workers`)."""
+    from sparkflow.runtime import engines as running
+    from sparkflow.runtime.workers import WorkerPool
 
-    workers = duckdb_workers.WorkerPool(config)
+    pools: dict[str, WorkerPool] = {}
 
     def handle(engine: str, event: dict[str, Any]) -> dict[str, Any]:
-        if (config.engine or engine) != "duckdb" or duckdb_engine.is_active():
+        name = config.engine or engine
+        if running.runs_here(name):
             return handle_event(event, config)
-        return workers.handle_event(event)
+        if name not in pools:
+            pools[name] = WorkerPool(config, name)
+        return pools[name].handle_event(event)
 
     return handle
 
@@ -391,7 +397,7 @@ def _publish(plan: Plan, config: RuntimeConfig, summary: RunSummary, params: dic
     runs where the stages run (a DuckDB worker with ``--engine duckdb``), as a deployed function would."""
     event = protocol.event(plan, None, _run_field(summary, config, params))
     try:
-        result = _retrying(lambda: handler(config.engine or "spark", event), plan.publish.retries)
+        result = _retrying(lambda: handler(config.engine or engines.DEFAULT, event), plan.publish.retries)
     except Exception as error:  # reported in the summary, as a failed stage is
         summary.error = f"publishing failed: {type(error).__name__}: {error}"
         return

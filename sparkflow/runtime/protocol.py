@@ -11,6 +11,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from sparkflow.engines import ENGINES, runtime_engine
 from sparkflow.errors import EventError
 
 if TYPE_CHECKING:
@@ -36,13 +37,15 @@ EVENT_VARIABLE = "SPARKFLOW_EVENT"
 #: throttling, a lost engine, a timeout, a stage's ``retry_on=`` exceptions) is retried up to the stage's
 #: ``retries=``. Subclasses are named here too: Step Functions matches names, not classes.
 FINAL_ERRORS = ("EventError", "InputError", "ConfinementError", "StageError", "EngineUnsupported")
-# Final errors only one engine raises: a state machine names them only for its tasks (definitions stay small).
-_ENGINE_ERRORS = {"EngineUnsupported": "duckdb"}
+# Final errors only some engines raise (their EngineSpec.final_errors): a state machine names them only for tasks on
+# those engines (definitions stay small).
+_ENGINE_ERRORS = frozenset(name for spec in ENGINES.values() for name in spec.final_errors)
 
 
 def final_errors(engine: str) -> tuple[str, ...]:
     """The final errors a task on ``engine`` can raise (:data:`FINAL_ERRORS`, less other engines' own)."""
-    return tuple(name for name in FINAL_ERRORS if _ENGINE_ERRORS.get(name, engine) == engine)
+    own = runtime_engine(engine).final_errors
+    return tuple(name for name in FINAL_ERRORS if name not in _ENGINE_ERRORS or name in own)
 
 
 def is_final(error: BaseException) -> bool:

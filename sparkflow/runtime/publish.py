@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from sparkflow.errors import InputError, StorageError
 from sparkflow.layout import with_slash
-from sparkflow.runtime import storage
+from sparkflow.runtime import failures, storage
 
 if TYPE_CHECKING:
     from sparkflow.plan import PlanSink
@@ -217,7 +217,7 @@ def _publish_delta(sink: PlanSink, uri: str, files: list[str], rows: int, pipeli
             except SchemaMismatchError as error:
                 raise InputError(
                     f"sink {sink.name!r}: the output's schema does not match the Delta table at {uri!r}: "
-                    f"{_first_line(error)}; write to a new table, or overwrite it (mode='overwrite')"
+                    f"{failures.first_line(error)}; write to a new table, or overwrite it (mode='overwrite')"
                 ) from error
             except (ValueError, DeltaError) as error:
                 _raise_if_partitioning(sink, error)
@@ -251,7 +251,7 @@ def _raise_if_partitioning(sink: PlanSink, error: Exception) -> None:
     otherwise), said as the user's mistake it is."""
     if "partition" in str(error).lower():
         raise InputError(
-            f"sink {sink.name!r}: {_first_line(error)}; fix partition_cols= on sf.sink at {sink.origin}"
+            f"sink {sink.name!r}: {failures.first_line(error)}; fix partition_cols= on sf.sink at {sink.origin}"
         ) from error
 
 
@@ -283,8 +283,3 @@ def _json(document: dict[str, Any]) -> bytes:
     import json
 
     return json.dumps(document, indent=2, sort_keys=True).encode()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -12,19 +12,19 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 from functools import cache
 from importlib import resources
 from types import ModuleType
 from typing import Any
 
+from sparkflow.engines import ENGINES
 from sparkflow.errors import EnvironmentProblem
 
 MINIMUM_JAVA = 17
 _LOCK = threading.Lock()
 _SESSION: Any = None
-# What the JVM may take of the function's memory; the rest is for Python, the OS and the page cache.
-_DRIVER_SHARE = 0.6
 
 
 @cache
@@ -98,7 +98,10 @@ def session(memory_mb: int, input_bytes: int = 0) -> Any:
 
         # Spark picks a non-loopback address (and warns) unless told; functions talk to nobody.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        driver_mb = max(512, int(memory_mb * _DRIVER_SHARE))
+        # Python UDFs run in Spark's Python workers, which start `python3` from PATH unless told: a virtualenv's
+        # sparkflow run without the virtualenv activated would run them on another Python, without pandas or pyarrow.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        driver_mb = max(512, int(memory_mb * ENGINES["spark"].memory_share))
         log_config = resources.files("sparkflow.runtime").joinpath("conf/log4j2.properties")
         jvm_options = f"{jvm_tuning(input_bytes)} -Dlog4j2.configurationFile=file:{log_config}"
         builder = (
@@ -115,6 +118,9 @@ def session(memory_mb: int, input_bytes: int = 0) -> Any:
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
             .config("spark.sql.maxConcurrentOutputFileWriters", str(_CONCURRENT_WRITERS))
+            # Timestamps as Parquet's INT64 microseconds adjusted to UTC, as Sail and DuckDB write them and every
+            # reader understands, not Spark's legacy INT96 (which pyarrow reads as nanoseconds without a zone).
+            .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         )
         _SESSION = builder.getOrCreate()
         _SESSION.sparkContext.setLogLevel("ERROR")

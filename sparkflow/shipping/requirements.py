@@ -14,10 +14,13 @@ def runtime_requirements() -> list[str]:
 
 
 def pyspark_version() -> str:
-    for requirement in runtime_requirements():
-        name, separator, version = requirement.partition("==")
-        if name.strip().lower() == "pyspark" and separator:
-            return version.strip()
+    from packaging.requirements import Requirement
+
+    for line in runtime_requirements():
+        requirement = Requirement(line)
+        pinned = [spec.version for spec in requirement.specifier if spec.operator == "=="]
+        if requirement.name.lower() == "pyspark" and pinned:
+            return pinned[0]
     raise PackageError("sparkflow's metadata pins no pyspark version: reinstall sparkflow (pip install -e .)")
 
 

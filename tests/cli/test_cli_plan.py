@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 
 from sparkflow.cli import main
 from sparkflow.compiler import plan_pipeline
-from sparkflow.compiler.chunking import MODELS
+from sparkflow.engines import ENGINES
 from sparkflow.estimate import estimate_plan, local_estimate
 from sparkflow.estimate.model import CLOUD_TASK_START_S
 from sparkflow.estimate.report import document, to_json
@@ -66,7 +66,7 @@ def test_a_split_stage_follows_the_chunk_model() -> None:
     stage = next(item for item in data["stages"] if item["stage"] == "counts")
     chunks = math.ceil(GiB / counts.fanout.chunk_bytes)
     assert (stage["chunks"], stage["buckets"], stage["tasks"]) == (chunks, chunks, 2 * chunks + 2)
-    each = CLOUD_TASK_START_S["spark"] + GiB / chunks / MODELS["spark"].throughput
+    each = CLOUD_TASK_START_S["spark"] + GiB / chunks / ENGINES["spark"].chunk_model.throughput
     assert [phase["seconds_each"] for phase in stage["phases"]][1:3] == [round(each, 1)] * 2
     # split, the Choice that skips a stage a resumed run finds committed, map and reduce with items, commit
     assert stage["state_transitions"] == 1 + 1 + (1 + chunks) * 2 + 1

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from sparkflow.compiler import CompileError, compile_pipeline, plan_pipeline
-from sparkflow.compiler.chunking import MODELS, MiB, chunk_bytes
+from sparkflow.compiler.chunking import MiB, chunk_bytes
+from sparkflow.engines import ENGINES
 from sparkflow.loading import load_pipeline
 from sparkflow.targets.aws import check, limits
 from tests.examples import example
@@ -54,7 +55,7 @@ def test_chunk_size_forces_a_split_and_sets_the_budget(tmp_path: Path) -> None:
 
 
 def test_chunk_budget_follows_the_model() -> None:
-    model = MODELS["spark"]
+    model = ENGINES["spark"].chunk_model
     expected = int(min(2048 * MiB * 0.6 / model.expansion, model.throughput * 900 * 0.5, 10_240 * MiB / 3))
     assert chunk_bytes(2048, 900, "spark", limits.FUNCTION) == expected
     assert chunk_bytes(10_240, 900, "spark", limits.FUNCTION) > chunk_bytes(2048, 900, "spark", limits.FUNCTION)

@@ -330,7 +330,7 @@ class _Injector:
         fault = next((f for f in self.plan.faults if f.kind == "duplicate" and f.task == attempt.task), None)
         if fault is None or not _create(self.journal / f"{fault.id}.started"):
             return None
-        from sparkflow.runtime.duckdb_workers import pipeline_spec
+        from sparkflow.runtime.workers import pipeline_spec
 
         env = {
             **os.environ,

@@ -17,8 +17,8 @@ from sparkflow.errors import SparkflowError
 from sparkflow.loading import load_pipeline
 from sparkflow.results import locate, read_table
 from sparkflow.runtime.deployed import deployed_config
-from sparkflow.runtime.duckdb_workers import WorkerPool
 from sparkflow.runtime.http import status_of
+from sparkflow.runtime.workers import WorkerPool
 from sparkflow.targets.gcp.emit import STORAGE_ROOT_ENV
 from tests.gcp.conftest import RUN_ID, StageDouble, compiled
 from tests.runtime.configs import write_plan
@@ -35,7 +35,7 @@ class CloudRunService:
     one answers the status the runtime's HTTP entry gives it, as Workflows reports it (an ``HttpError``)."""
 
     def __init__(self) -> None:
-        self.pool = WorkerPool(deployed_config())
+        self.pool = WorkerPool(deployed_config(), "duckdb")
         self.answered: list[tuple[str | None, str | None, str]] = []  # node, phase, status
 
     def __call__(self, method: str, url: str, body: Any = None, **_: Any) -> dict[str, Any]:

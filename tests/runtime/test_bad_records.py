@@ -26,7 +26,7 @@ from sparkflow.compiler import plan_pipeline
 from sparkflow.errors import InputError
 from sparkflow.loading import load_pipeline
 from sparkflow.progress import summary_table
-from sparkflow.runtime import duckdb_workers
+from sparkflow.runtime import workers
 from sparkflow.runtime.execute import handle_event
 from sparkflow.runtime.local import run_plan
 from tests.runtime.configs import runtime_config
@@ -95,12 +95,12 @@ def write_pipeline(folder: Path, format: str, policy: str, stage: tuple[str, str
 
 @contextmanager
 def handler(module: Path, storage: Path, engine: str) -> Iterator[Callable[[dict[str, Any]], dict[str, Any]]]:
-    """What runs one event: ``handle_event`` here (Spark), or a DuckDB worker process."""
+    """What runs one event: ``handle_event`` here (Spark), or a worker process of ``engine``."""
     config = runtime_config(pipeline=load_pipeline(str(module)), storage_root=str(storage), engine=engine)
     if engine == "spark":
         yield lambda event: handle_event(event, config)
         return
-    yield duckdb_workers.WorkerPool(config).handle_event
+    yield workers.WorkerPool(config, engine).handle_event
 
 
 def base_event(storage: Path) -> dict[str, Any]:

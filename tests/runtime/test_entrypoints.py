@@ -142,7 +142,11 @@ ENTRIES = {
         0,
         "",
     ),
-    "DuckDB worker, stdin closed": ("from sparkflow.runtime.duckdb_workers import serve\nserve()", 0, ""),
+    "DuckDB worker, stdin closed": (
+        "import os\nos.environ['SPARKFLOW_ENGINE'] = 'duckdb'\nfrom sparkflow.runtime.workers import serve\nserve()",
+        0,
+        "",
+    ),
 }
 
 

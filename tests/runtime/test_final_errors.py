@@ -12,11 +12,18 @@ from typing import Any
 import pytest
 
 from sparkflow.compiler import compile_pipeline
-from sparkflow.errors import ConfinementError, EnvironmentProblem, EventError, InputError, SparkflowError, StorageError
+from sparkflow.errors import (
+    ConfinementError,
+    EngineUnsupported,
+    EnvironmentProblem,
+    EventError,
+    InputError,
+    SparkflowError,
+    StorageError,
+)
 from sparkflow.loading import load_pipeline
 from sparkflow.runtime import http
 from sparkflow.runtime.__main__ import answer
-from sparkflow.runtime.duckdb_engine import EngineUnsupported
 from sparkflow.runtime.failures import RetryableStageError, StageError
 from sparkflow.runtime.local import _retrying
 from sparkflow.runtime.protocol import FINAL_ERRORS, final_errors, is_final

@@ -252,7 +252,7 @@ def test_build_context_is_complete_and_the_dockerfile_has_what_the_image_needs(
     assert (context / "sparkflow/runtime/schemas/event-1.schema.json").is_file()
     assert not list(context.rglob("__pycache__")) and not list(context.rglob(".git"))
     requirements = (context / "requirements.txt").read_text(encoding="utf-8").splitlines()
-    assert f"pyspark=={pyspark_version()}" in requirements and "pyspark==4.3.0" in requirements
+    assert f"pyspark[connect]=={pyspark_version()}" in requirements and "pyspark[connect]==4.2.0" in requirements
     for source in re.findall(r"^COPY (\S+) ", dockerfile, re.M):
         assert (context / source).exists(), source
     assert (context / "template.yaml").read_text(encoding="utf-8") == template_text(

@@ -21,7 +21,7 @@ from sparkflow.loading import load_pipeline
 from sparkflow.results import locate, read_table
 from sparkflow.runtime import logs
 from sparkflow.runtime.deployed import deployed_config
-from sparkflow.runtime.duckdb_workers import WorkerPool
+from sparkflow.runtime.workers import WorkerPool
 from sparkflow.targets.aws.resume import execution_name, resume
 from sparkflow.targets.aws.stack import stage_log_group
 from sparkflow.targets.aws.watch import WatchError
@@ -56,7 +56,7 @@ class PerThread:
 def lambda_with_logs(aws: MotoAws, double: LambdaDouble, stack: str, stream: PerThread) -> list[dict[str, Any]]:
     """Answer every invocation with the real runtime and put its log lines (written to ``stream``) into the stack's
     stages' log group; returns the list each answered task is recorded in (node, phase, status)."""
-    pool = WorkerPool(deployed_config())
+    pool = WorkerPool(deployed_config(), "duckdb")
     answered: list[dict[str, Any]] = []
     cloudwatch = aws.client("logs")
 

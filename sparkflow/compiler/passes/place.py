@@ -25,6 +25,7 @@ import networkx as nx
 from sparkflow.compiler.chunking import whole_capacity
 from sparkflow.compiler.context import Context
 from sparkflow.compiler.graph import SourceNode, StageNode, node, output_kind, replace_node, stage_nodes
+from sparkflow.engines import ENGINES
 from sparkflow.errors import CompileError, DefinitionError, SparkflowError
 from sparkflow.plan import ROW_KINDS
 from sparkflow.targets.base import ContainerLimits, Target
@@ -74,7 +75,7 @@ def _place(graph: nx.DiGraph, item: StageNode, target: Target) -> StageNode:
             return replace(item, placement=CONTAINER, options=replace(options, memory_mb=memory))
         if wanted == CONTAINER:
             raise _container_problem(item, size, containers)
-    if target.serverless_spark is not None and options.engine == "spark":
+    if target.serverless_spark is not None and ENGINES[options.engine].runs_on_clusters:
         return replace(item, placement=SERVERLESS_SPARK)
     raise _nothing_fits(item, size, target)
 

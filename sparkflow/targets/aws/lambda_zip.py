@@ -93,6 +93,7 @@ RUNTIMES = {
 # sparkflow requirements a duckdb function never imports, and why (their own dependencies go with them).
 NOT_SHIPPED = {
     "pyspark": "the Spark engine: Spark stages ship as a container image with Java",
+    "pysail": "the sail engine: Sail stages ship as a container image (pysail alone is about 170 MB)",
     "gcsfs": "gs:// storage, for GCP",
     "networkx": "the compiler",
     "jinja2": "packaging",

@@ -1,10 +1,11 @@
-"""The local executor's DuckDB workers: processes that run duckdb stages for a process whose PySpark is real.
+"""The local executor's engine workers: processes that run the stages of an engine that needs a process of its own
+(sail, duckdb) for a process whose PySpark is plain PySpark.
 
-A process is either a PySpark process or a DuckDB process (see :mod:`sparkflow.runtime.duckdb_engine`), so
-``sparkflow run`` sends each duckdb stage to a worker process started with ``SPARKFLOW_ENGINE=duckdb``: it
-activates sqlframe, loads the same pipeline and runs events through the same
-:func:`~sparkflow.runtime.execute.handle_event`, one at a time, keeping its DuckDB session warm for the next event.
-Requests and replies are JSON lines on the worker's stdin and stdout.
+Such an engine changes what the pipeline's PySpark imports bind (sqlframe's classes for duckdb, Spark Connect's for
+sail: see :attr:`sparkflow.engines.EngineSpec.prepare`), so ``sparkflow run`` sends each of its stages to a worker
+process started with ``SPARKFLOW_ENGINE=<engine>``: it prepares itself for the engine, loads the same pipeline and
+runs events through the same :func:`~sparkflow.runtime.execute.handle_event`, one at a time, keeping its engine warm
+for the next event. Requests and replies are JSON lines on the worker's stdin and stdout.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import os
 import subprocess
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from sparkflow.errors import Origin, SparkflowError
-from sparkflow.runtime.duckdb_engine import activate
+from sparkflow.runtime import engines
 from sparkflow.runtime.protocol import ENGINE_VARIABLE
 
 if TYPE_CHECKING:
@@ -43,16 +44,17 @@ def _attribute(module: Any, pipeline: Any) -> str:
 
 
 class WorkerPool:
-    """Runs duckdb stages of one pipeline and configuration in worker processes, for a process whose PySpark imports
-    are real (see module docs).
+    """Runs stages of one engine, pipeline and configuration in worker processes, for a process whose PySpark imports
+    are plain PySpark (see module docs).
 
     Each worker handles one event at a time; a busy pool takes another worker, so concurrent stages run in
     parallel. The workers are the process's (:class:`_Workers`), not the pool's: local runs one after another (a
-    notebook, tests) find them warm, with sqlframe and DuckDB imported and the pipeline loaded.
+    notebook, tests) find them warm, with the engine started and the pipeline loaded.
     """
 
-    def __init__(self, config: RuntimeConfig) -> None:
-        """Workers for ``config``'s pipeline, each configured as ``config`` is (with the duckdb engine)."""
+    def __init__(self, config: RuntimeConfig, engine: str) -> None:
+        """Workers of ``engine`` for ``config``'s pipeline, each configured as ``config`` is (with that engine)."""
+        self.engine = engine
         options = {
             "storage_root": config.storage_root,
             "kv": config.kv,
@@ -65,7 +67,7 @@ class WorkerPool:
 
     def handle_event(self, event: dict[str, Any]) -> dict[str, Any]:
         """Run ``event`` in a worker; raise what the worker raised (SparkflowErrors keep their class)."""
-        workers = _Workers.current()
+        workers = _Workers.current(self.engine)
         worker = workers.acquire()
         healthy = False
         try:
@@ -74,7 +76,9 @@ class WorkerPool:
             worker.stdin.flush()
             line = worker.stdout.readline()
             if not line:
-                raise RuntimeError(f"the DuckDB worker process exited (code {worker.wait()}) while running a stage")
+                raise RuntimeError(
+                    f"the {self.engine} worker process exited (code {worker.wait()}) while running a stage"
+                )
             reply = json.loads(line)
             healthy = True
         finally:
@@ -87,48 +91,51 @@ class WorkerPool:
 
 
 class _Workers:
-    """The process's idle DuckDB worker processes, all started under one launch: the working directory, sys.path and
-    environment a worker takes on when it starts (a test's or a run's S3 endpoint and credentials among them).
+    """The process's idle worker processes of one engine, all started under one launch: the working directory,
+    sys.path and environment a worker takes on when it starts (a test's or a run's S3 endpoint and credentials among
+    them).
 
     Asked for under another launch, the process retires these (idle ones stop now, busy ones when they finish)
     and starts new ones; the last ones stop when the process exits.
     """
 
-    _current: _Workers | None = None
+    _current: ClassVar[dict[str, _Workers]] = {}
     _launching = threading.Lock()
 
-    def __init__(self, launch: tuple[Any, ...]) -> None:
+    def __init__(self, engine: str, launch: tuple[Any, ...]) -> None:
+        self.engine = engine
         self.launch = launch
         self.retired = False
         self._idle: list[subprocess.Popen[str]] = []
         self._lock = threading.Lock()
 
     @classmethod
-    def current(cls) -> _Workers:
+    def current(cls, engine: str) -> _Workers:
         launch = (os.getcwd(), tuple(path for path in sys.path if path), tuple(sorted(os.environ.items())))
         with cls._launching:
-            if cls._current is None or cls._current.launch != launch:
-                if cls._current is None:
+            found = cls._current.get(engine)
+            if found is None or found.launch != launch:
+                if not cls._current:
                     atexit.register(cls._retire_current)
-                else:
-                    cls._current.retire()
-                cls._current = _Workers(launch)
-            return cls._current
+                if found is not None:
+                    found.retire()
+                found = cls._current[engine] = _Workers(engine, launch)
+            return found
 
     @classmethod
     def _retire_current(cls) -> None:
         with cls._launching:
-            if cls._current is not None:
-                cls._current.retire()
+            for workers in cls._current.values():
+                workers.retire()
 
     def acquire(self) -> subprocess.Popen[str]:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
         cwd, paths, environment = self.launch
-        env = {**dict(environment), ENGINE_VARIABLE: "duckdb", "PYTHONPATH": os.pathsep.join(paths)}
+        env = {**dict(environment), ENGINE_VARIABLE: self.engine, "PYTHONPATH": os.pathsep.join(paths)}
         return subprocess.Popen(
-            [sys.executable, "-c", "from sparkflow.runtime.duckdb_workers import serve; serve()"],
+            [sys.executable, "-c", "from sparkflow.runtime.workers import serve; serve()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -196,17 +203,19 @@ def _rebuild(error: dict[str, Any]) -> Exception:
 
 
 def serve() -> NoReturn:
-    """A worker's main loop: activate sqlframe, then answer one JSON request per line until stdin closes.
+    """A worker's main loop: prepare the process for the engine ``SPARKFLOW_ENGINE`` names, then answer one JSON
+    request per line until stdin closes.
 
-    The replies go to the original stdout; the user's prints and DuckDB's noise go to stderr, so they cannot
+    The replies go to the original stdout; the user's prints and the engine's noise go to stderr, so they cannot
     corrupt the protocol.
     """
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    activate()
+    engine = os.environ[ENGINE_VARIABLE]
+    engines.prepare(engine)
     for line in sys.stdin:
-        reply = _answer(json.loads(line))
+        reply = _answer(json.loads(line), engine)
         protocol.write(json.dumps(reply, default=str) + "\n")
         protocol.flush()
     from sparkflow.runtime.shutdown import exit_now
@@ -218,7 +227,7 @@ def serve() -> NoReturn:
 _CONFIGS: dict[str, Any] = {}
 
 
-def _answer(request: dict[str, Any]) -> dict[str, Any]:
+def _answer(request: dict[str, Any], engine: str) -> dict[str, Any]:
     import io
 
     from sparkflow.plan import Plan, project_root
@@ -245,7 +254,7 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
                 kv=options.get("kv"),
                 readable=tuple(options.get("readable", ())),
                 workdir=options.get("workdir"),
-                engine="duckdb",
+                engine=engine,
                 writable=tuple(options.get("writable", ())),
             )
         return {"result": handle_event(request["event"], _CONFIGS[key]), "logs": captured.getvalue()}

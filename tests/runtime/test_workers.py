@@ -11,7 +11,7 @@ import pytest
 
 from sparkflow.compiler import plan_pipeline
 from sparkflow.loading import load_pipeline
-from sparkflow.runtime import duckdb_workers
+from sparkflow.runtime import workers
 from sparkflow.runtime.local import run_plan
 from sparkflow.targets.local import LOCAL
 
@@ -41,8 +41,8 @@ def run(folder: Path, run_id: str) -> tuple[list[str], set[int]]:
     summary = run_plan(plan_pipeline(pipeline, LOCAL), pipeline, storage_root=str(folder / "store"), run_id=run_id)
     assert summary.status == "succeeded", summary.error
     lines = sorted(ds.dataset(summary.outputs["said"], format="parquet").to_table().column("line").to_pylist())
-    workers = duckdb_workers._Workers.current()
-    return lines, {worker.pid for worker in workers._idle}
+    current = workers._Workers.current("duckdb")
+    return lines, {worker.pid for worker in current._idle}
 
 
 def test_runs_one_after_another_reuse_the_workers_and_see_an_edited_pipeline(
