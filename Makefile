@@ -40,10 +40,11 @@ long-checks: $(STAMP)
 faults: $(STAMP)
 	$(BIN)/python -m tests.faults $(if $(SEED),--seed $(SEED))
 
-# The long differential oracle: a few hundred generated pipelines, each run by sparkflow whole and split on both
-# engines and compared with one plain PySpark job (tests/oracle/; 8 cases run in `unit`). SEED=N, CASES=N.
+# The long differential oracle: a few hundred generated pipelines, each run by sparkflow whole and split on every
+# engine and compared with one plain PySpark job (tests/oracle/; 13 cases run in `unit`). SEED=N, CASES=N,
+# ENGINES=sail (only those engines' runs).
 oracle: $(STAMP)
-	$(BIN)/python -m tests.oracle $(if $(SEED),--seed $(SEED)) $(if $(CASES),--cases $(CASES))
+	$(BIN)/python -m tests.oracle $(if $(SEED),--seed $(SEED)) $(if $(CASES),--cases $(CASES)) $(if $(ENGINES),--engines $(ENGINES))
 
 # Regenerate every checked-in definition (the golden files) after a deliberate change.
 definitions: $(STAMP)

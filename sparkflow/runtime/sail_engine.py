@@ -86,8 +86,11 @@ def session(memory_mb: int) -> Any:
             }
         )
         from pysail.spark import SparkConnectServer
-        from pyspark.sql import SparkSession
         from pyspark.sql.connect.client.retries import DefaultPolicy
+
+        # PySpark's Connect session itself: the generic builder refuses one in a process that also runs a classic
+        # session (tests compare the two side by side).
+        from pyspark.sql.connect.session import SparkSession
 
         server = SparkConnectServer(ip="127.0.0.1", port=0)
         server.start(background=True)
@@ -223,6 +226,9 @@ class SailEngine(LocalFiles):
 _NOT_IMPLEMENTED = re.compile(r"\[NOT_IMPLEMENTED\] (\w+) is not implemented")
 _JVM_ATTRIBUTE = re.compile(r"\[JVM_ATTRIBUTE_NOT_SUPPORTED\] Attribute `(\w+)`")
 _UNKNOWN_FUNCTION = re.compile(r"unknown function: (\w+)")
+# DataFusion (under Sail 0.7.2) names an aggregate of a cast like the aggregate of the column itself (apache/datafusion
+# issue 18975): sum(x) beside sum(x.cast("int")) in one agg() collide on an internal name (with a "#" id).
+_SAME_NAMED_AGGREGATES = re.compile(r'duplicate unqualified field name "[^"]*#')
 
 
 def unsupported_api(error: BaseException) -> str | None:
@@ -237,6 +243,8 @@ def unsupported_api(error: BaseException) -> str | None:
         found = _NOT_IMPLEMENTED.search(text) or _JVM_ATTRIBUTE.search(text)
         name = found.group(1) if found else "?"
         return f"{_owner(error) or 'DataFrame'}.{name}"
+    if kind == "AnalysisException" and _SAME_NAMED_AGGREGATES.search(text):
+        return "two aggregates of one column in one agg(), one of them over a cast of it (sum(x) and sum(x.cast(...)))"
     if kind == "UnsupportedOperationException":
         unknown = _UNKNOWN_FUNCTION.search(text)
         if unknown:

@@ -1,7 +1,9 @@
-"""The long campaign: ``python -m tests.oracle [--cases N] [--seed S] [--runs all|fallback] [--keep DIR]``.
+"""The long campaign: ``python -m tests.oracle [--cases N] [--seed S] [--runs all|fallback] [--engines E,...]
+[--keep DIR]``.
 
 Runs cases ``S`` to ``S + N - 1`` (default: 300 cases from seed 1), each compared with one plain PySpark job, whole
-and split on both engines (``--runs all``, the default) or the short suite's rotation (``--runs fallback``). Prints a
+and split on every engine (``--runs all``, the default) or a rotation (``--runs fallback``); ``--engines sail``
+keeps only the runs of the engines named. Prints a
 line per case, a summary table (cases, runs, mismatches, failures, refusals, seconds per run kind) and, for every
 case that went wrong, its seed, its ``pipeline.py``, the runs' errors and a few differing rows. Exits 1 on any
 mismatch or failure. The folders of cases that went wrong are kept (under ``--keep``, default a new temporary folder),
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.oracle.generate import pick_seeds
-from tests.oracle.run import ALL_RUNS, RUN_MODES, CaseResult, check_case, default_spark, runs_for
+from tests.oracle.run import ALL_RUNS, ENGINES, RUN_MODES, CaseResult, check_case, default_spark, runs_for
 
 _STATUSES = ("ok", "mismatch", "failed", "refused", "thin")
 
@@ -36,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=300, help="how many cases (default 300)")
     parser.add_argument("--seed", type=int, default=1, help="the first case's seed (default 1)")
     parser.add_argument("--runs", choices=RUN_MODES, default="all", help="which runs each case gets (default all)")
+    parser.add_argument(
+        "--engines",
+        default=",".join(ENGINES),
+        help="comma-separated engines whose runs a case keeps, e.g. sail for a campaign of one engine (default all)",
+    )
     parser.add_argument("--keep", type=Path, default=None, help="where case folders go (default: a temporary folder)")
     parser.add_argument("--shown", type=int, default=5, help="differing rows shown per output (default 5)")
     parser.add_argument(
@@ -45,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         help="print N seeds among --cases seeds from --seed on that cover what the short run must cover, and exit",
     )
     args = parser.parse_args(argv)
+    engines = tuple(name.strip() for name in args.engines.split(",") if name.strip())
+    if not engines or set(engines) - set(ENGINES):
+        parser.error(f"--engines {args.engines!r}: give some of {', '.join(ENGINES)}")
     if args.pick:
         from tests.oracle.test_oracle import REQUIRED
 
@@ -65,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         if seed in done:
             continue
         case_started = time.monotonic()
-        result = check_case(spark, seed, root / f"case-{seed}", runs_for(seed, args.runs))
+        runs = [(kind, engine) for kind, engine in runs_for(seed, args.runs) if engine in engines]
+        result = check_case(spark, seed, root / f"case-{seed}", runs)
         record = _record(result, time.monotonic() - case_started, args.shown)
         with open(journal, "a", encoding="utf-8") as handle:  # one line per case: a killed campaign resumes
             handle.write(json.dumps(record) + "\n")

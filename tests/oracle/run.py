@@ -1,6 +1,6 @@
 """Running one case: the reference (one plain PySpark job) and sparkflow's runs, and their comparison.
 
-The runs of a case, each on engine ``spark`` or ``duckdb``:
+The runs of a case, each on engine ``spark``, ``sail`` or ``duckdb``:
 
 * ``whole``: :func:`sparkflow.runtime.local.run_plan` of the plan without the ``split`` and ``fuse`` passes: every
   stage runs whole, as one task;
@@ -26,7 +26,7 @@ from tests.oracle.generate import Case, generate
 from tests.runtime.reference import reference_frames
 
 RUN_KINDS = ("whole", "split")
-ENGINES = ("spark", "duckdb")
+ENGINES = ("spark", "sail", "duckdb")
 ALL_RUNS: tuple[tuple[str, str], ...] = tuple((kind, engine) for kind in RUN_KINDS for engine in ENGINES)
 MIN_CHUNK_BYTES, MAX_CHUNK_BYTES = 256, 1024
 # The documented refusal of a skewed bucket (README "Input of any size: split stages"): not a wrong answer.
@@ -116,20 +116,21 @@ RUN_MODES = ("all", "fallback", "pair", "rotate")
 
 
 def runs_for(seed: int, mode: str) -> tuple[tuple[str, str], ...]:
-    """Which runs case ``seed`` gets besides the reference; consecutive seeds cover every (kind, engine) pair
-    equally often in every mode.
+    """Which runs case ``seed`` gets besides the reference; every six consecutive seeds cover every (kind, engine)
+    pair equally often in every mode.
 
-    * ``all``: whole and split on both engines (4 runs);
-    * ``fallback``: whole and split on the engine the seed's parity picks (even: spark, odd: duckdb), plus one run
-      on the other engine, whole or split as ``seed // 2`` alternates (3 runs);
-    * ``pair``: whole on one engine and split on the other, alternating with the seed's parity (2 runs);
-    * ``rotate``: one run, the ``seed % 4``-th of whole/spark, whole/duckdb, split/spark, split/duckdb.
+    * ``all``: whole and split on every engine (6 runs);
+    * ``fallback``: whole and split on the engine the seed picks (``seed % 3``), plus one run on the next engine,
+      whole or split as ``seed // 3`` alternates (3 runs);
+    * ``pair``: whole on the engine the seed picks and split on the next one (2 runs);
+    * ``rotate``: one run, the ``seed % 6``-th of whole/spark, whole/sail, whole/duckdb, split/spark, split/sail,
+      split/duckdb.
     """
     if mode == "all":
         return ALL_RUNS
-    main, other = ("spark", "duckdb") if seed % 2 == 0 else ("duckdb", "spark")
+    main, other = ENGINES[seed % len(ENGINES)], ENGINES[(seed + 1) % len(ENGINES)]
     if mode == "fallback":
-        return (("whole", main), ("split", main), (RUN_KINDS[(seed // 2) % 2], other))
+        return (("whole", main), ("split", main), (RUN_KINDS[(seed // len(ENGINES)) % 2], other))
     if mode == "pair":
         return (("whole", main), ("split", other))
     if mode == "rotate":
