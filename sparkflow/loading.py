@@ -18,6 +18,7 @@ from types import ModuleType
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import DefinitionError, Origin, SparkflowError
+from sparkflow.runtime.failures import import_failure
 
 _SOURCE_DIGEST = "__sparkflow_source_digest__"
 
@@ -121,12 +122,26 @@ def _load_module(target: str) -> ModuleType:
     try:
         return _importing(lambda: importlib.import_module(target))
     except ModuleNotFoundError as error:
+        if error.name is None or not target.startswith(error.name):
+            raise _reported(error, target) from error  # a module the pipeline's own module imports is missing
         raise SparkflowError(f"cannot import {target!r}: {error}; pass a file path or an importable module") from error
-    except TypeError as error:
+    except Exception as error:
         mistake = dsl_keyword_mistake(error)
-        if mistake is None:
+        if mistake is not None:
+            raise mistake from None
+        reported = _reported(error, target)
+        if reported is error:
             raise
-        raise mistake from None
+        raise reported from error
+
+
+def _reported(error: BaseException, target: str) -> BaseException:
+    """``error``, raised importing the pipeline module ``target``, as :func:`import_failure` reports it."""
+    try:
+        spec = importlib.util.find_spec(target)
+    except (ImportError, ValueError):
+        spec = None
+    return import_failure(error, getattr(spec, "origin", None) or target)
 
 
 def _load_file(path: str) -> ModuleType:
@@ -161,7 +176,12 @@ def _load_file(path: str) -> ModuleType:
         mistake = dsl_keyword_mistake(error)
         if mistake is not None:
             raise mistake from None
-        raise
+        if _needs_session(error):
+            raise  # loaded again once the engine's session is up (see _importing)
+        reported = import_failure(error, absolute)
+        if reported is error:
+            raise
+        raise reported from error
     finally:
         sys.path.remove(folder)
     return module

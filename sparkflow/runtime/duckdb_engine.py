@@ -247,6 +247,10 @@ class DuckDBEngine(LocalFiles):
 
         return isinstance(value, BaseDataFrame)
 
+    @staticmethod
+    def unsupported(error: BaseException) -> str | None:
+        return unsupported_api(error)
+
     def explain(self, error: BaseException, stage: Any, sources: str) -> SparkflowError | None:
         if isinstance(error, SparkflowError):
             return None

@@ -61,6 +61,11 @@ class Engine(Protocol):
     def explain(self, error: BaseException, stage: Any, sources: str) -> SparkflowError | None:
         """The error to show instead of ``error`` (a corrupt input, an API the engine lacks), or None."""
 
+    @staticmethod
+    def unsupported(error: BaseException) -> str | None:
+        """The API that ``error`` says this engine lacks (``functions.udf``), or None: also for errors raised while
+        the pipeline module is imported, before any session exists."""
+
 
 class LocalFiles:
     """How an engine that writes local files writes an attempt: into the task's scratch folder, then uploaded."""
@@ -147,6 +152,10 @@ class SparkEngine(LocalFiles):
             )
         return None
 
+    @staticmethod
+    def unsupported(error: BaseException) -> str | None:
+        return None  # Spark is the reference: what it cannot run, no engine runs
+
 
 # The process-wide turn of each engine whose tasks take turns (see EngineSpec.one_task_at_a_time).
 _TURNS = {name: threading.RLock() for name, spec in registry.ENGINES.items() if spec.one_task_at_a_time}
@@ -190,6 +199,14 @@ def runs_here(name: str) -> bool:
     """Whether a task on engine ``name`` can run in this process: an engine that needs a process of its own only in
     the process prepared for it; the others only in a process prepared for none."""
     return prepared() == (name if registry.runtime_engine(name).own_process else None)
+
+
+def unsupported_api(name: str, error: BaseException) -> str | None:
+    """The API that ``error`` says engine ``name`` lacks (e.g. ``functions.udf``), or None: the engine's own reading
+    of its errors (its runtime class's ``unsupported``)."""
+    reader: Any = _load(registry.runtime_engine(name).runtime)
+    found: str | None = reader.unsupported(error)
+    return found
 
 
 def session_for_import() -> None:

@@ -185,6 +185,37 @@ def _mentioning(stage: Any, detail: str) -> tuple[Frame, ...]:
     return (Frame(file, line, getattr(function, "__name__", "?"), text.strip()),)
 
 
+def import_failure(error: BaseException, module_file: str) -> BaseException:
+    """What to report for ``error``, raised while the pipeline module ``module_file`` was imported, as for a stage's
+    own failure: an API the process's engine lacks is an :class:`~sparkflow.errors.EngineUnsupported` naming it and
+    the user's line; the engine's or the machine's failure stays as it is (another attempt may work); any other
+    exception of the user's code is a :class:`StageError` with the user's frames (final: importing the same code
+    fails the same way)."""
+    from sparkflow.errors import EngineUnsupported
+    from sparkflow.runtime import engines
+
+    if not isinstance(error, Exception) or isinstance(error, SparkflowError) or engine_failure(error):
+        return error
+    frames = user_frames(error)
+    origin = Origin(frames[-1].file, frames[-1].line) if frames else Origin(module_file, 1)
+    engine = engines.prepared()
+    api = engines.unsupported_api(engine, error) if engine else None
+    if api is not None:
+        return EngineUnsupported(
+            f"the {engine} engine cannot run {api}, which the pipeline module uses while it is imported "
+            f'({first_line(error)}); run the pipeline\'s stages on Spark: @sf.pipeline(engine="spark"), or '
+            "`sparkflow run --engine spark`",
+            origin,
+        )
+    kind, detail = describe(error)
+    lines = [f"the pipeline module {module_file} failed while it was imported: {kind}: {detail}"]
+    if frames:
+        lines.append("Traceback (most recent call last, your code only):")
+        lines += [frame.render() for frame in frames]
+    lines.append(f"{kind}: {detail}")
+    return StageError("\n".join(lines), origin, kind=kind, detail=detail, frames=frames)
+
+
 def log_fields(error: BaseException) -> dict[str, Any]:
     """What a log line says of a failure: the error's class, its text (a stage's own failure: the traceback of the
     user's frames) and, for a stage's own failure, its type, message and frames as fields to filter on."""

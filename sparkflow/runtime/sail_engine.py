@@ -205,6 +205,10 @@ class SailEngine(LocalFiles):
 
         return isinstance(value, DataFrame)
 
+    @staticmethod
+    def unsupported(error: BaseException) -> str | None:
+        return unsupported_api(error)
+
     def explain(self, error: BaseException, stage: Any, sources: str) -> SparkflowError | None:
         if isinstance(error, SparkflowError):
             return None
