@@ -311,6 +311,7 @@ def run(
     from sparkflow.units import parse_size
 
     console = Console(stderr=True)
+    _engine_log(storage)
     with _user_errors():
         if resume and not run_id:
             raise click.UsageError("--resume needs the --run-id of the run to continue")
@@ -426,16 +427,31 @@ def show(
 @click.option(
     "--chunks", type=click.IntRange(min=2), default=4, show_default=True, help="Chunks (and buckets) per split."
 )
+@click.option(
+    "--compare-engines/--no-compare-engines",
+    default=True,
+    show_default=True,
+    help="Also run each stage whose engine is not Spark on Spark, on the same inputs, and compare.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @_param_option
 def verify(
-    pipeline: str, inputs: tuple[str, ...], engine: str | None, chunks: int, as_json: bool, params: tuple[str, ...]
+    pipeline: str,
+    inputs: tuple[str, ...],
+    engine: str | None,
+    chunks: int,
+    compare_engines: bool,
+    as_json: bool,
+    params: tuple[str, ...],
 ) -> None:
-    """Check that each partitioned stage of PIPELINE gives the same rows split as whole, on real data.
+    """Check PIPELINE's stages on real data: each partitioned stage gives the same rows split as whole, and each
+    stage off Spark gives what Spark gives.
 
     Every stage runs whole on the inputs (a sample), then each stage declared partition="rows" or partition_by=
     runs again on the same inputs cut into several chunks (and buckets): a difference means the declaration is
-    wrong. Run it in CI beside `sparkflow compile --check`. Exits 1 when a stage's output changed.
+    wrong. Each stage that runs on sail or duckdb also runs whole on Spark: a difference in rows or column types
+    means that engine does not give Spark's answer for it. Run it in CI beside `sparkflow compile --check`, and
+    before moving a stage off Spark. Exits 1 when a stage's output changed.
     """
     from sparkflow.compiler import plan_pipeline
     from sparkflow.loading import load_pipelines
@@ -445,23 +461,38 @@ def verify(
 
     failed = False
     reports = []
+    _engine_log(".sparkflow")
     with _user_errors():
         for item in load_pipelines(pipeline):
             values = from_command_line(plan_pipeline(item, LOCAL), params)
-            report = check(item, inputs=_parse_inputs(inputs), engine=engine, chunks=chunks, params=values)
+            report = check(
+                item,
+                inputs=_parse_inputs(inputs),
+                engine=engine,
+                chunks=chunks,
+                params=values,
+                compare_engines=compare_engines,
+            )
             reports.append(report.to_dict())
             failed = failed or not report.ok
             if as_json:
                 continue
-            for mismatch in report.mismatches:
-                click.echo(f"error: {mismatch.message()}", err=True)
-            skipped = "".join(f"; {node} not checked: {why}" for node, why in report.skipped.items())
-            verdict = "ok" if report.ok else f"{len(report.mismatches)} stage(s) wrongly declared"
-            click.echo(f"{report.pipeline}: {verdict} ({len(report.checked)} partitioned stage(s) checked{skipped})")
+            for message in report.messages():
+                click.echo(f"error: {message}", err=True)
+            click.echo(report.verdict())
     if as_json:
         click.echo(json.dumps(reports, indent=2))
     if failed:
         sys.exit(1)
+
+
+def _engine_log(storage: str) -> None:
+    """The engine's own log lines (Spark's start-up notices, Java stack traces) go to ``<storage>/_engine.log``, not
+    between the command's output on the terminal (unless the environment already says where)."""
+    from sparkflow.runtime.protocol import ENGINE_LOG_VARIABLE
+
+    if "://" not in storage:
+        os.environ.setdefault(ENGINE_LOG_VARIABLE, os.path.abspath(os.path.join(storage, "_engine.log")))
 
 
 # ---- shipping: package, deploy, delete, start, status; the same for every target (targets.base.CloudTarget) ----

@@ -20,6 +20,12 @@ stage on their chunks and its reduce tasks merge those partial results. Where th
 reference, the combiner is wrong (``stage(A ∪ B) != merge(stage(A) ∪ stage(B))``): the report names the merge's
 file and line and the rows that differ.
 
+Each stage that runs on an engine other than Spark (``sail``, ``duckdb``) runs once more, whole, on Spark, on exactly
+the inputs the reference run gave it: where its rows or its column types differ, the engine does not give Spark's
+answer for this stage's code, and the report names the stage, its file and line, the columns and rows that differ,
+and says to run the stage on Spark. This is the check to run before moving a stage off Spark (``compare_engines``
+turns it off).
+
 Verify can only find what the sample shows: a stage that deduplicates passes on a sample without duplicates. Run
 it in CI beside ``sparkflow compile --check``, on a sample that holds the cases that matter.
 """
@@ -34,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sparkflow.dsl.pipeline import Pipeline
+from sparkflow.engines import DEFAULT as DEFAULT_ENGINE
 from sparkflow.errors import Origin, SparkflowError
 from sparkflow.layout import node_location, run_location, value_key, work_location
 from sparkflow.plan import Fanout, Plan, PlanTask, Run
@@ -105,6 +112,42 @@ class Mismatch:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class EngineMismatch:
+    """A stage whose output on its engine differs from its output on Spark, on the same inputs."""
+
+    node: str
+    stage: str
+    origin: Origin
+    engine: str
+    engine_rows: int
+    spark_rows: int
+    types: tuple[tuple[str, str, str], ...]  # (column, type on the engine, type on Spark) where they differ
+    only_engine: tuple[tuple[Any, ...], ...]
+    only_spark: tuple[tuple[Any, ...], ...]
+    columns: tuple[str, ...]
+
+    def message(self) -> str:
+        lines = [
+            f"stage {self.stage!r} ({self.origin}) runs on {self.engine}, but on this sample it does not give what "
+            f"Spark gives for the same code and inputs: {_count(self.engine_rows)} on {self.engine}, "
+            f"{_count(self.spark_rows)} on Spark."
+        ]
+        if self.types:
+            shown = "; ".join(f"{name}: {ours} (Spark: {theirs})" for name, ours, theirs in self.types)
+            lines.append(f"  column types differ: {shown}")
+        for label, found in ((f"only on {self.engine}", self.only_engine), ("only on Spark", self.only_spark)):
+            if found:
+                shown = "; ".join(_row(self.columns, row) for row in found[:_SHOWN_ROWS])
+                more = f" (and {len(found) - _SHOWN_ROWS} more)" if len(found) > _SHOWN_ROWS else ""
+                lines.append(f"  rows {label}: {shown}{more}")
+        lines.append(
+            f'  Run this stage on Spark: @sf.stage(engine="spark") (docs/engines.md lists where {self.engine} '
+            "differs from Spark)."
+        )
+        return "\n".join(lines)
+
+
 @dataclass
 class Report:
     """What verify checked and found."""
@@ -113,10 +156,29 @@ class Report:
     checked: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     mismatches: list[Mismatch] = field(default_factory=list)
+    compared: list[str] = field(default_factory=list)  # stages also run on Spark
+    engine_mismatches: list[EngineMismatch] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.mismatches
+        return not self.mismatches and not self.engine_mismatches
+
+    def messages(self) -> list[str]:
+        found: list[Mismatch | EngineMismatch] = [*self.mismatches, *self.engine_mismatches]
+        return [item.message() for item in found]
+
+    def verdict(self) -> str:
+        """One line: whether the pipeline passed, what was checked, and what was not."""
+        wrong = []
+        if self.mismatches:
+            wrong.append(f"{len(self.mismatches)} stage(s) wrongly declared")
+        if self.engine_mismatches:
+            wrong.append(f"{len(self.engine_mismatches)} stage(s) differ from Spark")
+        checked = f"{len(self.checked)} partitioned stage(s) checked"
+        if self.compared:
+            checked += f", {len(self.compared)} compared with Spark"
+        skipped = "".join(f"; {node} not checked: {why}" for node, why in self.skipped.items())
+        return f"{self.pipeline}: {', '.join(wrong) or 'ok'} ({checked}{skipped})"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,6 +200,20 @@ class Report:
                 }
                 for item in self.mismatches
             ],
+            "compared_with_spark": self.compared,
+            "engine_mismatches": [
+                {
+                    "node": item.node,
+                    "stage": item.stage,
+                    "origin": str(item.origin),
+                    "engine": item.engine,
+                    "engine_rows": item.engine_rows,
+                    "spark_rows": item.spark_rows,
+                    "types": [list(found) for found in item.types],
+                    "message": item.message(),
+                }
+                for item in self.engine_mismatches
+            ],
         }
 
 
@@ -153,6 +229,7 @@ def verify(
     chunks: int = DEFAULT_CHUNKS,
     storage_root: str | None = None,
     params: Mapping[str, Any] | None = None,
+    compare_engines: bool = True,
 ) -> Report:
     """Check every partitioned stage of ``pipeline`` on ``inputs`` (source name -> location; default: the declared
     locations). See the module docs.
@@ -162,6 +239,7 @@ def verify(
         chunks: how many chunks each split stage's input is cut into (key stages also get this many buckets).
         storage_root: where the runs write (default: a temporary folder, removed afterwards).
         params: parameter values (``sf.param``) every run uses; the others take their defaults.
+        compare_engines: also run each stage whose engine is not Spark on Spark, and compare.
 
     Raises:
         VerifyError: the reference run (every stage whole) failed: the pipeline fails on these inputs anyway.
@@ -169,13 +247,20 @@ def verify(
     if chunks < 2:
         raise SparkflowError(f"--chunks {chunks}: verify needs at least 2 chunks to split anything")
     if storage_root is not None:
-        return _verify(pipeline, inputs or {}, engine, chunks, os.path.abspath(storage_root), dict(params or {}))
+        root = os.path.abspath(storage_root)
+        return _verify(pipeline, inputs or {}, engine, chunks, root, dict(params or {}), compare_engines)
     with tempfile.TemporaryDirectory(prefix="sparkflow-verify-") as root:
-        return _verify(pipeline, inputs or {}, engine, chunks, root, dict(params or {}))
+        return _verify(pipeline, inputs or {}, engine, chunks, root, dict(params or {}), compare_engines)
 
 
 def _verify(
-    pipeline: Pipeline, inputs: dict[str, str], engine: str | None, chunks: int, root: str, params: dict[str, Any]
+    pipeline: Pipeline,
+    inputs: dict[str, str],
+    engine: str | None,
+    chunks: int,
+    root: str,
+    params: dict[str, Any],
+    compare_engines: bool,
 ) -> Report:
     from sparkflow.compiler import PASSES, plan_pipeline
     from sparkflow.runtime.local import run_plan
@@ -200,6 +285,11 @@ def _verify(
         raise VerifyError(f"cannot verify pipeline {pipeline.name!r}: run whole on these inputs, {where}")
     calls = pipeline.trace().calls
     for task in plan.tasks:
+        if compare_engines and (engine or task.engine) != DEFAULT_ENGINE and task.output == "dataset":
+            report.compared.append(task.id)
+            found = _compare_with_spark(pipeline, plan, task, inputs, engine or task.engine, root, params)
+            if found is not None:
+                report.engine_mismatches.append(found)
         reason = _not_checked(task, plan)
         if reason:
             report.skipped[task.id] = reason
@@ -245,15 +335,9 @@ def _check(
     if task.partition == "rows":
         split_params = split_params[:1]
     overrides = dict(inputs)
-    total = 0
-    for item in task.inputs:
-        cut = item in split_params
-        if item.kind == "dataset":
-            size = _seed_dataset(root, plan, item.node, run_id, chunks if cut else 1)
-            total += size if cut else 0
-        elif item.kind == "value":
-            _seed_value(root, plan, item.node, run_id)
-        elif cut:
+    total = _seed_inputs(root, plan, task, run_id, cut=tuple(item.param for item in split_params), chunks=chunks)
+    for item in split_params:
+        if item.kind == "source":
             location, size = _source_for_splitting(plan, item.node, overrides, root, chunks, pipeline)
             overrides[item.node] = location
             total += size
@@ -311,7 +395,81 @@ def _check(
     )
 
 
+def _compare_with_spark(
+    pipeline: Pipeline,
+    plan: Plan,
+    task: PlanTask,
+    inputs: dict[str, str],
+    engine: str,
+    root: str,
+    params: dict[str, Any],
+) -> EngineMismatch | None:
+    """Run ``task`` whole on Spark, on the reference run's inputs, and compare its output with the reference's (its
+    own engine's): rows as multisets, and each column's type as a Parquet reader sees it."""
+    from sparkflow.runtime.local import run_plan
+
+    run_id = f"verify-{task.id}-on-spark"
+    os.makedirs(run_location(root, plan.pipeline, run_id), exist_ok=True)
+    _seed_inputs(root, plan, task, run_id, cut=())
+    single = replace(plan, tasks=(replace(task, fanout=None, fused=()),), outputs=(task.id,), schedule=Run(task.id))
+    summary = run_plan(
+        single,
+        pipeline,
+        storage_root=root,
+        run_id=run_id,
+        inputs=inputs,
+        engine=DEFAULT_ENGINE,
+        resume=True,
+        publish=False,
+        params=params,
+    )
+    if summary.status != "succeeded":
+        raise VerifyError(
+            f"cannot compare stage {task.stage!r} ({task.origin}) with Spark: on Spark it failed: "
+            f"{summary.nodes[task.id].error}"
+        )
+    ours, theirs = (
+        _table(node_location(root, plan.pipeline, "verify-whole", task.id)),
+        _table(node_location(root, plan.pipeline, run_id, task.id)),
+    )
+    types = tuple(
+        (field.name, _logical(field.type), _logical(other.type))
+        for field, other in zip(ours.schema, theirs.schema, strict=False)
+        if _logical(field.type) != _logical(other.type)
+    )
+    if ours.column_names != theirs.column_names:
+        types += (("(columns)", ", ".join(ours.column_names), ", ".join(theirs.column_names)),)
+    found = difference(_table_rows(ours), _table_rows(theirs))
+    if not found and not types:
+        return None
+    return EngineMismatch(
+        node=task.id,
+        stage=task.stage,
+        origin=task.origin,
+        engine=engine,
+        engine_rows=ours.num_rows,
+        spark_rows=theirs.num_rows,
+        types=types,
+        only_engine=found.missing if found else (),
+        only_spark=found.extra if found else (),
+        columns=tuple(ours.column_names),
+    )
+
+
 # --- the split run's inputs ----------------------------------------------------------------------------------
+
+
+def _seed_inputs(root: str, plan: Plan, task: PlanTask, run_id: str, cut: tuple[str, ...], chunks: int = 1) -> int:
+    """Give run ``run_id`` the reference run's upstream outputs and values that ``task`` reads, the datasets of the
+    parameters ``cut`` as ``chunks`` files each; return the bytes of those cut datasets."""
+    total = 0
+    for item in task.inputs:
+        if item.kind == "dataset":
+            size = _seed_dataset(root, plan, item.node, run_id, chunks if item.param in cut else 1)
+            total += size if item.param in cut else 0
+        elif item.kind == "value":
+            _seed_value(root, plan, item.node, run_id)
+    return total
 
 
 def _seed_dataset(root: str, plan: Plan, node: str, run_id: str, files: int) -> int:
@@ -327,7 +485,7 @@ def _seed_dataset(root: str, plan: Plan, node: str, run_id: str, files: int) -> 
         return int(seeded["bytes"])
     table = _table(source)
     with tempfile.TemporaryDirectory(prefix="sparkflow-verify-") as scratch:
-        _write_pieces(table, scratch, files)
+        _write_pieces(table, scratch, files, _int96(_local_files(source)))
         uploaded = storage.upload_attempt(scratch, work, "seed")
     names = [storage.published_name(index) for index in range(len(uploaded))]
     manifest = {
@@ -381,12 +539,15 @@ def _source_for_splitting(
     table = pa.concat_tables([pq.read_table(path) for path in local], promote_options="default")
     pieces = os.path.join(folder, "pieces")
     os.makedirs(pieces, exist_ok=True)
-    _write_pieces(table, pieces, chunks)
+    _write_pieces(table, pieces, chunks, _int96(local))
     return pieces, sum(os.path.getsize(os.path.join(pieces, entry)) for entry in os.listdir(pieces))
 
 
-def _write_pieces(table: Any, folder: str, count: int) -> list[str]:
-    """Write ``table`` into ``folder`` as ``count`` Parquet files of about equal rows (at least one file)."""
+def _write_pieces(table: Any, folder: str, count: int, int96: bool) -> list[str]:
+    """Write ``table`` into ``folder`` as ``count`` Parquet files of about equal rows (at least one file), with the
+    Parquet types the files it was read from have: their timestamps as INT96 when theirs were (``int96``: Spark's
+    legacy encoding, which pyarrow reads as nanoseconds and would otherwise write as INT64 nanoseconds, a type Spark
+    refuses to read), every other type as pyarrow read it."""
     import pyarrow.parquet as pq
 
     paths: list[str] = []
@@ -394,9 +555,24 @@ def _write_pieces(table: Any, folder: str, count: int) -> list[str]:
     starts = range(0, table.num_rows, step) if table.num_rows else [0]
     for number, start in enumerate(starts):
         path = os.path.join(folder, f"piece-{number:05d}.parquet")
-        pq.write_table(table.slice(start, step), path)
+        pq.write_table(table.slice(start, step), path, use_deprecated_int96_timestamps=int96)
         paths.append(path)
     return paths
+
+
+def _int96(paths: list[str]) -> bool:
+    """Whether any of the local Parquet files ``paths`` stores a column as INT96 (Spark's legacy timestamps)."""
+    import pyarrow.parquet as pq
+
+    return any(column.physical_type == "INT96" for path in paths for column in pq.ParquetFile(path).schema)
+
+
+def _local_files(location: str) -> list[str]:
+    """The local paths of a committed output's files (the verify runs write to a local folder)."""
+    from sparkflow.runtime import storage
+
+    manifest = storage.read_manifest(location) or {}
+    return [storage.filesystem(storage.join(location, name))[1] for name in manifest.get("files", [])]
 
 
 # --- comparing outputs ---------------------------------------------------------------------------------------
@@ -416,7 +592,18 @@ def _table(location: str) -> Any:
 
 def _rows(location: str) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
     table = _table(location)
-    return tuple(table.column_names), [tuple(row.values()) for row in table.to_pylist()]
+    return tuple(table.column_names), _table_rows(table)
+
+
+def _logical(kind: Any) -> str:
+    """A column's type as Spark and every reader of the file see it: without which values a file marks never null
+    (each engine's own judgement) and without the name of a list's element field (Spark writes ``element``, Sail
+    ``item``; readers ignore it). docs/engines.md lists both."""
+    return str(kind).replace(" not null", "").replace("list<item: ", "list<element: ")
+
+
+def _table_rows(table: Any) -> list[tuple[Any, ...]]:
+    return [tuple(row.values()) for row in table.to_pylist()]
 
 
 def _count(rows: int) -> str:

@@ -240,7 +240,8 @@ def describe(error: BaseException) -> tuple[str, str]:
     (not the JVM stack or the analyzed plan), a UDF's own exception (not the Python worker's traceback)."""
     kind = type(error).__name__
     text = str(error).strip()
-    error_class = _call(error, "getCondition") or _call(error, "getErrorClass")
+    # getErrorClass only where getCondition is missing: PySpark 4 warns (on the terminal) that it is deprecated.
+    error_class = _call(error, "getCondition") if hasattr(error, "getCondition") else _call(error, "getErrorClass")
     if kind == "PythonException":  # a UDF failed in Spark's Python worker: its last traceback line is the error
         last = [line for line in text.splitlines() if line.strip() and not line.startswith((" ", "\t"))]
         if last:

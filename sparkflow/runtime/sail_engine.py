@@ -140,6 +140,8 @@ class SailEngine(LocalFiles):
             frame = datasets.read_files(self.session, source, paths, uri)
             if source.format == "csv" and not source.option("schema"):
                 frame = _spark_csv_integers(frame)
+            if source.format == "parquet":
+                frame = _spark_int96(frame, paths)
             return frame
         except InputError:
             raise
@@ -182,7 +184,8 @@ class SailEngine(LocalFiles):
     def read_dataset(self, location: str, folder: str, what: str) -> Any:
         from sparkflow.runtime import datasets
 
-        return self.session.read.parquet(*datasets.dataset_paths(location, folder, what))
+        paths = datasets.dataset_paths(location, folder, what)
+        return _spark_int96(self.session.read.parquet(*paths), paths)
 
     def write(self, frame: Any, folder: str) -> tuple[str, int]:
         from sparkflow.runtime import datasets
@@ -301,6 +304,26 @@ def _spark_json_schema(inferred: Any) -> Any:
         return StringType() if isinstance(kind, NullType) else kind
 
     return spark(inferred)
+
+
+def _spark_int96(frame: Any, paths: list[str]) -> Any:
+    """``frame`` (Parquet ``paths``) with its INT96 columns as Spark reads them: Spark's legacy timestamps are UTC
+    instants (``timestamp``), which Sail reads as local date-times (``timestamp_ntz``) of the same digits."""
+    import pyarrow.parquet as pq
+
+    legacy = {
+        column.path for path in paths for column in pq.ParquetFile(path).schema if column.physical_type == "INT96"
+    }
+    if not legacy:
+        return frame
+    from pyspark.sql import functions as F
+
+    return frame.select(
+        *[
+            F.col(f"`{name}`").cast("timestamp").alias(name) if name in legacy else F.col(f"`{name}`")
+            for name in frame.columns
+        ]
+    )
 
 
 def _spark_csv_integers(frame: Any) -> Any:

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from types import ModuleType
@@ -21,6 +22,7 @@ from typing import Any
 
 from sparkflow.engines import ENGINES
 from sparkflow.errors import EnvironmentProblem
+from sparkflow.runtime.protocol import ENGINE_LOG_VARIABLE
 
 MINIMUM_JAVA = 17
 _LOCK = threading.Lock()
@@ -122,10 +124,31 @@ def session(memory_mb: int, input_bytes: int = 0) -> Any:
             # reader understands, not Spark's legacy INT96 (which pyarrow reads as nanoseconds without a zone).
             .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         )
-        _SESSION = builder.getOrCreate()
+        with _stderr_into(os.environ.get(ENGINE_LOG_VARIABLE)):  # the JVM keeps the stderr it starts with
+            _SESSION = builder.getOrCreate()
         _SESSION.sparkContext.setLogLevel("ERROR")
         _quiet_query_context_logs()
         return _SESSION
+
+
+@contextlib.contextmanager
+def _stderr_into(path: str | None) -> Iterator[None]:
+    """While inside, this process's stderr (file descriptor 2, which a child process inherits) appends to ``path``;
+    nothing changes when ``path`` is None."""
+    if not path:
+        yield
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(target, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(target)
 
 
 def _quiet_query_context_logs() -> None:
