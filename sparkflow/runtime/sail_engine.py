@@ -188,9 +188,17 @@ class SailEngine(LocalFiles):
         return _spark_int96(self.session.read.parquet(*paths), paths)
 
     def write(self, frame: Any, folder: str) -> tuple[str, int]:
+        """Write ``frame`` as Parquet into ``folder``; an empty result is one file with its columns and no rows, as
+        Spark writes it (Sail writes no file, and readers would see no columns)."""
+        import pyarrow.parquet as pq
+
         from sparkflow.runtime import datasets
 
-        return datasets.write_dataset(frame, folder)
+        written, rows = datasets.write_dataset(frame, folder)
+        os.makedirs(folder, exist_ok=True)
+        if rows == 0 and not any(name.endswith(".parquet") for name in os.listdir(folder)):
+            pq.write_table(frame.limit(0).toArrow(), os.path.join(folder, "part-00000.parquet"))
+        return written, rows
 
     def write_partitioned(self, frame: Any, column: str, folder: str) -> int:
         from sparkflow.runtime import datasets
