@@ -192,3 +192,24 @@ def test_a_sail_stage_runs_where_only_tmp_is_writable(sessions_pipeline: Path, t
         shutil.rmtree(storage, ignore_errors=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "RESULT succeeded 300 None" in done.stdout, done.stdout + done.stderr[-3000:]
+
+
+def test_an_empty_result_is_committed_with_its_columns(sessions_pipeline: Path, tmp_path: Path) -> None:
+    """A filter that keeps nothing: Sail writes no file at all, so the engine writes one with the columns and no rows,
+    as Spark does (found by the oracle's Sail campaign)."""
+    import pyarrow.dataset as ds
+
+    (tmp_path / "pipeline.py").write_text(
+        SESSIONS.replace(
+            "def gaps(parsed: DataFrame) -> DataFrame:\n",
+            'def gaps(parsed: DataFrame) -> DataFrame:\n    parsed = parsed.where("bytes < 0")\n',
+        ),
+        encoding="utf-8",
+    )
+    shutil.copy(sessions_pipeline.parent / "events.jsonl", tmp_path / "events.jsonl")
+    pipeline = load_pipeline(str(tmp_path / "pipeline.py"))
+    summary = run_plan(plan_pipeline(pipeline, LOCAL), pipeline, storage_root=str(tmp_path / "s"), engine="sail")
+    assert summary.status == "succeeded", summary.error
+    table = ds.dataset(summary.outputs["gaps"], format="parquet").to_table()
+    assert table.num_rows == 0
+    assert table.column_names == ["user", "ts", "section", "bytes", "gap_s", "gap_min"]
