@@ -4,7 +4,8 @@
   the printed result: interpreter, imports, JVM and SparkSession start, read, compute, write, commit;
 * warm: the second event handled by the same process (the SparkSession is reused);
 * baseline: a plain PySpark script doing the same work with ``SparkSession.builder.getOrCreate()`` defaults;
-* duckdb: the same stage, unchanged, in a process with ``SPARKFLOW_ENGINE=duckdb`` (sqlframe on DuckDB, no JVM);
+* sail, duckdb: the same stage, unchanged, in a process with ``SPARKFLOW_ENGINE=sail`` (Sail, no JVM) or
+  ``SPARKFLOW_ENGINE=duckdb`` (sqlframe on DuckDB, no JVM);
 * CDS: the Spark stage with the JDK class-data-sharing archive the images build and use.
 
 Run: ``.venv/bin/python bench/cold_start.py [--runs 3]``. Prints medians and ratios against the baseline.
@@ -76,6 +77,7 @@ class Variants:
 
     folder: Path
     env: dict[str, str]  # the Spark engine
+    sail_env: dict[str, str]  # SPARKFLOW_ENGINE=sail
     duck_env: dict[str, str]  # SPARKFLOW_ENGINE=duckdb
     cds_env: dict[str, str]  # the Spark engine with the images' class-data-sharing archive
 
@@ -135,7 +137,7 @@ def prepare(folder: Path, *, cds: bool = True) -> Variants:
             capture_output=True,
         )
     cds_env = {**env, "SPARK_SUBMIT_OPTS": f"-XX:SharedArchiveFile={archive} -Xshare:auto -Xlog:cds*=error"}
-    return Variants(folder, env, {**env, "SPARKFLOW_ENGINE": "duckdb"}, cds_env)
+    return Variants(folder, env, {**env, "SPARKFLOW_ENGINE": "sail"}, {**env, "SPARKFLOW_ENGINE": "duckdb"}, cds_env)
 
 
 def _ship_plan(folder: Path) -> str:

@@ -1,7 +1,7 @@
 """Word count over generated text, three ways, each a whole process measured side by side:
 
 * plain: one PySpark job (the example's own stage functions composed, read and written directly; with a last
-  argument ``duckdb``, the same code on sqlframe's DuckDB session);
+  argument ``duckdb``, the same code on sqlframe's DuckDB session; with ``sail``, on a Sail server);
 * sparkflow, whole: ``sparkflow run`` with every stage on its whole input (splitting off);
 * sparkflow, split: ``sparkflow run`` with the compiled chunk sizes (or ``--chunk-mb``).
 
@@ -28,12 +28,20 @@ PLAIN = textwrap.dedent(
     import sys
     sys.path.insert(0, sys.argv[3])
     DUCKDB = sys.argv[4:] == ["duckdb"]  # the same code on sqlframe's DuckDB session instead of Spark
+    SAIL = sys.argv[4:] == ["sail"]  # the same code on a Sail server in this process, through Spark Connect
     if DUCKDB:
         from sqlframe import activate
         activate("duckdb")
     from pyspark.sql import SparkSession
     from pipeline import counts, top, words  # the example's own stage functions, run as plain functions
-    spark = SparkSession.builder.master("local[*]").getOrCreate()
+    if SAIL:
+        from pysail.spark import SparkConnectServer
+        server = SparkConnectServer(ip="127.0.0.1", port=0)
+        server.start(background=True)
+        host, port = server.listening_address
+        spark = SparkSession.builder.remote(f"sc://{host}:{port}").getOrCreate()
+    else:
+        spark = SparkSession.builder.master("local[*]").getOrCreate()
     if DUCKDB:  # sqlframe has no read.text: one column, a separator that does not occur, no quoting
         lines = spark.read.csv(sys.argv[1], schema="value STRING", sep="\x01", quote="", escape="", header=False)
     else:
@@ -42,7 +50,7 @@ PLAIN = textwrap.dedent(
     """
 )
 # sparkflow run of PIPELINE into STORAGE with INPUTS (JSON: source -> location), MODE (whole: splitting off, or
-# split), CHUNK bytes (0: the compiled sizes) and optionally ENGINE (spark or duckdb for every stage).
+# split), CHUNK bytes (0: the compiled sizes) and optionally ENGINE (spark, sail or duckdb for every stage).
 RUN = textwrap.dedent(
     """
     import dataclasses, json, sys
@@ -88,7 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=1024, help="megabytes of text to count (default 1024)")
     parser.add_argument("--chunk-mb", type=int, default=0, help="chunk size for the split run (default: compiled)")
-    parser.add_argument("--engine", choices=("spark", "duckdb"), default="spark", help="sparkflow's engine")
+    parser.add_argument("--engine", choices=("spark", "sail", "duckdb"), default="spark", help="sparkflow's engine")
     args = parser.parse_args()
     example = ROOT / "examples" / "wordcount" / "pipeline.py"
     with tempfile.TemporaryDirectory(prefix="sparkflow-wordcount-") as scratch:

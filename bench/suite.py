@@ -59,12 +59,20 @@ JOIN_PLAIN = textwrap.dedent(
     import os, sys
     sys.path.insert(0, sys.argv[4])
     DUCKDB = sys.argv[5:] == ["duckdb"]  # the same code on sqlframe's DuckDB session instead of Spark
+    SAIL = sys.argv[5:] == ["sail"]  # the same code on a Sail server in this process, through Spark Connect
     if DUCKDB:
         from sqlframe import activate
         activate("duckdb")
     from pyspark.sql import SparkSession
     from pipeline import enrich, revenue_by_country  # the example's own stage functions, run as plain functions
-    spark = SparkSession.builder.master("local[*]").getOrCreate()
+    if SAIL:
+        from pysail.spark import SparkConnectServer
+        server = SparkConnectServer(ip="127.0.0.1", port=0)
+        server.start(background=True)
+        host, port = server.listening_address
+        spark = SparkSession.builder.remote(f"sc://{host}:{port}").getOrCreate()
+    else:
+        spark = SparkSession.builder.master("local[*]").getOrCreate()
     schema = "order_id INT, customer_id INT, amount DOUBLE, order_date DATE"
     orders = spark.read.csv(sys.argv[1], header=True, schema=schema)
     customers = spark.read.csv(sys.argv[2], header=True, schema="customer_id INT, name STRING, country STRING")
@@ -91,7 +99,7 @@ COMPILE_ONE = textwrap.dedent(
 )
 GCP_SIZES = (10, 100, 500)  # stages of the GCP definition-size rows: issue 18 wants 500 to fit in both shapes
 COUNTRIES = ["FR", "IN", "US", "DE", "BR", "JP", "CN", "GB", "NG", "MX"]
-ENGINES = ("spark", "duckdb")
+ENGINES = ("spark", "sail", "duckdb")
 TIMEOUT = [600.0]  # seconds one measured process may take (--timeout)
 
 
@@ -187,18 +195,66 @@ def cold_and_warm(table: Table, runs: int, scratch: Path) -> None:
     plain = table.row(group, "plain PySpark, `SparkSession.builder.getOrCreate()` defaults")
     spark = table.row(group, "sparkflow/spark (`python -m sparkflow.runtime EVENT`)")
     cds = table.row(group, "sparkflow/spark + CDS archive (as in the image)")
+    sail = table.row(group, "sparkflow/sail")
     duck = table.row(group, "sparkflow/duckdb")
     warm_group = "warm invocation (2nd event in one process)"
-    warm_spark = table.row(warm_group, "sparkflow/spark", note="peak: the whole process, cold call included")
-    warm_duck = table.row(warm_group, "sparkflow/duckdb", note="peak: the whole process, cold call included")
+    note = "peak: the whole process, cold call included"
+    warm = [
+        (table.row(warm_group, "sparkflow/spark", note=note), variants.env),
+        (table.row(warm_group, "sparkflow/sail", note=note), variants.sail_env),
+        (table.row(warm_group, "sparkflow/duckdb", note=note), variants.duck_env),
+    ]
     for index in range(runs):
         _log(f"cold start, run {index + 1}/{runs}")
         plain.run(variants.baseline(f"b{index}"), variants.env)
         spark.run(variants.stage(f"cold-{index}"), variants.env)
         cds.run(variants.stage(f"cds-{index}"), variants.cds_env)
+        sail.run(variants.stage(f"sail-{index}"), variants.sail_env)
         duck.run(variants.stage(f"duck-{index}"), variants.duck_env)
-        for row, env, run in ((warm_spark, variants.env, f"w{index}"), (warm_duck, variants.duck_env, f"d{index}")):
-            row.run(variants.warm(run), env, read=lambda line: float(json.loads(line)[1]))
+        for number, (row, env) in enumerate(warm):
+            row.run(variants.warm(f"w{number}-{index}"), env, read=lambda line: float(json.loads(line)[1]))
+
+
+CHUNK_TASK = textwrap.dedent(
+    r"""
+    from pyspark.sql import DataFrame, functions as F
+    import sparkflow as sf
+
+    books = sf.source("books", "books.txt", format="text")
+
+    @sf.stage
+    def counted(books: DataFrame) -> DataFrame:
+        words = books.select(F.explode(F.split(F.lower("value"), r"\W+")).alias("word")).where("word != ''")
+        return words.groupBy("word").count()
+
+    @sf.pipeline
+    def chunk():
+        return counted(books)
+    """
+)
+
+
+def chunk_task(table: Table, runs: int, scratch: Path, megabytes: int = 64) -> None:
+    """One task reading a chunk of ``megabytes`` of text (a word count), as a deployed function runs it: the container
+    entry with one event, a whole process per engine; what matters is its peak memory (the function's size)."""
+    folder = scratch / "chunk"
+    folder.mkdir()
+    (folder / "pipeline.py").write_text(CHUNK_TASK)
+    split_wordcount.generate(folder / "books.txt", megabytes)
+    env = {
+        **os.environ,
+        "SPARKFLOW_PIPELINE": str(folder / "pipeline.py"),
+        "SPARKFLOW_PLAN": cold_start._ship_plan(folder),
+        "SPARKFLOW_STORAGE_ROOT": str(folder / "store"),
+    }
+    group = f"a {megabytes} MiB chunk task (word count, whole process)"
+    rows = [(table.row(group, f"sparkflow/{engine}"), engine) for engine in ENGINES]
+    for index in range(runs):
+        _log(f"{group}, run {index + 1}/{runs}")
+        for row, engine in rows:
+            run = {"id": f"r{index}-{engine}", "storage": f"{folder / 'store'}/"}
+            event = {"version": 1, "pipeline": "chunk", "node": "counted", "run": run}
+            row.run([sys.executable, "-m", "sparkflow.runtime", json.dumps(event)], {**env, "SPARKFLOW_ENGINE": engine})
 
 
 def wordcount(table: Table, runs: int, scratch: Path, gb: float) -> None:
@@ -233,17 +289,19 @@ def _split_against_plain(
 ) -> None:
     """One plain PySpark job against the same code on DuckDB alone and ``sparkflow run`` of ``example`` on each
     engine, interleaved run by run; the phases of each engine's last split run go to the report."""
-    rows = [
-        table.row(group, "one plain PySpark job (the example's stage functions composed)"),
-        table.row(group, "the same code on sqlframe's DuckDB session (one process, no sparkflow)"),
-    ]
+    alone = (([], "one plain PySpark job (the example's stage functions composed)"),)
+    alone += (
+        (["sail"], "the same code on a Sail server (one process, no sparkflow)"),
+        (["duckdb"], "the same code on sqlframe's DuckDB session (one process, no sparkflow)"),
+    )
+    rows = [table.row(group, label) for _, label in alone]
     rows += [table.row(group, f"`sparkflow run`, {engine} (compiled split)") for engine in ENGINES]
     for index in range(runs):
         _log(f"{group}, run {index + 1}/{runs}")
-        for row, engine in zip(rows[:2], ([], ["duckdb"]), strict=True):
+        for row, (engine, _) in zip(rows[: len(alone)], alone, strict=True):
             row.run([*plain, *engine])
-            shutil.rmtree(folder / "plain", ignore_errors=True)  # the output folder of both
-        for row, engine in zip(rows[2:], ENGINES, strict=True):
+            shutil.rmtree(folder / "plain", ignore_errors=True)  # the output folder of each
+        for row, engine in zip(rows[len(alone) :], ENGINES, strict=True):
             store = folder / engine
             row.run(
                 [
@@ -430,6 +488,7 @@ def targets(table: Table) -> list[str]:
         return f"- {text}: {measured:.3f} ({'met' if measured <= limit else 'not met'}, target ≤ {limit:g})"
 
     lines = [
+        verdict(find("cold start", "sparkflow/sail"), 0.15, "sail cold start / plain PySpark's"),
         verdict(find("cold start", "sparkflow/duckdb"), 0.2, "duckdb cold start / plain PySpark's"),
         verdict(find("cold start", "sparkflow/spark ("), 0.5, "sparkflow/spark cold start / plain PySpark's"),
         verdict(
@@ -451,8 +510,17 @@ def targets(table: Table) -> list[str]:
                 f"time per stage there / at the size before: {growth:.2f} "
                 f"({'linear' if growth <= 1.5 else 'faster than linear'}, read as linear when ≤ 1.5)"
             )
+    warm_sail = find("warm invocation", "sparkflow/sail")
+    if warm_sail is not None and warm_sail.value is not None:
+        met = "met" if warm_sail.value <= 0.05 else "not met"
+        lines.append(f"- sail warm invocation: {warm_sail.value:.3f} s ({met}, target ≤ 0.05 s)")
+    chunk_sail = find("a 64 MiB chunk task", "sparkflow/sail")
+    if chunk_sail is not None and chunk_sail.peaks:
+        peak = median(chunk_sail.peaks) / MiB
+        met = "met" if peak <= 1024 else "not met"
+        lines.append(f"- sail 64 MiB chunk task peak memory: {peak:,.0f} MiB ({met}, target ≤ 1,024 MiB)")
     for group, duckdb_limit in (("word count", 0.4), ("join", 0.3)):
-        for engine, limit in (("spark", 1.3), ("duckdb", duckdb_limit)):
+        for engine, limit in (("spark", 1.3), ("sail", 0.35), ("duckdb", duckdb_limit)):
             text = f"{group}: sparkflow run on {engine} / the single PySpark job"
             lines.append(verdict(find(group, f"`sparkflow run`, {engine}"), limit, text))
         alone = f"{group}: the same code on DuckDB alone / the single PySpark job (what DuckDB itself takes)"
@@ -528,6 +596,7 @@ def main() -> None:
     table = Table()
     steps: list[tuple[str, Callable[[Path], None]]] = [
         ("cold", lambda scratch: cold_and_warm(table, args.runs, scratch)),
+        ("data", lambda scratch: chunk_task(table, args.runs, scratch, 8 if args.quick else 64)),
         ("data", lambda scratch: wordcount(table, args.data_runs, scratch, args.gb)),
         ("data", lambda scratch: join(table, args.data_runs, scratch, args.gb)),
         (
