@@ -56,14 +56,16 @@ def _param_detail(param: PlanParam) -> str:
 
 
 def describe(task: PlanTask) -> str:
-    """How a stage runs: ``split by key (word), function, 2048 MB, spark``."""
+    """How a stage runs: ``split by key (word), function, 2048 MB, spark`` (``sail (auto)``: chosen by the
+    compiler for a stage that said ``engine="auto"``)."""
     if task.fanout is None:
         split = "whole"
     elif task.fanout.mode == "key":
         split = f"split by key ({', '.join(task.partition_by)})"
     else:
         split = "split by rows"
-    return f"{split}, {task.placement}, {task.memory_mb} MB, {task.engine}"
+    engine = f"{task.engine} (auto)" if task.engine_choice else task.engine
+    return f"{split}, {task.placement}, {task.memory_mb} MB, {engine}"
 
 
 def to_mermaid(plan: Plan) -> str:

@@ -171,6 +171,14 @@ ENGINES: dict[str, EngineSpec] = {
 NAMES: tuple[str, ...] = tuple(name for name, spec in ENGINES.items() if spec.selectable)
 #: The engine of a stage that names none.
 DEFAULT = "spark"
+#: What a stage or pipeline may say instead of an engine: the compiler chooses, per stage (see
+#: :mod:`sparkflow.compiler.passes.engine_choice`): the first of :data:`AUTO_CANDIDATES` whose measured differences
+#: from Spark the stage's code does not touch, else Spark.
+AUTO = "auto"
+#: The engines ``auto`` may choose, fastest first.
+AUTO_CANDIDATES: tuple[str, ...] = ("sail",)
+#: What ``engine=`` may say.
+CHOICES: tuple[str, ...] = (*NAMES, AUTO)
 
 
 class UnknownEngine(DefinitionError):
@@ -185,6 +193,15 @@ def engine(name: str, *, what: str = "engine", origin: Origin | None = None) -> 
     raise UnknownEngine(f"{what}={name!r} is not available; use one of: {', '.join(NAMES)}{_nearest(name)}", origin)
 
 
+def choice(name: str, *, what: str = "engine", origin: Origin | None = None) -> str:
+    """``name`` if a stage or pipeline may say it (an engine users may name, or ``auto``), else an
+    :class:`UnknownEngine` naming ``what`` and the nearest choice."""
+    if name == AUTO or (isinstance(name, str) and name in NAMES):
+        return name
+    listed = ", ".join(CHOICES)
+    raise UnknownEngine(f"{what}={name!r} is not available; use one of: {listed}{_nearest(name, CHOICES)}", origin)
+
+
 def runtime_engine(name: str) -> EngineSpec:
     """The engine ``name`` as the runtime knows it (``spark-cluster`` included); an unknown name is an error."""
     spec = ENGINES.get(name)
@@ -193,6 +210,6 @@ def runtime_engine(name: str) -> EngineSpec:
     return spec
 
 
-def _nearest(name: object) -> str:
-    close = difflib.get_close_matches(str(name), list(NAMES), n=1)
+def _nearest(name: object, among: tuple[str, ...] = NAMES) -> str:
+    close = difflib.get_close_matches(str(name), list(among), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -113,6 +113,8 @@ class PlanTask:
         origin: where the stage was declared; call_origin: where the pipeline calls it.
         fused: row-wise stages upstream of this split stage that run inside its map tasks, chunk by chunk,
             instead of as tasks of their own (see :mod:`sparkflow.compiler.passes.fuse`); upstream first.
+        engine_choice: for a stage that said ``engine="auto"``, why it got ``engine`` (empty otherwise; see
+            :mod:`sparkflow.compiler.passes.engine_choice`).
     """
 
     id: str
@@ -131,6 +133,7 @@ class PlanTask:
     call_origin: Origin
     fanout: Fanout | None = None
     fused: tuple[PlanTask, ...] = ()
+    engine_choice: str = field(default="", metadata={_OMITTED_AT_DEFAULT: True})
 
     @property
     def upstream(self) -> frozenset[str]:

@@ -135,4 +135,5 @@ def _task(graph: nx.DiGraph, item: StageNode) -> PlanTask:
         call_origin=item.call_origin,
         fanout=item.fanout,
         fused=tuple(_task(graph, inner) for inner in item.fused),
+        engine_choice=item.engine_choice,
     )

@@ -7,7 +7,7 @@ for the validate pass, so that every problem is reported at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
@@ -57,7 +57,9 @@ class StageNode:
     origin: Origin  # where the stage is declared
     call_origin: Origin  # where the pipeline calls it
     order: int
+    function: Any = field(default=None, compare=False, repr=False)  # the stage's function (its code is read)
     placement: str = ""  # set by the place pass
+    engine_choice: str = ""  # set by the engine choice pass: why an engine="auto" stage got its engine
     fanout: Fanout | None = None  # set by the split pass when the input may not fit one task
     location: str = ""  # set by the layout pass
     fused: tuple[StageNode, ...] = ()  # set by the fuse pass: row-wise stages run inside this one's map tasks
@@ -92,6 +94,7 @@ def build(pipeline: Pipeline) -> nx.DiGraph:
                 origin=call.stage.origin,
                 call_origin=call.origin,
                 order=order,
+                function=call.stage.fn,
             ),
         )
         order += 1

@@ -89,9 +89,9 @@ def pipeline(
         storage: where runs write their data, e.g. ``"s3://my-bucket/sparkflow/"``.
         kv: where small values go: ``"sqlite:///path/kv.db"``, ``"dynamodb://table"`` or
             ``"firestore://collection"``; a SQLite file under the run when local, by default.
-        engine: ``"spark"``, ``"sail"`` or ``"duckdb"``: the engine of every stage that does not declare its own
-            ``engine=`` (a stage's own ``engine=`` wins); by default each stage's own (``spark`` unless it says
-            otherwise).
+        engine: ``"spark"``, ``"sail"``, ``"duckdb"`` or ``"auto"``: the engine of every stage that does not declare
+            its own ``engine=`` (a stage's own ``engine=`` wins); by default each stage's own (``spark`` unless it
+            says otherwise).
         schedule: start a run of the deployed pipeline on a schedule, in UTC, in EventBridge Scheduler's syntax:
             ``"cron(0 3 * * ? *)"`` (six fields) or ``"rate(1 day)"`` (see :mod:`sparkflow.schedules`). ``deploy``
             creates the schedule (AWS: an EventBridge Scheduler schedule; GCP: a Cloud Scheduler job).
@@ -119,7 +119,7 @@ def pipeline(
                     origin,
                 )
         if engine is not None:
-            engines.engine(engine, origin=origin)
+            engines.choice(engine, origin=origin)
         if schedule is not None:
             try:
                 parse_schedule(schedule)

@@ -188,8 +188,9 @@ def stage(
             throttling, a lost worker, a timeout). The stage's own exceptions fail it at once: retrying the same
             code on the same input fails the same way.
         engine: ``"spark"`` (default), ``"sail"`` (the same PySpark code on Sail, a Spark Connect server in Rust: no
-            JVM, fast cold start) or ``"duckdb"`` (the same code translated by sqlframe to DuckDB SQL); see
-            docs/engines.md for what each runs and where they differ.
+            JVM, fast cold start), ``"duckdb"`` (the same code translated by sqlframe to DuckDB SQL) or ``"auto"``
+            (the compiler runs it on Sail unless its code uses an API where Sail's answer differs from Spark's, on
+            Spark then); see docs/engines.md for what each runs and where they differ.
         output: ``"dataset"`` or ``"value"``; by default read from the return annotation
             (``-> DataFrame`` is a dataset; ``-> int``, ``float``, ``str``, ``bool``, ``dict``, ``list`` a value).
         chunk_size: bytes per chunk when the input is split, e.g. ``"256MB"`` (derived when omitted).
@@ -282,7 +283,8 @@ def _parse_options(
             )
     if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10):
         raise DefinitionError(f"retries={retries!r} must be a whole number from 0 to 10", origin)
-    spec = engines.engine(engine, origin=origin) if engine is not None else None
+    chosen = engines.choice(engine, origin=origin) if engine is not None else None
+    spec = engines.ENGINES.get(chosen) if chosen is not None else None  # auto: Spark on a cluster
     if placement is not None and placement not in PLACEMENTS:
         raise DefinitionError(f"placement={placement!r} is not known; use one of: {', '.join(PLACEMENTS)}", origin)
     if placement == "serverless-spark" and spec is not None and not spec.runs_on_clusters:

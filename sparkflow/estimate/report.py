@@ -104,6 +104,7 @@ def _stage(item: StageEstimate, target: str) -> dict[str, Any]:
         "placement": task.placement,
         "runs_on": SERVICES[target][task.placement],
         "engine": work.engine,
+        **({"engine_choice": task.engine_choice} if task.engine_choice else {}),
         "memory_mb": task.memory_mb,
         "timeout_s": task.timeout_s,
         "input_bytes": work.input_bytes,
@@ -183,6 +184,11 @@ def notes(estimate: Estimate) -> list[str]:
     """What to print below the table: warnings, what is not priced, the basis."""
     data = document(estimate)
     lines = [f"warning: stage {item['stage']}: {text}" for item in data["stages"] for text in item["warnings"]]
+    lines += [
+        f"engine: stage {item['stage']} runs on {item['engine']} (engine=\"auto\": {item['engine_choice']})"
+        for item in data["stages"]
+        if "engine_choice" in item
+    ]
     for key in data["total"]["unpriced"]:
         price = data["prices"][key]
         lines.append(f"not priced: {key} = {data['total']['usage'][key]:,.6g} ({price['unit']}): {price['note']}")

@@ -63,6 +63,6 @@ def test_unknown_pipeline_engine_names_the_file_and_line() -> None:
     with pytest.raises(
         DefinitionError,
         match=at("bad_pipeline_engine.py", "@sf.pipeline")
-        + r"engine='duckbd' is not available; use one of: spark, sail, duckdb \(did you mean 'duckdb'\?\)",
+        + r"engine='duckbd' is not available; use one of: spark, sail, duckdb, auto \(did you mean 'duckdb'\?\)",
     ):
         load_pipeline(str(RESOURCES / "bad_pipeline_engine.py"))

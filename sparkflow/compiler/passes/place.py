@@ -25,6 +25,8 @@ import networkx as nx
 from sparkflow.compiler.chunking import whole_capacity
 from sparkflow.compiler.context import Context
 from sparkflow.compiler.graph import SourceNode, StageNode, node, output_kind, replace_node, stage_nodes
+from sparkflow.compiler.passes.engine_choice import SERVERLESS_SPARK_RUNS_SPARK
+from sparkflow.engines import DEFAULT as DEFAULT_ENGINE
 from sparkflow.engines import ENGINES
 from sparkflow.errors import CompileError, DefinitionError, SparkflowError
 from sparkflow.plan import ROW_KINDS
@@ -77,6 +79,9 @@ def _place(graph: nx.DiGraph, item: StageNode, target: Target) -> StageNode:
             raise _container_problem(item, size, containers)
     if target.serverless_spark is not None and ENGINES[options.engine].runs_on_clusters:
         return replace(item, placement=SERVERLESS_SPARK)
+    if target.serverless_spark is not None and item.engine_choice:  # engine="auto": clusters run Spark
+        engine = replace(options, engine=DEFAULT_ENGINE)
+        return replace(item, placement=SERVERLESS_SPARK, options=engine, engine_choice=SERVERLESS_SPARK_RUNS_SPARK)
     raise _nothing_fits(item, size, target)
 
 
