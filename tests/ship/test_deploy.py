@@ -279,7 +279,9 @@ def test_the_duckdb_zip_deploys_with_its_code_uploaded(moto_aws: MotoAws, tmp_pa
     name = stack()
     lines: list[str] = []
     arn = deploy(
-        Packaged(template_text(item.plan, item.definition, zip_code=code), (zip_upload(archive, code.key),)),
+        Packaged(
+            template_text(item.plan, item.definition, engine="duckdb", zip_code=code), (zip_upload(archive, code.key),)
+        ),
         stack_name=name,
         storage_root=f"s3://{BUCKET}/{name}/",
         code_bucket="code-bucket",
