@@ -485,7 +485,7 @@ def _lay_out(
             if item.parts[0] == ".." or not path.is_file():  # a console script, removed with bin/
                 continue
             arcname = item.as_posix()
-            if _pruned(arcname):
+            if is_pruned(arcname):
                 pruned += path.stat().st_size
                 path.unlink()
                 continue
@@ -529,7 +529,8 @@ def _compile(root: Path) -> None:
     subprocess.run(command, env={**os.environ, "PYTHONHASHSEED": "0"}, check=False, stdout=subprocess.DEVNULL)
 
 
-def _pruned(arcname: str) -> bool:
+def is_pruned(arcname: str) -> bool:
+    """Whether the zip leaves out the distribution file ``arcname`` (:data:`PRUNED`, :data:`AWS_SERVICES`)."""
     if arcname.startswith(tuple(f"botocore/data/{service}/" for service in AWS_SERVICES)):
         return False
     return any(fnmatch.fnmatch(arcname, pattern) for pattern, _ in PRUNED)
@@ -644,6 +645,8 @@ __all__ = [
     "build_zip",
     "closure",
     "install",
+    "is_pruned",
+    "left_out",
     "package_zip",
     "pip_args",
     "pip_download_command",
