@@ -393,23 +393,22 @@ def sizes(table: Table, scratch: Path) -> None:
     runtime = lambda_zip.RUNTIMES["3.12"]
     _log("measuring the sail image and zip: python3.12 wheels")
     image = sail_size.measure_image("sail", runtime, scratch / "sail")
-    row = table.row(
-        group,
-        "sail: the image's Python packages, python3.12 wheels (no JDK)",
-        unit="bytes",
-        note=f"{len(image.sizes) - 1} distributions + sparkflow; pysail {image.of('pysail') / MiB:,.0f} MB, "
-        f"pyspark-client {image.of('pyspark-client') / MiB:,.0f} MB",
-    )
-    row.values.append(image.total)
     zipped = sail_size.measure_zip(runtime, scratch / "sail")
-    row = table.row(
-        group,
-        "sail: what a Lambda .zip would hold, python3.12 wheels (not built: over the limit)",
-        unit="bytes",
-        note=f"{zipped.total / lambda_zip.UNZIPPED_LIMIT.value:.0%} of Lambda's 250 MB; pysail and pyarrow alone "
-        f"{zipped.of('pysail', 'pyarrow') / MiB:,.0f} MB",
-    )
-    row.values.append(zipped.total)
+    for variant, contents, note in (
+        (
+            "sail: the image's Python packages, python3.12 wheels (no JDK)",
+            image,
+            f"{len(image.sizes) - 1} distributions + sparkflow; pysail {image.of('pysail') / MiB:,.0f} MB, "
+            f"pyspark-client {image.of('pyspark-client') / MiB:,.0f} MB",
+        ),
+        (
+            "sail: what a Lambda .zip would hold, python3.12 wheels (not built: over the limit)",
+            zipped,
+            f"{zipped.total / lambda_zip.UNZIPPED_LIMIT.value:.0%} of Lambda's 250 MB; pysail and pyarrow alone "
+            f"{zipped.of('pysail', 'pyarrow') / MiB:,.0f} MB",
+        ),
+    ):
+        table.row(group, variant, unit="bytes", note=note).values.append(contents.total)
 
 
 def _this_machine() -> Any:

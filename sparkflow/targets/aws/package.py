@@ -33,9 +33,9 @@ from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import PackageError
 from sparkflow.plan import Plan
 from sparkflow.shipping.engine_fit import check_engine
-from sparkflow.shipping.environment import engine_environment
+from sparkflow.shipping.image import engine_values
 from sparkflow.shipping.project import DOCKERIGNORE, PROJECT_DIR, copy_project, pipeline_spec, plan_path, write_files
-from sparkflow.shipping.requirements import engine_pins, requirements_text
+from sparkflow.shipping.requirements import requirements_text
 from sparkflow.targets.aws.jobs import EMR_RELEASE, uses_serverless_spark
 from sparkflow.targets.aws.stack import HANDLER, TASK_ROOT
 from sparkflow.targets.aws.template import template_text
@@ -58,19 +58,14 @@ _EMR_APP_ROOT = "/app"
 def dockerfile_text(
     pipeline: Pipeline, plan: Plan, *, engine: str = engines.DEFAULT, project_requirements: str | None = None
 ) -> str:
-    spec = engines.engine(engine, what="--engine")
+    values = engine_values(engine, "sparkflow package")
     return render(
         __file__,
         "Dockerfile.j2",
+        **values,
         pipeline=plan.pipeline,
         source_file=plan.source_file,
-        package_command=f"sparkflow package{engines.flag(engine)}",
-        engine=engine,
-        summary=spec.summary,
-        jvm=spec.needs_jvm,
-        engine_pins=", ".join(engine_pins(engine)),
-        engine_environment=engine_environment(engine),
-        base_image=BASE_IMAGE if spec.needs_jvm else BASE_IMAGE_WITHOUT_JAVA,
+        base_image=BASE_IMAGE if values["jvm"] else BASE_IMAGE_WITHOUT_JAVA,
         java_install=JAVA_INSTALL,
         task_root=TASK_ROOT,
         project_dir=PROJECT_DIR,

@@ -32,9 +32,10 @@ from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import PackageError
 from sparkflow.plan import Plan, PlanTask
 from sparkflow.shipping.engine_fit import check_engine
-from sparkflow.shipping.environment import engine_environment, function_environment
+from sparkflow.shipping.environment import function_environment
+from sparkflow.shipping.image import engine_values
 from sparkflow.shipping.project import DOCKERIGNORE, PROJECT_DIR, copy_project, pipeline_spec, plan_path, write_files
-from sparkflow.shipping.requirements import engine_pins, pyspark_version, requirements_text
+from sparkflow.shipping.requirements import pyspark_version, requirements_text
 from sparkflow.targets.templating import render
 
 BASE_IMAGE = "python:3.11-slim"
@@ -164,18 +165,12 @@ def job(
 def dockerfile_text(
     pipeline: Pipeline, plan: Plan, *, engine: str = engines.DEFAULT, project_requirements: str | None = None
 ) -> str:
-    spec = engines.engine(engine, what="--engine")
     return render(
         __file__,
         "Dockerfile.j2",
+        **engine_values(engine, "sparkflow package --target gcp"),
         pipeline=plan.pipeline,
         source_file=plan.source_file,
-        package_command=f"sparkflow package --target gcp{engines.flag(engine)}",
-        engine=engine,
-        summary=spec.summary,
-        jvm=spec.needs_jvm,
-        engine_pins=", ".join(engine_pins(engine)),
-        engine_environment=engine_environment(engine),
         base_image=BASE_IMAGE,
         java_package=JAVA_PACKAGE,
         pyspark_version=pyspark_version(),
