@@ -72,7 +72,7 @@ def installed(
 ) -> Contents:
     """Install ``requirements`` into ``folder`` from ``wheels``; with ``zip_rules``, as a zip would hold them (the
     zip's exclusions and pruning), else everything pip installs, as an image does."""
-    excluded = (lambda_zip.left_out(ENGINE) - set(NEEDED_BY_THE_CLIENT)) if zip_rules else set()
+    excluded = (lambda_zip.exclusions(ENGINE) - set(NEEDED_BY_THE_CLIENT)) if zip_rules else set()
     distributions = lambda_zip.install(requirements, runtime, folder, wheels, excluded=excluded)
     sizes: dict[str, int] = {}
     for dist in distributions:

@@ -160,7 +160,7 @@ ENGINES: dict[str, EngineSpec] = {
             # Not a zip: Sail's native library alone is 152 MB and PySpark's Connect client needs pyarrow (102 MB):
             # over Lambda's 250 MB before pandas, numpy and sparkflow (docs/engines.md, "Deployable size").
             ships_as="image",
-            # PySpark's Connect client, without the JVM side: 9.5 MB installed, against pyspark's 469 MB (455 MB jars).
+            # PySpark's Connect client, without the JVM side: 9.3 MB installed, against pyspark's 470 MB (455 MB jars).
             installs=(Package("pysail"), Package("pyspark-client", version_of="pyspark")),
         ),
         EngineSpec(

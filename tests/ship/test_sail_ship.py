@@ -128,7 +128,7 @@ def test_the_command_line_names_the_sail_mistakes(tmp_path: Path) -> None:
     out = tmp_path / "out"
     zipped = runner.invoke(main, ["package", pipeline, "--engine", "sail", "--python", "3.12", "--out", str(out)])
     assert zipped.exit_code == 2
-    assert "error: --python build a Lambda .zip (--engine duckdb); --engine sail ships as an image: drop --python" in (
+    assert "error: --python builds a Lambda .zip (--engine duckdb); --engine sail ships as an image: drop --python" in (
         zipped.stderr
     )
     no_image = runner.invoke(

@@ -190,9 +190,9 @@ def roots(engine: str) -> list[str]:
     return [line for line in engine_requirements(engine) if _canonical(Requirement(line).name) not in NOT_SHIPPED]
 
 
-def left_out(engine: str) -> set[str]:
-    """What :func:`install` takes out again for a zip of ``engine``: :data:`NOT_SHIPPED` and the other engines'
-    own distributions."""
+def exclusions(engine: str) -> set[str]:
+    """What :func:`install` takes out again for a zip of ``engine`` (its ``excluded``): :data:`NOT_SHIPPED` and the
+    other engines' own distributions."""
     return set(NOT_SHIPPED) | requirements.left_out(engine)
 
 
@@ -430,7 +430,7 @@ def build_zip(
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="sparkflow-zip-", dir=out) as scratch:
         root = Path(scratch) / "root"
-        distributions = install(roots(engine), runtime, root, wheelhouse, excluded=left_out(engine))
+        distributions = install(roots(engine), runtime, root, wheelhouse, excluded=exclusions(engine))
         owners, pruned = _lay_out(pipeline, plan, distributions, root, skip=out.resolve())
         shipped = tuple(f"{dist.metadata['Name']}=={dist.version}" for dist in distributions)
         if compile_ahead:
@@ -644,9 +644,9 @@ __all__ = [
     "ZipPackage",
     "build_zip",
     "closure",
+    "exclusions",
     "install",
     "is_pruned",
-    "left_out",
     "package_zip",
     "pip_args",
     "pip_download_command",

@@ -104,7 +104,10 @@ def package(
     """
     spec = engines.engine(engine, what="--engine")
     if spec.ships_as != "image":
-        raise PackageError(f"engine {engine!r} ships as a Lambda {spec.ships_as}, not an image")
+        raise PackageError(
+            f"engine {engine!r} ships as a Lambda {spec.ships_as}, not an image: `sparkflow package --engine {engine}` "
+            "builds it (sparkflow.targets.aws.lambda_zip)"
+        )
     check_engine(pipeline, plan, engine)
     out = Path(out_dir)
     template_yaml = template_text(plan, definition_text, engine=engine, inputs=inputs)  # validates before writing

@@ -48,9 +48,11 @@ def _shipping(options: ShipOptions) -> EngineSpec:
         flag for flag, value in (("--python", options.python_version), ("--wheelhouse", options.wheelhouse)) if value
     ]
     if spec.ships_as == "image" and given:
+        flags = " and ".join(given)
         raise OptionError(
-            f"{' and '.join(given)} build a Lambda .zip (--engine {' or --engine '.join(engines.shipped_as('zip'))}); "
-            f"--engine {options.engine} ships as an image: drop {' and '.join(given)}"
+            f"{flags} {'build' if len(given) > 1 else 'builds'} a Lambda .zip (--engine "
+            f"{' or --engine '.join(engines.shipped_as('zip'))}); --engine {options.engine} ships as an image: "
+            f"drop {flags}"
         )
     return spec
 
