@@ -13,7 +13,8 @@ Rows, grouped; each group's first row is its baseline, and every ratio is agains
   run (:mod:`phases`);
 * compile time of 10 ... 10,000 stages, chain and fan-out/in (:mod:`compile_time`), against Kubeflow Pipelines'
   compiler on the same shapes (:mod:`kfp_peer`, in the separate environment ``make bench`` makes);
-* deployable size per engine: the duckdb engine's Lambda .zip (unzipped) against the Spark image's contents.
+* deployable size per engine: the duckdb engine's Lambda .zip (unzipped) against the Spark image's contents, and
+  the sail engine's image and what its zip would hold (:mod:`sail_size`).
 
 Every timed row is the median of ``--runs`` whole processes (``--data-runs`` for the word count and the join, 2 by
 default to keep ``make bench`` well under an hour), the variants of a group interleaved run by run so that machine
@@ -402,17 +403,20 @@ def _kfp_growth(table: Table, shape: str) -> str:
 
 
 def sizes(table: Table, scratch: Path) -> None:
-    """The duckdb engine's Lambda .zip (unzipped) against what the Spark image holds beyond its base."""
+    """The duckdb engine's Lambda .zip (unzipped) and the sail engine's image and zip against what the Spark image
+    holds beyond its base."""
     import importlib.metadata
+
+    import sail_size
 
     from sparkflow.compiler import plan_pipeline
     from sparkflow.loading import load_pipeline
-    from sparkflow.shipping.requirements import runtime_requirements
+    from sparkflow.shipping.requirements import engine_requirements
     from sparkflow.targets.aws import lambda_zip
 
     group = "deployable size (unzipped)"
     here = _this_machine()
-    spark_dists, _ = lambda_zip.closure(runtime_requirements(), list(importlib.metadata.distributions()), here)
+    spark_dists, _ = lambda_zip.closure(engine_requirements("spark"), list(importlib.metadata.distributions()), here)
     spark_files = [Path(str(dist.locate_file(item))) for dist in spark_dists for item in dist.files or []]
     spark_bytes = sum(path.stat().st_size for path in spark_files if path.suffix != ".pyc" and path.is_file())
     jdk, jdk_bytes = _jdk_size()
@@ -432,7 +436,9 @@ def sizes(table: Table, scratch: Path) -> None:
     ]
     for label, runtime in builds:
         _log(f"building the duckdb zip: {label}")
-        built = lambda_zip.build_zip(pipeline, plan, scratch / f"zip-{len(table.rows)}", runtime=runtime)
+        built = lambda_zip.build_zip(
+            pipeline, plan, scratch / f"zip-{len(table.rows)}", engine="duckdb", runtime=runtime
+        )
         row = table.row(
             group,
             f"duckdb: Lambda .zip, {label}",
@@ -442,6 +448,25 @@ def sizes(table: Table, scratch: Path) -> None:
             f"{built.contributors[0][1] / MiB:,.0f} MB",
         )
         row.values.append(built.unzipped_bytes)
+    runtime = lambda_zip.RUNTIMES["3.12"]
+    _log("measuring the sail image and zip: python3.12 wheels")
+    image = sail_size.measure_image("sail", runtime, scratch / "sail")
+    zipped = sail_size.measure_zip(runtime, scratch / "sail")
+    for variant, contents, note in (
+        (
+            "sail: the image's Python packages, python3.12 wheels (no JDK)",
+            image,
+            f"{len(image.sizes) - 1} distributions + sparkflow; pysail {image.of('pysail') / MiB:,.0f} MB, "
+            f"pyspark-client {image.of('pyspark-client') / MiB:,.0f} MB",
+        ),
+        (
+            "sail: what a Lambda .zip would hold, python3.12 wheels (not built: over the limit)",
+            zipped,
+            f"{zipped.total / lambda_zip.UNZIPPED_LIMIT.value:.0%} of Lambda's 250 MB; pysail and pyarrow alone "
+            f"{zipped.of('pysail', 'pyarrow') / MiB:,.0f} MB",
+        ),
+    ):
+        table.row(group, variant, unit="bytes", note=note).values.append(contents.total)
 
 
 def _this_machine() -> Any:

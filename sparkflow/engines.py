@@ -29,6 +29,26 @@ Shipping = Literal["image", "zip"]
 
 
 @dataclass(frozen=True)
+class Package:
+    """A distribution the functions of one engine install and those of the other engines leave out.
+
+    Attributes:
+        name: the distribution installed.
+        version_of: the requirement of sparkflow's whose pinned version it is installed at, when it stands in for
+            that one (PySpark's Connect client, ``pyspark-client``, at the pinned ``pyspark``'s version); None: the
+            requirement ``name`` itself, as sparkflow pins it (extras included).
+    """
+
+    name: str
+    version_of: str | None = None
+
+    @property
+    def pin(self) -> str:
+        """The name of the requirement of sparkflow's whose pin it takes."""
+        return self.version_of or self.name
+
+
+@dataclass(frozen=True)
 class ChunkModel:
     """An engine's measured behaviour on one task (the split pass's model, :mod:`sparkflow.compiler.chunking`).
 
@@ -78,6 +98,8 @@ class EngineSpec:
             query while one runs); several tasks at once then take several processes.
         final_errors: the errors of its own (besides the protocol's) that another attempt cannot fix.
         ships_as: how its functions ship on AWS.
+        installs: what only its functions install (:func:`sparkflow.shipping.requirements.engine_requirements`):
+            an image or zip of another engine leaves these out, this engine's leaves out theirs.
         selectable: whether users may name it (``spark-cluster`` is the runtime's name for Spark on a cluster).
     """
 
@@ -93,6 +115,7 @@ class EngineSpec:
     one_task_at_a_time: bool
     final_errors: tuple[str, ...]
     ships_as: Shipping
+    installs: tuple[Package, ...]
     selectable: bool = True
 
     @property
@@ -120,6 +143,7 @@ ENGINES: dict[str, EngineSpec] = {
             one_task_at_a_time=False,
             final_errors=(),
             ships_as="image",
+            installs=(Package("pyspark"),),
         ),
         EngineSpec(
             name="sail",
@@ -133,7 +157,11 @@ ENGINES: dict[str, EngineSpec] = {
             runs_on_clusters=False,
             one_task_at_a_time=False,
             final_errors=("EngineUnsupported",),
+            # Not a zip: Sail's native library and the pyarrow that PySpark's Connect client needs are over Lambda's
+            # 250 MB unzipped limit together (docs/engines.md, "Deployable size").
             ships_as="image",
+            # PySpark's Connect client without the JVM side (pyspark's jars are nearly all of its size).
+            installs=(Package("pysail"), Package("pyspark-client", version_of="pyspark")),
         ),
         EngineSpec(
             name="duckdb",
@@ -148,6 +176,7 @@ ENGINES: dict[str, EngineSpec] = {
             one_task_at_a_time=True,
             final_errors=("EngineUnsupported",),
             ships_as="zip",
+            installs=(Package("sqlframe"), Package("duckdb")),
         ),
         EngineSpec(
             name="spark-cluster",
@@ -162,6 +191,7 @@ ENGINES: dict[str, EngineSpec] = {
             one_task_at_a_time=False,
             final_errors=(),
             ships_as="image",
+            installs=(Package("pyspark"),),
             selectable=False,
         ),
     )
@@ -208,6 +238,17 @@ def runtime_engine(name: str) -> EngineSpec:
     if spec is None:
         raise UnknownEngine(f"engine {name!r} is not one this runtime has: {', '.join(ENGINES)}{_nearest(name)}")
     return spec
+
+
+def flag(name: str) -> str:
+    """`` --engine NAME`` as a command that ships ``name`` says it (nothing for the default), e.g. in
+    ``sparkflow package --engine sail``."""
+    return "" if name == DEFAULT else f" --engine {name}"
+
+
+def shipped_as(kind: Shipping) -> tuple[str, ...]:
+    """The engines users may name whose functions ship as ``kind`` on AWS, in :data:`NAMES`' order."""
+    return tuple(name for name in NAMES if ENGINES[name].ships_as == kind)
 
 
 def _nearest(name: object, among: tuple[str, ...] = NAMES) -> str:

@@ -62,9 +62,7 @@ def _read(function: Any) -> tuple[set[str], set[str]] | None:
     except (OSError, TypeError, SyntaxError, IndentationError):
         return None
     attributes = {item.attr for item in ast.walk(tree) if isinstance(item, ast.Attribute)}
-    called = {
-        item.func.id for item in ast.walk(tree) if isinstance(item, ast.Call) and isinstance(item.func, ast.Name)
-    }
+    called = {item.func.id for item in ast.walk(tree) if isinstance(item, ast.Call) and isinstance(item.func, ast.Name)}
     return attributes, called
 
 

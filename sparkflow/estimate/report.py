@@ -185,7 +185,7 @@ def notes(estimate: Estimate) -> list[str]:
     data = document(estimate)
     lines = [f"warning: stage {item['stage']}: {text}" for item in data["stages"] for text in item["warnings"]]
     lines += [
-        f"engine: stage {item['stage']} runs on {item['engine']} (engine=\"auto\": {item['engine_choice']})"
+        f'engine: stage {item["stage"]} runs on {item["engine"]} (engine="auto": {item["engine_choice"]})'
         for item in data["stages"]
         if "engine_choice" in item
     ]

@@ -108,7 +108,8 @@ class ShipOptions:
         out: the build context folder of ``package``.
         inputs: source name -> the location deployed functions read it from.
         storage_root: where runs write (the pipeline's ``storage=`` unless given).
-        engine: ``spark`` (an image) or ``duckdb`` (aws: a Lambda .zip).
+        engine: the engine of every stage; how its functions ship is the registry's
+            (:attr:`~sparkflow.engines.EngineSpec.ships_as`: an image for spark and sail, on aws a .zip for duckdb).
         python_version, wheelhouse: the zip's Lambda Python and where its wheels come from.
         image_uri: the stage image ``package`` built, once pushed.
         stack, role_arn, region, profile: aws (``role_arn``: the service role CloudFormation acts as).

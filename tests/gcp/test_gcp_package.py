@@ -13,6 +13,7 @@ from sparkflow.cli import main
 from sparkflow.compiler import plan_pipeline
 from sparkflow.loading import load_pipeline
 from sparkflow.plan import Plan
+from sparkflow.shipping.requirements import pyspark_version
 from sparkflow.targets.gcp.package import cpu_for
 from tests.examples import example
 from tests.gcp.conftest import FakeWorkflowsApi
@@ -46,12 +47,43 @@ def test_package_writes_image_service_and_job(tmp_path: Path) -> None:
     assert container["image"] == "europe-docker.pkg.dev/p/r/wordcount:v1"
     assert container["resources"]["limits"] == {"memory": "2048Mi", "cpu": "1"}
     assert {"name": "SPARKFLOW_STORAGE_ROOT", "value": "gs://b/sf/"} in container["env"]
+    assert "SPARKFLOW_ENGINE" not in {item["name"] for item in container["env"]}  # Spark: each stage's own engine
     job = yaml.safe_load((tmp_path / "job.yaml").read_text())
     (task,) = job["spec"]["template"]["spec"]["template"]["spec"]["containers"]
     assert task["command"] == ["python", "-m", "sparkflow.runtime", "job"]
     assert job["metadata"]["name"] == "wordcount-chunks"
     assert (tmp_path / "project" / "examples" / "wordcount" / "pipeline.py").is_file()
     assert (tmp_path / "sparkflow" / "runtime" / "cloudrun.py").is_file()
+
+
+def test_package_for_sail_writes_an_image_without_java_whose_service_and_job_run_sail(tmp_path: Path) -> None:
+    result = package("wordcount", tmp_path, "--engine", "sail")
+    assert result.exit_code == 0, result.output
+    dockerfile = (tmp_path / "Dockerfile").read_text()
+    lines = dockerfile.splitlines()
+    assert "FROM --platform=linux/amd64 python:3.11-slim" in lines
+    for absent in ("java", "openjdk", "apt-get", "train_cds_archive", "spark_submit_opts", "spark_local_dirs"):
+        assert absent not in dockerfile.lower(), absent
+    for needed in (
+        "ENV SPARKFLOW_ENGINE=sail",
+        "ENV SPARKFLOW_PIPELINE=/app/project/examples/wordcount/pipeline.py",
+        "ENV SPARKFLOW_WORKDIR=/tmp HOME=/tmp",
+        'CMD ["python", "-m", "sparkflow.runtime", "serve"]',
+    ):
+        assert needed in lines, needed
+    assert "Regenerate with `sparkflow package --target gcp --engine sail`" in lines[0]
+    requirements = (tmp_path / "requirements.txt").read_text().splitlines()
+    assert f"pyspark-client=={pyspark_version()}" in requirements and "pysail==0.7.2" in requirements
+    assert not [line for line in requirements if line.startswith(("pyspark[", "pyspark==", "sqlframe", "duckdb"))]
+    assert "gunicorn==27.0.1" in requirements and "gcsfs==2026.7.0" in requirements  # the service's, GCS's
+    service = yaml.safe_load((tmp_path / "service.yaml").read_text())
+    job = yaml.safe_load((tmp_path / "job.yaml").read_text())
+    for container in (
+        service["spec"]["template"]["spec"]["containers"][0],
+        job["spec"]["template"]["spec"]["template"]["spec"]["containers"][0],
+    ):
+        assert {"name": "SPARKFLOW_ENGINE", "value": "sail"} in container["env"]
+        assert {"name": "SPARKFLOW_STORAGE_ROOT", "value": "gs://b/sf/"} in container["env"]
 
 
 def test_value_stages_get_a_firestore_kv_store(tmp_path: Path) -> None:
@@ -93,6 +125,11 @@ def test_deploy_command_creates_the_workflow(
     }
     missing = CliRunner().invoke(main, ["deploy", str(example("wordcount")), "--target", "gcp"])
     assert missing.exit_code == 2 and "--project, --region, --service-url" in missing.stderr
+    # The workflow calls the service whatever image it runs: Sail's deploys the same workflow; a zip engine has none.
+    sail = CliRunner().invoke(main, [*args, "--engine", "sail"])
+    assert sail.exit_code == 0 and sail.stdout.strip() == name, sail.output
+    zipped = CliRunner().invoke(main, [*args, "--engine", "duckdb"])
+    assert zipped.exit_code == 2 and "--engine duckdb builds a Lambda .zip: use --target aws" in zipped.stderr
 
 
 def test_container_and_serverless_spark_stages_get_their_job_image_and_entry(tmp_path: Path) -> None:

@@ -31,11 +31,12 @@ BAD_PRICES = "status,fee\npaid,-0.5\nrefunded,1.0\n"
 
 
 class CloudRunService:
-    """Stands in for the Cloud Run service: each call's event is run by the runtime in a DuckDB worker; a refused
-    one answers the status the runtime's HTTP entry gives it, as Workflows reports it (an ``HttpError``)."""
+    """Stands in for the Cloud Run service: each call's event is run by the runtime in a worker of ``engine`` (one
+    that prepares its process: a DuckDB worker by default); a refused one answers the status the runtime's HTTP entry
+    gives it, as Workflows reports it (an ``HttpError``)."""
 
-    def __init__(self) -> None:
-        self.pool = WorkerPool(deployed_config(), "duckdb")
+    def __init__(self, engine: str = "duckdb") -> None:
+        self.pool = WorkerPool(deployed_config(), engine)
         self.answered: list[tuple[str | None, str | None, str]] = []  # node, phase, status
 
     def __call__(self, method: str, url: str, body: Any = None, **_: Any) -> dict[str, Any]:

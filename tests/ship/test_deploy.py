@@ -22,6 +22,8 @@ from sparkflow.compiler import compile_pipeline, plan_pipeline
 from sparkflow.errors import OptionError, PackageError
 from sparkflow.loading import load_pipeline
 from sparkflow.runtime import aws as lambda_entry
+from sparkflow.runtime.deployed import deployed_config
+from sparkflow.runtime.workers import WorkerPool
 from sparkflow.targets.aws import ship
 from sparkflow.targets.aws.deploy import (
     DeployError,
@@ -38,7 +40,7 @@ from sparkflow.targets.aws.template import ZipCode, template_text
 from sparkflow.targets.aws.watch import follow, start, status
 from sparkflow.targets.base import ShipOptions
 from sparkflow.targets.runs import DONE, FAILED, PENDING
-from tests.aws_moto import LambdaDouble, MotoAws, StageFailure
+from tests.aws_moto import Handler, LambdaDouble, MotoAws, StageFailure
 from tests.runtime.configs import write_plan
 from tests.ship.conftest import Compiled, compiled
 
@@ -83,12 +85,14 @@ def all_function_arns(aws: MotoAws) -> set[str]:
 
 
 def image_deploy(aws: MotoAws, item: Compiled, name: str, **options: Any) -> tuple[str, list[str]]:
-    """Deploy ``item``'s image template as stack ``name``; return the state machine ARN and what was reported."""
+    """Deploy ``item``'s image template (for ``engine=``, spark by default) as stack ``name``; return the state
+    machine ARN and what was reported."""
     bucket(aws)
     inputs = options.pop("inputs", None)
+    engine = options.pop("engine", "spark")
     lines: list[str] = []
     arn = deploy(
-        Packaged(template_text(item.plan, item.definition, inputs=inputs)),
+        Packaged(template_text(item.plan, item.definition, engine=engine, inputs=inputs)),
         stack_name=name,
         storage_root=options.pop("storage_root", f"s3://{BUCKET}/{name}/"),
         image_uri=options.pop("image_uri", IMAGE),
@@ -279,7 +283,9 @@ def test_the_duckdb_zip_deploys_with_its_code_uploaded(moto_aws: MotoAws, tmp_pa
     name = stack()
     lines: list[str] = []
     arn = deploy(
-        Packaged(template_text(item.plan, item.definition, zip_code=code), (zip_upload(archive, code.key),)),
+        Packaged(
+            template_text(item.plan, item.definition, engine="duckdb", zip_code=code), (zip_upload(archive, code.key),)
+        ),
         stack_name=name,
         storage_root=f"s3://{BUCKET}/{name}/",
         code_bucket="code-bucket",
@@ -347,10 +353,26 @@ def runtime_handler(payload: dict[str, Any]) -> Any:
         raise StageFailure(type(error).__name__, str(error)) from error
 
 
-def deployed(aws: MotoAws, double: LambdaDouble, monkeypatch: Any, item: Compiled) -> tuple[str, str, dict[str, str]]:
-    """Deploy ``item`` with its sources uploaded to moto's S3 (outside the storage root, allowed as inputs); the
-    Lambda double runs the real runtime with the environment deploy gave the functions (plus the pipeline, which
-    the image sets). Returns (state machine ARN, storage root, source name -> location)."""
+def worker_handler(engine: str) -> Handler:
+    """The Lambda function of an engine that prepares its process (``SPARKFLOW_ENGINE``): the real runtime in a
+    worker process prepared for it, as a function's own process is (this test process stays a Spark one)."""
+    pool = WorkerPool(deployed_config(), engine)
+
+    def handler(payload: dict[str, Any]) -> Any:
+        try:
+            return pool.handle_event(payload)
+        except Exception as error:
+            raise StageFailure(type(error).__name__, str(error)) from error
+
+    return handler
+
+
+def deployed(
+    aws: MotoAws, double: LambdaDouble, monkeypatch: Any, item: Compiled, engine: str = "spark"
+) -> tuple[str, str, dict[str, str]]:
+    """Deploy ``item``'s template for ``engine`` with its sources uploaded to moto's S3 (outside the storage root,
+    allowed as inputs); the Lambda double runs the real runtime with the environment deploy gave the functions (plus
+    the pipeline, which the image sets). Returns (state machine ARN, storage root, source name -> location)."""
     bucket(aws)
     prefix = f"inputs/{uuid.uuid4().hex[:8]}"
     sources: dict[str, str] = {}
@@ -361,26 +383,28 @@ def deployed(aws: MotoAws, double: LambdaDouble, monkeypatch: Any, item: Compile
             relative = file.relative_to(local).as_posix() if local.is_dir() else file.name
             aws.client("s3").upload_file(str(file), BUCKET, f"{prefix}/{source.name}/{relative}")
         sources[source.name] = f"s3://{BUCKET}/{prefix}/{source.name}/" + ("" if local.is_dir() else local.name)
-    arn, root = deployed_with_runtime(aws, double, monkeypatch, item, sources)
+    arn, root = deployed_with_runtime(aws, double, monkeypatch, item, sources, engine)
     return arn, root, sources
 
 
 def deployed_with_runtime(
-    aws: MotoAws, double: LambdaDouble, monkeypatch: Any, item: Compiled, sources: dict[str, str]
+    aws: MotoAws, double: LambdaDouble, monkeypatch: Any, item: Compiled, sources: dict[str, str], engine: str = "spark"
 ) -> tuple[str, str]:
-    """Deploy ``item`` reading ``sources`` (``--input``) as a new stack; the Lambda double runs the real runtime with
-    the environment deploy gave the functions. Returns (state machine ARN, storage root)."""
+    """Deploy ``item``'s template for ``engine`` reading ``sources`` (``--input``) as a new stack; the Lambda double
+    runs the real runtime with the environment deploy gave the functions, on the engine it names. Returns (state
+    machine ARN, storage root)."""
     name = stack()
     root = f"s3://{BUCKET}/{name}/"
-    arn, _ = image_deploy(aws, item, name, storage_root=root, inputs=sources)
+    arn, _ = image_deploy(aws, item, name, storage_root=root, inputs=sources, engine=engine)
     memory = item.plan.tasks[0].memory_mb
-    variables = function_named(aws, name, memory)["Configuration"]["Environment"]
+    variables = dict(function_named(aws, name, memory)["Configuration"]["Environment"]["Variables"])
+    prepared = variables.pop("SPARKFLOW_ENGINE", None)  # for the worker processes, not for this one
     plan = write_plan(load_pipeline(str(item.path)), Path(tempfile.mkdtemp(prefix="sparkflow-plan-")))
-    for key, value in {**variables["Variables"], "SPARKFLOW_PIPELINE": str(item.path), "SPARKFLOW_PLAN": plan}.items():
+    for key, value in {**variables, "SPARKFLOW_PIPELINE": str(item.path), "SPARKFLOW_PLAN": plan}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint)
     double.delay = 0
-    double.handler = runtime_handler
+    double.handler = runtime_handler if prepared is None else worker_handler(prepared)
     return arn, root
 
 

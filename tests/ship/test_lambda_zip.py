@@ -24,6 +24,7 @@ from click.testing import CliRunner
 
 from sparkflow.cli import main
 from sparkflow.compiler import compile_pipeline, plan_pipeline
+from sparkflow.errors import PackageError
 from sparkflow.loading import load_pipeline
 from sparkflow.targets.aws import lambda_zip
 from sparkflow.targets.aws.lambda_zip import LambdaRuntime, ZipError, ZipPackage
@@ -68,7 +69,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Compiled:
 @pytest.fixture(scope="module")
 def built(project: Compiled, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ZipPackage, Path]]:
     out = tmp_path_factory.mktemp("zip")
-    package = lambda_zip.package_zip(project.pipeline, project.plan, project.definition, out, runtime=this_machine())
+    package = lambda_zip.package_zip(
+        project.pipeline, project.plan, project.definition, out, engine="duckdb", runtime=this_machine()
+    )
     yield package, out
 
 
@@ -200,7 +203,7 @@ def test_packaging_twice_gives_the_same_zip(built: tuple[ZipPackage, Path], proj
     """Byte for byte, bytecode included."""
     first, out = built
     second = lambda_zip.package_zip(
-        project.pipeline, project.plan, project.definition, tmp_path, runtime=this_machine()
+        project.pipeline, project.plan, project.definition, tmp_path, engine="duckdb", runtime=this_machine()
     )
     assert first.bytecode and second.sha256 == first.sha256
     assert (out / "template.yaml").read_bytes() == (tmp_path / "template.yaml").read_bytes()
@@ -212,13 +215,19 @@ def test_over_the_limit_names_the_biggest_contributors(
     ducks: Compiled, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wheel(tmp_path / "house", "big-1.0-py3-none-any.whl", files={"big/blob.bin": "x" * (3 * 1024**2)})
-    monkeypatch.setattr(lambda_zip, "roots", lambda: ["big==1.0"])
+    monkeypatch.setattr(lambda_zip, "roots", lambda engine: ["big==1.0"])
     small = lambda_zip.UNZIPPED_LIMIT.__class__(1024**2, "bytes", "test limit", "here")
     monkeypatch.setattr(lambda_zip, "UNZIPPED_LIMIT", small)
     out = tmp_path / "out"
     with pytest.raises(ZipError, match=r"over the test limit of 1,048,576 bytes .*biggest are big 3\.0 MB, "):
         lambda_zip.build_zip(
-            ducks.pipeline, ducks.plan, out, runtime=this_machine(), wheelhouse=tmp_path / "house", bytecode=False
+            ducks.pipeline,
+            ducks.plan,
+            out,
+            engine="duckdb",
+            runtime=this_machine(),
+            wheelhouse=tmp_path / "house",
+            bytecode=False,
         )
     assert list(out.iterdir()) == []
 
@@ -233,13 +242,14 @@ def test_zip_template_passes_cfn_lint_for_every_example(path: Path) -> None:
         "/var/task/sparkflow-plan.json",
     )
     inputs = {source.name: f"s3://data/{source.name}/" for source in item.plan.sources}
-    assert [str(match) for match in lint(template_text(item.plan, item.definition, zip_code=code))] == []
-    assert [str(match) for match in lint(template_text(item.plan, item.definition, inputs=inputs, zip_code=code))] == []
+    for given in (None, inputs):
+        text = template_text(item.plan, item.definition, engine="duckdb", inputs=given, zip_code=code)
+        assert [str(match) for match in lint(text)] == []
 
 
 def test_zip_template_runs_zip_functions_on_duckdb(ducks: Compiled) -> None:
     code = lambda_zip.zip_code(ducks.pipeline, ducks.plan, lambda_zip.RUNTIMES["3.12"], "ab" * 32)
-    document = yaml.safe_load(template_text(ducks.plan, ducks.definition, zip_code=code))
+    document = yaml.safe_load(template_text(ducks.plan, ducks.definition, engine="duckdb", zip_code=code))
     assert "ImageUri" not in document["Parameters"]
     assert document["Parameters"]["CodeKey"]["Default"] == "sparkflow/ducks/function-abababababababab.zip"
     functions = [v["Properties"] for v in document["Resources"].values() if v["Type"] == "AWS::Lambda::Function"]
@@ -259,8 +269,8 @@ def test_zip_template_runs_zip_functions_on_duckdb(ducks: Compiled) -> None:
 def test_a_stage_that_declares_spark_is_refused(tmp_path: Path) -> None:
     pipeline = load_pipeline(str(RESOURCES.parent.parent / "resources" / "pipeline_engine.py"), "on_duckdb")
     plan = plan_pipeline(pipeline, "aws")
-    with pytest.raises(ZipError, match=r"stage\(s\) counts \(.*pipeline_engine.py:\d+\) declare engine='spark'"):
-        lambda_zip.package_zip(pipeline, plan, compile_pipeline(pipeline, "aws"), tmp_path / "out")
+    with pytest.raises(PackageError, match=r"stage\(s\) counts \(.*pipeline_engine.py:\d+\) declare engine='spark'"):
+        lambda_zip.package_zip(pipeline, plan, compile_pipeline(pipeline, "aws"), tmp_path / "out", engine="duckdb")
     assert not (tmp_path / "out").exists()
 
 
@@ -270,7 +280,9 @@ def test_a_stage_placed_off_functions_is_refused(ducks: Compiled, tmp_path: Path
     )
     plan = dataclasses.replace(ducks.plan, tasks=tasks)
     with pytest.raises(ZipError, match=r"stage\(s\) totals \(container\) are not placed on a function"):
-        lambda_zip.package_zip(ducks.pipeline, plan, ducks.definition, tmp_path / "out", runtime=this_machine())
+        lambda_zip.package_zip(
+            ducks.pipeline, plan, ducks.definition, tmp_path / "out", engine="duckdb", runtime=this_machine()
+        )
     assert not (tmp_path / "out").exists()
 
 
@@ -278,7 +290,7 @@ def test_a_delta_sink_is_refused_naming_it(tmp_path: Path) -> None:
     pipeline = load_pipeline(str(RESOURCES.parent.parent.parent / "examples" / "revenue" / "pipeline.py"))
     plan = plan_pipeline(pipeline, "aws")
     with pytest.raises(ZipError, match=r"sink\(s\) revenue_history \(.*pipeline.py:\d+\) publish Delta tables"):
-        lambda_zip.package_zip(pipeline, plan, compile_pipeline(pipeline, "aws"), tmp_path / "out")
+        lambda_zip.package_zip(pipeline, plan, compile_pipeline(pipeline, "aws"), tmp_path / "out", engine="duckdb")
     assert not (tmp_path / "out").exists()
 
 

@@ -1,20 +1,21 @@
-"""A plain Lambda .zip deployment for the duckdb engine: no image, no Java, no pyspark.
+"""A plain Lambda .zip deployment for an engine that ships as one (duckdb): no image, no Java, no pyspark.
 
-``package_zip(pipeline, plan, definition_text, out_dir)`` writes into ``out_dir``:
+``package_zip(pipeline, plan, definition_text, out_dir, engine="duckdb")`` writes into ``out_dir``:
 
 * ``function.zip``: at its root (``/var/task`` on Lambda, first on ``sys.path``) sparkflow, the dependency closure
-  of the duckdb engine and the user's project (so the project's own imports work as they do in the image, whose
+  of the engine and the user's project (so the project's own imports work as they do in the image, whose
   project folder is on ``PYTHONPATH``), with bytecode compiled ahead when the build runs the target's Python
   (unchecked-hash ``.pyc``: ``/var/task`` is read-only, so Python could not cache bytecode there and would
   compile sqlglot, botocore and the rest again on every cold start);
 * ``template.yaml``: the image template's stack with ``PackageType: Zip`` functions (runtime, the handler
-  ``sparkflow.runtime.aws.handler``, ``SPARKFLOW_ENGINE=duckdb`` and what the image sets: the pipeline, /tmp as
+  ``sparkflow.runtime.aws.handler``, ``SPARKFLOW_ENGINE=<engine>`` and what the image sets: the pipeline, /tmp as
   the work folder and home) whose code is ``s3://${CodeBucket}/${CodeKey}``; the key's default names the zip by
   its digest, so a changed zip updates the functions.
 
-**What is in the closure.** pip installs it (:func:`install`): sparkflow's pinned runtime requirements minus what a
-duckdb function never runs (:data:`NOT_SHIPPED`: pyspark and so Java, the compiler's and the CLI's libraries, GCP
-storage, pandas), as wheels for the Lambda runtime's platform and Python::
+**What is in the closure.** pip installs it (:func:`install`): the engine's pinned runtime requirements
+(:func:`~sparkflow.shipping.requirements.engine_requirements`: no other engine's, so no pyspark and no Java) minus what
+a zip function never runs (:data:`NOT_SHIPPED`: the compiler's and the CLI's libraries, GCP storage, pandas), as
+wheels for the Lambda runtime's platform and Python::
 
     pip install --target DIR --only-binary=:all: --platform manylinux_2_34_x86_64 ... --python-version 3.12 \
         --implementation cp --constraint <the versions installed here> duckdb==... pyarrow==... ...
@@ -45,11 +46,13 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sparkflow import engines
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import PackageError
 from sparkflow.plan import Plan
-from sparkflow.shipping import project
-from sparkflow.shipping.requirements import runtime_requirements
+from sparkflow.shipping import project, requirements
+from sparkflow.shipping.engine_fit import check_engine
+from sparkflow.shipping.requirements import engine_requirements
 from sparkflow.targets.aws.stack import TASK_ROOT, ZIP_FILE
 from sparkflow.targets.aws.template import ZipCode, template_text
 from sparkflow.targets.base import Limit
@@ -90,10 +93,9 @@ RUNTIMES = {
     "3.13": LambdaRuntime("python3.13", (3, 13), (2, 34), "Amazon Linux 2023"),
 }
 
-# sparkflow requirements a duckdb function never imports, and why (their own dependencies go with them).
+# sparkflow requirements a zip function never imports, and why (their own dependencies go with them). The other
+# engines' own distributions are left out too (sparkflow.shipping.requirements.left_out).
 NOT_SHIPPED = {
-    "pyspark": "the Spark engine: Spark stages ship as a container image with Java",
-    "pysail": "the sail engine: Sail stages ship as a container image (pysail alone is about 170 MB)",
     "gcsfs": "gs:// storage, for GCP",
     "networkx": "the compiler",
     "jinja2": "packaging",
@@ -180,11 +182,18 @@ def runtime_for(version: str | None) -> LambdaRuntime:
     return RUNTIMES[chosen]
 
 
-def roots() -> list[str]:
-    """sparkflow's pinned runtime requirements that a duckdb function needs (all but :data:`NOT_SHIPPED`)."""
+def roots(engine: str) -> list[str]:
+    """The pinned runtime requirements that a zip function of ``engine`` needs (all of the engine's but
+    :data:`NOT_SHIPPED`)."""
     from packaging.requirements import Requirement
 
-    return [line for line in runtime_requirements() if _canonical(Requirement(line).name) not in NOT_SHIPPED]
+    return [line for line in engine_requirements(engine) if _canonical(Requirement(line).name) not in NOT_SHIPPED]
+
+
+def exclusions(engine: str) -> set[str]:
+    """What :func:`install` takes out again for a zip of ``engine`` (its ``excluded``): :data:`NOT_SHIPPED` and the
+    other engines' own distributions."""
+    return set(NOT_SHIPPED) | requirements.left_out(engine)
 
 
 # ---- the closure: installed by pip ---------------------------------------------------------------------------
@@ -224,7 +233,7 @@ def install(
             check=False,
         )
     if finished.returncode != 0:
-        raise ZipError(_pip_failure(runtime, finished.stdout + finished.stderr, wheelhouse))
+        raise ZipError(_pip_failure(runtime, finished.stdout + finished.stderr, wheelhouse, requirements))
     shutil.rmtree(folder / "bin", ignore_errors=True)  # console scripts: nothing on Lambda runs them
     installed = list(importlib.metadata.distributions(path=[str(folder)]))
     kept, missing = closure(requirements, installed, runtime, excluded=excluded)
@@ -281,10 +290,10 @@ def closure(
     return [reached[key] for key in sorted(reached)], sorted(set(missing))
 
 
-def pip_download_command(runtime: LambdaRuntime, folder: str) -> str:
-    """The command that fills ``folder`` with wheels of sparkflow's duckdb closure for ``runtime`` (a wheelhouse
-    for building offline)."""
-    return shlex.join(["pip", *pip_args("download", runtime, roots()), "-d", folder])
+def pip_download_command(runtime: LambdaRuntime, folder: str, requirements: list[str]) -> str:
+    """The command that fills ``folder`` with wheels of the closure of ``requirements`` (:func:`roots`) for
+    ``runtime`` (a wheelhouse for building offline)."""
+    return shlex.join(["pip", *pip_args("download", runtime, requirements), "-d", folder])
 
 
 def pip_args(
@@ -318,7 +327,9 @@ def _pip_environment() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key not in ("PIP_USER", "PIP_PREFIX", "PIP_TARGET")}
 
 
-def _pip_failure(runtime: LambdaRuntime, output: str, wheelhouse: str | os.PathLike[str] | None) -> str:
+def _pip_failure(
+    runtime: LambdaRuntime, output: str, wheelhouse: str | os.PathLike[str] | None, requirements: list[str]
+) -> str:
     """What to tell the user when pip could not install the closure for ``runtime``: pip's errors, then why."""
     lines = output.splitlines()
     quoted = [line for line in lines if line.startswith("ERROR:") and "ResolutionImpossible" not in line]
@@ -343,7 +354,7 @@ def _pip_failure(runtime: LambdaRuntime, output: str, wheelhouse: str | os.PathL
         message += ", or build a wheelhouse for this one and pass --wheelhouse:\n  "
     else:
         message += "\nbuild a wheelhouse for this runtime and pass --wheelhouse:\n  "
-    return message + pip_download_command(runtime, "wheelhouse")
+    return message + pip_download_command(runtime, "wheelhouse", requirements)
 
 
 # What pip prints when no wheel of a requirement fits the platform and Python it was given.
@@ -394,6 +405,7 @@ def build_zip(
     plan: Plan,
     out_dir: str | os.PathLike[str],
     *,
+    engine: str,
     runtime: LambdaRuntime,
     wheelhouse: str | os.PathLike[str] | None = None,
     bytecode: bool | None = None,
@@ -401,6 +413,7 @@ def build_zip(
     """Write ``out_dir/function.zip`` for ``pipeline``: sparkflow, the closure of :func:`roots` and the project.
 
     Args:
+        engine: the engine the functions run every stage on.
         runtime: the Lambda runtime it is built for.
         wheelhouse: a folder of wheels for ``runtime``; by default the distributions installed here.
         bytecode: compile ``.pyc`` files ahead; by default when this Python is the runtime's (else impossible).
@@ -417,7 +430,7 @@ def build_zip(
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="sparkflow-zip-", dir=out) as scratch:
         root = Path(scratch) / "root"
-        distributions = install(roots(), runtime, root, wheelhouse)
+        distributions = install(roots(engine), runtime, root, wheelhouse, excluded=exclusions(engine))
         owners, pruned = _lay_out(pipeline, plan, distributions, root, skip=out.resolve())
         shipped = tuple(f"{dist.metadata['Name']}=={dist.version}" for dist in distributions)
         if compile_ahead:
@@ -434,7 +447,7 @@ def build_zip(
             raise ZipError(
                 f"the zip's contents are {_mb(unzipped)}, over the {UNZIPPED_LIMIT.describe()}: biggest are "
                 f"{biggest}; move data files out of the project, or package the pipeline as an image "
-                "(sparkflow package without --engine duckdb)"
+                f"(sparkflow package without --engine {engine})"
             )
         target = out / ZIP_NAME
         partial = Path(scratch) / ZIP_NAME
@@ -472,7 +485,7 @@ def _lay_out(
             if item.parts[0] == ".." or not path.is_file():  # a console script, removed with bin/
                 continue
             arcname = item.as_posix()
-            if _pruned(arcname):
+            if is_pruned(arcname):
                 pruned += path.stat().st_size
                 path.unlink()
                 continue
@@ -516,7 +529,8 @@ def _compile(root: Path) -> None:
     subprocess.run(command, env={**os.environ, "PYTHONHASHSEED": "0"}, check=False, stdout=subprocess.DEVNULL)
 
 
-def _pruned(arcname: str) -> bool:
+def is_pruned(arcname: str) -> bool:
+    """Whether the zip leaves out the distribution file ``arcname`` (:data:`PRUNED`, :data:`AWS_SERVICES`)."""
     if arcname.startswith(tuple(f"botocore/data/{service}/" for service in AWS_SERVICES)):
         return False
     return any(fnmatch.fnmatch(arcname, pattern) for pattern, _ in PRUNED)
@@ -552,48 +566,47 @@ def package_zip(
     definition_text: str,
     out_dir: str | os.PathLike[str],
     *,
+    engine: str,
     inputs: Mapping[str, str] | None = None,
     runtime: LambdaRuntime | None = None,
     wheelhouse: str | os.PathLike[str] | None = None,
     bytecode: bool | None = None,
 ) -> ZipPackage:
-    """Write ``function.zip`` and ``template.yaml`` (zip functions, ``SPARKFLOW_ENGINE=duckdb``) into ``out_dir``.
+    """Write ``function.zip`` and ``template.yaml`` (zip functions, ``SPARKFLOW_ENGINE=<engine>``) into ``out_dir``.
 
     Raises:
-        ZipError: see :func:`build_zip`; also when a stage declares ``engine="spark"`` (a zip has no Spark) or is
-            placed anywhere but on a function.
-        PackageError: a location or KV store that cannot work on AWS, or a definition that is not this plan's.
+        ZipError: see :func:`build_zip`; also for an engine that ships as an image, a stage placed anywhere but on a
+            function, and a Delta sink.
+        PackageError: a stage that declares another engine (:func:`~sparkflow.shipping.engine_fit.check_engine`), a
+            location or KV store that cannot work on AWS, or a definition that is not this plan's.
     """
+    spec = engines.engine(engine, what="--engine")
+    if spec.ships_as != "zip":
+        raise ZipError(
+            f'engine {engine!r} ships as an image, not a Lambda zip (docs/engines.md, "Deployable size"): package '
+            "its image (sparkflow package without --python and --wheelhouse)"
+        )
     chosen = runtime or runtime_for(None)
-    calls = pipeline.trace().calls
-    on_spark = [
-        f"{task.id} ({calls[task.id].stage.origin})"
-        for task in plan.tasks
-        if task.id in calls and task.engine == "spark" and calls[task.id].stage.options.engine_declared
-    ]
     elsewhere = [f"{task.id} ({task.placement})" for task in plan.tasks if task.placement not in ("", "function")]
     if elsewhere:
         raise ZipError(
             f"stage(s) {', '.join(elsewhere)} are not placed on a function: containers and serverless Spark run the "
             "stage image, which a zip deployment does not have; package the pipeline as an image (without --engine "
-            "duckdb)"
+            f"{engine})"
         )
     delta = [f"{sink.name} ({sink.origin})" for sink in plan.sinks if sink.format == "delta"]
     if delta:
         raise ZipError(
             f"sink(s) {', '.join(delta)} publish Delta tables, whose library (deltalake, about 130 MB) does not fit a "
-            "zip deployment beside DuckDB and pyarrow (250 MB in all): package the pipeline as an image (without "
-            "--engine duckdb), or publish Parquet (format='parquet')"
+            f"zip deployment beside {engine} and pyarrow (250 MB in all): package the pipeline as an image (without "
+            f"--engine {engine}), or publish Parquet (format='parquet')"
         )
-    if on_spark:
-        raise ZipError(
-            f"stage(s) {', '.join(on_spark)} declare engine='spark', which a zip deployment cannot run (no Java, "
-            "no pyspark): drop engine= there, or package the pipeline as an image (without --engine duckdb)"
-        )
+    check_engine(pipeline, plan, engine)
     code = zip_code(pipeline, plan, chosen, "0" * 64)
-    template_text(plan, definition_text, inputs=inputs, zip_code=code)  # validates before the long build
-    built = build_zip(pipeline, plan, out_dir, runtime=chosen, wheelhouse=wheelhouse, bytecode=bytecode)
-    text = template_text(plan, definition_text, inputs=inputs, zip_code=zip_code(pipeline, plan, chosen, built.sha256))
+    template_text(plan, definition_text, engine=engine, inputs=inputs, zip_code=code)  # validates before the build
+    built = build_zip(pipeline, plan, out_dir, engine=engine, runtime=chosen, wheelhouse=wheelhouse, bytecode=bytecode)
+    code = zip_code(pipeline, plan, chosen, built.sha256)
+    text = template_text(plan, definition_text, engine=engine, inputs=inputs, zip_code=code)
     (Path(out_dir) / "template.yaml").write_text(text, encoding="utf-8", newline="\n")
     return built
 
@@ -631,7 +644,9 @@ __all__ = [
     "ZipPackage",
     "build_zip",
     "closure",
+    "exclusions",
     "install",
+    "is_pruned",
     "package_zip",
     "pip_args",
     "pip_download_command",

@@ -1,20 +1,24 @@
 """The build context of a pipeline for AWS: its stage image and its CloudFormation template.
 
-``package(pipeline, plan, definition_text, out_dir)`` writes into ``out_dir``:
+``package(pipeline, plan, definition_text, out_dir, engine=...)`` writes into ``out_dir``:
 
-* ``Dockerfile`` (from ``templates/Dockerfile.j2``): the AWS Lambda Python 3.11 base image, Amazon Corretto 17
-  headless, sparkflow's runtime dependencies pinned as sparkflow's own metadata pins them (pyspark included),
-  sparkflow itself (``sparkflow/``) and the user's project with its Plan (``project/``), the pipeline the image
-  serves (``SPARKFLOW_PIPELINE``) and the runtime handler as ``CMD``; a ``SPARK_HOME`` whose launch needs no
-  ``/dev/fd`` and a class-data-sharing archive of Spark's start-up (:mod:`sparkflow.shipping.spark_home`);
+* ``Dockerfile`` (from ``templates/Dockerfile.j2``): an AWS Lambda Python base image, the engine's runtime
+  dependencies pinned as sparkflow's own metadata pins them (pyspark for Spark; pysail and PySpark's Connect client
+  for Sail: :func:`~sparkflow.shipping.requirements.engine_requirements`), sparkflow itself (``sparkflow/``) and the
+  user's project with its Plan (``project/``), the pipeline the image serves (``SPARKFLOW_PIPELINE``), the engine
+  when its process must be prepared for it (``SPARKFLOW_ENGINE=sail``) and the runtime handler as ``CMD``. An engine
+  on a JVM (Spark) runs on the Python 3.11 base with Amazon Corretto 17 headless, a ``SPARK_HOME`` whose launch
+  needs no ``/dev/fd`` and a class-data-sharing archive of Spark's start-up (:mod:`sparkflow.shipping.spark_home`);
+  Sail's image has no Java and runs on the Python 3.12 base (:data:`BASE_IMAGE_WITHOUT_JAVA`);
 * ``requirements.txt``: those pinned dependencies;
 * ``template.yaml``: the stack (:mod:`sparkflow.targets.aws.template`);
 * ``emr/``: the EMR Serverless image and entry point, when a stage runs on serverless Spark.
 
-Spark ships as an image, not a zip: pyspark alone is over Lambda's 250 MB unzipped limit for zips. A pipeline on
-the duckdb engine can ship as a plain .zip instead (:mod:`sparkflow.targets.aws.lambda_zip`).
+Spark and Sail ship as images, not zips: pyspark alone, and Sail with the pyarrow its client needs, are over Lambda's
+250 MB unzipped limit for zips (docs/engines.md, "Deployable size"). A pipeline on the duckdb engine can ship as a
+plain .zip instead (:mod:`sparkflow.targets.aws.lambda_zip`).
 
->>> package(pipeline, plan, definition_text, "build/aws")  # doctest: +SKIP
+>>> package(pipeline, plan, definition_text, "build/aws", engine="sail")  # doctest: +SKIP
 ['build/aws/Dockerfile', ..., 'build/aws/template.yaml']
 """
 
@@ -24,16 +28,25 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from sparkflow import engines
 from sparkflow.dsl.pipeline import Pipeline
+from sparkflow.errors import PackageError
 from sparkflow.plan import Plan
+from sparkflow.shipping.engine_fit import check_engine
+from sparkflow.shipping.image import engine_values
 from sparkflow.shipping.project import DOCKERIGNORE, PROJECT_DIR, copy_project, pipeline_spec, plan_path, write_files
-from sparkflow.shipping.requirements import pyspark_version, requirements_text
+from sparkflow.shipping.requirements import requirements_text
 from sparkflow.targets.aws.jobs import EMR_RELEASE, uses_serverless_spark
 from sparkflow.targets.aws.stack import HANDLER, TASK_ROOT
 from sparkflow.targets.aws.template import template_text
 from sparkflow.targets.templating import render
 
 BASE_IMAGE = "public.ecr.aws/lambda/python:3.11"
+# An image without Java starts from Python 3.12's base (Amazon Linux 2023, glibc 2.34): the wheels of pyarrow 26 are
+# built for glibc 2.28 and newer, so on the 3.11 base (Amazon Linux 2, glibc 2.26) pip would build it from source, and
+# fail. The Spark image is still on the 3.11 base (Java from Amazon Linux 2's yum) and pins the same pyarrow: moving
+# it too is open (docs/engines.md, "Deployable size").
+BASE_IMAGE_WITHOUT_JAVA = "public.ecr.aws/lambda/python:3.12"
 # The python3.11 base image is Amazon Linux 2: its package manager is yum, and Corretto 17 is in its repository.
 JAVA_INSTALL = "yum install -y java-17-amazon-corretto-headless && yum clean all && rm -rf /var/cache/yum"
 SPARK_HOME_IN_IMAGE = "/opt/spark"
@@ -42,15 +55,18 @@ _PROJECT_IN_IMAGE = f"{TASK_ROOT}/{PROJECT_DIR}"
 _EMR_APP_ROOT = "/app"
 
 
-def dockerfile_text(pipeline: Pipeline, plan: Plan, *, project_requirements: str | None = None) -> str:
+def dockerfile_text(
+    pipeline: Pipeline, plan: Plan, *, engine: str = engines.DEFAULT, project_requirements: str | None = None
+) -> str:
+    values = engine_values(engine, "sparkflow package")
     return render(
         __file__,
         "Dockerfile.j2",
+        **values,
         pipeline=plan.pipeline,
         source_file=plan.source_file,
-        base_image=BASE_IMAGE,
+        base_image=BASE_IMAGE if values["jvm"] else BASE_IMAGE_WITHOUT_JAVA,
         java_install=JAVA_INSTALL,
-        pyspark_version=pyspark_version(),
         task_root=TASK_ROOT,
         project_dir=PROJECT_DIR,
         project_requirements=project_requirements,
@@ -68,6 +84,7 @@ def package(
     definition_text: str,
     out_dir: str | os.PathLike[str],
     *,
+    engine: str = engines.DEFAULT,
     inputs: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Write the build context of ``pipeline`` into ``out_dir``; return the paths written, sorted.
@@ -77,18 +94,28 @@ def package(
         plan: its Plan for the aws target.
         definition_text: its compiled ASL (the checked-in ``.asl.json``), embedded in the template as it is.
         out_dir: the build context folder; its ``project/`` and ``sparkflow/`` folders are replaced.
+        engine: the engine the image runs the stages on (one that ships as an image).
         inputs: source name -> S3 location the functions will read it from, when not the declared one.
 
     Raises:
-        PackageError: a location or KV store that cannot work on AWS, or a definition that is not this plan's.
+        PackageError: an engine that ships as a zip, stages the engine's functions would not run as declared
+            (:func:`~sparkflow.shipping.engine_fit.check_engine`), a location or KV store that cannot work on
+            AWS, or a definition that is not this plan's.
     """
+    spec = engines.engine(engine, what="--engine")
+    if spec.ships_as != "image":
+        raise PackageError(
+            f"engine {engine!r} ships as a Lambda {spec.ships_as}, not an image: `sparkflow package --engine {engine}` "
+            "builds it (sparkflow.targets.aws.lambda_zip)"
+        )
+    check_engine(pipeline, plan, engine)
     out = Path(out_dir)
-    template_yaml = template_text(plan, definition_text, inputs=inputs)  # validates before anything is written
+    template_yaml = template_text(plan, definition_text, engine=engine, inputs=inputs)  # validates before writing
     out.mkdir(parents=True, exist_ok=True)
     written, requirements = copy_project(pipeline, plan, out)
     files = {
-        "Dockerfile": dockerfile_text(pipeline, plan, project_requirements=requirements),
-        "requirements.txt": requirements_text(),
+        "Dockerfile": dockerfile_text(pipeline, plan, engine=engine, project_requirements=requirements),
+        "requirements.txt": requirements_text(engine),
         "template.yaml": template_yaml,
         ".dockerignore": DOCKERIGNORE,
     }

@@ -10,7 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sparkflow import engines
 from sparkflow.dsl.pipeline import Pipeline
+from sparkflow.engines import EngineSpec
 from sparkflow.errors import OptionError
 from sparkflow.plan import Plan
 from sparkflow.shipping.project import context_summary
@@ -24,18 +26,35 @@ if TYPE_CHECKING:
 
 
 def package(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> list[str]:
-    """The stage image's build context and template, or with ``--engine duckdb`` a Lambda .zip and its template."""
-    if options.engine == "duckdb":
+    """The stage image's build context and template, or for an engine that ships as a zip (``--engine duckdb``) a
+    Lambda .zip and its template."""
+    if _shipping(options).ships_as == "zip":
         built, key = _package_zip(pipeline, plan, definition, options)
         return [
             *_zip_summary(built, options),
             *_trigger_lines(plan, options, options.storage_root),
-            "deploy: `sparkflow deploy --engine duckdb` uploads the zip and creates the stack; or by hand:",
+            f"deploy: `sparkflow deploy --engine {options.engine}` uploads the zip and creates the stack; or by hand:",
             f"  aws s3 cp {built.path} s3://BUCKET/{key}",
             f"  aws cloudformation deploy --template-file {os.path.join(options.out, 'template.yaml')} --stack-name "
             f"{pipeline.name} --capabilities CAPABILITY_IAM --parameter-overrides CodeBucket=BUCKET",
         ]
     return [*_package_image(pipeline, plan, definition, options), *_trigger_lines(plan, options, options.storage_root)]
+
+
+def _shipping(options: ShipOptions) -> EngineSpec:
+    """The engine of ``--engine``, its zip options refused when it ships as an image."""
+    spec = engines.engine(options.engine, what="--engine")
+    given = [
+        flag for flag, value in (("--python", options.python_version), ("--wheelhouse", options.wheelhouse)) if value
+    ]
+    if spec.ships_as == "image" and given:
+        flags = " and ".join(given)
+        raise OptionError(
+            f"{flags} {'build' if len(given) > 1 else 'builds'} a Lambda .zip (--engine "
+            f"{' or --engine '.join(engines.shipped_as('zip'))}); --engine {options.engine} ships as an image: "
+            f"drop {flags}"
+        )
+    return spec
 
 
 def _trigger_lines(plan: Plan, options: ShipOptions, storage_root: str | None) -> list[str]:
@@ -51,7 +70,7 @@ def _trigger_lines(plan: Plan, options: ShipOptions, storage_root: str | None) -
 def _package_image(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> list[str]:
     from sparkflow.targets.aws.package import package as package_image
 
-    written = package_image(pipeline, plan, definition, options.out, inputs=options.inputs)
+    written = package_image(pipeline, plan, definition, options.out, engine=options.engine, inputs=options.inputs)
     contents = "Dockerfile, template.yaml, requirements.txt, project/, sparkflow/"
     return [f"wrote {len(written)} files to {options.out}: {contents}", *context_summary(Path(options.out))]
 
@@ -62,7 +81,14 @@ def _package_zip(pipeline: Pipeline, plan: Plan, definition: str, options: ShipO
 
     runtime = lambda_zip.runtime_for(options.python_version)
     built = lambda_zip.package_zip(
-        pipeline, plan, definition, options.out, inputs=options.inputs, runtime=runtime, wheelhouse=options.wheelhouse
+        pipeline,
+        plan,
+        definition,
+        options.out,
+        engine=options.engine,
+        inputs=options.inputs,
+        runtime=runtime,
+        wheelhouse=options.wheelhouse,
     )
     return built, lambda_zip.zip_code(pipeline, plan, runtime, built.sha256).key
 
@@ -83,10 +109,12 @@ def deploy(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions
     from sparkflow.targets.aws.deploy import deploy as deploy_stack
     from sparkflow.targets.aws.session import clients
 
-    if options.engine == "spark" and not options.image_uri:
+    image = _shipping(options).ships_as == "image"
+    if image and not options.image_uri:
         raise OptionError(
-            "--target aws needs --image-uri: build the Dockerfile `sparkflow package` writes, push it to ECR and pass "
-            "its URI (or deploy a Lambda zip with --engine duckdb)"
+            f"--target aws needs --image-uri: build the Dockerfile `sparkflow package{engines.flag(options.engine)}` "
+            "writes, push it to ECR and pass its URI (or deploy a Lambda zip with --engine "
+            f"{' or '.join(engines.shipped_as('zip'))})"
         )
     stack = stack_name(pipeline, options)
     storage_root = options.storage(pipeline)
@@ -98,7 +126,7 @@ def deploy(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions
         stack_name=stack,
         storage_root=storage_root,
         clients=made,
-        image_uri=options.image_uri if options.engine == "spark" else None,
+        image_uri=options.image_uri if image else None,
         code_bucket=options.code_bucket,
         parameters=options.parameters,
         role_arn=options.role_arn,
@@ -135,7 +163,7 @@ def _packaged(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOpti
 
     out = Path(options.out)
     uploads = []
-    if options.engine == "duckdb":
+    if _shipping(options).ships_as == "zip":
         built, key = _package_zip(pipeline, plan, definition, options)
         lines = _zip_summary(built, options)
         uploads.append(zip_upload(Path(built.path), key))

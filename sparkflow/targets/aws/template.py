@@ -1,7 +1,7 @@
 """The CloudFormation template of a pipeline: its state machine (the checked-in definition, account values through
 ``DefinitionSubstitutions``), one Lambda function per distinct stage memory size (the definition's
-``${StageFunction<N>MB}`` placeholders) running the stage image or, for the duckdb engine, a .zip
-(:mod:`sparkflow.targets.aws.lambda_zip`), the container and serverless Spark stages' parts
+``${StageFunction<N>MB}`` placeholders) running the stage image or, for an engine that ships as one (duckdb), a
+.zip (:mod:`sparkflow.targets.aws.lambda_zip`), the container and serverless Spark stages' parts
 (:mod:`sparkflow.targets.aws.jobs`), least-privilege roles, log groups and X-Ray tracing."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import Any
 
 import yaml
 
+from sparkflow import engines
 from sparkflow.plan import Plan
-from sparkflow.runtime.protocol import ENGINE_VARIABLE, PIPELINE_VARIABLE, PLAN_VARIABLE, WORKDIR_VARIABLE
+from sparkflow.runtime.protocol import PIPELINE_VARIABLE, PLAN_VARIABLE, WORKDIR_VARIABLE
 from sparkflow.shipping.environment import function_environment
 from sparkflow.targets.aws.iam import (
     MapRuns,
@@ -71,12 +72,18 @@ def _get_att(logical_id: str, attribute: str = "Arn") -> dict[str, Any]:
 
 
 def template(
-    plan: Plan, definition_text: str, *, inputs: Mapping[str, str] | None = None, zip_code: ZipCode | None = None
+    plan: Plan,
+    definition_text: str,
+    *,
+    engine: str = engines.DEFAULT,
+    inputs: Mapping[str, str] | None = None,
+    zip_code: ZipCode | None = None,
 ) -> dict[str, Any]:
     """The CloudFormation template of ``plan`` as a plain dict (intrinsics in their long form).
 
     The functions run the stage image (``ImageUri``), or with ``zip_code`` a .zip deployment in S3
-    (``CodeBucket``, ``CodeKey``) with the duckdb engine.
+    (``CodeBucket``, ``CodeKey``), on ``engine`` (``SPARKFLOW_ENGINE`` when its process must be prepared for it:
+    :func:`~sparkflow.shipping.environment.engine_environment`).
     """
     groups = function_groups(plan)
     # First: a folder the trigger cannot watch is named at the trigger's line, before what else is wrong with it.
@@ -175,7 +182,7 @@ def template(
         },
     }
     environment = function_environment(
-        {"Fn::Sub": "s3://${StorageBucket}/${StoragePrefix}/"}, kv_uri, [location.uri for location in reads]
+        {"Fn::Sub": "s3://${StorageBucket}/${StoragePrefix}/"}, kv_uri, [location.uri for location in reads], engine
     )
     # Containers run the same image (whose Dockerfile sets the pipeline) with the same environment.
     jobs = job_parts(
@@ -189,9 +196,8 @@ def template(
     resources |= jobs.resources
     code: dict[str, Any] = {"PackageType": "Image", "Code": {"ImageUri": {"Ref": "ImageUri"}}}
     if zip_code is not None:
-        # What the image's Dockerfile sets, and the engine: a zip has no Spark.
+        # What the image's Dockerfile sets.
         environment |= {
-            ENGINE_VARIABLE: "duckdb",
             PIPELINE_VARIABLE: zip_code.pipeline_spec,
             PLAN_VARIABLE: zip_code.plan_path,
             WORKDIR_VARIABLE: "/tmp",
@@ -310,8 +316,13 @@ _TemplateDumper.add_representer(str, _represent_str)
 
 
 def template_text(
-    plan: Plan, definition_text: str, *, inputs: Mapping[str, str] | None = None, zip_code: ZipCode | None = None
+    plan: Plan,
+    definition_text: str,
+    *,
+    engine: str = engines.DEFAULT,
+    inputs: Mapping[str, str] | None = None,
+    zip_code: ZipCode | None = None,
 ) -> str:
     """The template as YAML text: the same plan and definition always give the same bytes."""
-    document = template(plan, definition_text, inputs=inputs, zip_code=zip_code)
+    document = template(plan, definition_text, engine=engine, inputs=inputs, zip_code=zip_code)
     return yaml.dump(document, Dumper=_TemplateDumper, sort_keys=False, allow_unicode=True, width=120)

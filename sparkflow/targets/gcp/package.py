@@ -1,8 +1,10 @@
 """`sparkflow package --target gcp`: the build context of the pipeline's Cloud Run image, and the Cloud Run
 service and job that run it.
 
-* ``Dockerfile``: Python 3.11 with Java 17, sparkflow's pinned runtime dependencies, sparkflow and the project,
-  a class-data-sharing archive of Spark's start-up; ``CMD`` serves the runtime's HTTP entry.
+* ``Dockerfile``: Python 3.11, the engine's pinned runtime dependencies
+  (:func:`~sparkflow.shipping.requirements.engine_requirements`), sparkflow and the project; for an engine on a JVM
+  (Spark) Java 17 and a class-data-sharing archive of Spark's start-up, for Sail no Java and
+  ``SPARKFLOW_ENGINE=sail``; ``CMD`` serves the runtime's HTTP entry.
 * ``service.yaml`` (Cloud Run service, Knative Serving v1): what the workflow's ``http.post`` calls reach. One
   request per instance (a Spark stage uses the whole instance), memory and request timeout from the largest
   stage, the CPU that memory requires.
@@ -13,7 +15,7 @@ service and job that run it.
 * ``dataproc/Dockerfile`` and ``dataproc/entry.py`` when stages are placed on serverless Spark: the custom
   container image of the Dataproc Serverless batches (without Spark: Dataproc mounts it) and their main file.
 
-Both run the pipeline fixed in the image (``SPARKFLOW_PIPELINE``) with its storage root and KV store.
+Both run the pipeline fixed in the image (``SPARKFLOW_PIPELINE``) with its storage root, KV store and engine.
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ from typing import Any
 
 import yaml
 
+from sparkflow import engines
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import PackageError
 from sparkflow.plan import Plan, PlanTask
+from sparkflow.shipping.engine_fit import check_engine
 from sparkflow.shipping.environment import function_environment
+from sparkflow.shipping.image import engine_values
 from sparkflow.shipping.project import DOCKERIGNORE, PROJECT_DIR, copy_project, pipeline_spec, plan_path, write_files
 from sparkflow.shipping.requirements import pyspark_version, requirements_text
 from sparkflow.targets.templating import render
@@ -56,8 +61,8 @@ def cpu_for(memory_mb: int) -> int:
     return next((cpus for above, cpus in _CPU_FOR_MEMORY_MB if memory_mb > above), 1)
 
 
-def _environment(plan: Plan, storage_root: str, kv: str | None, inputs: Mapping[str, str]) -> list[dict[str, str]]:
-    environment = function_environment(storage_root, kv or None, [inputs[name] for name in sorted(inputs)])
+def _environment(storage_root: str, kv: str | None, inputs: Mapping[str, str], engine: str) -> list[dict[str, str]]:
+    environment = function_environment(storage_root, kv or None, [inputs[name] for name in sorted(inputs)], engine)
     return [{"name": name, "value": value} for name, value in environment.items()]
 
 
@@ -79,9 +84,17 @@ def _container(
     return container
 
 
-def service(plan: Plan, *, image: str, storage_root: str, kv: str | None, inputs: Mapping[str, str]) -> dict[str, Any]:
+def service(
+    plan: Plan,
+    *,
+    image: str,
+    storage_root: str,
+    kv: str | None,
+    inputs: Mapping[str, str],
+    engine: str = engines.DEFAULT,
+) -> dict[str, Any]:
     """The Cloud Run service the workflow calls (one stage request per instance at a time)."""
-    env = _environment(plan, storage_root, kv, inputs)
+    env = _environment(storage_root, kv, inputs, engine)
     return {
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",
@@ -115,10 +128,11 @@ def job(
     kv: str | None,
     inputs: Mapping[str, str],
     memory: int | None = None,
+    engine: str = engines.DEFAULT,
 ) -> dict[str, Any]:
     """The Cloud Run job a workflow runs for a fan-out over many chunks (``taskCount`` set per execution), or with
     ``memory`` the one that runs the container stages of that size (one task per execution, a whole stage)."""
-    env = _environment(plan, storage_root, kv, inputs)
+    env = _environment(storage_root, kv, inputs, engine)
     command = ["python", "-m", "sparkflow.runtime", "job"]
     tasks = (
         _functions(plan)
@@ -148,10 +162,13 @@ def job(
     }
 
 
-def dockerfile_text(pipeline: Pipeline, plan: Plan, *, project_requirements: str | None = None) -> str:
+def dockerfile_text(
+    pipeline: Pipeline, plan: Plan, *, engine: str = engines.DEFAULT, project_requirements: str | None = None
+) -> str:
     return render(
         __file__,
         "Dockerfile.j2",
+        **engine_values(engine, "sparkflow package --target gcp"),
         pipeline=plan.pipeline,
         source_file=plan.source_file,
         base_image=BASE_IMAGE,
@@ -189,12 +206,17 @@ def package(
     storage_root: str | None = None,
     image: str | None = None,
     inputs: Mapping[str, str] | None = None,
+    engine: str = engines.DEFAULT,
 ) -> list[str]:
-    """Write the Cloud Run build context and resource files of ``pipeline`` into ``out_dir``; return the paths.
+    """Write the Cloud Run build context and resource files of ``pipeline`` into ``out_dir`` for ``engine``; return
+    the paths.
 
     Raises:
-        PackageError: no GCS storage root, or a KV store Cloud Run cannot use.
+        PackageError: stages the engine's functions would not run as declared
+            (:func:`~sparkflow.shipping.engine_fit.check_engine`), no GCS storage root, or a KV store Cloud Run
+            cannot use.
     """
+    check_engine(pipeline, plan, engine)
     root = storage_root or pipeline.storage
     if not root or not root.startswith("gs://"):
         raise PackageError(
@@ -218,18 +240,19 @@ def package(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written, requirements = copy_project(pipeline, plan, out)
+    given = dict(inputs or {})
     files = {
-        "Dockerfile": dockerfile_text(pipeline, plan, project_requirements=requirements),
-        "requirements.txt": requirements_text(),
+        "Dockerfile": dockerfile_text(pipeline, plan, engine=engine, project_requirements=requirements),
+        "requirements.txt": requirements_text(engine),
         "service.yaml": _dump(
-            service(plan, image=chosen_image, storage_root=storage, kv=used_kv, inputs=dict(inputs or {}))
+            service(plan, image=chosen_image, storage_root=storage, kv=used_kv, inputs=given, engine=engine)
         ),
-        "job.yaml": _dump(job(plan, image=chosen_image, storage_root=storage, kv=used_kv, inputs=dict(inputs or {}))),
+        "job.yaml": _dump(job(plan, image=chosen_image, storage_root=storage, kv=used_kv, inputs=given, engine=engine)),
         ".dockerignore": DOCKERIGNORE,
     }
     for memory in sorted({task.memory_mb for task in plan.tasks if task.placement == "container"}):
         resource = job(
-            plan, image=chosen_image, storage_root=storage, kv=used_kv, inputs=dict(inputs or {}), memory=memory
+            plan, image=chosen_image, storage_root=storage, kv=used_kv, inputs=given, memory=memory, engine=engine
         )
         files[f"job-{memory}mb.yaml"] = _dump(resource)
     if any(task.placement == "serverless-spark" for task in plan.tasks):

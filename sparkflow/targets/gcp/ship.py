@@ -10,9 +10,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sparkflow import engines
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import OptionError
 from sparkflow.plan import Plan, StartSchedule, StartTrigger
+from sparkflow.shipping.engine_fit import check_engine
 from sparkflow.shipping.project import context_summary
 from sparkflow.targets.base import ShipOptions
 from sparkflow.targets.gcp.emit import CONTAINER_JOB_ENV_PREFIX, JOB_ENV, SERVICE_URL_ENV, STORAGE_ROOT_ENV
@@ -27,12 +29,17 @@ if TYPE_CHECKING:
 
 def package(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions) -> list[str]:
     """The Cloud Run image's build context and the service and job YAML."""
-    if options.engine != "spark":
-        raise OptionError("--engine duckdb builds a Lambda .zip: use --target aws")
     from sparkflow.targets.gcp.package import package as package_image
 
+    _check_image_engine(options)
     written = package_image(
-        pipeline, plan, options.out, storage_root=options.storage_root, image=options.image_uri, inputs=options.inputs
+        pipeline,
+        plan,
+        options.out,
+        storage_root=options.storage_root,
+        image=options.image_uri,
+        inputs=options.inputs,
+        engine=options.engine,
     )
     contents = "Dockerfile, service.yaml, job.yaml, project/, sparkflow/"
     lines = [f"wrote {len(written)} files to {options.out}: {contents}", *context_summary(Path(options.out))]
@@ -41,6 +48,12 @@ def package(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOption
     if plan.start_trigger is not None:
         lines.append(_write_trigger(plan, plan.start_trigger, options))
     return lines
+
+
+def _check_image_engine(options: ShipOptions) -> None:
+    """Cloud Run runs images: an engine that ships as a Lambda .zip is AWS's alone."""
+    if engines.engine(options.engine, what="--engine").ships_as != "image":
+        raise OptionError(f"--engine {options.engine} builds a Lambda .zip: use --target aws")
 
 
 def _write_trigger(plan: Plan, trigger: StartTrigger, options: ShipOptions) -> str:
@@ -92,6 +105,8 @@ def deploy(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions
     from sparkflow.targets.gcp.package import resource_name
     from sparkflow.targets.gcp.scheduler import apply_job, delete_job, job_document, job_name
 
+    _check_image_engine(options)
+    check_engine(pipeline, plan, options.engine)  # the service the workflow calls runs one engine's image
     required = {"--project": options.project, "--region": options.region, "--service-url": options.service_url}
     if plan.start_schedule is not None:
         required["--scheduler-service-account (the pipeline declares a schedule)"] = options.scheduler_service_account
