@@ -30,7 +30,7 @@ from typing import Any
 from tests.oracle.generate import pick_seeds
 from tests.oracle.run import ALL_RUNS, ENGINES, RUN_MODES, CaseResult, check_case, default_spark, runs_for
 
-_STATUSES = ("ok", "mismatch", "failed", "refused", "thin")
+_STATUSES = ("ok", "mismatch", "known", "failed", "refused", "thin")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,8 +139,10 @@ def summary(records: list[dict[str, Any]], seconds: float) -> str:
         for run in record["runs"]:
             counts[run["label"]][run["status"]] += 1
             spent[run["label"]] += run["seconds"]
-    header = "| runs | count | ok | mismatches | failures | refused (skew) | thin | seconds | mean s |"
-    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    header = (
+        "| runs | count | ok | mismatches | known differences | failures | refused (skew) | thin | seconds | mean s |"
+    )
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     labels = ["reference", *[f"{kind}/{engine}" for kind, engine in ALL_RUNS]]
     for label in labels:
         found = counts.get(label)
