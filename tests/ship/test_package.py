@@ -234,8 +234,8 @@ def test_build_context_is_complete_and_the_dockerfile_has_what_the_image_needs(
     assert all(Path(p).is_file() for p in written)
     dockerfile = (context / "Dockerfile").read_text(encoding="utf-8")
     lines = dockerfile.splitlines()
-    assert "FROM --platform=linux/amd64 public.ecr.aws/lambda/python:3.11" in lines
-    assert re.search(r"^RUN yum install -y java-17-amazon-corretto-headless\b", dockerfile, re.M)
+    assert "FROM --platform=linux/amd64 public.ecr.aws/lambda/python:3.12" in lines
+    assert re.search(r"^RUN dnf install -y java-17-amazon-corretto-headless\b", dockerfile, re.M)
     assert lines[-1] == 'CMD ["sparkflow.runtime.aws.handler"]'
     assert "ENV SPARKFLOW_PIPELINE=/var/task/project/examples/wordcount/pipeline.py" in lines
     # The /dev/fd-free launcher and the class-data-sharing archive, trained at build time and used at run time.
@@ -244,7 +244,7 @@ def test_build_context_is_complete_and_the_dockerfile_has_what_the_image_needs(
     assert 'SPARK_SUBMIT_OPTS="-XX:SharedArchiveFile=/opt/spark/spark.jsa -Xshare:on"' in dockerfile
     assert 'ENV SPARK_SUBMIT_OPTS="-XX:SharedArchiveFile=/opt/spark/spark.jsa -Xshare:auto -Xlog:cds*=error"' in lines
     order = [
-        dockerfile.index(step) for step in ("yum install", "pip install", "install_spark_home", "train_cds", "CMD")
+        dockerfile.index(step) for step in ("dnf install", "pip install", "install_spark_home", "train_cds", "CMD")
     ]
     assert order == sorted(order)
     assert (context / "project/examples/wordcount/pipeline.py").read_bytes() == wordcount.path.read_bytes()

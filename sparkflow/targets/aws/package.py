@@ -6,10 +6,10 @@
   dependencies pinned as sparkflow's own metadata pins them (pyspark for Spark; pysail and PySpark's Connect client
   for Sail: :func:`~sparkflow.shipping.requirements.engine_requirements`), sparkflow itself (``sparkflow/``) and the
   user's project with its Plan (``project/``), the pipeline the image serves (``SPARKFLOW_PIPELINE``), the engine
-  when its process must be prepared for it (``SPARKFLOW_ENGINE=sail``) and the runtime handler as ``CMD``. An engine
-  on a JVM (Spark) runs on the Python 3.11 base with Amazon Corretto 17 headless, a ``SPARK_HOME`` whose launch
-  needs no ``/dev/fd`` and a class-data-sharing archive of Spark's start-up (:mod:`sparkflow.shipping.spark_home`);
-  Sail's image has no Java and runs on the Python 3.12 base (:data:`BASE_IMAGE_WITHOUT_JAVA`);
+  when its process must be prepared for it (``SPARKFLOW_ENGINE=sail``) and the runtime handler as ``CMD``. Every image
+  starts from Lambda's Python 3.12 base (:data:`BASE_IMAGE`); an engine on a JVM (Spark) adds Amazon Corretto 17
+  headless, a ``SPARK_HOME`` whose launch needs no ``/dev/fd`` and a class-data-sharing archive of Spark's start-up
+  (:mod:`sparkflow.shipping.spark_home`); Sail's image has no Java;
 * ``requirements.txt``: those pinned dependencies;
 * ``template.yaml``: the stack (:mod:`sparkflow.targets.aws.template`);
 * ``emr/``: the EMR Serverless image and entry point, when a stage runs on serverless Spark.
@@ -41,14 +41,11 @@ from sparkflow.targets.aws.stack import HANDLER, TASK_ROOT
 from sparkflow.targets.aws.template import template_text
 from sparkflow.targets.templating import render
 
-BASE_IMAGE = "public.ecr.aws/lambda/python:3.11"
-# An image without Java starts from Python 3.12's base (Amazon Linux 2023, glibc 2.34): the wheels of pyarrow 26 are
-# built for glibc 2.28 and newer, so on the 3.11 base (Amazon Linux 2, glibc 2.26) pip would build it from source, and
-# fail. The Spark image is still on the 3.11 base (Java from Amazon Linux 2's yum) and pins the same pyarrow: moving
-# it too is open (docs/engines.md, "Deployable size").
-BASE_IMAGE_WITHOUT_JAVA = "public.ecr.aws/lambda/python:3.12"
-# The python3.11 base image is Amazon Linux 2: its package manager is yum, and Corretto 17 is in its repository.
-JAVA_INSTALL = "yum install -y java-17-amazon-corretto-headless && yum clean all && rm -rf /var/cache/yum"
+# Python 3.12's base (Amazon Linux 2023, glibc 2.34) for every engine: the wheels of pyarrow 26 are built for glibc
+# 2.28 and newer, so on the 3.11 base (Amazon Linux 2, glibc 2.26) pip would build it from source, and fail.
+BASE_IMAGE = "public.ecr.aws/lambda/python:3.12"
+# Amazon Linux 2023's base images install packages with dnf (microdnf), and Corretto 17 is in its repository.
+JAVA_INSTALL = "dnf install -y java-17-amazon-corretto-headless && dnf clean all && rm -rf /var/cache/dnf"
 SPARK_HOME_IN_IMAGE = "/opt/spark"
 CDS_ARCHIVE_IN_IMAGE = f"{SPARK_HOME_IN_IMAGE}/spark.jsa"
 _PROJECT_IN_IMAGE = f"{TASK_ROOT}/{PROJECT_DIR}"
@@ -65,7 +62,7 @@ def dockerfile_text(
         **values,
         pipeline=plan.pipeline,
         source_file=plan.source_file,
-        base_image=BASE_IMAGE if values["jvm"] else BASE_IMAGE_WITHOUT_JAVA,
+        base_image=BASE_IMAGE,
         java_install=JAVA_INSTALL,
         task_root=TASK_ROOT,
         project_dir=PROJECT_DIR,
