@@ -17,6 +17,7 @@ from sparkflow.shipping.requirements import pyspark_version
 from sparkflow.targets.gcp.package import cpu_for
 from tests.examples import example
 from tests.gcp.conftest import FakeWorkflowsApi
+from tests.ship.test_package_jobs import assert_cluster_requirements_leave_out_pyspark
 
 
 def package(name: str, out: Path, *extra: str) -> Any:
@@ -148,7 +149,8 @@ def test_container_and_serverless_spark_stages_get_their_job_image_and_entry(tmp
     assert task["resources"]["limits"] == {"memory": "32768Mi", "cpu": "8"}
     assert spec["timeoutSeconds"] == 900
     dockerfile = (tmp_path / "dataproc" / "Dockerfile").read_text()
-    assert "grep -v '^pyspark=='" in dockerfile and "useradd -u 1099" in dockerfile  # Dataproc mounts Spark
+    assert "useradd -u 1099" in dockerfile  # Dataproc mounts Spark
+    assert_cluster_requirements_leave_out_pyspark(dockerfile, tmp_path / "requirements.txt")
     assert "ENV SPARKFLOW_PIPELINE=" in dockerfile and "COPY dataproc/entry.py" in dockerfile
     entry = (tmp_path / "dataproc" / "entry.py").read_text()
     assert "from sparkflow.runtime.cluster import main" in entry

@@ -93,8 +93,22 @@ def test_build_context_holds_the_emr_image_and_entry(compiled: tuple[Any, Any, s
     package(pipeline, plan, definition, tmp_path)
     dockerfile = (tmp_path / "emr" / "Dockerfile").read_text()
     assert "FROM --platform=linux/amd64 public.ecr.aws/emr-serverless/spark/emr-7.5.0:latest" in dockerfile
-    assert "grep -v '^pyspark=='" in dockerfile and dockerfile.rstrip().endswith("USER hadoop:hadoop")
+    assert dockerfile.rstrip().endswith("USER hadoop:hadoop")
+    assert_cluster_requirements_leave_out_pyspark(dockerfile, tmp_path / "requirements.txt")
     assert "ENV SPARKFLOW_PIPELINE=/app/project/tests/resources/placement.py" in dockerfile
     entry = (tmp_path / "emr" / "entry.py").read_text()
     assert "from sparkflow.runtime.cluster import main" in entry
     compile(entry, "entry.py", "exec")
+
+
+def assert_cluster_requirements_leave_out_pyspark(dockerfile: str, requirements: Path) -> None:
+    """The cluster image's requirements are the image's without pyspark (the platform brings Spark): the Dockerfile's
+    own grep, run on the requirements.txt beside it, leaves no pyspark line, and only that line goes."""
+    import re
+    import subprocess
+
+    (pattern,) = re.findall(r"grep -v -E '([^']+)'", dockerfile)
+    lines = requirements.read_text().splitlines()
+    kept = subprocess.run(["grep", "-v", "-E", pattern], input="\n".join(lines) + "\n", capture_output=True, text=True)
+    assert [line for line in lines if line.startswith("pyspark")], "the image pins pyspark"
+    assert kept.stdout.splitlines() == [line for line in lines if not line.startswith(("pyspark==", "pyspark["))]
