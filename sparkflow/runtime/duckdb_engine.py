@@ -44,9 +44,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from sparkflow.engines import ENGINES
-from sparkflow.errors import EngineUnsupported, EnvironmentProblem, InputError, SparkflowError
+from sparkflow.errors import EnvironmentProblem, InputError, SparkflowError
 from sparkflow.runtime import failures
-from sparkflow.runtime.engines import LocalFiles
+from sparkflow.runtime.engines import LocalFiles, cannot_run, corrupt_record
 from sparkflow.runtime.protocol import ENGINE_VARIABLE
 
 if TYPE_CHECKING:  # execute imports the engines: at run time this module imports it lazily
@@ -257,21 +257,11 @@ class DuckDBEngine(LocalFiles):
         if type(error).__name__ in ("InvalidInputException", "ConversionException") and any(
             marker in str(error) for marker in _MALFORMED
         ):
-            return InputError(
-                f"stage {stage.name!r}: a corrupt record in its input ({sources}): {failures.first_line(error)}; "
-                "fix or remove the record"
-            )
+            return corrupt_record(stage, sources, error)
         if type(error).__name__ in _USER_MISTAKES:
             return None  # the stage's own failure, with DuckDB's message (it names the column and suggests others)
         api = unsupported_api(error)
-        if api is None:
-            return None
-        origin = failures.line_in(error, stage.origin.file) or stage.origin
-        return EngineUnsupported(
-            f"stage {stage.name!r}: the duckdb engine cannot run {api} ({failures.first_line(error)}); "
-            'run this stage on Spark: @sf.stage(engine="spark"), or `sparkflow run --engine spark`',
-            origin,
-        )
+        return None if api is None else cannot_run(self.name, api, stage, error)
 
     def _text(self, paths: list[str], folder: str) -> Any:
         """One ``value`` row per line, as Spark's text reader gives them, through a Parquet copy of the lines.

@@ -20,8 +20,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sparkflow import engines as registry
-from sparkflow.errors import EnvironmentProblem, SparkflowError
-from sparkflow.runtime import storage
+from sparkflow.errors import EngineUnsupported, EnvironmentProblem, InputError, SparkflowError
+from sparkflow.runtime import failures, storage
 
 if TYPE_CHECKING:
     from sparkflow.plan import PlanSource
@@ -142,19 +142,33 @@ class SparkEngine(LocalFiles):
         return isinstance(value, DataFrame)
 
     def explain(self, error: BaseException, stage: Any, sources: str) -> SparkflowError | None:
-        from sparkflow.errors import InputError
         from sparkflow.runtime import datasets
 
-        if datasets.is_malformed_record(error):
-            return InputError(
-                f"stage {stage.name!r}: a corrupt record in its input ({sources}): "
-                f"{str(error).strip().splitlines()[0]}; fix or remove the record"
-            )
-        return None
+        return corrupt_record(stage, sources, error) if datasets.is_malformed_record(error) else None
 
     @staticmethod
     def unsupported(error: BaseException) -> str | None:
         return None  # Spark is the reference: what it cannot run, no engine runs
+
+
+#: What a stage that an engine cannot run should do instead.
+ON_SPARK = 'run this stage on Spark: @sf.stage(engine="spark"), or `sparkflow run --engine spark`'
+
+
+def corrupt_record(stage: Any, sources: str, error: BaseException) -> InputError:
+    """The error for a record of a stage's input that the engine could not parse (``error``)."""
+    return InputError(
+        f"stage {stage.name!r}: a corrupt record in its input ({sources}): {failures.first_line(error)}; "
+        "fix or remove the record"
+    )
+
+
+def cannot_run(engine: str, api: str, stage: Any, error: BaseException) -> EngineUnsupported:
+    """The error for ``api``, which ``engine`` cannot run, met while ``stage`` ran: at the user's line that made the
+    call (else the stage's), suggesting Spark."""
+    origin = failures.line_in(error, stage.origin.file) or stage.origin
+    message = f"stage {stage.name!r}: the {engine} engine cannot run {api} ({failures.first_line(error)}); {ON_SPARK}"
+    return EngineUnsupported(message, origin)
 
 
 # The process-wide turn of each engine whose tasks take turns (see EngineSpec.one_task_at_a_time).

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from sparkflow.engines import ENGINES
 from sparkflow.errors import EngineUnsupported, EnvironmentProblem, InputError, SparkflowError
 from sparkflow.runtime import failures
-from sparkflow.runtime.engines import LocalFiles
+from sparkflow.runtime.engines import ON_SPARK, LocalFiles, cannot_run, corrupt_record
 from sparkflow.runtime.protocol import ENGINE_VARIABLE
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ _STATE: dict[str, Any] = {"prepared": False, "server": None, "session": None}
 _MALFORMED = ("Json error", "Csv error", "Cast error", "Parser error", "Failed to parse")
 # The compressions Sail recognises by a file's extension: files of one read must share one.
 _COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zstd", ".deflate")
-_SUGGESTION = 'run this stage on Spark: @sf.stage(engine="spark"), or `sparkflow run --engine spark`'
 
 
 def prepare() -> None:
@@ -157,7 +156,7 @@ class SailEngine(LocalFiles):
         if source.format != "json":
             raise EngineUnsupported(
                 f"source {source.name!r}: the sail engine cannot find bad CSV records (on_bad_record="
-                f"{source.on_bad_record!r} needs a reader that keeps them); {_SUGGESTION}",
+                f"{source.on_bad_record!r} needs a reader that keeps them); {ON_SPARK}",
                 source.origin,
             )
         from pyspark.sql import functions as F
@@ -224,18 +223,9 @@ class SailEngine(LocalFiles):
         if isinstance(error, SparkflowError):
             return None
         if type(error).__name__ == "SparkRuntimeException" and any(marker in str(error) for marker in _MALFORMED):
-            return InputError(
-                f"stage {stage.name!r}: a corrupt record in its input ({sources}): {failures.first_line(error)}; "
-                "fix or remove the record"
-            )
+            return corrupt_record(stage, sources, error)
         api = unsupported_api(error)
-        if api is None:
-            return None
-        origin = failures.line_in(error, stage.origin.file) or stage.origin
-        return EngineUnsupported(
-            f"stage {stage.name!r}: the sail engine cannot run {api} ({failures.first_line(error)}); {_SUGGESTION}",
-            origin,
-        )
+        return None if api is None else cannot_run(self.name, api, stage, error)
 
 
 _NOT_IMPLEMENTED = re.compile(r"\[NOT_IMPLEMENTED\] (\w+) is not implemented")
