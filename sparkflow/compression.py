@@ -5,7 +5,7 @@ A file's compression is told by its extension, case aside (``logs/app.log.gz``),
 exactly the compressions Spark decompresses by extension, and every engine reads them as Spark does; a file with
 another compression's extension is refused with an error naming it, before anything runs where that can be known,
 instead of being read as the bytes Spark would read. Measured with pyspark 4.2.0 (Hadoop's codecs plus Spark's own
-zstd reader, SPARK-52482, which also added ``.gzip`` and ``.zstd``):
+zstd reader, SPARK-52482, which also reads ``.gzip`` and ``.zstd``):
 
 * read: gzip (``.gz``, ``.gzip``), bzip2 (``.bz2``), zstd (``.zst``, ``.zstd``) and zlib (``.deflate``, Hadoop's
   DefaultCodec: a zlib stream);
