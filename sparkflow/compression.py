@@ -11,7 +11,7 @@ zstd reader, SPARK-52482, which also reads ``.gzip`` and ``.zstd``):
   DefaultCodec: a zlib stream);
 * refused: xz (``.xz``, ``.lzma``), brotli (``.br``) and lzo (``.lzo``): Spark has no codec for them and reads their
   compressed bytes as text; lz4 (``.lz4``) and snappy (``.snappy``): Spark's codecs for them read Hadoop's own block
-  framing, not the files the ``lz4`` tool or a snappy framing library writes (a 60-byte ``.lz4`` file ran Spark's
+  framing, not the files the ``lz4`` tool or a snappy framing library writes (a small ``.lz4`` file ran Spark's
   reader out of memory); zip (``.zip``): an archive of files, not a compressed stream, which Spark reads as bytes.
 
 Readers of this table: the DSL (a source's format is told from the extension under the compression's), the compiler
@@ -179,16 +179,16 @@ def readable(paths: Sequence[str], folder: str, reads: Collection[str]) -> list[
     found: list[str] = []
     scratch: str | None = None
     for index, path in enumerate(paths):
-        compression = of(path)
-        if compression is None or (compression.name in reads and path.endswith(compression.extension)):
+        kind = of(path)
+        if kind is None or (kind.name in reads and path.endswith(kind.extension)):
             found.append(path)
             continue
         if scratch is None:
             os.makedirs(folder, exist_ok=True)
             scratch = tempfile.mkdtemp(prefix="_decompressed-", dir=folder)
         name = f"{index:05d}-{stem(os.path.basename(path))}"
-        if compression.name in reads:
-            target = os.path.join(scratch, name + compression.extension)
+        if kind.name in reads:
+            target = os.path.join(scratch, name + kind.extension)
             try:
                 os.symlink(os.path.abspath(path), target)
             except OSError:

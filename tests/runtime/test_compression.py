@@ -246,7 +246,9 @@ QUARANTINED = textwrap.dedent(
         return kept(events)
     """
 )
-BAD_FILES = {  # (extension, records, bad lines): every compression an engine cannot decompress itself is here
+# (extension, text, bad records by line; None: the line itself): bzip2 (which DuckDB's readers do not decompress),
+# zlib (neither do Sail's) and another spelling of gzip beside it.
+BAD_FILES = {
     "csv": [
         (".bz2", "user,amount\na,1\nb,x\nc,3\n", {3: "b,x"}),
         (".deflate", "user,amount\nd,4\ne,5,extra\n", {3: "e,5,extra"}),
@@ -406,6 +408,20 @@ def test_a_refused_file_given_with_input_is_refused_before_anything_runs(tmp_pat
         run_plan(
             plan_pipeline(pipeline, LOCAL), pipeline, storage_root=str(tmp_path / "store"), inputs={"logs": str(given)}
         )
+
+
+def test_the_splitter_refuses_what_it_cannot_read_and_keeps_compressed_files_whole(tmp_path: Path) -> None:
+    from sparkflow.runtime import split
+
+    refused_folder(tmp_path / "logs", ".zst")
+    manifest = split.plan_chunks(str(tmp_path / "logs"), "text", 4)
+    pieces = {piece.uri.rsplit("/", 1)[-1]: piece for chunk in manifest.chunks for piece in chunk.pieces}
+    assert pieces["b.log.gz"].whole and pieces["c.log.zst"].whole and not pieces["a.log"].whole
+    bad = refused_folder(tmp_path / "more", ".snappy")
+    snappy = next(item for item in compression.COMPRESSIONS if item.name == "snappy")
+    message = refused(str(bad), snappy).replace("source 'logs'", "cannot split the text input")
+    with pytest.raises(InputError, match=message):
+        split.plan_chunks(str(tmp_path / "more"), "text", 4)
 
 
 @pytest.mark.spark
