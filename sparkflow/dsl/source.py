@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from sparkflow import compression
 from sparkflow.dsl.names import check_name
 from sparkflow.errors import DefinitionError, Origin
 from sparkflow.units import parse_size
@@ -67,7 +68,8 @@ def source(
     Args:
         name: a short identifier (letters, digits, '_').
         uri: a local path, ``s3://bucket/prefix/`` or ``gs://bucket/prefix/``.
-        format: ``text``, ``csv``, ``json`` or ``parquet``; guessed from the file extension when omitted.
+        format: ``text``, ``csv``, ``json`` or ``parquet``; guessed from the file extension when omitted (under a
+            compression's: ``app.csv.gz`` is CSV; see :mod:`sparkflow.compression` for the compressions read).
         size: how big the input may get, e.g. ``"40GB"``: the compiler plans splitting and placement with it.
         on_bad_record: what a CSV or JSON-lines record that does not parse (a CSV row with the wrong number of
             fields or a value that does not fit the schema, a line that is not a JSON object) does:
@@ -96,8 +98,9 @@ def source(
         raise DefinitionError(f"source {name!r}: uri must be a non-empty string such as 's3://bucket/path/'", origin)
     if any(ch in uri for ch in "\n\r\0"):
         raise DefinitionError(f"source {name!r}: uri {uri!r} contains a control character", origin)
-    if format is None:
-        format = next((fmt for ext, fmt in _EXTENSIONS.items() if uri.lower().endswith(ext)), None)
+    if format is None:  # from the extension under a compression's: logs/app.txt.gz is text
+        named = compression.stem(uri.rstrip("/")).lower()
+        format = next((fmt for ext, fmt in _EXTENSIONS.items() if named.endswith(ext)), None)
         if format is None:
             raise DefinitionError(
                 f"source {name!r}: cannot tell the format of {uri!r}; pass format= one of {', '.join(FORMATS)}",

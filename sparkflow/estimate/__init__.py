@@ -17,7 +17,7 @@ from typing import Any
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.estimate.model import CLOUD, StageWork, local_profile, run_seconds, stage_work
-from sparkflow.estimate.sizes import source_sizes
+from sparkflow.estimate.sizes import CompressedFiles, compressed_files, source_sizes
 from sparkflow.estimate.steps import RUN, asl_transitions, by_length, stage_owner, workflow_steps
 from sparkflow.estimate.usage import publish_usage, speedups, stage_usage
 from sparkflow.plan import Plan
@@ -39,7 +39,8 @@ class StageEstimate:
 
 @dataclass(frozen=True)
 class Estimate:
-    """A whole run: its stages in the Plan's order, the run's own part, and the longest path's seconds."""
+    """A whole run: its stages in the Plan's order, the run's own part, the longest path's seconds, and the sources
+    that have compressed files (which cannot be split: each is read whole, in one chunk)."""
 
     plan: Plan
     target: str
@@ -48,6 +49,7 @@ class Estimate:
     stages: tuple[StageEstimate, ...]
     run: StageEstimate
     seconds: float
+    compressed: Mapping[str, CompressedFiles]
 
 
 def estimate_plan(plan: Plan, pipeline: Pipeline, target: str, given: Mapping[str, int]) -> Estimate:
@@ -71,7 +73,8 @@ def estimate_plan(plan: Plan, pipeline: Pipeline, target: str, given: Mapping[st
     )
     publish_seconds = CLOUD.publish_start_s
     run = _priced(RUN, None, steps[RUN], publish_usage(plan, publish_seconds, target), target, prices)
-    return Estimate(plan, target, prices, sizes, stages, run, run_seconds(plan, work, CLOUD))
+    seconds = run_seconds(plan, work, CLOUD)
+    return Estimate(plan, target, prices, sizes, stages, run, seconds, compressed_files(plan, pipeline, sizes))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sparkflow.engines import ENGINES
-from sparkflow.plan import Parallel, Plan, PlanTask, Run, Sequence, Step
+from sparkflow.plan import Parallel, Plan, PlanInput, PlanTask, Run, Sequence, Step
 from sparkflow.runtime.fanout import MAX_BUCKETS
 
 #: A deployed task of each engine, cold: a Spark task starts a JVM with the image's class-data-sharing archive; a
@@ -192,13 +192,19 @@ def _stage(
 
 
 def _split_bytes(task: PlanTask, param: str, sources: Mapping[str, int], outputs: Mapping[str, int]) -> int:
-    """Bytes cut into chunks for ``param``: an input from fused stages is the first fused stage's own split input,
-    as the runtime cuts it (see ``Job.split_inputs``)."""
+    """Bytes cut into chunks for ``param`` (see :func:`split_input`)."""
+    read = split_input(task, param)
+    return sources[read.node] if read.kind == "source" else outputs.get(read.node, 0)
+
+
+def split_input(task: PlanTask, param: str) -> PlanInput:
+    """What a split stage cuts into chunks for ``param``: an input from fused stages is the first fused stage's own
+    split input, as the runtime cuts it (see ``Job.split_inputs``)."""
     fused = {inner.id: inner for inner in task.fused}
     read = next(item for item in task.inputs if item.param == param)
     while read.node in fused:
         read = next(item for item in fused[read.node].inputs if item.carries_rows)
-    return sources[read.node] if read.kind == "source" else outputs.get(read.node, 0)
+    return read
 
 
 def _wall(phases: tuple[Phase, ...], profile: Profile, fanout_concurrency: int | None) -> float:

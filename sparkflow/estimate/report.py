@@ -39,7 +39,10 @@ def document(estimate: Estimate) -> dict[str, Any]:
     costs = {key: estimate.prices.price(key).cost(value) for key, value in usage.items()}
     known = sum(value for value in costs.values() if value is not None)
     unpriced = sorted(key for key, value in costs.items() if value is None and usage[key] > 0)
+    # Only for sources that have compressed files: the examples' checked-in estimates (none has) stay as they were.
+    compressed = {"compressed": _compressed(estimate)} if estimate.compressed else {}
     return {
+        **compressed,
         "pipeline": estimate.plan.pipeline,
         "target": target,
         "region": estimate.prices.region,
@@ -77,6 +80,22 @@ def document(estimate: Estimate) -> dict[str, Any]:
             }
             for key, price in sorted(estimate.prices.prices.items())
         },
+    }
+
+
+def _compressed(estimate: Estimate) -> dict[str, Any]:
+    """Per source with compressed files: how many, their bytes and compressions, the largest, the split stages whose
+    chunks are smaller than it (with their chunk bytes), and why a file cannot be read at all (or None)."""
+    return {
+        name: {
+            "files": found.files,
+            "bytes": found.bytes,
+            "compressions": list(found.compressions),
+            "largest": {"file": found.largest, "bytes": found.largest_bytes},
+            "larger_than_a_chunk_of": dict(found.larger_than_a_chunk),
+            "refused": found.refused,
+        }
+        for name, found in sorted(estimate.compressed.items())
     }
 
 
@@ -189,10 +208,35 @@ def notes(estimate: Estimate) -> list[str]:
         for item in data["stages"]
         if "engine_choice" in item
     ]
+    lines += _compressed_notes(data.get("compressed", {}))
     for key in data["total"]["unpriced"]:
         price = data["prices"][key]
         lines.append(f"not priced: {key} = {data['total']['usage'][key]:,.6g} ({price['unit']}): {price['note']}")
     lines += [f"assumes: {text}" for text in ASSUMPTIONS]
+    return lines
+
+
+def _compressed_notes(compressed: dict[str, Any]) -> list[str]:
+    """What the estimate says of compressed files: they are read whole; a file larger than a chunk, and a file of a
+    compression sparkflow does not read, are warnings."""
+    lines: list[str] = []
+    for name, found in compressed.items():
+        size = "" if found["bytes"] is None else f", {_bytes(found['bytes'])}"
+        files = f"{found['files']} compressed file{'s' if found['files'] > 1 else ''}"
+        if found["files"]:
+            lines.append(
+                f"note: source {name}: {files} ({', '.join(found['compressions'])}{size}) cannot be split: "
+                f"{'each' if found['files'] > 1 else 'it'} is read whole, in one chunk"
+            )
+        largest = found["largest"]
+        for stage, chunk in found["larger_than_a_chunk_of"].items():
+            lines.append(
+                f"warning: source {name}: {largest['file']} ({_bytes(largest['bytes'])} compressed) is larger than a "
+                f"chunk of stage {stage} ({_bytes(chunk)}): one task reads it whole, and more once decompressed; "
+                "store it as smaller files (or uncompressed) to spread it over tasks"
+            )
+        if found["refused"]:
+            lines.append(f"warning: source {name}: {found['refused']}; sparkflow run refuses it before anything runs")
     return lines
 
 

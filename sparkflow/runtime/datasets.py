@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from sparkflow import compression
 from sparkflow.errors import InputError, StorageError
 from sparkflow.runtime import failures, storage
 
@@ -32,9 +33,20 @@ def local_copy(uris: list[str], folder: str) -> list[str]:
 
 
 def source_files(source: PlanSource, uri: str) -> list[str]:
-    """The data files of a source location (one file, or the visible files of a folder, recursively)."""
-    fs, path = storage.filesystem(uri)
+    """The data files of a source location (one file, or the visible files of a folder, recursively).
+
+    Raises:
+        InputError: nothing is there, or a file is of a compression sparkflow does not read (see
+            :mod:`sparkflow.compression`): refused before any engine reads a byte.
+    """
     what = f"source {source.name!r}"
+    found = _listed(uri, what)
+    compression.refuse(found, source.format, what, source.origin)
+    return found
+
+
+def _listed(uri: str, what: str) -> list[str]:
+    fs, path = storage.filesystem(uri)
     try:
         if fs.isfile(path):
             return [uri]

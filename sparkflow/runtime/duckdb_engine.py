@@ -27,8 +27,11 @@ instead of failing somewhere inside sqlframe. Operations DuckDB (through sqlfram
 :class:`EngineUnsupported`, naming the API and the user's line, and suggesting ``engine="spark"``.
 
 Storage formats are the Spark engine's: text (one ``value`` row per line; sqlframe has no ``read.text``, so lines
-are split from DuckDB's ``read_text``), CSV with header / sep / schema, JSON lines, Parquet; outputs are written as
-one Parquet file in the output folder, which the runtime uploads and commits as it does Spark's part files.
+are split by Arrow into a Parquet copy, :func:`_text_lines`), CSV with header / sep / schema, JSON lines, Parquet;
+outputs are written as one Parquet file in the output folder, which the runtime uploads and commits as it does Spark's
+part files. Compressed inputs are read as Spark reads them (:mod:`sparkflow.compression`): text is decompressed as it
+is split into lines; DuckDB's CSV and JSON readers decompress ``.gz`` and ``.zst`` themselves, and files of the other
+compressions (bzip2, zlib) are decompressed into the task's scratch folder first.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from sparkflow import compression
 from sparkflow.engines import ENGINES
 from sparkflow.errors import EnvironmentProblem, InputError, SparkflowError
 from sparkflow.runtime import failures
@@ -62,6 +66,9 @@ _USER_MISTAKES = ("BinderException",)
 _MALFORMED = ("CSV Error", "Error when sniffing file", "Malformed JSON", "JSON transform error", "Could not convert")
 # Text is split into lines in blocks of this many bytes (the memory a text read holds at once).
 _TEXT_BLOCK = 32 * 1024 * 1024
+# The compressions DuckDB's CSV and JSON readers decompress themselves (under .gz and .zst); files of the others are
+# decompressed into the task's scratch folder first. Text is read through _text_lines, which decompresses them all.
+_READS = ("gzip", "zstd")
 
 
 def activate() -> None:
@@ -128,6 +135,7 @@ class DuckDBEngine(LocalFiles):
                 return self._text(paths, folder)
             if source.format == "parquet":
                 return self._parquet(paths, folder)
+            paths = compression.readable(paths, folder, _READS)
             # The schema as DuckDB's column types: sqlframe splits a DDL string at every comma, 'DECIMAL(10,2)' too.
             declared = source.option("schema")
             columns = _duckdb_columns(declared) if declared else None
@@ -163,8 +171,9 @@ class DuckDBEngine(LocalFiles):
             options["columns"] = _duckdb_columns(schema)
         found: list[tuple[str, str]] = []
         connection = self.session._conn.cursor()  # its own: the session's connection may hold an open result
+        scratch = tempfile.TemporaryDirectory(prefix="sparkflow-duckdb-csv-")  # files DuckDB cannot decompress
         try:
-            for path in paths:
+            for original, path in zip(paths, compression.readable(paths, scratch.name, _READS), strict=True):
                 suffix = uuid.uuid4().hex
                 errors, scans = f"sparkflow_rejects_{suffix}", f"sparkflow_scans_{suffix}"
                 rejects = {**options, "store_rejects": True, "rejects_table": errors, "rejects_scan": scans}
@@ -172,13 +181,15 @@ class DuckDBEngine(LocalFiles):
                 # hash(row) reads every column: a count alone would let DuckDB skip converting the values.
                 scan = f"SELECT count(hash(row)) FROM read_csv({_literal(path)}, {arguments}) AS row"
                 connection.execute(scan).fetchall()
-                found += connection.execute(
-                    f"SELECT scan.file_path, error.csv_line FROM {errors} AS error JOIN {scans} AS scan "
+                lines = connection.execute(
+                    f"SELECT error.csv_line FROM {errors} AS error JOIN {scans} AS scan "
                     "USING (scan_id, file_id) ORDER BY ALL"
                 ).fetchall()
+                found += [(original, str(line)) for (line,) in lines]
         finally:
             connection.close()  # and with it the rejects tables, temporary tables of this cursor
-        return [(str(path), str(line)) for path, line in found]
+            scratch.cleanup()
+        return found
 
     def _bad_json(self, source: PlanSource, paths: list[str]) -> list[tuple[str, str]]:
         import pyarrow as pa
@@ -301,6 +312,9 @@ class DuckDBEngine(LocalFiles):
 def _text_lines(path: str, target: str) -> str:
     """Write the lines of the text file ``path`` to the Parquet file ``target`` (column ``value``); return it.
 
+    A compressed file (``.gz``, ``.bz2``, ...: :mod:`sparkflow.compression`) is decompressed as it is read, block by
+    block, as Spark's text reader decompresses it: DuckDB's READ_TEXT would give its compressed bytes.
+
     Lines end at ``\n``, ``\r\n`` or ``\r``, as in Spark; the end of the file ends the last line without adding
     an empty one; undecodable bytes become U+FFFD, as Spark's UTF-8 decoding does. A block that is valid UTF-8 is
     split as it is, without a copy, and on ``\n`` alone when it holds no ``\r`` (a regular-expression split takes
@@ -325,7 +339,7 @@ def _text_lines(path: str, target: str) -> str:
         return pa.table({"value": pc.list_flatten(parts)}, schema=schema)
 
     with (
-        open(path, "rb") as handle,
+        compression.open_decompressed(path) as handle,
         pq.ParquetWriter(target, schema, compression="none", use_dictionary=False) as writer,
     ):
         rest = b""
@@ -377,11 +391,10 @@ def _literal(value: Any) -> str:
 
 def _line_batches(paths: list[str], schema: Any, size: int = 65536) -> Iterator[Any]:
     """The lines of ``paths`` as Arrow batches of (path, line), decompressed by extension, without terminators."""
-    import fsspec
     import pyarrow as pa
 
     for path in paths:
-        with fsspec.open(path, "rb", compression="infer") as handle:
+        with compression.open_decompressed(path) as handle:
             batch: list[str] = []
             for raw in handle:
                 batch.append(raw.rstrip(b"\r\n").decode("utf-8", "replace"))

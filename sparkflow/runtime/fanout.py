@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from sparkflow import compression
 from sparkflow.dsl.trace import StageCall
 from sparkflow.errors import EventError, InputError, StorageError
 from sparkflow.runtime import failures, records, split, storage
@@ -178,8 +179,8 @@ def _split(job: Job) -> dict[str, Any]:
     items: list[list[int]] = []
     total = 0
     for index, item in enumerate(chosen):
-        form, header, schema = _format(job, item)
         files = _files(item)
+        form, header, schema = _format(job, item, files)
         manifest = split.plan_chunks(files, form, job.chunk_bytes, header=header)
         split.write_chunk_groups(manifest, storage.join(job.work, SPLIT, item.param))
         split.write_manifest(manifest, storage.join(job.work, SPLIT, f"{item.param}.json"))  # the whole record
@@ -225,8 +226,8 @@ def _bucket_key(uri: str) -> tuple[str, str]:
     return "", uri.rstrip("/")
 
 
-def _format(job: Job, item: Input) -> tuple[str, bool, str | None]:
-    """Format, header and schema (DDL) every chunk of ``item`` is read with.
+def _format(job: Job, item: Input, listed: list[split.FileInfo]) -> tuple[str, bool, str | None]:
+    """Format, header and schema (DDL) every chunk of ``item`` (whose files are ``listed``) is read with.
 
     Chunks must agree on a schema: a source without one gets it inferred once, from a sample at its start,
     instead of by every chunk from its own rows.
@@ -235,17 +236,19 @@ def _format(job: Job, item: Input) -> tuple[str, bool, str | None]:
         return "parquet", False, None
     assert item.source is not None
     source = item.source
+    # Before the sample is read: a file of a compression sparkflow does not read is refused by the source's name.
+    compression.refuse([file.uri for file in listed], source.format, f"source {source.name!r}", source.origin)
     header = bool(source.option("header", False)) if source.format == "csv" else False
     schema = source.option("schema")
     if schema or source.format not in ("csv", "json"):
         return source.format, header, schema
     # From the first file that holds anything: an empty file first in the folder (a quiet day's export) gave an
     # empty sample, so every chunk inferred its own schema and chunks without some field wrote files without it.
-    files = [file for file in split.list_files(item.location) if file.size > 0]
+    files = [file for file in listed if file.size > 0]
     if not files:
         return source.format, header, None
     sample = split.Piece(files[0].uri, 0, min(files[0].size, SAMPLE_BYTES), files[0].size)
-    if files[0].uri.lower().endswith(split.COMPRESSED_EXTENSIONS) or sample.end == files[0].size:
+    if compression.of(files[0].uri) is not None or sample.end == files[0].size:
         sample = replace(sample, end=files[0].size, whole=True)
     folder = job.folder(f"sample-{item.param}")
     paths = split.read_chunk(split.Chunk((sample,)), source.format, header, folder)
@@ -269,10 +272,10 @@ def _ddl(schema: Any) -> str | None:
     return ", ".join(f"`{field.name.replace('`', '``')}` {field.dataType.simpleString()}" for field in schema.fields)
 
 
-def _files(item: Input) -> list[split.FileInfo] | str:
-    """A source's location (listed by the splitter), or an upstream stage's committed files with their sizes."""
+def _files(item: Input) -> list[split.FileInfo]:
+    """The files of a source's location, or an upstream stage's committed files, with their sizes."""
     if item.kind == "source":
-        return item.location
+        return split.list_files(item.location)
     infos: list[split.FileInfo] = []
     for uri in storage.committed_files(item.location, f"input {item.param!r}"):
         fs, path = storage.filesystem(uri)

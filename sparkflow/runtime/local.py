@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sparkflow import engines
+from sparkflow import compression, engines
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import InputError, SparkflowError
 from sparkflow.layout import node_location, run_location, value_key, with_slash
@@ -267,8 +267,9 @@ def _handler(config: RuntimeConfig) -> _Handler:
 
 
 def _check_local_sources(plan: Plan, pipeline: Pipeline, overrides: dict[str, str]) -> None:
-    """Every local source exists, is readable and holds data, before the first stage runs (not after the stages
-    before the one that reads it); else an InputError naming the source and its declaration."""
+    """Every local source exists, is readable and holds data, none of it of a compression sparkflow does not read,
+    before the first stage runs (not after the stages before the one that reads it); else an InputError naming the
+    source and its declaration."""
     from sparkflow.runtime.execute import source_uri
 
     for source in plan.sources:
@@ -281,17 +282,22 @@ def _check_local_sources(plan: Plan, pipeline: Pipeline, overrides: dict[str, st
             raise InputError(f"source {source.name!r}: nothing at {path!r}: {how}", source.origin)
         if not os.access(path, os.R_OK):
             raise InputError(f"source {source.name!r}: {path!r} cannot be read by this user: {how}", source.origin)
-        if os.path.isdir(path) and not _holds_data(path):
+        files = _data_files(path) if os.path.isdir(path) else [path]
+        if not files:
             raise InputError(f"source {source.name!r}: the folder {path!r} holds no data files: {how}", source.origin)
+        try:
+            compression.refuse(files, source.format, f"source {source.name!r}")
+        except InputError as error:
+            raise InputError(f"{error.message}; nothing ran", source.origin) from None
 
 
-def _holds_data(folder: str) -> bool:
-    """Whether a folder holds a file a source reads: not hidden, nor under a hidden folder (``_``, ``.``)."""
-    for _, folders, names in os.walk(folder):
+def _data_files(folder: str) -> list[str]:
+    """The files of a folder a source reads: not hidden, nor under a hidden folder (``_``, ``.``), sorted."""
+    found: list[str] = []
+    for root, folders, names in os.walk(folder):
         folders[:] = [name for name in folders if not name.startswith(("_", "."))]
-        if any(not name.startswith(("_", ".")) for name in names):
-            return True
-    return False
+        found += [os.path.join(root, name) for name in names if not name.startswith(("_", "."))]
+    return sorted(found)
 
 
 def _exists(location: str) -> bool:

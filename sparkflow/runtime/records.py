@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sparkflow import compression
 from sparkflow.errors import InputError, SparkflowError
 from sparkflow.runtime import datasets, logs, split, storage
 
@@ -264,10 +265,8 @@ def _find(engine: _Engine, source: PlanSource, files: list[tuple[str, FileOrigin
 def _lines(path: str, header: bool) -> Iterator[tuple[int, int, str]]:
     """(1-based line number, byte offset, text without terminator) of every record line of a local file: blank
     lines (which no reader takes for records) and a CSV header are left out."""
-    import fsspec
-
     offset = 0
-    with fsspec.open(path, "rb", compression="infer") as handle:
+    with compression.open_decompressed(path) as handle:
         for number, raw in enumerate(handle, 1):
             text = raw.rstrip(b"\r\n").decode("utf-8", "replace")
             if text.strip() and not (header and number == 1):
@@ -277,8 +276,6 @@ def _lines(path: str, header: bool) -> Iterator[tuple[int, int, str]]:
 
 def _without(files: list[tuple[str, FileOrigin]], found: list[tuple[str, int, BadRecord]], folder: str) -> str:
     """A local folder holding ``files``, those with bad records copied without those lines (and decompressed)."""
-    import fsspec
-
     dropped: dict[str, set[int]] = {}
     for path, line, _ in found:
         dropped.setdefault(path, set()).add(line)
@@ -293,11 +290,8 @@ def _without(files: list[tuple[str, FileOrigin]], found: list[tuple[str, int, Ba
             except OSError:
                 shutil.copyfile(path, target)
             continue
-        compression = fsspec.utils.infer_compression(path)
-        if compression:
-            name = os.path.splitext(name)[0]
-        target = os.path.join(folder, f"{index:05d}-{name}")
-        with fsspec.open(path, "rb", compression="infer") as original, open(target, "wb") as out:
+        target = os.path.join(folder, f"{index:05d}-{compression.stem(name)}")
+        with compression.open_decompressed(path) as original, open(target, "wb") as out:
             for number, raw in enumerate(original, 1):
                 if number not in lines:
                     out.write(raw)

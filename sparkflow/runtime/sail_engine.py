@@ -16,10 +16,12 @@ invocations. Its spill files and checkpoints go under the system temporary folde
 lines are off unless ``RUST_LOG`` asks for them.
 
 Where Sail reads differently from Spark, reads are made to agree (docs/engines.md lists each rule with its test):
-JSON lines without a schema are read with Spark's inferred schema (fields sorted by name, no ``void`` columns), text
-folders mixing compressed and plain files are read group by group, and CSV integer columns that fit 32 bits are
-``int``, as Spark infers them. What Sail cannot run raises :class:`~sparkflow.errors.EngineUnsupported`, naming the
-API and the user's line, and suggesting Spark.
+JSON lines without a schema are read with Spark's inferred schema (fields sorted by name, no ``void`` columns), folders
+mixing compressions (and plain files) are read one compression at a time (Sail refuses a read that mixes them; a CSV
+or JSON read that infers its schema reads them decompressed instead, so that one schema comes from all the files),
+zlib's ``.deflate`` files (which Sail does not decompress) are decompressed first, and CSV integer columns that fit 32
+bits are ``int``, as Spark infers them. What Sail cannot run raises :class:`~sparkflow.errors.EngineUnsupported`,
+naming the API and the user's line, and suggesting Spark.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import threading
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from sparkflow import compression
 from sparkflow.engines import ENGINES
 from sparkflow.errors import EngineUnsupported, EnvironmentProblem, InputError, SparkflowError
 from sparkflow.runtime import failures
@@ -46,8 +49,9 @@ _LOCK = threading.Lock()
 _STATE: dict[str, Any] = {"prepared": False, "server": None, "session": None}
 # Errors of Sail's readers on a record they cannot parse (Spark's FAILFAST reads fail the same way).
 _MALFORMED = ("Json error", "Csv error", "Cast error", "Parser error", "Failed to parse")
-# The compressions Sail recognises by a file's extension: files of one read must share one.
-_COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zstd", ".deflate")
+# The compressions Sail's readers decompress themselves (under .gz, .bz2 and .zst; files of one read must share one);
+# files of the others (zlib's .deflate) are decompressed into the task's scratch folder first.
+_READS = ("gzip", "bzip2", "zstd")
 
 
 def prepare() -> None:
@@ -129,18 +133,21 @@ class SailEngine(LocalFiles):
 
         paths = datasets.local_copy(datasets.source_files(source, uri), folder)
         try:
+            if source.format == "parquet":
+                return _spark_int96(datasets.read_files(self.session, source, paths, uri), paths)
+            infers = source.format != "text" and not source.option("schema")
+            groups = _by_compression(compression.readable(paths, folder, _decompressing(paths, infers)))
             if source.format == "text":
-                return _union([self.session.read.text(group) for group in _by_compression(paths)])
+                return _union([self.session.read.text(group) for group in groups])
             if source.format == "json" and not source.option("schema"):
-                schema = _spark_json_schema(self.session.read.json(paths).schema)
+                (files,) = groups  # one read infers the schema (see _decompressing)
+                schema = _spark_json_schema(self.session.read.json(files).schema)
                 if not schema.fields:
-                    return self.session.read.json(paths)
-                return self.session.read.json(paths, schema=schema, mode="FAILFAST")
-            frame = datasets.read_files(self.session, source, paths, uri)
+                    return self.session.read.json(files)
+                return self.session.read.json(files, schema=schema, mode="FAILFAST")
+            frame = _union([datasets.read_files(self.session, source, group, uri) for group in groups])
             if source.format == "csv" and not source.option("schema"):
                 frame = _spark_csv_integers(frame)
-            if source.format == "parquet":
-                frame = _spark_int96(frame, paths)
             return frame
         except InputError:
             raise
@@ -163,12 +170,13 @@ class SailEngine(LocalFiles):
         from pyspark.sql.types import StructType
 
         declared = source.option("schema")
-        schema: Any = (
-            StructType.fromDDL(declared) if declared else _spark_json_schema(self.session.read.json(paths).schema)
-        )
-        found: list[tuple[str, str]] = []
-        for path in paths:  # one read per file: Sail has no _metadata.file_path
-            lines = self.session.read.text(path).where(F.trim("value") != "")
+        with tempfile.TemporaryDirectory(prefix="sparkflow-sail-json-") as scratch:
+            readable = compression.readable(paths, scratch, _decompressing(paths, not declared))
+            schema: Any = (
+                StructType.fromDDL(declared)
+                if declared
+                else _spark_json_schema(self.session.read.json(readable).schema)
+            )
             parsed = F.from_json("value", schema)
             checks = [F.get_json_object("value", "$").isNull(), ~F.trim("value").startswith("{")]
             for field in schema.fields:
@@ -177,8 +185,11 @@ class SailEngine(LocalFiles):
             bad = checks[0]
             for check in checks[1:]:
                 bad = bad | check
-            found += [(path, row[0]) for row in lines.where(bad).select("value").collect()]
-        return found
+            found: list[tuple[str, str]] = []
+            for path, local in zip(paths, readable, strict=True):  # one read per file: Sail has no _metadata.file_path
+                lines = self.session.read.text(local).where(F.trim("value") != "")
+                found += [(path, row[0]) for row in lines.where(bad).select("value").collect()]
+            return found
 
     def read_dataset(self, location: str, folder: str, what: str) -> Any:
         from sparkflow.runtime import datasets
@@ -270,12 +281,19 @@ def _owner(error: BaseException) -> str | None:
     return owners[-1] if owners else None
 
 
+def _decompressing(paths: list[str], infers: bool) -> tuple[str, ...]:
+    """The compressions Sail decompresses itself in a read of ``paths``: none when the read infers its schema and the
+    files mix compressions (Spark infers one schema from all the files; Sail reads one compression per read, so such
+    files are read decompressed, in one read), else those it reads."""
+    return () if infers and len(_by_compression(paths)) > 1 else _READS
+
+
 def _by_compression(paths: list[str]) -> list[list[str]]:
     """``paths`` grouped by compression (Sail reads one compression per read), in their order of first appearance."""
     groups: dict[str, list[str]] = {}
     for path in paths:
-        suffix = next((suffix for suffix in _COMPRESSED if path.lower().endswith(suffix)), "")
-        groups.setdefault(suffix, []).append(path)
+        found = compression.of(path)
+        groups.setdefault(found.name if found else "", []).append(path)
     return list(groups.values())
 
 

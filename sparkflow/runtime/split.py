@@ -36,9 +36,10 @@ Parquet:
 Packing and compression:
     Files no larger than ``chunk_bytes`` are packed, in URI order, into chunks of up to ``chunk_bytes``. A
     larger file becomes ``ceil(size / chunk_bytes)`` equal ranges, one chunk each (no sliver at the end).
-    Compressed files (decided by extension: ``.gz``, ``.bz2``, ``.zst``, ...) cannot be entered in the middle:
-    each is one whole piece, copied as it is (the engines decompress by extension), alone in its chunk when
-    it is larger than ``chunk_bytes``.
+    Compressed files (decided by extension: ``.gz``, ``.bz2``, ``.zst``, ...; :mod:`sparkflow.compression`) cannot
+    be entered in the middle: each is one whole piece, copied as it is (the engines decompress by extension), alone
+    in its chunk when it is larger than ``chunk_bytes``. A compression sparkflow does not read is refused here, before
+    any chunk task runs.
 
 The manifest is plain JSON (:meth:`Manifest.to_json`), versioned, and identical for identical input.
 Nothing here imports pyarrow, boto3 or pyspark at module import: the runtime is imported by every function.
@@ -55,6 +56,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sparkflow import compression
 from sparkflow.dsl.source import FORMATS
 from sparkflow.errors import DefinitionError, InputError, StorageError
 from sparkflow.runtime import storage
@@ -63,8 +65,6 @@ MANIFEST_VERSION = 1
 # A map task reads the group of the manifest holding its chunk, not the whole manifest: the map phase then reads
 # O(chunks) manifest bytes in all, not O(chunks²) (2,000 chunks: a 242 KB manifest took 7.2 ms to read, per task).
 CHUNKS_PER_GROUP = 256
-#: Extensions of compressed files that cannot be read from the middle: each is one whole piece.
-COMPRESSED_EXTENSIONS = (".gz", ".gzip", ".bz2", ".zst", ".zstd", ".xz", ".lz4", ".snappy", ".deflate", ".br", ".lzo")
 _BLOCK_BYTES = 8 * 1024 * 1024  # one ranged read while copying a piece
 _WINDOW_BYTES = 64 * 1024  # first window read past a piece's end to finish its last record
 
@@ -224,7 +224,8 @@ def plan_chunks(
 
     Raises:
         DefinitionError: an unknown format, a chunk size below 1, or ``header`` for a format without one.
-        InputError: a file or location that does not exist or cannot be read (e.g. a corrupt Parquet footer).
+        InputError: a file or location that does not exist or cannot be read (e.g. a corrupt Parquet footer), or a
+            file of a compression sparkflow does not read (see :mod:`sparkflow.compression`).
 
     Example:
         >>> manifest = plan_chunks("s3://bucket/books/", "text", 64 * 1024 * 1024)  # doctest: +SKIP
@@ -236,9 +237,10 @@ def plan_chunks(
             "pass a positive chunk_size= on the stage or --chunk-size to sparkflow run"
         )
     listed = _measure([files] if isinstance(files, str) else files)
+    compression.refuse([info.uri for info in listed], format, f"cannot split the {format} input")
     packer = _Packer(chunk_bytes)
     for info in listed:
-        compressed = info.uri.lower().endswith(COMPRESSED_EXTENSIONS)
+        compressed = compression.of(info.uri) is not None
         if compressed or info.size <= chunk_bytes:
             packer.add_small(
                 Piece(info.uri, 0, info.size, info.size, whole=compressed or format == "parquet"),

@@ -138,6 +138,69 @@ def test_a_source_of_unknown_size_asks_for_one(tmp_path: Path) -> None:
     assert "source 'logs' (s3://bucket/logs/) has no size to estimate with: pass --input logs=SIZE" in result.output
 
 
+COMPRESSED = """
+import sparkflow as sf
+from pyspark.sql import functions as F
+logs = sf.source('logs', 'logs/', format='text')
+archive = sf.source('archive', 's3://bucket/archive/2024.log.zst', format='text', size='3GiB')
+@sf.stage(partition='rows', chunk_size='64KiB')
+def words(lines):
+    return lines.select(F.explode(F.split('value', ' ')).alias('word'))
+@sf.stage(partition_by='word')
+def counts(words):
+    return words.groupBy('word').count()
+@sf.pipeline(storage='s3://bucket/sf/')
+def compressed():
+    return counts(words(logs)), counts(words(archive))
+"""
+
+
+def test_compressed_files_are_read_whole_and_plan_says_so(tmp_path: Path) -> None:
+    """A compressed file cannot be split: plan notes each source holding some (local files, or a remote location
+    naming one), warns of one larger than a chunk of a stage that splits it, and of one a run would refuse; --json
+    says the same."""
+    import gzip
+    import os
+
+    (tmp_path / "pipeline.py").write_text(COMPRESSED)
+    (tmp_path / "logs" / "day=1").mkdir(parents=True)
+    (tmp_path / "logs" / "day=1" / "big.log.gz").write_bytes(gzip.compress(os.urandom(100 * 1024)))
+    (tmp_path / "logs" / "small.log.bz2").write_bytes(b"BZh9" + bytes(60))
+    (tmp_path / "logs" / "plain.log").write_text("plain\n" * 100)
+    (tmp_path / "logs" / "old.log.xz").write_bytes(b"xz")
+    result = invoke("plan", str(tmp_path / "pipeline.py"))
+    assert result.exit_code == 0, result.output
+    big = (tmp_path / "logs" / "day=1" / "big.log.gz").stat().st_size
+    lines = [line for line in result.output.splitlines() if line.startswith(("note:", "warning:"))]
+    assert lines == [
+        "note: source archive: 1 compressed file (zstd, 3.0 GiB) cannot be split: it is read whole, in one chunk",
+        "warning: source archive: 2024.log.zst (3.0 GiB compressed) is larger than a chunk of stage counts_2 "
+        "(64.0 KiB): one task reads it whole, and more once decompressed; store it as smaller files (or uncompressed) "
+        "to spread it over tasks",
+        f"note: source logs: 2 compressed files (bzip2, gzip, {(big + 64) / 1024:,.1f} KiB) cannot be split: each is "
+        "read whole, in one chunk",
+        f"warning: source logs: day=1/big.log.gz ({big / 1024:,.1f} KiB compressed) is larger than a chunk of stage "
+        "counts (64.0 KiB): one task reads it whole, and more once decompressed; store it as smaller files (or "
+        "uncompressed) to spread it over tasks",
+        "warning: source logs: 'old.log.xz' is compressed with xz, which sparkflow does not read (Spark has no codec "
+        "for it and reads its compressed bytes as text). sparkflow reads the compressions Spark decompresses: gzip "
+        "(.gz, .gzip), bzip2 (.bz2), zstd (.zst, .zstd), zlib (.deflate): decompress the file or compress it with one "
+        "of those; sparkflow run refuses it before anything runs",
+    ]
+    data = json.loads(invoke("plan", str(tmp_path / "pipeline.py"), "--json").output)
+    assert data["compressed"]["logs"] == {
+        "files": 2,
+        "bytes": big + 64,
+        "compressions": ["bzip2", "gzip"],
+        "largest": {"file": "day=1/big.log.gz", "bytes": big},
+        "larger_than_a_chunk_of": {"counts": 64 * 1024},
+        "refused": lines[-1]
+        .removeprefix("warning: source logs: ")
+        .removesuffix("; sparkflow run refuses it before anything runs"),
+    }
+    assert data["compressed"]["archive"]["larger_than_a_chunk_of"] == {"counts_2": 64 * 1024}
+
+
 def test_the_local_estimate_uses_the_run_engine_and_the_files_read(tmp_path: Path) -> None:
     pipeline = load_pipeline(str(EXAMPLES / "daily-revenue" / "pipeline.py"))
     plan = plan_pipeline(pipeline, LOCAL)

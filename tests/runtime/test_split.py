@@ -212,7 +212,8 @@ def test_parquet_large_file_splits_on_row_groups(folder: Path) -> None:
 
 @pytest.mark.parametrize("columns", ["timestamps", "timestamps and timestamp_ntz"])
 def test_row_groups_of_a_spark_file_keep_their_timestamp_types(spark: Any, folder: Path, columns: str) -> None:
-    """Spark writes TIMESTAMP as INT96; a row-group copy must read back in Spark (and DuckDB) as the same type."""
+    """Plain Spark writes TIMESTAMP as INT96 (sparkflow's engines write INT64 microseconds, but sources come from
+    anywhere); a row-group copy must read back in Spark (and DuckDB) as the same type."""
     pa = _pyarrow()
     ntz = ", CAST(at AS TIMESTAMP_NTZ) AS wall" if "ntz" in columns else ""
     frame = spark.sql(
@@ -220,7 +221,12 @@ def test_row_groups_of_a_spark_file_keep_their_timestamp_types(spark: Any, folde
         "ELSE TIMESTAMP'2024-03-31 12:52:46' + make_interval(0, 0, 0, 0, 0, 0, id) END AS at, "
         f"named_struct('seen', TIMESTAMP'1900-01-01 00:00:00', 'n', id) AS nested{ntz} FROM range(600)"
     )
-    frame.coalesce(1).write.option("parquet.block.size", 256).parquet(str(folder / "in"))
+    configured = spark.conf.get("spark.sql.parquet.outputTimestampType")
+    spark.conf.set("spark.sql.parquet.outputTimestampType", "INT96")  # Spark's default
+    try:
+        frame.coalesce(1).write.option("parquet.block.size", 256).parquet(str(folder / "in"))
+    finally:
+        spark.conf.set("spark.sql.parquet.outputTimestampType", configured)
     written = [path for path in (folder / "in").iterdir() if path.suffix == ".parquet"]
     assert pa.parquet.ParquetFile(written[0]).num_row_groups > 2
     manifest = plan_chunks(str(folder / "in"), "parquet", 2000, header=False)

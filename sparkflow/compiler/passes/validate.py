@@ -11,6 +11,7 @@ import difflib
 
 import networkx as nx
 
+from sparkflow import compression
 from sparkflow.compiler.context import Context
 from sparkflow.compiler.graph import ParamNode, SourceNode, node, output_kind, stage_nodes
 from sparkflow.dsl.pipeline import Pipeline
@@ -48,12 +49,29 @@ def validate(graph: nx.DiGraph, context: Context) -> nx.DiGraph:
                     item.origin,
                 )
             )
+    problems += _compression_problems(graph)
     problems += trigger_problems(graph, pipeline)
     if pipeline.schedule is not None:
         problems += _unscheduled_params(graph, context)
     if problems:
         raise CompileError(problems)
     return graph
+
+
+def _compression_problems(graph: nx.DiGraph) -> list[SparkflowError]:
+    """A source whose declared location names a file of a compression sparkflow does not read (``logs/app.log.xz``),
+    at its ``sf.source`` line. Files inside a declared folder are checked where they are listed (``sparkflow run``,
+    the split and reading tasks)."""
+    sources = sorted(
+        (data["node"] for _, data in graph.nodes(data=True) if isinstance(data["node"], SourceNode)),
+        key=lambda item: item.order,
+    )
+    problems: list[SparkflowError] = []
+    for item in sources:
+        reason = None if item.source.uri.endswith("/") else compression.refusal(item.source.uri, item.source.format)
+        if reason is not None:
+            problems.append(DefinitionError(f"source {item.source.name!r}: {reason}", item.origin))
+    return problems
 
 
 def trigger_problems(graph: nx.DiGraph, pipeline: Pipeline) -> list[SparkflowError]:
