@@ -9,7 +9,9 @@ no longer is a regression: the run names it and exits 1, and the baseline keeps 
 or the new class is accepted with ``--accept``.
 
 Names given to ``--entries`` are entries (``functions.date_add``) or prefixes ending in a dot (``functions.``); such
-a run writes nothing but still checks its entries against the baseline.
+a run writes nothing but still checks its entries against the baseline. ``--keep DIR`` keeps the workers' logs and
+every outcome (``DIR/outcomes.pickle``); ``--outcomes DIR/outcomes.pickle`` reports on kept outcomes instead of
+running (after a change to tests/conformance/explained.py, say).
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ from pathlib import Path
 from tests.conformance import report
 from tests.conformance.compare import spark_ran
 from tests.conformance.extract import Entry, entries
+from tests.conformance.results import Outcome
 from tests.conformance.suite import OTHERS, REFERENCE, TIMEOUT, run_engine, verdicts
+
+#: engine -> entry -> outcome, the reference's included.
+Outcomes = dict[str, dict[str, Outcome]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,37 +40,54 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--entries", nargs="+", metavar="NAME", help="only these entries (or prefixes: 'functions.')")
     parser.add_argument("--timeout", type=float, default=TIMEOUT, help=f"seconds per entry (default {TIMEOUT:g})")
     parser.add_argument("--accept", action="store_true", help="write regressed classes into the baseline too")
-    parser.add_argument(
-        "--keep", type=Path, help="a folder to run the workers in and keep their logs and outcomes.pickle in"
-    )
+    parser.add_argument("--keep", type=Path, help="a folder to run the workers in and keep their logs and outcomes in")
+    parser.add_argument("--outcomes", type=Path, help="report on the outcomes.pickle a run kept instead of running")
     args = parser.parse_args(argv)
     chosen = _chosen(args.entries)
     if not chosen:
         parser.error("no entry matches --entries")
-    whole = args.entries is None and list(args.engines) == list(OTHERS)
-    with tempfile.TemporaryDirectory(prefix="sparkflow-conformance-") as scratch:
-        return run(chosen, args.engines, args.keep or Path(scratch), args.timeout, args.accept, whole)
-
-
-def run(chosen: list[Entry], engines: list[str], folder: Path, timeout: float, accept: bool, whole: bool) -> int:
-    """Run ``chosen`` on Spark and ``engines`` with workers in ``folder``; report, and write when ``whole``."""
     started = time.monotonic()
+    if args.outcomes:
+        with open(args.outcomes, "rb") as handle:
+            found: Outcomes = pickle.load(handle)
+    else:
+        with tempfile.TemporaryDirectory(prefix="sparkflow-conformance-") as scratch:
+            found = run(chosen, args.engines, args.keep or Path(scratch), args.timeout)
+    code = finish(chosen, args.engines, found, args.accept, whole=args.entries is None)
+    print(f"{time.monotonic() - started:.0f} s")
+    return code
+
+
+def run(chosen: list[Entry], engines: list[str], folder: Path, timeout: float) -> Outcomes:
+    """Run ``chosen`` on Spark, then what Spark ran on each of ``engines``, with workers in ``folder``; keep the
+    outcomes in ``folder/outcomes.pickle``."""
     print(f"{len(chosen)} entries on {REFERENCE} and {', '.join(engines)}; workers in {folder}", flush=True)
     reference = run_engine(REFERENCE, chosen, folder, timeout, _progress)
     runnable = [entry for entry in chosen if spark_ran(reference[entry.name])]
-    found = {engine: run_engine(engine, runnable, folder, timeout, _progress) for engine in engines}
+    found = {REFERENCE: reference}
+    for engine in engines:
+        found[engine] = run_engine(engine, runnable, folder, timeout, _progress)
     with open(folder / "outcomes.pickle", "wb") as handle:
-        pickle.dump({REFERENCE: reference, **found}, handle)
-    classed = verdicts(chosen, reference, found)
+        pickle.dump(found, handle)
+    return found
+
+
+def finish(chosen: list[Entry], engines: list[str], found: Outcomes, accept: bool, whole: bool) -> int:
+    """Class ``found``, print the counts and the regressions; write the docs' table and the baseline when the
+    outcomes are a whole run's (every entry, every engine). 1 when an entry regressed (0 with ``accept``)."""
+    missing = [entry.name for entry in chosen if entry.name not in found[REFERENCE]]
+    others = {engine: found[engine] for engine in engines if engine in found}
+    classed = verdicts([entry for entry in chosen if entry.name not in missing], found[REFERENCE], others)
     print()
-    print(report.summary(classed, engines))
+    print(report.summary(classed, list(others)))
     baseline = report.read_baseline()
     regressed = report.regressions(baseline, classed)
-    if whole:
-        report.write_docs(report.render(classed, engines))
+    if whole and not missing and list(others) == list(OTHERS):
+        report.write_docs(report.render(classed, list(others)))
         report.write_baseline(report.merged(baseline, classed, accept))
         print(f"\nwrote {report.DOCS.relative_to(report.ROOT)} and {report.BASELINE.relative_to(report.ROOT)}")
-    print(f"{time.monotonic() - started:.0f} s")
+    elif missing:
+        print(f"\n{len(missing)} entries have no outcome (e.g. {missing[0]}): nothing written")
     if regressed:
         print(f"\n{len(regressed)} regression(s): entries equal in the baseline that are no longer", file=sys.stderr)
         for line in regressed:

@@ -4,7 +4,8 @@ The examples of an entry run in order in one namespace (see :func:`namespace`). 
 doctest runs it, except that what doctest would print is captured instead (:mod:`tests.conformance.results`):
 
 * an expression's value (``df.count()``, ``df.collect()``, ``df.schema``) is captured; a DataFrame by its result as
-  Arrow gives it (its rows and column types: :mod:`tests.conformance.arrow`);
+  Arrow gives it (its rows and column types: :mod:`tests.conformance.arrow`), or as ``collect()`` and its schema
+  give it where the engine's Arrow conversion refuses it;
 * ``X.show(...)`` captures the DataFrame ``X`` (its rows and types, not the text ``show`` prints) and
   ``X.printSchema()`` captures ``X``'s schema;
 * ``print(...)`` (the namespace's own) captures each of its arguments.
@@ -149,7 +150,14 @@ def capture(value: Any, example: Example, kind: str | None = None) -> Result:
             schema = value.schema
         except Exception:  # sqlframe cannot always tell a query's schema before running it; show() runs it anyway
             schema = None
-        table = _collectable(value, schema).toArrow()
+        try:
+            table = _collectable(value, schema).toArrow()
+        except Exception:  # Spark's Arrow conversion refuses some nested values that collect() (and show()) read
+            if schema is None:
+                raise
+            types, names = _types(schema)
+            rows = tuple(plain(row) for row in _collectable(value, schema).collect())
+            return Result(line, source, "frame", types, names, rows, ordered)
         names = tuple(str(field.name) for field in schema.fields) if schema else tuple(table.column_names)
         return Result(line, source, "frame", arrow.types(table), names, arrow.rows(table), ordered)
     if _is_schema(value):

@@ -18,6 +18,15 @@ Class = Literal["equal", "types differ", "values differ", "unsupported", "not ru
 #: Every class, best first; ``not run on spark`` entries are left out of the counts.
 CLASSES: tuple[Class, ...] = ("equal", "types differ", "values differ", "unsupported", "not run on spark")
 _RANK = {"equal": 0, "types differ": 1, "values differ": 2}
+_NOUNS = {
+    "frame": "a DataFrame",
+    "schema": "a schema",
+    "rows": "Rows",
+    "value": "a value",
+    "column": "a Column",
+    "object": "an object",
+    "raised": "an error",
+}
 _SHOWN = 160  # characters of a value shown in a reason
 
 
@@ -37,12 +46,10 @@ class Verdict:
 
 def classify(reference: Outcome, found: Outcome, engine: str) -> Verdict:
     """``found`` (the entry on ``engine``) against ``reference`` (the entry on Spark), on the examples Spark ran."""
-    if reference.timed_out or reference.problem:
-        return Verdict("not run on spark", _failed(reference))
+    if not spark_ran(reference):
+        return Verdict("not run on spark", _failed(reference) or _failure(reference.failures[0]))
     skipped = {line for line, _ in reference.failures}
     expected = [result for result in reference.results if result.line not in skipped]
-    if reference.failures and not expected:
-        return Verdict("not run on spark", _failure(reference.failures[0]))
     partial = _failure(reference.failures[0]) if reference.failures else ""
     if found.timed_out or found.problem:
         return Verdict("unsupported", _failed(found), partial)
@@ -63,8 +70,12 @@ def classify(reference: Outcome, found: Outcome, engine: str) -> Verdict:
 
 
 def spark_ran(reference: Outcome) -> bool:
-    """Whether Spark ran the entry (or some of its examples) here: the other engines need to run it only then."""
-    return classify(reference, reference, "spark").klass != "not run on spark"
+    """Whether Spark ran the entry here, or some of its examples, with a result (the others need to run it only
+    then): not when it timed out, its worker failed, or every example with a result failed."""
+    if reference.timed_out or reference.problem:
+        return False
+    skipped = {line for line, _ in reference.failures}
+    return not skipped or any(result.line not in skipped for result in reference.results)
 
 
 def _rank(verdict: Verdict) -> int:
@@ -85,12 +96,11 @@ def compare(expected: Result, got: Result, engine: str) -> Verdict:
     if expected.kind == "raised" or got.kind == "raised":
         if expected.kind == got.kind:
             return Verdict("equal")
-        said = {"raised": "raises {}", "frame": "answers"}
-        spark = said.get(expected.kind, "answers").format(expected.value)
-        other = said.get(got.kind, "answers").format(got.value)
+        spark = f"raises {expected.value}" if expected.kind == "raised" else "answers"
+        other = f"raises {got.value}" if got.kind == "raised" else "answers"
         return Verdict("values differ", f"{where}: Spark {spark}, {engine} {other}")
     if expected.kind != got.kind:
-        return Verdict("values differ", f"{where}: Spark gives a {expected.kind}, {engine} a {got.kind}")
+        return Verdict("values differ", f"{where}: Spark gives {_NOUNS[expected.kind]}, {engine} {_NOUNS[got.kind]}")
     if expected.kind in ("frame", "rows"):
         values = _rows(expected, got, engine)
         if values:

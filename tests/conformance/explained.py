@@ -106,6 +106,9 @@ EXPLAINED: dict[tuple[str, str], str] = {
     ("DataFrame.sampleBy", "sail"): "another sampler: a seed samples other rows",
     ("DataFrame.summary", "sail"): "percentiles interpolated (Spark's are approximate and take a value of the column)",
     ("DataFrame.union", "sail"): "a union by position of `int` and `bigint` columns stays `int` (Spark widens)",
+    ("DataFrame.unionByName", "sail"): (
+        "`allowMissingColumns`: the column made up for the side without it stays `void` (Spark: the other side's type)"
+    ),
     ("functions.current_catalog", "sail"): "Sail's catalog is `sail` (Spark: `spark_catalog`)",
     ("functions.date_diff", "sail"): "Sail's `bigint` (Spark: `int`)",
     ("functions.date_trunc", "sail"): "a `timestamp_ntz` (Spark: `timestamp`)",

@@ -83,6 +83,15 @@ def render(verdicts: Verdicts, engines: list[str]) -> str:
     for name in skipped:
         reason = next(iter(verdicts[name].values())).reason
         lines.append(f"| `{name}` | {_cell(reason)} |")
+    partial = [(name, next(iter(verdicts[name].values())).partial) for name in run]
+    lines += [
+        "",
+        "#### Partly run on Spark here (classed on the other examples)",
+        "",
+        "| entry | the first example Spark cannot run |",
+        "|---|---|",
+    ]
+    lines += [f"| `{name}` | {_cell(reason)} |" for name, reason in partial if reason]
     lines += ["", END]
     return "\n".join(lines)
 
