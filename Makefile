@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXAMPLES := $(wildcard examples/*/pipeline.py)
 TARGETS := aws gcp
 
-.PHONY: demo test lint typecheck unit long-checks faults oracle definitions check-definitions bench clean
+.PHONY: demo test lint typecheck unit long-checks faults oracle conformance definitions check-definitions bench clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,13 @@ faults: $(STAMP)
 # ENGINES=sail (only those engines' runs).
 oracle: $(STAMP)
 	$(BIN)/python -m tests.oracle $(if $(SEED),--seed $(SEED)) $(if $(CASES),--cases $(CASES)) $(if $(ENGINES),--engines $(ENGINES))
+
+# PySpark's own documentation examples (pyspark.sql.functions, DataFrame, GroupedData, Column, Window) run on every
+# engine and compared with Spark's results (tests/conformance/; about 7 minutes): writes the per-engine table in
+# docs/engines.md and tests/conformance/baseline.json, and fails naming any regression (an entry equal in the
+# baseline that is no longer). ACCEPT=1 writes a regressed entry's new class. A fixed sample runs in `unit`.
+conformance: $(STAMP)
+	$(BIN)/python -m tests.conformance $(if $(ACCEPT),--accept)
 
 # Regenerate every checked-in definition (the golden files) after a deliberate change.
 definitions: $(STAMP)
