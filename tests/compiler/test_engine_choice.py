@@ -128,3 +128,12 @@ def test_an_unknown_choice_names_the_line(tmp_path: Path) -> None:
     (tmp_path / "pipeline.py").write_text(AUTO.replace('engine="auto"', 'engine="automatic"'), encoding="utf-8")
     with pytest.raises(DefinitionError, match=r"engine='automatic' is not available; use one of: spark, sail, "):
         load_pipeline(str(tmp_path / "pipeline.py"))
+
+
+def test_the_shipped_differences_are_the_conformance_baselines(tmp_path: Path) -> None:
+    """sparkflow/engine_differences.json is what make conformance writes from its baseline and the differences
+    sparkflow's own suites found: neither drifts from the other."""
+    from tests.conformance import report
+
+    report.write_differences(report.read_baseline(), tmp_path / "differences.json")
+    assert (tmp_path / "differences.json").read_text() == report.DIFFERENCES.read_text()

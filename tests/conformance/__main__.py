@@ -4,7 +4,8 @@
 Runs every entry (:mod:`tests.conformance.extract`) on Spark, then on each other engine, one worker process per
 engine, one engine at a time; classes each entry on each engine against Spark (:mod:`tests.conformance.compare`);
 prints the counts per class for each engine. A whole run (every entry, every engine) also writes the table in
-docs/engines.md and the baseline, tests/conformance/baseline.json. An entry whose baseline class is ``equal`` and is
+docs/engines.md, the baseline, tests/conformance/baseline.json, and what ``engine="auto"`` reads,
+sparkflow/engine_differences.json. An entry whose baseline class is ``equal`` and is
 no longer is a regression: the run names it and exits 1, and the baseline keeps ``equal`` for it until it is fixed
 or the new class is accepted with ``--accept``.
 
@@ -84,8 +85,11 @@ def finish(chosen: list[Entry], engines: list[str], found: Outcomes, accept: boo
     regressed = report.regressions(baseline, classed)
     if whole and not missing and list(others) == list(OTHERS):
         report.write_docs(report.render(classed, list(others)))
-        report.write_baseline(report.merged(baseline, classed, accept))
-        print(f"\nwrote {report.DOCS.relative_to(report.ROOT)} and {report.BASELINE.relative_to(report.ROOT)}")
+        written = report.merged(baseline, classed, accept)
+        report.write_baseline(written)
+        report.write_differences(written)
+        paths = (report.DOCS, report.BASELINE, report.DIFFERENCES)
+        print(f"\nwrote {', '.join(str(path.relative_to(report.ROOT)) for path in paths)}")
     elif missing:
         print(f"\n{len(missing)} entries have no outcome (e.g. {missing[0]}): nothing written")
     if regressed:

@@ -783,3 +783,34 @@ def test_known_difference_sail_decimal_division_scale(spark: Any, engines: dict[
     assert (spark_value, spark_type) == (decimal.Decimal("33.333333"), "decimal(38,6)")
     assert sail_type != spark_type and sail_value != spark_value
     assert round(sail_value, 6) == spark_value
+
+
+@pytest.mark.spark
+def test_known_difference_sail_round_of_a_double(spark: Any, engines: dict[str, tuple[Any, Any, Any]]) -> None:
+    """round of a DOUBLE: Spark rounds its shortest decimal form half up (round(150.545, 2) = 150.55), Sail 0.7.2 the
+    binary value (150.54), as DuckDB did before sparkflow's rewrite (the oracle's seed 38)."""
+    from pyspark.sql import functions as F
+
+    session, connect_functions, _ = engines["sail"]
+
+    def rounded(on: Any, functions: Any) -> list[float]:
+        frame = on.createDataFrame([(150.545,), (2.675,), (0.5,)], "x DOUBLE")
+        return [row[0] for row in frame.select(functions.round("x", 2)).collect()]
+
+    assert rounded(spark, F) == [150.55, 2.68, 0.5]
+    assert rounded(session, connect_functions) == [150.54, 2.68, 0.5]
+
+
+@pytest.mark.spark
+def test_known_difference_sail_to_date_of_a_timestamp_string(
+    spark: Any, engines: dict[str, tuple[Any, Any, Any]]
+) -> None:
+    """to_date of an ISO date-time string: Spark takes its date, Sail 0.7.2 refuses the string."""
+    from pyspark.sql import functions as F
+
+    session, connect_functions, _ = engines["sail"]
+    text = "2026-03-01T00:10:00"
+    found = spark.createDataFrame([(text,)], "ts STRING").select(F.to_date("ts")).first()[0]
+    assert found == datetime.date(2026, 3, 1)
+    with pytest.raises(Exception, match="CAST_INVALID_INPUT"):
+        session.createDataFrame([(text,)], "ts STRING").select(connect_functions.to_date("ts")).collect()
