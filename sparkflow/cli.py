@@ -488,11 +488,11 @@ def verify(
 
 def _engine_log(storage: str) -> None:
     """The engine's own log lines (Spark's start-up notices, Java stack traces) go to ``<storage>/_engine.log``, not
-    between the command's output on the terminal (unless the environment already says where)."""
-    from sparkflow.runtime.protocol import ENGINE_LOG_VARIABLE
+    between the command's output on the terminal (unless SPARKFLOW_ENGINE_LOG says where)."""
+    from sparkflow.runtime import spark
 
     if "://" not in storage:
-        os.environ.setdefault(ENGINE_LOG_VARIABLE, os.path.abspath(os.path.join(storage, "_engine.log")))
+        spark.log_engine_to(os.path.abspath(os.path.join(storage, "_engine.log")))
 
 
 # ---- shipping: package, deploy, delete, start, status; the same for every target (targets.base.CloudTarget) ----

@@ -27,8 +27,9 @@ KV_VARIABLE = "SPARKFLOW_KV"
 ALLOWED_INPUTS_VARIABLE = "SPARKFLOW_ALLOWED_INPUTS"
 WORKDIR_VARIABLE = "SPARKFLOW_WORKDIR"
 ENGINE_VARIABLE = "SPARKFLOW_ENGINE"
-#: A file for the engine's own log lines (Spark's JVM: its start-up notices, its log4j errors and Java stack traces),
-#: set by the commands a person runs at a terminal; unset (deployed functions), they go to stderr, the platform's log.
+#: A file for the engine's own log lines (Spark's JVM: its start-up notices, its log4j errors and Java stack traces);
+#: unset, they go to stderr, the platform's log (deployed functions), or where the command says (`sparkflow run` and
+#: `verify`: their storage's _engine.log, see sparkflow.runtime.spark.log_engine_to).
 ENGINE_LOG_VARIABLE = "SPARKFLOW_ENGINE_LOG"
 #: A container task's event (a Cloud Run job task, an ECS task): the definition sets it as an override.
 EVENT_VARIABLE = "SPARKFLOW_EVENT"

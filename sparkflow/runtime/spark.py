@@ -124,11 +124,22 @@ def session(memory_mb: int, input_bytes: int = 0) -> Any:
             # reader understands, not Spark's legacy INT96 (which pyarrow reads as nanoseconds without a zone).
             .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         )
-        with _stderr_into(os.environ.get(ENGINE_LOG_VARIABLE)):  # the JVM keeps the stderr it starts with
+        log = os.environ.get(ENGINE_LOG_VARIABLE) or _ENGINE_LOG.get("path")
+        with _stderr_into(log):  # the JVM keeps the stderr it starts with
             _SESSION = builder.getOrCreate()
         _SESSION.sparkContext.setLogLevel("ERROR")
         _quiet_query_context_logs()
         return _SESSION
+
+
+_ENGINE_LOG: dict[str, str] = {}
+
+
+def log_engine_to(path: str) -> None:
+    """Send the JVM's own lines (start-up notices, log4j errors, Java stack traces) of a session this process starts
+    from now on to the file ``path`` instead of stderr (``SPARKFLOW_ENGINE_LOG`` set in the environment wins): what
+    the commands a person runs at a terminal do."""
+    _ENGINE_LOG["path"] = path
 
 
 @contextlib.contextmanager

@@ -175,7 +175,9 @@ def test_verify_takes_params_and_refuses_a_missing_required_one() -> None:
     )
     given = runner.invoke(main, ["verify", str(RESOURCE), "--param", "label=x"])
     assert given.exit_code == 0, given.output
-    assert given.stdout == "params: ok (0 partitioned stage(s) checked; tagged not checked: runs whole)\n"
+    assert given.stdout == (
+        "params: ok (0 partitioned stage(s) checked, 1 compared with Spark; tagged not checked: runs whole)\n"
+    )
 
 
 def test_a_resumed_run_keeps_the_values_it_started_with(tmp_path: Path) -> None:
