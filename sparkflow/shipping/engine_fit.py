@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.trace import StageCall
+from sparkflow.engines import DEFAULT
 from sparkflow.engines import engine as engine_spec
 from sparkflow.errors import PackageError
 from sparkflow.plan import Plan
@@ -31,6 +32,7 @@ def check_engine(pipeline: Pipeline, plan: Plan, engine: str) -> None:
     declared: dict[str, list[str]] = defaultdict(list)  # another engine a stage declares itself
     planned: dict[str, list[str]] = defaultdict(list)  # another engine the Plan runs a stage on
     on_clusters: list[str] = []
+    chosen: list[str] = []  # stages engine="auto" put on another engine
     for task in plan.tasks:
         if task.placement == "serverless-spark":
             if not spec.runs_on_clusters:
@@ -40,10 +42,12 @@ def check_engine(pipeline: Pipeline, plan: Plan, engine: str) -> None:
             if task.engine != engine:
                 planned[task.engine].append(_named(calls, task.id))
             continue
-        for node in (task.id, *(fused.id for fused in task.fused)):
-            call = calls.get(node)
-            if call is not None and call.stage.options.engine_declared and call.stage.options.engine != engine:
-                declared[call.stage.options.engine].append(_named(calls, node))
+        for node in (task, *task.fused):
+            call = calls.get(node.id)
+            if node.engine_choice and node.engine != engine:  # engine="auto" chose another engine, for a reason
+                chosen.append(f"{_named(calls, node.id)} ({node.engine}: {node.engine_choice})")
+            elif call is not None and call.stage.options.engine_declared and call.stage.options.engine != engine:
+                declared[call.stage.options.engine].append(_named(calls, node.id))
     problems = [
         f"stage(s) {', '.join(stages)} declare engine={other!r}, which functions packaged with --engine {engine} do "
         f"not run (they run every stage on {engine}): drop engine= there, or package with --engine {other}"
@@ -55,6 +59,11 @@ def check_engine(pipeline: Pipeline, plan: Plan, engine: str) -> None:
         f"engine={engine!r} there"
         for other, stages in sorted(planned.items())
     ]
+    if chosen:
+        problems.append(
+            f'engine="auto" runs stage(s) {", ".join(chosen)} on another engine than {engine}, whose functions would '
+            f"run them on {engine}: package with --engine {DEFAULT}, or declare engine={engine!r} on them"
+        )
     if on_clusters:
         problems.append(
             f"stage(s) {', '.join(on_clusters)} are placed on serverless Spark, whose image a package for --engine "

@@ -137,3 +137,21 @@ def test_the_shipped_differences_are_the_conformance_baselines(tmp_path: Path) -
 
     report.write_differences(report.read_baseline(), tmp_path / "differences.json")
     assert (tmp_path / "differences.json").read_text() == report.DIFFERENCES.read_text()
+
+
+def test_a_sail_package_refuses_a_stage_auto_kept_on_spark(tmp_path: Path) -> None:
+    """auto kept priced on Spark (it rounds doubles): Sail functions would run it on Sail, so packaging refuses."""
+    from sparkflow.compiler import compile_pipeline
+    from sparkflow.errors import PackageError
+    from sparkflow.targets.aws.package import package
+
+    source = AUTO.replace(
+        "return totals(orders), priced(orders), in_cents(orders), udf_only(orders), everything(huge), declared(orders)",
+        "return totals(orders), priced(orders)",
+    )
+    (tmp_path / "pipeline.py").write_text(source, encoding="utf-8")
+    pipeline = load_pipeline(str(tmp_path / "pipeline.py"))
+    plan, definition = plan_pipeline(pipeline, "aws"), compile_pipeline(pipeline, "aws")
+    refused = r'engine="auto" runs stage\(s\) priced \(.*pipeline.py:\d+\) \(spark: uses functions.round, where sail '
+    with pytest.raises(PackageError, match=refused):
+        package(pipeline, plan, definition, tmp_path / "out", engine="sail")
