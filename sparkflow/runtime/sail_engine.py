@@ -19,9 +19,10 @@ Where Sail reads differently from Spark, reads are made to agree (docs/engines.m
 JSON lines without a schema are read with Spark's inferred schema (fields sorted by name, no ``void`` columns), folders
 mixing compressions (and plain files) are read one compression at a time (Sail refuses a read that mixes them; a CSV
 or JSON read that infers its schema reads them decompressed instead, so that one schema comes from all the files),
-zlib's ``.deflate`` files (which Sail does not decompress) are decompressed first, and CSV integer columns that fit 32
-bits are ``int``, as Spark infers them. What Sail cannot run raises :class:`~sparkflow.errors.EngineUnsupported`,
-naming the API and the user's line, and suggesting Spark.
+zlib's ``.deflate`` files (which Sail does not decompress) are decompressed first, CSV integer columns that fit 32
+bits are ``int``, as Spark infers them, and Parquet's legacy INT96 timestamps are ``timestamp``, as Spark reads them.
+An empty result is written as one Parquet file with its columns, as Spark writes it. What Sail cannot run raises
+:class:`~sparkflow.errors.EngineUnsupported`, naming the API and the user's line, and suggesting Spark.
 """
 
 from __future__ import annotations
