@@ -281,6 +281,12 @@ def _param_option(command: F) -> F:
 )
 @click.option("--chunk-size", help="Input per chunk for every split stage, e.g. 64MB (default: from each stage).")
 @click.option("--sink", "sinks", multiple=True, metavar="NAME=URI", help="Publish sink NAME to URI instead.")
+@click.option(
+    "--record-shrink",
+    is_flag=True,
+    help="When the run succeeds, write each stage's bytes out per byte in to <pipeline>.shrink.json beside the "
+    "pipeline (commit it: compile and plan size stages with it).",
+)
 @_param_option
 def run(
     pipeline: str,
@@ -293,6 +299,7 @@ def run(
     engine: str | None,
     chunk_size: str | None,
     sinks: tuple[str, ...],
+    record_shrink: bool,
     params: tuple[str, ...],
 ) -> None:
     """Run PIPELINE here, with Spark in local mode and a local folder as storage.
@@ -335,6 +342,9 @@ def run(
             sinks=_parse_pairs(sinks, "--sink", "NAME=URI, e.g. --sink revenue_table=/tmp/revenue/"),
             params=from_command_line(plan, params),
         )
+        if record_shrink and summary.status == "succeeded":
+            recorded = _record_shrink(plan, chosen, _parse_inputs(inputs), summary)
+            click.echo(f"wrote {os.path.relpath(recorded)}", err=True)
     if as_json:
         click.echo(json.dumps(_with_estimates(summary.to_dict(), estimated), indent=2, default=str))
     else:
@@ -350,6 +360,17 @@ def run(
             click.echo(f"error: {summary.error}", err=True)
     if summary.status != "succeeded":
         sys.exit(1)
+
+
+def _record_shrink(plan: Any, chosen: Any, inputs: dict[str, str], summary: Any) -> str:
+    """Write what the run measured of each stage's shrink (see :mod:`sparkflow.shrink`); return the file's path."""
+    from sparkflow import shrink
+    from sparkflow.estimate.sizes import location_size, source_sizes
+
+    given = {name: size for name, location in inputs.items() if (size := location_size(location)) is not None}
+    sources = source_sizes(plan, chosen, given, prefer_local=True)
+    outputs = {name: node.bytes for name, node in summary.nodes.items()}
+    return shrink.record(chosen.origin.file, chosen.name, shrink.from_run(plan, outputs, sources))
 
 
 def _local_estimate(

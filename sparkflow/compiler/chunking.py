@@ -22,6 +22,15 @@ from sparkflow.targets.base import FunctionLimits
 TIME_SHARE = 0.5  # half the timeout: room for a slow start, a slow store, a retry of a storage call
 SCRATCH_COPIES = 3  # input copy, engine spill, output before upload
 MIN_CHUNK = 1 * MiB
+#: The machine the throughputs were measured on: a machine with more vCPUs is taken to scale with them.
+MODEL_VCPUS = 2
+
+
+def task_seconds(input_bytes: float, engine: str, *, start_s: float, vcpus: float = MODEL_VCPUS) -> float:
+    """How long one task of ``engine`` takes on ``input_bytes``: its start-up plus the bytes over the engine's
+    throughput, scaled by the machine's vCPUs over the model's. The estimate times every task with it, and the place
+    pass keeps a stage off a placement where it would run past its timeout."""
+    return start_s + input_bytes / (ENGINES[engine].chunk_model.throughput * vcpus / MODEL_VCPUS)
 
 
 def chunk_bytes(memory_mb: int, timeout_s: int, engine: str, limits: FunctionLimits) -> int:

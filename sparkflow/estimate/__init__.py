@@ -15,6 +15,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from sparkflow import shrink
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.estimate.model import CLOUD, StageWork, local_profile, run_seconds, stage_work
 from sparkflow.estimate.sizes import CompressedFiles, compressed_files, source_sizes
@@ -22,6 +23,7 @@ from sparkflow.estimate.steps import RUN, asl_transitions, by_length, stage_owne
 from sparkflow.estimate.usage import publish_usage, speedups, stage_usage
 from sparkflow.plan import Plan
 from sparkflow.pricing import PriceTable, price_table
+from sparkflow.shrink import Measured
 
 STEP_USAGE = {"aws": "sfn_transitions", "gcp": "workflows_internal_steps"}
 
@@ -58,7 +60,9 @@ def estimate_plan(plan: Plan, pipeline: Pipeline, target: str, given: Mapping[st
     from sparkflow.targets import get_target
 
     sizes = source_sizes(plan, pipeline, given)
-    work = stage_work(plan, sizes, CLOUD, speedups=speedups(plan, target))
+    measured = measured_shrinks(pipeline)
+    work = stage_work(plan, sizes, CLOUD, speedups=speedups(plan, target), measured=measured)
+    seconds = run_seconds(plan, work, CLOUD)
     text = get_target(target).emit(plan)
     if target == "aws":
         steps = asl_transitions(plan, json.loads(text), work)
@@ -67,13 +71,12 @@ def estimate_plan(plan: Plan, pipeline: Pipeline, target: str, given: Mapping[st
 
         steps = workflow_steps(plan, yaml.safe_load(text), work)
     prices = price_table(target)
-    usages = stage_usage(plan, work, target)
+    usages = stage_usage(plan, work, target, seconds)
     stages = tuple(
         _priced(task.id, work[task.id], steps[task.id], usages[task.id], target, prices) for task in plan.tasks
     )
     publish_seconds = CLOUD.publish_start_s
-    run = _priced(RUN, None, steps[RUN], publish_usage(plan, publish_seconds, target), target, prices)
-    seconds = run_seconds(plan, work, CLOUD)
+    run = _priced(RUN, None, steps[RUN], publish_usage(plan, work, publish_seconds, target), target, prices)
     return Estimate(plan, target, prices, sizes, stages, run, seconds, compressed_files(plan, pipeline, sizes))
 
 
@@ -108,7 +111,7 @@ def cloud_seconds(plan: Plan, pipeline: Pipeline, target: str, given: Mapping[st
     """The seconds ``sparkflow plan`` shows for a run of ``plan`` on ``target`` (the same model, profile and
     sizes; see :func:`estimate_plan`), without the steps and prices."""
     sizes = source_sizes(plan, pipeline, given)
-    work = stage_work(plan, sizes, CLOUD, speedups=speedups(plan, target))
+    work = stage_work(plan, sizes, CLOUD, speedups=speedups(plan, target), measured=measured_shrinks(pipeline))
     return Seconds(plan, {task_id: done.seconds for task_id, done in work.items()}, run_seconds(plan, work, CLOUD))
 
 
@@ -128,9 +131,14 @@ def local_estimate(
     given = {name: size for name, location in inputs.items() if (size := location_size(location)) is not None}
     sizes = source_sizes(plan, pipeline, given, prefer_local=True)
     profile = local_profile(workers or os.cpu_count() or 1)
-    work = stage_work(plan, sizes, profile, engine=engine, chunk_bytes=chunk_bytes)
+    work = stage_work(plan, sizes, profile, engine=engine, chunk_bytes=chunk_bytes, measured=measured_shrinks(pipeline))
     per_stage = {task_id: done.seconds for task_id, done in work.items()}
     return Seconds(plan, per_stage, run_seconds(plan, work, profile, engine))
+
+
+def measured_shrinks(pipeline: Pipeline) -> dict[str, Measured]:
+    """The shrinks measured for ``pipeline`` (its shrink file, see :mod:`sparkflow.shrink`)."""
+    return shrink.load(pipeline.origin.file, pipeline.name)
 
 
 def _priced(

@@ -4,9 +4,10 @@ A task takes a fixed start-up plus its input bytes over the engine's throughput 
 pass sizes chunks with: each engine's :attr:`~sparkflow.engines.EngineSpec.chunk_model`). A split stage is a
 split task, one map task per chunk, for key stages one reduce task per bucket, and a commit task, as the runtime
 runs it; its chunks and buckets are counted the way the runtime's split phase counts them. Tasks of a phase run
-``concurrency`` at a time. A stage's output is taken to be as large as the dataset inputs it reads (the model
-knows no statistics of the data); a value stage writes no dataset. The pipeline takes the longest path through the
-Plan's schedule.
+``concurrency`` at a time. A stage's output is its dataset inputs times its shrink (:mod:`sparkflow.shrink`: measured
+in a local run, else the combined default for a ``combine=`` stage, else 1); a value stage writes no dataset. A key
+stage's reduce tasks read the shuffle: every row, or with ``combine=`` the map tasks' partial results (the stage's
+shrunk output). The pipeline takes the longest path through the Plan's schedule.
 
 The start-up and the throughput figures, and where each was measured, are in docs/performance.md ("Estimates").
 """
@@ -17,6 +18,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sparkflow import shrink
+from sparkflow.compiler.chunking import MODEL_VCPUS, task_seconds
 from sparkflow.engines import ENGINES
 from sparkflow.plan import Parallel, Plan, PlanInput, PlanTask, Run, Sequence, Step
 from sparkflow.runtime.fanout import MAX_BUCKETS
@@ -31,8 +34,6 @@ LOCAL_TASK_START_S = {name: spec.start_up.local_task for name, spec in ENGINES.i
 #: Publishing copies files and runs no query: a Python task's start, deployed and in `sparkflow run`.
 CLOUD_PUBLISH_START_S = 0.558
 LOCAL_PUBLISH_START_S = 0.024
-#: The throughput of the chunk model was measured on 2 cores; a machine with more vCPUs is taken to scale with them.
-MODEL_VCPUS = 2
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,9 @@ class StageWork:
 
     Attributes:
         input_bytes: the datasets it reads (sources and upstream outputs, through stages fused into it).
-        output_bytes: what it writes (0 for a value stage).
+        output_bytes: what it writes (0 for a value stage): its input times ``shrink``.
+        shuffle_bytes: what a key stage's map tasks write for its reduce tasks (0 for other stages).
+        shrink: its output per input byte, and where that figure comes from.
         chunks, buckets: of a split stage (buckets: key stages), else None.
         phases: its tasks, in order.
         seconds: from its first task's start to its last task's end.
@@ -82,6 +85,8 @@ class StageWork:
     engine: str
     input_bytes: int
     output_bytes: int
+    shuffle_bytes: int
+    shrink: shrink.Shrink
     chunks: int | None
     buckets: int | None
     phases: tuple[Phase, ...]
@@ -110,6 +115,7 @@ def stage_work(
     speedups: Mapping[str, float] | None = None,
     engine: str | None = None,
     chunk_bytes: int | None = None,
+    measured: Mapping[str, shrink.Measured] | None = None,
 ) -> dict[str, StageWork]:
     """The work of every task of ``plan``, in the Plan's order.
 
@@ -118,12 +124,14 @@ def stage_work(
         speedups: per task id, the machine's throughput over the model's (default 1).
         engine: every stage on this engine instead of its own (`sparkflow run --engine`).
         chunk_bytes: input per chunk of every split stage instead of the compiled one (`--chunk-size`).
+        measured: the shrinks measured in a local run (:func:`sparkflow.shrink.load`).
     """
     outputs: dict[str, int] = {}
     work: dict[str, StageWork] = {}
     for task in plan.tasks:
         chosen = engine or task.engine
-        done = _stage(task, chosen, sources, outputs, profile, (speedups or {}).get(task.id, 1.0), chunk_bytes)
+        faster = (speedups or {}).get(task.id, 1.0)
+        done = _stage(task, chosen, sources, outputs, profile, faster, chunk_bytes, measured or {})
         work[task.id] = done
         outputs[task.id] = done.output_bytes
         for fused in task.fused:
@@ -155,9 +163,13 @@ def _stage(
     profile: Profile,
     speedup: float,
     chunk_override: int | None,
+    measured: Mapping[str, shrink.Measured],
 ) -> StageWork:
-    throughput = ENGINES[engine].chunk_model.throughput * speedup
     start = profile.task_start_s[engine]
+
+    def seconds(size: float) -> float:
+        return task_seconds(size, engine, start_s=start, vcpus=speedup * MODEL_VCPUS)
+
     fused = {inner.id for inner in task.fused}
     by_param: dict[str, int] = {}
     for item in (*task.fused, task):
@@ -166,29 +178,32 @@ def _stage(
                 continue
             by_param[f"{item.id}.{read.param}"] = sources[read.node] if read.kind == "source" else outputs[read.node]
     total = sum(by_param.values())
-    output = 0 if task.output == "value" else total
     fanout = task.fanout
+    shrunk = shrink.of(task.id, combined=fanout is not None and fanout.combine, measured=measured)
+    output = 0 if task.output == "value" else round(total * shrunk.ratio)
     if fanout is None:
-        whole = (Phase("whole", 1, total, start + total / throughput),)
-        return StageWork(task, engine, total, output, None, None, whole, _wall(whole, profile, None), speedup)
+        whole = (Phase("whole", 1, total, seconds(total)),)
+        wall = _wall(whole, profile, None)
+        return StageWork(task, engine, total, output, 0, shrunk, None, None, whole, wall, speedup)
     chunk = chunk_override or fanout.chunk_bytes
     split = [_split_bytes(task, param, sources, outputs) for param in fanout.split]
     split_bytes = sum(split)
     others = total - split_bytes  # read whole by every map task (a rows stage's second input)
     chunks = sum(max(1, math.ceil(size / chunk)) for size in split)
-    phases_list = [
-        Phase("split", 1, 0, start),
-        Phase("map", chunks, split_bytes / chunks + others, start + (split_bytes / chunks + others) / throughput),
-    ]
+    map_each = split_bytes / chunks + others
+    phases_list = [Phase("split", 1, 0, start), Phase("map", chunks, map_each, seconds(map_each))]
     buckets = None
+    shuffle = 0
     if fanout.mode == "key":
         buckets = max(1, min(MAX_BUCKETS, math.ceil(split_bytes / chunk)))
-        each = (split_bytes + others) / buckets
-        phases_list.append(Phase("reduce", buckets, each, start + each / throughput))
+        # combine=: map tasks shuffle their partial results (bounded by the stage's shrunk output), else every row.
+        shuffle = round(total * shrunk.ratio) if fanout.combine else split_bytes + others
+        each = shuffle / buckets
+        phases_list.append(Phase("reduce", buckets, each, seconds(each)))
     phases_list.append(Phase("commit", 1, 0, start))
     phases = tuple(phases_list)
-    seconds = _wall(phases, profile, fanout.max_concurrency)
-    return StageWork(task, engine, total, output, chunks, buckets, phases, seconds, speedup)
+    wall = _wall(phases, profile, fanout.max_concurrency)
+    return StageWork(task, engine, total, output, shuffle, shrunk, chunks, buckets, phases, wall, speedup)
 
 
 def _split_bytes(task: PlanTask, param: str, sources: Mapping[str, int], outputs: Mapping[str, int]) -> int:

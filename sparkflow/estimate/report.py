@@ -9,6 +9,7 @@ from typing import Any
 
 from sparkflow.engines import ENGINES, NAMES
 from sparkflow.estimate import Estimate, StageEstimate
+from sparkflow.shrink import COMBINED_SHRINK, SUFFIX
 
 SERVICES = {
     "aws": {"function": "Lambda", "container": "ECS Fargate", "serverless-spark": "EMR Serverless"},
@@ -18,10 +19,11 @@ STEPS_NAME = {"aws": "state_transitions", "gcp": "workflow_steps"}
 ASSUMPTIONS = (
     "seconds: per task a start-up plus its input bytes over the engine's throughput (the compiler's chunk model), "
     "tasks of a phase running as many at once as the stage's fan-out allows; see docs/performance.md (Estimates)",
-    "a stage's output is taken to be as large as the datasets it reads: a stage that shrinks its data "
-    "(an aggregate, a filter) makes the stages after it cost less than shown",
     "every task succeeds at its first attempt: retries are not counted",
-    "object storage: the bytes a run writes are kept for a month; request counts are per task, approximate",
+    "object storage: working files (_work/: attempts, shuffle objects) are held for the run's estimated seconds and "
+    "deleted when it publishes; stage outputs kept under the run and tables published to sinks are priced for a "
+    "month; a key stage's map task writes one shuffle object, read by one ranged GET per reduce task; request "
+    "counts are per task, approximate",
     "prices: on-demand list prices without free tiers; a price that could not be confirmed is not counted "
     "(see unpriced and prices)",
 )
@@ -67,7 +69,7 @@ def document(estimate: Estimate) -> dict[str, Any]:
                 }
                 for name in sorted(NAMES)
             },
-            "assumptions": list(ASSUMPTIONS),
+            "assumptions": [*_shrink_assumptions(estimate), *ASSUMPTIONS],
         },
         "prices": {
             key: {
@@ -81,6 +83,32 @@ def document(estimate: Estimate) -> dict[str, Any]:
             for key, price in sorted(estimate.prices.prices.items())
         },
     }
+
+
+def _shrink_assumptions(estimate: Estimate) -> list[str]:
+    """What the estimate took each dataset stage's output to be, grouped by where the figure came from (see
+    :mod:`sparkflow.shrink`)."""
+    stages = [item.work for item in estimate.stages if item.work is not None and item.work.task.output != "value"]
+    named = {
+        basis: ", ".join(f"{work.task.id} ({work.shrink.ratio:.4g})" for work in stages if work.shrink.basis == basis)
+        for basis in ("measured", "combined", "assumed")
+    }
+    file = f"{estimate.plan.pipeline}{SUFFIX}"
+    lines = []
+    if named["measured"]:
+        lines.append(f"output per input byte measured in a local run ({file}) for: {named['measured']}")
+    if named["combined"]:
+        lines.append(
+            f"combine= partial results, not measured, taken to be at most {COMBINED_SHRINK:g} of the input for: "
+            f"{named['combined']}; measure with sparkflow run --record-shrink"
+        )
+    if named["assumed"]:
+        lines.append(
+            f"output as large as the input read, not measured, for: {named['assumed']}; a stage that shrinks its "
+            "data (an aggregate, a filter) makes the stages after it cost less than shown: measure with sparkflow "
+            "run --record-shrink"
+        )
+    return lines
 
 
 def _compressed(estimate: Estimate) -> dict[str, Any]:
@@ -128,6 +156,7 @@ def _stage(item: StageEstimate, target: str) -> dict[str, Any]:
         "timeout_s": task.timeout_s,
         "input_bytes": work.input_bytes,
         "output_bytes": work.output_bytes,
+        "shrink": {"ratio": round(work.shrink.ratio, 6), "basis": work.shrink.basis},
         "chunks": work.chunks,
         "buckets": work.buckets,
         "tasks": work.tasks,
@@ -212,7 +241,7 @@ def notes(estimate: Estimate) -> list[str]:
     for key in data["total"]["unpriced"]:
         price = data["prices"][key]
         lines.append(f"not priced: {key} = {data['total']['usage'][key]:,.6g} ({price['unit']}): {price['note']}")
-    lines += [f"assumes: {text}" for text in ASSUMPTIONS]
+    lines += [f"assumes: {text}" for text in data["model"]["assumptions"]]
     return lines
 
 

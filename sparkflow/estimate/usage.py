@@ -9,9 +9,16 @@ price (their keys are the same).
   least a minute; a Cloud Run job bills vCPUs and memory.
 * Serverless Spark: a driver and two executors of 4 vCPUs and 16 GB each (Dataproc Serverless's documented
   default, taken for EMR Serverless too) for at least a minute; Dataproc counts 12 DCUs for them.
-* Object storage: per task, one listing per input, one read per object read (an upstream output has one part per
-  chunk or bucket), the files it writes (a key stage's map task one per bucket) and a commit's manifest and
-  marker; the bytes a run writes (outputs, and a key stage's buckets) kept for a month.
+* Object storage, as the runtime reads and writes it: a run's working files under ``_work/`` (attempts, split
+  files, shuffle objects) are deleted right after the run publishes, and a key stage's map task writes ONE shuffle
+  object (plus its commit manifest), which reduce tasks read by byte ranges. So, per task: one listing per input; a
+  whole task reads each object of its inputs (an upstream output has one part per chunk or bucket) and writes its
+  output in ``_work/`` then copies it into place; a split task writes its manifests, item lists and plan; a map task
+  reads its chunk and writes one object (a key stage's: plus its commit manifest); a reduce task makes one ranged GET
+  per map task's object and writes its part; a commit task copies the parts into place and writes a manifest and a
+  marker. Storage is priced for the time it is held: what ``_work/`` holds (attempts, shuffle objects) for the run's
+  estimated seconds (the ``*_gb_months`` keys); the stage outputs the run keeps under its folder (nothing deletes
+  them) for a month (``*_kept_gb_months``); the tables published to sinks for a month (``*_sink_gb_months``).
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 
-from sparkflow.estimate.model import MODEL_VCPUS, StageWork
+from sparkflow.compiler.chunking import MODEL_VCPUS
+from sparkflow.estimate.model import StageWork
 from sparkflow.plan import Plan, PlanTask
 
 GiB = 1024**3
@@ -31,6 +39,11 @@ SPARK_WORKERS, SPARK_WORKER_VCPUS, SPARK_WORKER_GB, SPARK_EXECUTORS = 3, 4, 16, 
 SPARK_WORKER_DCUS = 4  # 4 vCPUs x 0.6 + 16 GB x 0.1 (at most 8 GB per vCPU)
 FAN_JOB_OVER = 20  # Workflows runs a fan-out of more tasks as a Cloud Run job (see targets/gcp/emit.py)
 COMMIT_FILES = 2  # a manifest and the _SUCCESS marker
+SHUFFLE_COMMIT_FILES = 1  # a key stage's map task: the commit manifest beside its one shuffle object
+SPLIT_FILES = 4  # a split task: manifests, item lists and the split plan
+#: A month of storage, in seconds (730 hours: the month AWS's and Google's storage prices are per).
+MONTH_S = 730 * 3600
+STORAGE = {"aws": "s3", "gcp": "gcs"}
 
 
 def speedups(plan: Plan, target: str) -> dict[str, float]:
@@ -45,26 +58,35 @@ def speedups(plan: Plan, target: str) -> dict[str, float]:
     return faster
 
 
-def stage_usage(plan: Plan, work: Mapping[str, StageWork], target: str) -> dict[str, Usage]:
-    """Per task id: usage of each priced quantity (orchestration steps are counted separately)."""
+def stage_usage(plan: Plan, work: Mapping[str, StageWork], target: str, run_seconds: float) -> dict[str, Usage]:
+    """Per task id: usage of each priced quantity (orchestration steps are counted separately); ``run_seconds``: how
+    long the run holds its working files."""
     parts = {task_id: _parts(done) for task_id, done in work.items()}
     used: dict[str, Usage] = {}
     for task in plan.tasks:
         done = work[task.id]
         usage: Usage = defaultdict(float)
         _compute(plan, task, done, target, usage)
-        _storage(task, done, parts, target, usage)
+        _storage(task, done, parts, target, run_seconds, usage)
         used[task.id] = usage
     return used
 
 
-def publish_usage(plan: Plan, seconds: float, target: str) -> Usage:
-    """The run's publish task: one function call."""
+def publish_usage(plan: Plan, work: Mapping[str, StageWork], seconds: float, target: str) -> Usage:
+    """The run's publish task: one function call that copies each sink's output into its table, kept a month."""
     usage: Usage = defaultdict(float)
     if target == "aws":
         _lambda(plan.publish.memory_mb, 1, seconds, usage)
     else:
         _cloud_run(_service_memory(plan), 1, seconds, usage, job=False)
+    storage = STORAGE[target]
+    for sink in plan.sinks:
+        done = work.get(sink.node)
+        if done is None:
+            continue
+        usage[_writes(target)] += _parts(done) + COMMIT_FILES
+        usage[_reads(target)] += _parts(done)
+        usage[f"{storage}_sink_gb_months"] += done.output_bytes / GiB
     return usage
 
 
@@ -132,31 +154,39 @@ def _parts(done: StageWork) -> int:
     return done.buckets or done.chunks or 1
 
 
-def _storage(task: PlanTask, done: StageWork, parts: Mapping[str, int], target: str, usage: Usage) -> None:
+def _storage(
+    task: PlanTask, done: StageWork, parts: Mapping[str, int], target: str, run_seconds: float, usage: Usage
+) -> None:
     fused = {inner.id for inner in task.fused}
     reads = [item for inner in (*task.fused, task) for item in inner.inputs if item.node not in fused]
     objects = sum(1 if item.kind == "source" else parts.get(item.node, 1) for item in reads if item.carries_rows)
     inputs = len([item for item in reads if item.carries_rows])
-    lists = reads_ = writes = 0
-    written = done.output_bytes
+    lists = gets = writes = 0
+    # Attempts: a task writes its output in _work/ and copies it into place (the shuffle is in _work/ only).
+    held = done.output_bytes + done.shuffle_bytes
     for phase in done.phases:
         if phase.name == "whole":
-            lists, reads_, writes = lists + inputs, reads_ + objects, writes + 1 + COMMIT_FILES
+            lists, gets, writes = lists + inputs, gets + objects, writes + 2 + COMMIT_FILES  # its file and its copy
         elif phase.name == "split":
-            lists, writes = lists + inputs, writes + 4  # manifests, item lists and the split plan
+            lists, writes = lists + inputs, writes + SPLIT_FILES
         elif phase.name == "map":
-            per_task = done.buckets or 1
-            reads_, writes = reads_ + phase.count, writes + phase.count * per_task
+            per_task = 1 + (SHUFFLE_COMMIT_FILES if done.buckets else 0)
+            gets, writes = gets + phase.count, writes + phase.count * per_task
         elif phase.name == "reduce":
-            reads_, writes = reads_ + phase.count * (done.chunks or 1), writes + phase.count
-            written += done.input_bytes  # the buckets the map tasks wrote
+            # one ranged GET per map task's shuffle object (map tasks span every split input's chunks)
+            gets, writes = gets + phase.count * (done.chunks or 1), writes + phase.count
         elif phase.name == "commit":
-            lists, writes = lists + 1, writes + COMMIT_FILES
-    if target == "aws":
-        usage["s3_put_requests"] += writes + lists  # S3 prices LIST with PUT, COPY and POST
-        usage["s3_get_requests"] += reads_
-        usage["s3_gb_months"] += written / GiB
-    else:
-        usage["gcs_class_a_operations"] += writes + lists
-        usage["gcs_class_b_operations"] += reads_
-        usage["gcs_gb_months"] += written / GiB
+            lists, writes = lists + 1, writes + _parts(done) + COMMIT_FILES  # a copy per part
+    storage = STORAGE[target]
+    usage[_writes(target)] += writes + lists  # S3 prices LIST and COPY with PUT; GCS counts both as Class A
+    usage[_reads(target)] += gets
+    usage[f"{storage}_gb_months"] += held / GiB * run_seconds / MONTH_S
+    usage[f"{storage}_kept_gb_months"] += done.output_bytes / GiB
+
+
+def _writes(target: str) -> str:
+    return "s3_put_requests" if target == "aws" else "gcs_class_a_operations"
+
+
+def _reads(target: str) -> str:
+    return "s3_get_requests" if target == "aws" else "gcs_class_b_operations"

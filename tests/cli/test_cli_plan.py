@@ -18,6 +18,7 @@ from sparkflow.estimate import estimate_plan, local_estimate
 from sparkflow.estimate.model import CLOUD_TASK_START_S
 from sparkflow.estimate.report import document, to_json
 from sparkflow.loading import load_pipeline
+from sparkflow.shrink import COMBINED_SHRINK
 from sparkflow.targets.local import LOCAL
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -56,8 +57,9 @@ def test_plan_check_reports_a_stale_estimate(tmp_path: Path) -> None:
 
 def test_a_split_stage_follows_the_chunk_model() -> None:
     """--input books=1GiB: the map phase has ceil(1 GiB / chunk) tasks, each a cold start plus its share of the
-    bytes at the engine's throughput, and the key stage as many buckets; the state machine enters every chunk's
-    child state once."""
+    bytes at the engine's throughput, and the key stage as many buckets, each reading its share of the combined
+    partial results (counts has combine= and no measured shrink); the state machine enters every chunk's child
+    state once."""
     pipeline = load_pipeline(str(EXAMPLES / "wordcount" / "pipeline.py"))
     plan = plan_pipeline(pipeline, "aws")
     counts = plan.task("counts")
@@ -66,8 +68,10 @@ def test_a_split_stage_follows_the_chunk_model() -> None:
     stage = next(item for item in data["stages"] if item["stage"] == "counts")
     chunks = math.ceil(GiB / counts.fanout.chunk_bytes)
     assert (stage["chunks"], stage["buckets"], stage["tasks"]) == (chunks, chunks, 2 * chunks + 2)
-    each = CLOUD_TASK_START_S["spark"] + GiB / chunks / ENGINES["spark"].chunk_model.throughput
-    assert [phase["seconds_each"] for phase in stage["phases"]][1:3] == [round(each, 1)] * 2
+    throughput = ENGINES["spark"].chunk_model.throughput
+    each = CLOUD_TASK_START_S["spark"] + GiB / chunks / throughput
+    reduce = CLOUD_TASK_START_S["spark"] + GiB * COMBINED_SHRINK / chunks / throughput
+    assert [phase["seconds_each"] for phase in stage["phases"]][1:3] == [round(each, 1), round(reduce, 1)]
     # split, the Choice that skips a stage a resumed run finds committed, map and reduce with items, commit
     assert stage["state_transitions"] == 1 + 1 + (1 + chunks) * 2 + 1
     assert stage["usage"]["lambda_requests"] == 2 * chunks + 2
