@@ -57,7 +57,7 @@ AUTO = textwrap.dedent(
         return orders.select(rounded("amount").alias("amount"))
 
 
-    @sf.stage
+    @sf.stage(timeout="8h")  # 2 TB on a serverless Spark cluster: the estimate's hours, not the default 15 minutes
     def everything(huge: DataFrame) -> DataFrame:
         return huge.groupBy("user").count()
 

@@ -61,7 +61,7 @@ def test_no_fusion_across_engines_into_a_whole_stage_or_out_of_a_returned_stage(
         "@sf.stage(partition='rows', engine='duckdb')\ndef fast(big):\n    return big\n"
         "@sf.stage(partition='rows')\ndef slow(fast):\n    return fast\n"
         "@sf.stage(partition='rows')\ndef kept(slow):\n    return slow\n"
-        "@sf.stage\ndef whole(kept):\n    return kept\n"
+        "@sf.stage(timeout='1h')\ndef whole(kept):\n    return kept\n"  # 100 GB whole: serverless Spark's 22 minutes
         "@sf.pipeline\ndef p():\n    kept_rows = kept(slow(fast(big)))\n    return whole(kept_rows), kept_rows\n",
     )
     plan = plan_pipeline(load_pipeline(str(path)), "aws")

@@ -16,10 +16,11 @@ from dataclasses import replace
 
 import networkx as nx
 
+from sparkflow import shrink
 from sparkflow.compiler.chunking import chunk_bytes, whole_capacity
 from sparkflow.compiler.context import Context
 from sparkflow.compiler.graph import SourceNode, StageNode, node, output_kind, replace_node, stage_nodes
-from sparkflow.compiler.passes.place import FUNCTION, declared_input
+from sparkflow.compiler.passes.place import FUNCTION, expected_outputs
 from sparkflow.errors import CompileError, DefinitionError, SparkflowError
 from sparkflow.plan import ROW_KINDS, Fanout
 
@@ -29,6 +30,7 @@ DEFAULT_MAX_CONCURRENCY = 100
 def split(graph: nx.DiGraph, context: Context) -> nx.DiGraph:
     problems: list[SparkflowError] = []
     limits = context.target.function_limits
+    outputs = expected_outputs(graph, shrink.load(context.pipeline.origin.file, context.pipeline.name))
     for item in stage_nodes(graph):
         options = item.options
         budget = options.chunk_size or chunk_bytes(options.memory_mb, options.timeout_s, options.engine, limits)
@@ -36,7 +38,7 @@ def split(graph: nx.DiGraph, context: Context) -> nx.DiGraph:
         if item.placement != FUNCTION:
             continue
         if options.partition == "whole" or not datasets:
-            size = declared_input(graph, item)
+            size = sum(outputs[upstream] for _, upstream in item.inputs)
             scratch = limits.scratch_bytes.value if limits.scratch_bytes else None
             if not _local(context) and size > whole_capacity(
                 options.memory_mb, options.engine, scratch, timeout_s=options.timeout_s
