@@ -92,7 +92,8 @@ def test_a_partitioned_stage_may_be_forced_onto_serverless_spark_whole(tmp_path:
     path = write(
         tmp_path,
         "huge = sf.source('huge', 's3://bucket/huge/', format='parquet', size='500GB')\n"
-        "@sf.stage(partition_by='user', placement='serverless-spark', timeout='2h')\ndef totals(huge):\n    return huge\n"
+        "@sf.stage(partition_by='user', placement='serverless-spark', timeout='2h')\n"
+        "def totals(huge):\n    return huge\n"
         "@sf.pipeline\ndef p():\n    return totals(huge)\n",
     )
     task = plan_pipeline(load_pipeline(str(path)), "aws").task("totals")
