@@ -26,7 +26,7 @@ def test_aws_places_each_stage_by_its_declared_input() -> None:
         ("visitors", "container", 16_384),  # 3 GB: over a 2 GB function, the smallest Fargate size holds it
         ("sessions", "container", 61_440),  # 40 GB: the disk of a 60 GB Fargate task (200 GiB) holds it
         ("history", "serverless-spark", 2_048),  # 500 GB: no single machine; EMR Serverless
-        ("report", "function", 2_048),  # inputs of unknown size: a function
+        ("report", "function", 2_048),  # the aggregates' shrunk outputs (placement.shrink.json): a function
     ]
 
 
