@@ -370,7 +370,7 @@ def _record_shrink(plan: Any, chosen: Any, inputs: dict[str, str], summary: Any)
     given = {name: size for name, location in inputs.items() if (size := location_size(location)) is not None}
     sources = source_sizes(plan, chosen, given, prefer_local=True)
     outputs = {name: node.bytes for name, node in summary.nodes.items()}
-    return shrink.record(chosen.origin.file, chosen.name, shrink.from_run(plan, outputs, sources))
+    return shrink.record(chosen.origin.file, chosen.name, shrink.from_run(plan, outputs, sources), sources)
 
 
 def _local_estimate(

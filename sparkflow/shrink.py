@@ -99,12 +99,14 @@ def load(pipeline_file: str, pipeline_name: str) -> dict[str, Measured]:
     return {name: Measured(int(item["bytes_in"]), int(item["bytes_out"])) for name, item in document["stages"].items()}
 
 
-def record(pipeline_file: str, pipeline_name: str, measured: Mapping[str, Measured]) -> str:
+def record(
+    pipeline_file: str, pipeline_name: str, measured: Mapping[str, Measured], sample: Mapping[str, int] | None = None
+) -> str:
     """Write ``measured`` to the pipeline's shrink file (replacing the stages it names, keeping the others) as
-    deterministic JSON; return its path."""
+    deterministic JSON, with the bytes of each source it was measured on (``sample``); return its path."""
     path = path_for(pipeline_file, pipeline_name)
     stages = {**load(pipeline_file, pipeline_name), **measured}
-    document = {
+    document: dict[str, object] = {
         "version": _VERSION,
         "pipeline": pipeline_name,
         "about": "bytes each stage wrote per byte it read in a local run (sparkflow run --record-shrink); "
@@ -114,6 +116,8 @@ def record(pipeline_file: str, pipeline_name: str, measured: Mapping[str, Measur
             for name, item in sorted(stages.items())
         },
     }
+    if sample:
+        document["measured_on_source_bytes"] = dict(sorted(sample.items()))
     with open(path, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
     return path

@@ -91,15 +91,14 @@ def test_check_passes_when_current_fails_after_a_change_and_passes_after_recompi
 
     source = wordcount.read_text()
     assert '@sf.stage(memory="1GB")' in source
-    # top reads counts' output (4 GB of the 40 GB declared, combine=): a 16 GB container; 20 GB takes the next size
-    wordcount.write_text(source.replace('@sf.stage(memory="1GB")', '@sf.stage(memory="20GB")'))
+    wordcount.write_text(source.replace('@sf.stage(memory="1GB")', '@sf.stage(memory="4GB")'))
     stale = invoke("compile", str(wordcount), "--target", "aws", "--check")
     assert stale.exit_code == 1
     assert "--- " in stale.output and "+++ " in stale.output  # a unified diff
-    assert '-        "TaskDefinition": "${StageContainer16384MB}",' in stale.output
-    assert '+        "TaskDefinition": "${StageContainer30720MB}",' in stale.output
+    assert '-        "FunctionName": "${StageFunction1024MB}",' in stale.output
+    assert '+        "FunctionName": "${StageFunction4096MB}",' in stale.output
     assert "out of date" in stale.stderr
-    assert "StageContainer16384MB" in (wordcount.parent / "wordcount.asl.json").read_text()  # --check writes nothing
+    assert "StageFunction1024MB" in (wordcount.parent / "wordcount.asl.json").read_text()  # --check writes nothing
 
     assert invoke("compile", str(wordcount), "--target", "aws").exit_code == 0
     again = invoke("compile", str(wordcount), "--target", "aws", "--check")
@@ -172,7 +171,7 @@ def test_graph_shows_every_source_stage_and_edge_with_fused_stages_inside_their_
     assert '    subgraph g0 ["counts: its map tasks run the stages fused into it"]' in lines
     assert '        n1["words<br/><small>split by rows, fused into counts</small>"]' in lines
     assert '        n2["counts<br/><small>split by key (word), function, 2048 MB, spark</small>"]' in lines
-    assert '    n3["top<br/><small>whole, container, 16384 MB, spark</small>"]' in lines
+    assert '    n3["top<br/><small>whole, function, 1024 MB, spark</small>"]' in lines
     assert [line for line in lines if "-->" in line] == [
         "    n0 -->|lines| n1",
         "    n1 -->|words| n2",

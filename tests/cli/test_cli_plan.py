@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from sparkflow import shrink
 from sparkflow.cli import main
 from sparkflow.compiler import plan_pipeline
 from sparkflow.engines import ENGINES
@@ -18,7 +19,6 @@ from sparkflow.estimate import estimate_plan, local_estimate
 from sparkflow.estimate.model import CLOUD_TASK_START_S
 from sparkflow.estimate.report import document, to_json
 from sparkflow.loading import load_pipeline
-from sparkflow.shrink import COMBINED_SHRINK
 from sparkflow.targets.local import LOCAL
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -58,8 +58,8 @@ def test_plan_check_reports_a_stale_estimate(tmp_path: Path) -> None:
 def test_a_split_stage_follows_the_chunk_model() -> None:
     """--input books=1GiB: the map phase has ceil(1 GiB / chunk) tasks, each a cold start plus its share of the
     bytes at the engine's throughput, and the key stage as many buckets, each reading its share of the combined
-    partial results (counts has combine= and no measured shrink); the state machine enters every chunk's child
-    state once."""
+    partial results (counts has combine=: its measured shrink, wordcount.shrink.json); the state machine enters
+    every chunk's child state once."""
     pipeline = load_pipeline(str(EXAMPLES / "wordcount" / "pipeline.py"))
     plan = plan_pipeline(pipeline, "aws")
     counts = plan.task("counts")
@@ -70,7 +70,8 @@ def test_a_split_stage_follows_the_chunk_model() -> None:
     assert (stage["chunks"], stage["buckets"], stage["tasks"]) == (chunks, chunks, 2 * chunks + 2)
     throughput = ENGINES["spark"].chunk_model.throughput
     each = CLOUD_TASK_START_S["spark"] + GiB / chunks / throughput
-    reduce = CLOUD_TASK_START_S["spark"] + GiB * COMBINED_SHRINK / chunks / throughput
+    measured = shrink.load(pipeline.origin.file, pipeline.name)["counts"].ratio
+    reduce = CLOUD_TASK_START_S["spark"] + round(GiB * measured) / chunks / throughput
     assert [phase["seconds_each"] for phase in stage["phases"]][1:3] == [round(each, 1), round(reduce, 1)]
     # split, the Choice that skips a stage a resumed run finds committed, map and reduce with items, commit
     assert stage["state_transitions"] == 1 + 1 + (1 + chunks) * 2 + 1

@@ -104,7 +104,8 @@ def test_kept_http_response_is_reported_as_a_variable_risk() -> None:
 
 def test_steps_estimate_counts_retries_and_the_predicate() -> None:
     split, _ = compiled(EXAMPLES[-1])  # wordcount: two tasks in a row (words runs in counts), retries=2 each
-    whole = tuple(dataclasses.replace(task, fanout=None, fused=()) for task in split.tasks)  # run them whole here
+    # run them whole here, on functions (top reads 4 GB of counts' output: the place pass puts it on a job)
+    whole = tuple(dataclasses.replace(task, fanout=None, fused=(), placement="function") for task in split.tasks)
     text = emit(dataclasses.replace(split, tasks=whole))
     assert [task.retries for task in whole] == [2, 2]
     # the run's publish call: the step, 3 attempts asking the 5-step predicate call, 2 re-runs, the raise
@@ -116,7 +117,11 @@ def test_steps_estimate_counts_retries_and_the_predicate() -> None:
 
 
 def test_steps_estimate_of_a_split_stage_counts_its_costlier_fan_out() -> None:
-    _plan, text = compiled(EXAMPLES[-1])  # wordcount: counts (key, words fused into it) split, top whole
+    plan, _ = compiled(EXAMPLES[-1])  # wordcount: counts (key, words fused into it) split, top whole
+    # top on a function here (it reads 4 GB of counts' output: the place pass puts it on a job)
+    text = emit(
+        dataclasses.replace(plan, tasks=tuple(dataclasses.replace(t, placement="function") for t in plan.tasks))
+    )
     post = 1 + 3 * 5 + 2 + 1  # a post with retries=2: the step, 3 asks of the 5-step predicate, 2 re-runs, the raise
     call = 1 + (1 + post + 1)  # a call of the stage subworkflow: its event, its post, its return
     per_for = 1 + emit_module.PARALLEL_FOR_MAX * call  # the for step, then one call per chunk, at most 20
