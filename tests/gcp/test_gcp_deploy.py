@@ -17,6 +17,8 @@ ENV = {
     "SPARKFLOW_SERVICE_URL": "https://runtime-abc-ew.a.run.app",
     "SPARKFLOW_STORAGE_ROOT": "gs://bucket/sparkflow",
     "SPARKFLOW_JOB": "wordcount-chunks",  # the examples fan out, so their workflows also run the job
+    # clickstream's slow_threshold and slow_pages read more than a Cloud Run function holds: a container job
+    "SPARKFLOW_CONTAINER_JOB_8192MB": "clickstream-8192mb",
 }
 
 

@@ -92,6 +92,12 @@ def test_workflow_runs_the_runtime(spark: Any, path: Path, tmp_path: Path, monke
     pipeline = load_pipeline(str(path))
     root = tmp_path / "gcs"
     deploy_env(monkeypatch, path, root, "2b0c6d9e-0000-4000-8000-00000000000a")
+    import workflows_emulator.main as emulator
+
+    plan = plan_pipeline(pipeline, "gcp")
+    job_env(monkeypatch, plan)  # whole stages that read more than a Cloud Run function holds run as container jobs
+    jobs = CloudRunJobs(job=None)
+    monkeypatch.setattr(emulator.StepCall, "execute_connector", staticmethod(jobs))
     service = CloudRunService()
     values = PARAMS.get(path.parent.name, {})
     try:
@@ -100,8 +106,8 @@ def test_workflow_runs_the_runtime(spark: Any, path: Path, tmp_path: Path, monke
         )
     except Exception as error:
         raise AssertionError(f"the workflow failed; the runtime answered: {service.errors}") from error
-    plan = plan_pipeline(pipeline, "gcp")
-    assert {node for node, _ in service.calls} == {task.id for task in plan.tasks} | {"publish"}
+    called = {node for node, _ in service.calls} | jobs.nodes
+    assert called == {task.id for task in plan.tasks} | {"publish"}
     assert service.plans == {plan.digest}  # every event named the Plan, and the runtime checked it
     local = run_plan(plan_pipeline(pipeline, "aws"), pipeline, storage_root=str(tmp_path / "local"), params=values)
     assert local.params == {**{name: p.default for name, p in pipeline.trace().params.items()}, **values}
@@ -129,25 +135,46 @@ def test_refused_input_fails_the_workflow_naming_the_stage(
 
 class CloudRunJobs:
     """Stands in for the Cloud Run jobs connector: runs ``taskCount`` tasks of the job in this process, each
-    through the runtime's job entry with its own ``CLOUD_RUN_TASK_INDEX``."""
+    through the runtime's job entry with its own ``CLOUD_RUN_TASK_INDEX``. ``job``: the only job it expects (None:
+    any job of the project, such as a container stage's)."""
 
-    def __init__(self) -> None:
+    def __init__(self, job: str | None = "sparkflow-stages") -> None:
+        self.job = job
         self.runs: list[tuple[str, int]] = []
+        self.nodes: set[str] = set()
 
     def __call__(self, rendered_step: dict[str, Any]) -> dict[str, Any]:
         from sparkflow.runtime import cloudrun
 
         assert rendered_step["call"] == "googleapis.run.v2.projects.locations.jobs.run"
         args = rendered_step["args"]
-        assert args["name"] == "projects/demo-project/locations/europe-west1/jobs/sparkflow-stages"
+        assert args["name"].startswith("projects/demo-project/locations/europe-west1/jobs/")
+        assert self.job is None or args["name"].endswith(f"/jobs/{self.job}")
         overrides = args["body"]["overrides"]
         (env,) = overrides["containerOverrides"][0]["env"]
         assert env["name"] == cloudrun.EVENT_VARIABLE
         count = int(overrides["taskCount"])
-        self.runs.append((json.loads(env["value"])["phase"], count))
+        event = json.loads(env["value"])
+        self.runs.append((event.get("phase", "whole"), count))
+        self.nodes.add(event["node"])
         for index in range(count):
             cloudrun.run_task({cloudrun.EVENT_VARIABLE: env["value"], cloudrun.INDEX_VARIABLE: str(index)})
         return {"name": "operations/run", "done": True, "response": {"succeededCount": count}}
+
+
+def job_env(monkeypatch: pytest.MonkeyPatch, plan: Any) -> None:
+    """The project, the fan-out job and a job per container size, as a deploy sets them."""
+    for name, value in {
+        "GOOGLE_CLOUD_PROJECT_ID": "demo-project",
+        "GOOGLE_CLOUD_LOCATION": "europe-west1",
+        "SPARKFLOW_JOB": "sparkflow-stages",
+        **{
+            f"SPARKFLOW_CONTAINER_JOB_{task.memory_mb}MB": f"sparkflow-{task.memory_mb}mb"
+            for task in plan.tasks
+            if task.placement == "container"
+        },
+    }.items():
+        monkeypatch.setenv(name, value)
 
 
 def test_many_chunks_run_as_a_cloud_run_job(spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,13 +183,8 @@ def test_many_chunks_run_as_a_cloud_run_job(spark: Any, tmp_path: Path, monkeypa
     path = example("clickstream")
     pipeline = load_pipeline(str(path))
     deploy_env(monkeypatch, path, tmp_path / "gcs", "2b0c6d9e-0000-4000-8000-00000000000c")
-    for name, value in {
-        "GOOGLE_CLOUD_PROJECT_ID": "demo-project",
-        "GOOGLE_CLOUD_LOCATION": "europe-west1",
-        "SPARKFLOW_JOB": "sparkflow-stages",
-    }.items():
-        monkeypatch.setenv(name, value)
-    jobs = CloudRunJobs()
+    job_env(monkeypatch, plan_pipeline(pipeline, "gcp"))
+    jobs = CloudRunJobs(job=None)
     monkeypatch.setattr(emulator.StepCall, "execute_connector", staticmethod(jobs))
     # A parallel for of at most 3 iterations (20 when deployed) keeps the run small: the events file (~18 KB) in
     # chunks of 4 KB is more chunks than that.
