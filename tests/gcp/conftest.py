@@ -32,6 +32,7 @@ from sparkflow.layout import node_location, value_key
 from sparkflow.loading import load_pipeline
 from sparkflow.plan import Plan
 from sparkflow.runtime.protocol import EVENT_VERSION, validate_event, validate_result
+from sparkflow.targets.gcp import limits as gcp_limits
 from sparkflow.targets.gcp.emit import EXECUTION_ID_ENV, SERVICE_URL_ENV, STORAGE_ROOT_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -285,17 +286,39 @@ def workflows(monkeypatch: pytest.MonkeyPatch) -> Iterator[Execute]:
     monkeypatch.setenv(EXECUTION_ID_ENV, RUN_ID)
     monkeypatch.setenv(STORAGE_ROOT_ENV, STORAGE)
     monkeypatch.setenv(SERVICE_URL_ENV, SERVICE_URL)
+    for name, value in {"GOOGLE_CLOUD_PROJECT_ID": "demo-project", "GOOGLE_CLOUD_LOCATION": "europe-west1"}.items():
+        monkeypatch.setenv(name, value)
+    for _, memory in gcp_limits.CONTAINER.sizes:  # a container stage's job, as a deploy names it
+        monkeypatch.setenv(f"SPARKFLOW_CONTAINER_JOB_{memory}MB", f"sparkflow-{memory}mb")
     delays: list[float] = []
     monkeypatch.setattr(emulator, "sleep", delays.append)
 
     def run(text: str, double: StageDouble, args: Any = None) -> Any:
         monkeypatch.setattr(http_utils, "request", double)
+        monkeypatch.setattr(emulator.StepCall, "execute_connector", staticmethod(_container_jobs(double)))
         # A fresh context per execution: the emulator keeps variables in context variables, which would
         # otherwise leak from one test's execution into the next one run by the same thread.
         return contextvars.Context().run(emulator.execute_workflow, yaml.safe_load(text), {"args": args})
 
     run.delays = delays  # type: ignore[attr-defined]
     yield run
+
+
+def _container_jobs(double: StageDouble) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Stands in for the Cloud Run jobs connector of a container stage: its one task answers like the service's
+    call of the same event (the double checks and records it), and the job succeeds."""
+
+    def run_job(rendered_step: dict[str, Any]) -> dict[str, Any]:
+        assert rendered_step["call"] == "googleapis.run.v2.projects.locations.jobs.run"
+        overrides = rendered_step["args"]["body"]["overrides"]
+        (env,) = overrides["containerOverrides"][0]["env"]
+        event = json.loads(env["value"])
+        timeout = double.plan.task(event["node"]).timeout_s
+        for _ in range(int(overrides["taskCount"])):
+            double("POST", SERVICE_URL, timeout=timeout, body=event, auth={"type": "OIDC"})
+        return {"name": "operations/run", "done": True, "response": {"succeededCount": int(overrides["taskCount"])}}
+
+    return run_job
 
 
 _NAME = re.compile(r"^/v1/(projects/[^/]+/locations/[^/]+/workflows/[^/:]+)$")

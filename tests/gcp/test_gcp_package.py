@@ -123,6 +123,7 @@ def test_deploy_command_creates_the_workflow(
         "SPARKFLOW_SERVICE_URL": "https://stages-abc.a.run.app",
         "SPARKFLOW_STORAGE_ROOT": "gs://b/sf/",
         "SPARKFLOW_JOB": "wordcount-chunks",
+        "SPARKFLOW_CONTAINER_JOB_8192MB": "wordcount-8192mb",  # top's job: it reads more than a function holds
     }
     missing = CliRunner().invoke(main, ["deploy", str(example("wordcount")), "--target", "gcp"])
     assert missing.exit_code == 2 and "--project, --region, --service-url" in missing.stderr
