@@ -9,13 +9,17 @@ A stage the compiler marked for splitting (``partition="rows"`` or ``partition_b
   input.
 * **map** (one task per chunk): a rows stage runs the user's function on its chunk and commits the result as
   one part (``parts/chunk-NNNNN/``); a key stage assigns every row of its chunk to one of P buckets by a hash
-  of the key columns and commits the bucketed files (``shuffle/<input>/chunk-NNNNN/``). A key stage the Plan
-  combines (``combine=``) first runs the user's function on its chunk and buckets those partial results instead
-  of its rows, as Spark's partial aggregation does before its shuffle.
-* **reduce** (one task per bucket, key stages): reads bucket b of every split input (all rows of a key are
-  in one bucket, in every input, so joins and aggregates see whole keys), runs the user's function (a combined
-  stage: its merge, on the union of the bucket's partial results) and commits one part
-  (``parts/bucket-NNNNN/``). A bucket much larger than the chunk budget is refused as skew.
+  of the key columns and commits them as one shuffle object (``shuffle/<input>/chunk-NNNNN/``): every bucket's
+  Parquet files in bucket order, and in the part's commit manifest an index of each bucket's byte range, as
+  Spark's sort shuffle writes a data file and an index file (see :mod:`sparkflow.runtime.shuffle`). So a map task
+  makes one data PUT whatever P is: a terabyte in 3,414 chunks and 1,000 buckets makes 3,414, not 3.4 million. A
+  key stage the Plan combines (``combine=``) first runs the user's function on its chunk and buckets those partial
+  results instead of its rows, as Spark's partial aggregation does before its shuffle.
+* **reduce** (one task per bucket, key stages): reads bucket b of every split input, one ranged read of each map
+  object where the bucket is not empty (all rows of a key are in one bucket, in every input, so joins and
+  aggregates see whole keys), runs the user's function (a combined stage: its merge, on the union of the bucket's
+  partial results) and commits one part (``parts/bucket-NNNNN/``). A bucket much larger than the chunk budget is
+  refused as skew (its size comes from the map tasks' indexes).
 * **commit** (one task): checks that every part is committed and publishes their files together as the stage's
   output (see :func:`sparkflow.runtime.storage.publish`), so readers downstream — sparkflow's or any Parquet
   reader — see a split stage's output exactly like a whole stage's.
@@ -408,7 +412,9 @@ def _part_name(job: Job, part: str) -> str:
 
 
 def _commit_buckets(job: Job, engine: Any, frame: Any, buckets: int, part: str) -> dict[str, Any]:
-    """Write the chunk's rows into ``buckets`` buckets by key hash and commit them as one part."""
+    """Write the chunk's rows into ``buckets`` buckets by key hash and commit them as one part: one shuffle object
+    (uploaded under this attempt's folder) and its index in the commit manifest. The object of an attempt whose
+    manifest does not win is never read: reducers read only the object the committed manifest names."""
     keys = list(job.partition_by)
     missing = [key for key in keys if key not in frame.columns]
     if missing and job.merge is not None:
