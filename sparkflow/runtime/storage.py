@@ -188,6 +188,15 @@ def put_file(local: str, uri: str) -> None:
     fs.put_file(local, path)
 
 
+def read_range(uri: str, start: int, end: int) -> bytes:
+    """Bytes ``[start, end)`` of the file ``uri``: one ranged GET on object stores (S3, GCS), a seek locally."""
+    fs, path = filesystem(uri)
+    data: bytes = fs.cat_file(path, start=start, end=end)
+    if len(data) != end - start:  # a committed object is never shorter: storage misbehaves, a retry may help
+        raise StorageError(f"read {len(data)} bytes of {uri!r} where {end - start} were committed")
+    return data
+
+
 def published_name(index: int, part: int | None = None) -> str:
     """The name of a published file: ``part-00000.parquet`` (a whole stage's ``index``-th file), or
     ``part-00003-00000.parquet`` (the ``index``-th file of part 3 of a split stage)."""

@@ -40,7 +40,7 @@ from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.layout import WORK
 from sparkflow.loading import load_pipeline
 from sparkflow.plan import Plan
-from sparkflow.runtime import logs, storage
+from sparkflow.runtime import logs, shuffle, storage
 from sparkflow.runtime.local import RunSummary, run_plan
 from sparkflow.targets.local import LOCAL
 from tests.faults.inject import KINDS, Fault, FaultPlan, fault_environment, fired, read_profile, twin_failures
@@ -301,6 +301,20 @@ def _read(uri: str) -> bytes:
     return data
 
 
+def _parquet_files(data: bytes, manifest: dict[str, Any]) -> list[bytes]:
+    """The whole Parquet files in a file a manifest lists: itself, or, for a map task's shuffle object, each file
+    its index places in it (every bucket's files in bucket order, then the schema file of an empty chunk), which
+    must cover the object exactly."""
+    if manifest.get("kind") != "shuffle":
+        return [data]
+    index = shuffle.Index.from_json(manifest["index"])
+    lengths = [length for files in index.files for length in files] + ([index.schema] if index.schema else [])
+    if sum(lengths) != len(data):
+        raise ValueError(f"the shuffle object has {len(data)} bytes, its index places {sum(lengths)}")
+    offsets = [sum(lengths[:number]) for number in range(len(lengths))]
+    return [data[start : start + length] for start, length in zip(offsets, lengths, strict=True)]
+
+
 def _rows(data: bytes) -> list[tuple[Any, ...]]:
     """The rows of a whole Parquet file (it fails on a partial one: no footer)."""
     return [tuple(row.values()) for row in parquet_rows(data)]
@@ -340,7 +354,7 @@ def _check(uri: str, data: bytes) -> list[str]:
     rows = 0
     for name in document["files"]:
         try:
-            rows += len(_rows(_read(storage.join(where, name))))
+            rows += sum(len(_rows(data)) for data in _parquet_files(_read(storage.join(where, name)), document))
         except Exception as error:
             return [f"{where}: the manifest lists {name}, which is missing or partial: {type(error).__name__}"]
     if "rows" in document and rows != document["rows"]:

@@ -184,6 +184,15 @@ def test_the_oracle_sees_a_partial_file_a_lost_row_and_a_duplicated_row(
     assert any("a reader of the folder sees" in problem for problem in visible_problems(run_uri))
     shutil.rmtree(balances / "_attempts")
 
+    mapped = run_dir / "_work" / "balances" / "shuffle"  # a map task's shuffle object, read through its index
+    shuffled = next(mapped.glob("*/chunk-*/_COMMITTED.json"))
+    shuffle_object = shuffled.parent / json.loads(shuffled.read_text())["files"][0]
+    data = shuffle_object.read_bytes()
+    shuffle_object.write_bytes(data[:-1])
+    assert any("missing or partial" in problem for problem in visible_problems(run_uri))
+    shuffle_object.write_bytes(data)
+    assert visible_problems(run_uri) == []
+
     plan = run_dir / "_work" / "balances" / "split" / "plan.json"
     plan.write_bytes(plan.read_bytes()[:-10])
     assert visible_problems(run_uri) == [f"{plan}: a torn JSON file: {_json_error(plan)}"]
