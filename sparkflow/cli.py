@@ -281,6 +281,12 @@ def _param_option(command: F) -> F:
 )
 @click.option("--chunk-size", help="Input per chunk for every split stage, e.g. 64MB (default: from each stage).")
 @click.option("--sink", "sinks", multiple=True, metavar="NAME=URI", help="Publish sink NAME to URI instead.")
+@click.option(
+    "--keep-work",
+    is_flag=True,
+    help="Keep the run's working files (attempts, claims, split manifests, shuffle buckets under "
+    "<storage>/_work/<pipeline>/<run>/) for debugging; by default a run deletes them once it has published.",
+)
 @_param_option
 def run(
     pipeline: str,
@@ -293,12 +299,14 @@ def run(
     engine: str | None,
     chunk_size: str | None,
     sinks: tuple[str, ...],
+    keep_work: bool,
     params: tuple[str, ...],
 ) -> None:
     """Run PIPELINE here, with Spark in local mode and a local folder as storage.
 
-    When every stage has committed, the run publishes its sinks and becomes the pipeline's latest run (what
-    `sparkflow show` reads). Exits 0 when the run succeeded, 1 when a stage or publishing failed.
+    When every stage has committed, the run publishes its sinks, becomes the pipeline's latest run (what
+    `sparkflow show` reads) and deletes its working files (not with --keep-work; a failed run keeps them for
+    --resume). Exits 0 when the run succeeded, 1 when a stage or publishing failed.
     """
     from rich.console import Console
 
@@ -334,6 +342,7 @@ def run(
             chunk_bytes=chunk_bytes,
             sinks=_parse_pairs(sinks, "--sink", "NAME=URI, e.g. --sink revenue_table=/tmp/revenue/"),
             params=from_command_line(plan, params),
+            keep_work=keep_work,
         )
     if as_json:
         click.echo(json.dumps(_with_estimates(summary.to_dict(), estimated), indent=2, default=str))
@@ -756,6 +765,11 @@ def delete_command(
     metavar="RUN_ID",
     help="Run the failed run RUN_ID again (same run id, storage and inputs): stages it committed answer at once.",
 )
+@click.option(
+    "--keep-work",
+    is_flag=True,
+    help='Keep the run\'s working files once it has published (execution input {"keep_work": true}).',
+)
 @click.option("--no-follow", is_flag=True, help="Print the execution's id and return at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's end (or, with --no-follow, its id) as JSON.")
 @click.option("--project", help="gcp: the Google Cloud project id.")
@@ -768,6 +782,7 @@ def start_command(
     run_id: str | None,
     params: tuple[str, ...],
     resume_run: str | None,
+    keep_work: bool,
     no_follow: bool,
     as_json: bool,
     project: str | None,
@@ -794,7 +809,13 @@ def start_command(
         deployed = get_target(target)
         values = _start_params(chosen, target, params)  # refused here, before anything is sent
         options = ShipOptions(
-            inputs=_parse_inputs(inputs), stack=stack, region=region, profile=profile, project=project, params=values
+            inputs=_parse_inputs(inputs),
+            stack=stack,
+            region=region,
+            profile=profile,
+            project=project,
+            params=values,
+            keep_work=keep_work,
         )
         if resume_run:
             execution = deployed.resume(chosen, options, resume_run)

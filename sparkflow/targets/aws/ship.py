@@ -188,7 +188,9 @@ def start(pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
 
     made = clients(options.region, options.profile)
     state_machine = find_state_machine(stack_name(pipeline, options), clients=made)
-    return start_execution(state_machine, options.inputs, run_id=run_id, clients=made, params=options.params)
+    return start_execution(
+        state_machine, options.inputs, run_id=run_id, clients=made, params=options.params, keep_work=options.keep_work
+    )
 
 
 def resume(pipeline: Pipeline, options: ShipOptions, run_id: str) -> str:

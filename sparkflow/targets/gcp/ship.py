@@ -195,7 +195,9 @@ def start(pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
         raise OptionError(
             "--run-id cannot be chosen on GCP: Workflows names each execution, and its id is the run's id"
         )
-    return start_execution(pipeline.name, *_place(options), options.inputs, params=options.params)
+    return start_execution(
+        pipeline.name, *_place(options), options.inputs, params=options.params, keep_work=options.keep_work
+    )
 
 
 def _place(options: ShipOptions) -> tuple[str, str]:
