@@ -14,6 +14,7 @@ import click
 
 from sparkflow import engines
 from sparkflow.errors import SparkflowError
+from sparkflow.layout import WORK_EXPIRY_DAYS
 
 if TYPE_CHECKING:  # the commands import the estimate module when they run, keeping the CLI quick to start
     from sparkflow.estimate import Seconds
@@ -252,6 +253,19 @@ def _parse_pairs(values: tuple[str, ...], option: str, form: str = "NAME=VALUE")
             raise click.BadParameter(f"{value!r}: write {form}", param_hint=option)
         parsed[name] = location
     return parsed
+
+
+def _work_expiry_option(where: str) -> Callable[[F], F]:
+    """``--work-expiry-days``: after how many days the storage's lifecycle rule deletes what failed runs left under
+    ``<storage root>/_work/`` (a run that publishes deletes its own at once)."""
+    return click.option(
+        "--work-expiry-days",
+        type=click.IntRange(min=0),
+        default=WORK_EXPIRY_DAYS,
+        show_default=True,
+        help=f"{where}: working files failed runs left under <storage root>/_work/ are deleted after this many "
+        "days (resume a failed run before; 0: no rule).",
+    )
 
 
 def _param_option(command: F) -> F:
@@ -547,6 +561,7 @@ def _definition_for(chosen: Any, target: str) -> tuple[Any, str]:
 @click.option("--input", "inputs", multiple=True, metavar="NAME=URI", help="Let the functions read source NAME at URI.")
 @click.option("--storage-root", help="gcp: gs://bucket/prefix/ runs write under (default: the pipeline's storage=).")
 @click.option("--image-uri", help="gcp: the image the service and job run (default: IMAGE_URI, to fill in).")
+@_work_expiry_option("gcp: package writes the storage bucket's lifecycle.json")
 @click.option(
     "--engine",
     type=click.Choice(engines.NAMES),
@@ -563,6 +578,7 @@ def package_command(
     inputs: tuple[str, ...],
     storage_root: str | None,
     image_uri: str | None,
+    work_expiry_days: int,
     engine: str,
     python_version: str | None,
     wheelhouse: str | None,
@@ -588,6 +604,7 @@ def package_command(
             engine=engine,
             python_version=python_version,
             wheelhouse=wheelhouse,
+            work_expiry_days=work_expiry_days,
         )
         plan, text = _definition_for(chosen, target)
         lines = get_target(target).package(chosen, plan, text, options)
@@ -629,6 +646,7 @@ def package_command(
     "container stages, EmrImageUri=... for serverless Spark stages; deploy names any that is missing.",
 )
 @click.option("--role-arn", help="aws: a service role CloudFormation acts as (default: your credentials).")
+@_work_expiry_option("aws: deploy sets the storage bucket's lifecycle rule")
 @click.option(
     "--input",
     "inputs",
@@ -673,6 +691,7 @@ def deploy_command(
     code_bucket: str | None,
     parameters: tuple[str, ...],
     role_arn: str | None,
+    work_expiry_days: int,
     inputs: tuple[str, ...],
     project: str | None,
     region: str | None,
@@ -712,6 +731,7 @@ def deploy_command(
             profile=profile,
             code_bucket=code_bucket,
             parameters=_parse_pairs(parameters, "--parameter"),
+            work_expiry_days=work_expiry_days,
             project=project,
             service_url=service_url,
             job=job,

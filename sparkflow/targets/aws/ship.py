@@ -131,6 +131,7 @@ def deploy(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions
         parameters=options.parameters,
         role_arn=options.role_arn,
         report=_to_stderr,
+        work_expiry_days=options.work_expiry_days,
     )
     for line in trigger:
         _to_stderr(line)
