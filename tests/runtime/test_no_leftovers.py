@@ -102,3 +102,16 @@ def test_a_failed_run_keeps_its_work_for_resume(tmp_path: Path) -> None:
     assert (work / "cleaned" / "claim.json").is_file() and (work / "cleaned" / "split" / "plan.json").is_file()
     assert files_under(storage / "leftovers" / RUN / "_rejects")
     assert Path(work_root(str(storage))) == storage / "_work"  # what the storage's lifecycle rule expires
+
+
+def test_a_deployed_run_keeps_its_work_through_its_input() -> None:
+    """`sparkflow start --keep-work` puts ``keep_work`` in the execution input, which every event carries as
+    ``run.params`` (the runtime's event schema takes it) and the publish task reads."""
+    from sparkflow.runtime.protocol import KEEP_WORK_FIELD, validate_event
+    from sparkflow.targets.runs import run_input
+
+    given = json.loads(run_input({"events": "s3://b/events/"}, keep_work=True))
+    assert given == {"sources": {"events": "s3://b/events/"}, KEEP_WORK_FIELD: True}
+    assert KEEP_WORK_FIELD not in json.loads(run_input({}))
+    event = {"version": 1, "pipeline": "leftovers", "phase": "publish", "run": {"id": RUN, "storage": "s3://b/"}}
+    validate_event({**event, "run": {**event["run"], "params": given}})
