@@ -506,9 +506,10 @@ def _publish(event: dict[str, Any], config: RuntimeConfig, started: float, value
     """The run's publish task (see :mod:`sparkflow.runtime.publish`): every sink, then ``_latest.json``, then the
     run's working files are deleted (unless the run's input says ``keep_work``).
 
-    Last, because until ``_latest.json`` names the run a failed publish is resumed, and resuming a run reads its
-    claims and split manifests; after it, nothing reads them: the outputs' ``_COMMITTED.json`` hold what status,
-    ``show`` and a resumed run read, and quarantined records live under the run's ``_rejects/``, not here."""
+    Last, so that a publish that fails leaves the run as resumable as any failed run. Once ``_latest.json`` names
+    the run nothing reads them: ``show``, ``read_output`` and a run resumed again read the outputs'
+    ``_COMMITTED.json`` (a committed stage never opens its claim or split manifests), the logs are the run's
+    ``_logs.jsonl``, and quarantined records live under the run's ``_rejects/``, not here."""
     from sparkflow.dsl.sink import sink_uri
     from sparkflow.runtime import publish
 

@@ -271,7 +271,7 @@ def claim(work: str, manifest: dict[str, Any]) -> dict[str, Any]:
     if create_file(uri, json.dumps(manifest, indent=2, sort_keys=True).encode()):
         return manifest
     claimed: dict[str, Any] | None = read_json(uri)
-    if claimed is None:  # created, then gone: nothing deletes claims, so storage misbehaves; a retry may help
+    if claimed is None:  # created, then gone: only a published run's cleanup deletes claims; a retry may help
         raise StorageError(f"the claim {uri!r} exists but cannot be read")
     return claimed
 
