@@ -561,7 +561,7 @@ def _definition_for(chosen: Any, target: str) -> tuple[Any, str]:
 @click.option("--input", "inputs", multiple=True, metavar="NAME=URI", help="Let the functions read source NAME at URI.")
 @click.option("--storage-root", help="gcp: gs://bucket/prefix/ runs write under (default: the pipeline's storage=).")
 @click.option("--image-uri", help="gcp: the image the service and job run (default: IMAGE_URI, to fill in).")
-@_work_expiry_option("gcp: package writes the storage bucket's lifecycle.json")
+@_work_expiry_option("package prints (aws) or writes as lifecycle.json (gcp) the storage bucket's lifecycle rule")
 @click.option(
     "--engine",
     type=click.Choice(engines.NAMES),

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from sparkflow.cli import main
 from sparkflow.layout import WORK_EXPIRY_DAYS, work_root
-from sparkflow.targets.aws.lifecycle import apply_work_rule, rule_id
+from sparkflow.targets.aws.lifecycle import apply_work_rule, rule_id, work_rule
 from sparkflow.targets.aws.locations import storage_location
 from sparkflow.targets.gcp.lifecycle import work_lifecycle
 from tests.aws_moto import MotoAws
@@ -104,3 +104,14 @@ def test_package_for_gcp_writes_the_buckets_lifecycle_json(tmp_path: Path, days:
     [rule] = document["rule"]
     assert rule == {"action": {"type": "Delete"}, "condition": {"age": written, "matchesPrefix": ["sparkflow/_work/"]}}
     assert "gcloud storage buckets update gs://data-bucket --lifecycle-file=lifecycle.json" in result.output
+
+
+def test_package_for_aws_prints_the_rule_a_stack_deployed_by_hand_lacks(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["package", str(example("wordcount")), "--target", "aws", "--out", str(tmp_path / "build")]
+    )
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("lifecycle: ")]
+    rule = json.loads(line[line.index("{") :])
+    assert rule == work_rule(storage_location("s3://my-bucket/sparkflow/"), WORK_EXPIRY_DAYS)  # the example's storage=
+    assert rule["Filter"] == {"Prefix": "sparkflow/_work/"}
