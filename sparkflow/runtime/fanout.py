@@ -3,19 +3,23 @@
 A stage the compiler marked for splitting (``partition="rows"`` or ``partition_by=``) runs as:
 
 * **split** (one task): measures the real input (:mod:`sparkflow.runtime.split`) and writes, under the stage's
-  work folder (``<run>/_work/<node>/``), ``split/plan.json`` (what is split, into how many chunks and buckets)
-  and the item lists the state machine fans out over (``split/map-items.json``, ``split/reduce-items.json``). A
-  rows stage splits its first dataset input and reads its other inputs whole; a key stage splits every dataset
-  input.
+  work folder (``<root>/_work/<pipeline>/<run>/<node>/``), ``split/plan.json`` (what is split, into how many
+  chunks and buckets) and the item lists the state machine fans out over (``split/map-items.json``,
+  ``split/reduce-items.json``). A rows stage splits its first dataset input and reads its other inputs whole; a
+  key stage splits every dataset input.
 * **map** (one task per chunk): a rows stage runs the user's function on its chunk and commits the result as
   one part (``parts/chunk-NNNNN/``); a key stage assigns every row of its chunk to one of P buckets by a hash
-  of the key columns and commits the bucketed files (``shuffle/<input>/chunk-NNNNN/``). A key stage the Plan
-  combines (``combine=``) first runs the user's function on its chunk and buckets those partial results instead
-  of its rows, as Spark's partial aggregation does before its shuffle.
-* **reduce** (one task per bucket, key stages): reads bucket b of every split input (all rows of a key are
-  in one bucket, in every input, so joins and aggregates see whole keys), runs the user's function (a combined
-  stage: its merge, on the union of the bucket's partial results) and commits one part
-  (``parts/bucket-NNNNN/``). A bucket much larger than the chunk budget is refused as skew.
+  of the key columns and commits them as one shuffle object (``shuffle/<input>/chunk-NNNNN/``): every bucket's
+  Parquet files in bucket order, and in the part's commit manifest an index of each bucket's byte range, as
+  Spark's sort shuffle writes a data file and an index file (see :mod:`sparkflow.runtime.shuffle`). So a map task
+  makes one data PUT whatever P is: a terabyte in 3,414 chunks and 1,000 buckets makes 3,414, not 3.4 million. A
+  key stage the Plan combines (``combine=``) first runs the user's function on its chunk and buckets those partial
+  results instead of its rows, as Spark's partial aggregation does before its shuffle.
+* **reduce** (one task per bucket, key stages): reads bucket b of every split input, one ranged read of each map
+  object where the bucket is not empty (all rows of a key are in one bucket, in every input, so joins and
+  aggregates see whole keys), runs the user's function (a combined stage: its merge, on the union of the bucket's
+  partial results) and commits one part (``parts/bucket-NNNNN/``). A bucket much larger than the chunk budget is
+  refused as skew (its size comes from the map tasks' indexes).
 * **commit** (one task): checks that every part is committed and publishes their files together as the stage's
   output (see :func:`sparkflow.runtime.storage.publish`), so readers downstream — sparkflow's or any Parquet
   reader — see a split stage's output exactly like a whole stage's.
@@ -38,17 +42,15 @@ from typing import TYPE_CHECKING, Any
 from sparkflow import compression
 from sparkflow.dsl.trace import StageCall
 from sparkflow.errors import EventError, InputError, StorageError
-from sparkflow.runtime import failures, records, split, storage
-from sparkflow.runtime.datasets import local_copy
+from sparkflow.runtime import failures, records, shuffle, split, storage
 
 if TYPE_CHECKING:
     from sparkflow.plan import PlanSource
 
-# Folders of a split stage's work folder (``<run>/_work/<node>/``).
+# Folders of a split stage's work folder (:func:`sparkflow.layout.work_location`).
 SPLIT = "split"
 PARTS = "parts"
 SHUFFLE = "shuffle"
-BUCKET_COLUMN = "_bucket"
 MAX_BUCKETS = 1000
 # A reducer may take this many chunk budgets before its bucket counts as skewed (a conservative budget).
 SKEW_FACTOR = 4
@@ -410,7 +412,9 @@ def _part_name(job: Job, part: str) -> str:
 
 
 def _commit_buckets(job: Job, engine: Any, frame: Any, buckets: int, part: str) -> dict[str, Any]:
-    """Write the chunk's rows into ``buckets`` buckets by key hash and commit them as one part."""
+    """Write the chunk's rows into ``buckets`` buckets by key hash and commit them as one part: one shuffle object
+    (uploaded under this attempt's folder) and its index in the commit manifest. The object of an attempt whose
+    manifest does not win is never read: reducers read only the object the committed manifest names."""
     keys = list(job.partition_by)
     missing = [key for key in keys if key not in frame.columns]
     if missing and job.merge is not None:
@@ -432,36 +436,21 @@ def _commit_buckets(job: Job, engine: Any, frame: Any, buckets: int, part: str) 
     with failures.running(
         job.call.stage, evaluating=True
     ):  # evaluating the chunk runs the code of the stages fused into it
-        rows = int(engine.write_partitioned(bucketed, BUCKET_COLUMN, folder))  # _bucket=N/part-... folders
-    local_files = sorted(
-        os.path.relpath(os.path.join(root, name), folder)
-        for root, _, names in os.walk(folder)
-        for name in names
-        if not name.startswith(("_", ".")) and not name.endswith(".crc")
-    )
-    if not local_files:  # an empty chunk: keep the schema for reducers whose buckets are all empty
+        rows = int(engine.write_partitioned(bucketed, shuffle.BUCKET_COLUMN, folder))  # _bucket=N/part-... folders
+    schema = None
+    if not shuffle.data_files(folder):  # an empty chunk: keep the schema for reducers whose buckets are all empty
         empty_folder, _ = engine.write(frame.limit(0), job.folder("empty"))
-        local_files = [
-            os.path.join("_empty", name) for name in sorted(os.listdir(empty_folder)) if name.endswith(".parquet")
-        ]
-        os.makedirs(os.path.join(folder, "_empty"), exist_ok=True)
-        for name in local_files:
-            os.replace(os.path.join(empty_folder, os.path.basename(name)), os.path.join(folder, name))
-    uploaded: dict[str, list[str]] = {}
-    per_bucket: dict[str, int] = {}
-    for relative in local_files:
-        bucket = relative.split("/", 1)[0]
-        target = storage.join(part, storage.ATTEMPTS, job.attempt, bucket, os.path.basename(relative))
-        storage.put_file(os.path.join(folder, relative), target)
-        per_bucket[bucket] = per_bucket.get(bucket, 0) + os.path.getsize(os.path.join(folder, relative))
-        uploaded.setdefault(bucket, []).append(posixpath.join(storage.ATTEMPTS, job.attempt, relative))
+        schema = os.path.join(empty_folder, min(n for n in os.listdir(empty_folder) if n.endswith(".parquet")))
+    local = os.path.join(job.folder("shuffle"), shuffle.OBJECT)
+    index = shuffle.pack(folder, buckets, local, schema)
+    relative = posixpath.join(storage.ATTEMPTS, job.attempt, shuffle.OBJECT)
+    storage.put_file(local, storage.join(part, relative))  # the task's one data PUT, whatever the bucket count
     manifest = {
         "kind": "shuffle",
-        "files": [name for names in uploaded.values() for name in names],
-        "buckets": uploaded,
-        "sizes": per_bucket,
+        "files": [relative],
+        "index": index.to_json(),
         "rows": rows,
-        "bytes": sum(per_bucket.values()),
+        "bytes": os.path.getsize(local),
         "attempt": job.attempt,
         **job.reader.commit(_part_name(job, part)),
     }
@@ -476,7 +465,7 @@ def _bucketize(engine: Any, frame: Any, keys: list[str], buckets: int) -> Any:
     # arithmetic every engine has (sqlframe lacks functions.pmod).
     hashed = functions.hash(*[functions.col(key).cast("string") for key in keys])
     count = functions.lit(buckets)
-    return frame.withColumn(BUCKET_COLUMN, ((hashed % count) + count) % count)
+    return frame.withColumn(shuffle.BUCKET_COLUMN, ((hashed % count) + count) % count)
 
 
 # --- reduce --------------------------------------------------------------------------------------------------
@@ -489,16 +478,15 @@ def _reduce(job: Job, plan: dict[str, Any], bucket: int) -> dict[str, Any]:
         return existing
     chosen = job.planned_split()
     values: dict[str, Any] = {}
-    found = [_bucket_files(job, plan["inputs"][index], bucket, plan["buckets"]) for index in range(len(chosen))]
+    found = [_bucket_ranges(job, plan["inputs"][index], bucket, plan["buckets"]) for index in range(len(chosen))]
     _check_skew(job, plan, bucket, sum(size for _, _, size, _ in found), sum(mean for _, _, _, mean in found))
     for index, item in enumerate(chosen):
-        files, fallback, _, _ = found[index]
-        folder = job.folder(f"bucket-{item.param}")
-        paths = local_copy(files or fallback, folder)
+        ranges, sample, _, _ = found[index]
+        paths = shuffle.fetch(ranges or [sample], job.folder(f"bucket-{item.param}"))
         frame = _read_local(job, item, {"format": "parquet", "header": False}, paths)
-        if BUCKET_COLUMN in frame.columns:
-            frame = frame.drop(BUCKET_COLUMN)
-        values[item.param] = frame if files else frame.limit(0)
+        if shuffle.BUCKET_COLUMN in frame.columns:
+            frame = frame.drop(shuffle.BUCKET_COLUMN)
+        values[item.param] = frame if ranges else frame.limit(0)
     for item in job.inputs:
         if item.param not in values:
             values[item.param] = job.whole(item)
@@ -527,14 +515,14 @@ def _check_skew(job: Job, plan: dict[str, Any], bucket: int, size: int, mean: fl
         )
 
 
-def _bucket_files(
+def _bucket_ranges(
     job: Job, described: dict[str, Any], bucket: int, buckets: int
-) -> tuple[list[str], list[str], int, float]:
-    """Files of ``bucket`` from every chunk of one input, a schema-carrying file if there are none, the bucket's
-    bytes and the mean bytes of all buckets of this input."""
-    wanted = f"{BUCKET_COLUMN}={bucket}"
-    files: list[str] = []
-    fallback: list[str] = []
+) -> tuple[list[shuffle.Range], shuffle.Range, int, float]:
+    """Where ``bucket``'s bytes are in every map object of one input (objects where it is empty left out), a range
+    that carries the input's schema (for a bucket empty everywhere), the bucket's bytes and the mean bytes of all
+    buckets of this input. Only the map tasks' commit manifests are read here, never their data."""
+    ranges: list[shuffle.Range] = []
+    sample: shuffle.Range | None = None
     size = 0
     everything = 0
     for chunk in range(described["chunks"]):
@@ -542,15 +530,16 @@ def _bucket_files(
         manifest = storage.read_manifest(part)
         if manifest is None:
             raise InputError(f"stage {job.call.stage.name!r}: chunk {chunk} of {described['param']!r} is not mapped")
-        for name, names in manifest["buckets"].items():
-            uris = [storage.join(part, relative) for relative in names]
-            if name == wanted:
-                files.extend(uris)
-                size += manifest["sizes"].get(name, 0)
-            elif not fallback and uris:
-                fallback = uris[:1]
-        everything += sum(manifest["sizes"].values())
-    return files, fallback, size, everything / max(1, buckets)
+        index = shuffle.Index.from_json(manifest["index"])
+        uri = storage.join(part, manifest["files"][0])
+        found = index.bucket(uri, bucket)
+        if found is not None:
+            ranges.append(found)
+            size += found.end - found.start
+        sample = sample or index.sample(uri)
+        everything += sum(index.sizes())
+    assert sample is not None, "every split input has at least one chunk"
+    return ranges, sample, size, everything / max(1, buckets)
 
 
 # --- commit --------------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from sparkflow import compression
 from sparkflow.engines import ENGINES
 from sparkflow.errors import EngineUnsupported, EnvironmentProblem, InputError, SparkflowError
-from sparkflow.runtime import failures
+from sparkflow.runtime import failures, sail_semantics
 from sparkflow.runtime.engines import ON_SPARK, LocalFiles, cannot_run, corrupt_record
 from sparkflow.runtime.protocol import ENGINE_VARIABLE
 
@@ -105,6 +105,7 @@ def session(memory_mb: int) -> Any:
         # The server is in this process: a refused connection means it is gone, and waiting (PySpark's default
         # policy waits up to ten minutes for a remote server) cannot bring it back.
         created.client.set_retry_policies([DefaultPolicy(max_retries=2, initial_backoff=50, max_backoff=200)])
+        sail_semantics.install(created)  # Spark's values and types where Sail's differ (see that module)
         _STATE["server"] = server  # the server stops when this object is collected
         _STATE["session"] = created
         return created

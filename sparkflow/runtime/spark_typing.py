@@ -10,11 +10,9 @@ an unknown (None) result, so that no rule is applied on a guess.
 
 The rules, from Spark's ``DecimalPrecision``, ``Sum``, ``Average`` and ``TypeCoercion``:
 
-* ``+`` and ``-`` of decimals ``(p1, s1)``, ``(p2, s2)``: scale ``max(s1, s2)``, precision
-  ``max(p1 - s1, p2 - s2) + scale + 1``; ``*``: ``(p1 + p2 + 1, s1 + s2)``; ``/``: scale ``max(6, s1 + p2 + 1)``,
-  precision ``p1 - s1 + s2 + scale``. A precision over 38 is cut to 38, keeping the integer digits and at least
-  ``min(scale, 6)`` of the scale. An integer operand counts as ``DECIMAL(10, 0)`` (INT), ``(20, 0)`` (BIGINT),
-  ``(5, 0)`` (SMALLINT), ``(3, 0)`` (TINYINT); a DOUBLE or FLOAT operand makes the result DOUBLE (FLOAT with FLOAT).
+* ``+``, ``-``, ``*``, ``/`` and ``%`` of decimals: :mod:`sparkflow.runtime.spark_decimals`. An integer operand
+  counts as ``DECIMAL(10, 0)`` (INT), ``(20, 0)`` (BIGINT), ``(5, 0)`` (SMALLINT), ``(3, 0)`` (TINYINT); a DOUBLE or
+  FLOAT operand makes the result DOUBLE (FLOAT with FLOAT).
 * ``/`` of integers is DOUBLE; ``+``, ``-``, ``*`` of integers the wider integer.
 * ``sum``: a decimal ``(p, s)`` gives ``(min(38, p + 10), s)``, any integer BIGINT, DOUBLE or FLOAT DOUBLE;
   ``avg``: a decimal gives ``(min(38, p + 4), min(38, s + 4))``, anything else DOUBLE.
@@ -31,12 +29,19 @@ from typing import Any
 
 from sqlglot import exp
 
+from sparkflow.runtime import spark_decimals
+
 T = exp.DataType.Type
 _INTEGERS = {T.TINYINT: 3, T.SMALLINT: 5, T.INT: 10, T.BIGINT: 20}
 _INTEGER_ORDER = (T.TINYINT, T.SMALLINT, T.INT, T.BIGINT)
 _FLOATS = (T.FLOAT, T.DOUBLE)
-MAX_PRECISION = 38
-_MIN_ADJUSTED_SCALE = 6
+_OPERATORS: dict[type[exp.Expr], spark_decimals.Operator] = {
+    exp.Add: "+",
+    exp.Sub: "-",
+    exp.Mul: "*",
+    exp.Div: "/",
+    exp.Mod: "%",
+}
 
 #: Spark functions whose result is an INT (DuckDB's are BIGINT), by sqlglot node class or anonymous function name.
 INT_RESULTS: tuple[type[exp.Expr], ...] = (
@@ -85,18 +90,8 @@ def is_decimal(kind: exp.DataType | None) -> bool:
     return kind is not None and kind.this == T.DECIMAL and bool(kind.expressions)
 
 
-def adjusted(precision: int, scale: int) -> exp.DataType:
-    """Spark's ``DecimalType.adjustPrecisionScale``: a precision over 38 keeps the integer digits, cutting the scale
-    down to no less than ``min(scale, 6)``."""
-    if precision <= MAX_PRECISION:
-        return decimal(precision, scale)
-    integer_digits = precision - scale
-    minimum = min(scale, _MIN_ADJUSTED_SCALE)
-    return decimal(MAX_PRECISION, max(MAX_PRECISION - integer_digits, minimum))
-
-
 def bounded(precision: int, scale: int) -> exp.DataType:
-    return decimal(min(precision, MAX_PRECISION), min(scale, MAX_PRECISION))
+    return decimal(*spark_decimals.bounded(precision, scale))
 
 
 def arithmetic(operator: type[exp.Expr], left: exp.DataType | None, right: exp.DataType | None) -> exp.DataType | None:
@@ -116,19 +111,8 @@ def arithmetic(operator: type[exp.Expr], left: exp.DataType | None, right: exp.D
     left_decimal, right_decimal = decimal_of(left), decimal_of(right)
     if left_decimal is None or right_decimal is None:
         return None
-    (p1, s1), (p2, s2) = left_decimal, right_decimal
-    if operator in (exp.Add, exp.Sub):
-        scale = max(s1, s2)
-        return adjusted(max(p1 - s1, p2 - s2) + scale + 1, scale)
-    if operator is exp.Mul:
-        return adjusted(p1 + p2 + 1, s1 + s2)
-    if operator is exp.Div:
-        scale = max(_MIN_ADJUSTED_SCALE, s1 + p2 + 1)
-        return adjusted(p1 - s1 + s2 + scale, scale)
-    if operator is exp.Mod:
-        scale = max(s1, s2)
-        return adjusted(min(p1 - s1, p2 - s2) + scale, scale)
-    return None
+    symbol = _OPERATORS.get(operator)
+    return None if symbol is None else decimal(*spark_decimals.arithmetic(symbol, left_decimal, right_decimal))
 
 
 def wider(kinds: list[exp.DataType | None]) -> exp.DataType | None:
@@ -245,7 +229,7 @@ def sum_type(kind: exp.DataType | None) -> exp.DataType | None:
     if kind.this in _FLOATS:
         return build(T.DOUBLE)
     found = decimal_of(kind) if is_decimal(kind) else None
-    return None if found is None else bounded(found[0] + 10, found[1])
+    return None if found is None else decimal(*spark_decimals.summed(found))
 
 
 def average_type(kind: exp.DataType | None) -> exp.DataType | None:
@@ -255,4 +239,4 @@ def average_type(kind: exp.DataType | None) -> exp.DataType | None:
     if kind.this in _INTEGERS or kind.this in _FLOATS:
         return build(T.DOUBLE)
     found = decimal_of(kind) if is_decimal(kind) else None
-    return None if found is None else bounded(found[0] + 4, found[1] + 4)
+    return None if found is None else decimal(*spark_decimals.averaged(found))

@@ -34,7 +34,7 @@ AUTO = textwrap.dedent(
 
 
     def cents(frame):
-        return frame.withColumn("cents", F.round(F.col("amount") * 100, 0))
+        return frame.withColumn("cents", F.floor(F.col("amount") * 100))
 
 
     @sf.stage(partition_by="user")
@@ -44,7 +44,7 @@ AUTO = textwrap.dedent(
 
     @sf.stage(partition="rows")
     def priced(orders: DataFrame) -> DataFrame:
-        return orders.select("user", F.round("amount", 2).alias("amount"))
+        return orders.select("user", F.expr("round(amount, 2)").alias("amount"))
 
 
     @sf.stage(partition="rows")
@@ -84,8 +84,8 @@ def test_auto_runs_a_stage_on_sail_unless_its_code_uses_an_api_where_sail_differ
     chosen = {task.id: (task.engine, task.engine_choice) for task in plan.tasks}
     assert chosen == {
         "totals": ("sail", "uses no API where sail differs from Spark"),
-        "priced": ("spark", "uses functions.round, where sail differs from Spark"),
-        "in_cents": ("spark", "uses functions.round, where sail differs from Spark"),  # in a helper it calls
+        "priced": ("spark", "uses functions.expr, where sail differs from Spark"),
+        "in_cents": ("spark", "uses functions.floor, where sail differs from Spark"),  # in a helper it calls
         "udf_only": ("sail", "uses no API where sail differs from Spark"),
         "everything": ("spark", "serverless Spark runs Spark"),
         "declared": ("duckdb", ""),
@@ -103,7 +103,7 @@ def test_plan_and_graph_show_the_choice(plan: Any, tmp_path: Path) -> None:
     shown = CliRunner().invoke(main, ["plan", str(tmp_path / "pipeline.py")])
     assert shown.exit_code == 0, shown.output
     assert (
-        'engine: stage priced runs on spark (engine="auto": uses functions.round, where sail differs from Spark)'
+        'engine: stage priced runs on spark (engine="auto": uses functions.expr, where sail differs from Spark)'
         in shown.output
     )
 

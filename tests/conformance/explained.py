@@ -110,9 +110,7 @@ EXPLAINED: dict[tuple[str, str], str] = {
         "`allowMissingColumns`: the column made up for the side without it stays `void` (Spark: the other side's type)"
     ),
     ("functions.current_catalog", "sail"): "Sail's catalog is `sail` (Spark: `spark_catalog`)",
-    ("functions.date_diff", "sail"): "Sail's `bigint` (Spark: `int`)",
     ("functions.date_trunc", "sail"): "a `timestamp_ntz` (Spark: `timestamp`)",
-    ("functions.datediff", "sail"): "Sail's `bigint` (Spark: `int`)",
     ("functions.degrees", "sail"): _VALUES,
     ("functions.floor", "sail"): "`floor` to 2 places rounds up (2.13; Spark 2.12)",
     ("functions.from_json", "sail"): "the `allowUnquotedFieldNames` option is ignored",

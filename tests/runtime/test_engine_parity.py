@@ -446,8 +446,6 @@ def test_operation_equal_on_every_engine(
 KNOWN_TYPE_DIFFERENCES = {
     # Sail 0.7.2 (arrow-rs) names a Parquet list's element field "item", Spark "element": the same list<int>.
     ("sail", "groupBy_collect_list", "ids"): ("ids", "list<item: int32>"),
-    # Sail 0.7.2: datediff is a 64-bit integer; Spark's is an int.
-    ("sail", "date_functions", "datediff(DATE '2025-01-01', hired)"): ("datediff(DATE '2025-01-01', hired)", "int64"),
 }
 
 
@@ -521,46 +519,62 @@ ROUNDED = [
 
 
 @pytest.mark.spark
+@pytest.mark.parametrize("engine", ["sail", "duckdb"])
 @pytest.mark.parametrize("kind", ["DOUBLE", "FLOAT"])
-def test_round_of_a_floating_point_value_is_sparks(spark: Any, duck: Any, kind: str) -> None:
-    """Spark rounds a DOUBLE's shortest decimal form half up (round(150.545, 2) = 150.55); DuckDB's own ROUND
-    scales the binary value (150.54) and loses digits of large values. Found by the oracle (seed 38)."""
+def test_round_of_a_floating_point_value_is_sparks(
+    spark: Any, engines: dict[str, tuple[Any, Any, Any]], kind: str, engine: str
+) -> None:
+    """Spark rounds a DOUBLE's shortest decimal form half up (round(150.545, 2) = 150.55; bround half to even);
+    DuckDB's own ROUND and Sail's scale the binary value (150.54), and DuckDB's loses digits of large values. Found
+    by the oracle (seed 38)."""
     from pyspark.sql import functions as spark_functions
-    from sqlframe.duckdb import functions as F
 
+    session, F, _ = engines[engine]
     values = [(value,) for value in ROUNDED if kind == "DOUBLE" or value is None or abs(value) < 3e38]
 
     def on(session: Any, functions: Any) -> list[tuple[Any, ...]]:
         frame = session.createDataFrame(values, f"x {kind}")
         calls = [functions.round("x", places).alias(f"p{index}") for index, places in enumerate((0, 2, 3, -1))]
-        calls.append(functions.expr("round(x, 2)"))
-        if kind == "DOUBLE":  # FLOAT * 10 is FLOAT on Spark, DOUBLE to sqlglot: see docs/engines.md
+        if engine == "duckdb":  # SQL text keeps Sail's own rounding: test_known_difference_sail_round_in_sql_text
+            calls.append(functions.expr("round(x, 2)"))
+        else:
+            calls += [functions.bround("x", places).alias(f"b{index}") for index, places in enumerate((0, 2, -1))]
+            calls.append(functions.round("x").alias("default"))
+        if kind == "DOUBLE" or engine == "sail":  # FLOAT * 10 is FLOAT on Spark, DOUBLE to sqlglot: docs/engines.md
             calls.append(functions.round(functions.round("x", 3) * 10, 1).alias("nested"))
         return [tuple(row) for row in frame.select(*calls).collect()]
 
     def comparable(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         return [tuple("nan" if value != value else value for value in row) for row in rows]  # NaN == NaN here
 
-    assert comparable(on(duck, F)) == comparable(on(spark, spark_functions))
+    assert comparable(on(session, F)) == comparable(on(spark, spark_functions))
 
 
 @pytest.mark.spark
-def test_round_of_a_sum_of_doubles_and_of_a_decimal_is_sparks(spark: Any, duck: Any) -> None:
+@pytest.mark.parametrize("engine", ["sail", "duckdb"])
+def test_round_of_a_sum_of_doubles_and_of_a_decimal_is_sparks(
+    spark: Any, engines: dict[str, tuple[Any, Any, Any]], engine: str, tmp_path: Path
+) -> None:
     from pyspark.sql import functions as spark_functions
-    from sqlframe.duckdb import functions as F
 
+    session, F, _ = engines[engine]
     values = [("a", 150.5, "1.005"), ("a", 0.045, "2.115"), ("b", 229.89499999999998, "-0.125")]
 
-    def on(session: Any, functions: Any) -> list[tuple[Any, ...]]:
+    def on(session: Any, functions: Any) -> Any:
         frame = session.createDataFrame(values, "k STRING, x DOUBLE, d STRING").withColumn(
             "d", functions.col("d").cast("DECIMAL(10, 3)")
         )
-        grouped = frame.groupBy("k").agg(
+        return frame.groupBy("k").agg(
             functions.round(functions.sum("x"), 2).alias("x"), functions.round(functions.sum("d"), 2).alias("d")
         )
-        return sorted((row.k, row.x, str(row.d)) for row in grouped.collect())  # sqlframe collects decimals as floats
 
-    assert on(duck, F) == on(spark, spark_functions) == [("a", 150.55, "3.12"), ("b", 229.89, "-0.13")]
+    def found(frame: Any) -> list[tuple[Any, ...]]:
+        return sorted((row.k, row.x, str(row.d)) for row in frame.collect())  # sqlframe collects decimals as floats
+
+    on_engine, on_spark = on(session, F), on(spark, spark_functions)
+    assert found(on_engine) == found(on_spark) == [("a", 150.55, "3.12"), ("b", 229.89, "-0.13")]
+    if engine == "sail":  # a rounded decimal(20, 3) is a decimal(19, 2) on Spark (Sail: its own precision)
+        assert written_schema(on_engine, tmp_path / "sail") == written_schema(on_spark, tmp_path / "spark")
 
 
 @pytest.mark.parametrize(
@@ -582,7 +596,7 @@ def test_unsupported_operations_are_named(duck: Any, api: str, call: Callable[[A
     assert duckdb_engine.unsupported_api(caught.value) == api
 
 
-# --- Spark's result types (sparkflow/runtime/duckdb_semantics.py): issue 19's table, one test per row ------------
+# --- Spark's result types (duckdb_semantics.py, sail_semantics.py): issue 19's table, one test per row -----------
 
 AMOUNT_ROWS = [
     (1, "10.05", "0.05", datetime.date(2024, 1, 31)),
@@ -632,26 +646,35 @@ SPARK_TYPES: dict[str, tuple[Callable[[Any, Any], Any], str]] = {
 
 @pytest.mark.spark
 @pytest.mark.parametrize("name", list(SPARK_TYPES))
-def test_duckdb_writes_the_type_spark_writes(spark: Any, duck: Any, name: str, tmp_path: Path) -> None:
-    """Each expression written by both engines: the Parquet type Spark writes (the issue's table says DuckDB's own
-    was decimal(38,2), double, double, double and bigint), and the same values, exactly."""
+@pytest.mark.parametrize("engine", ["sail", "duckdb"])
+def test_engine_writes_the_type_spark_writes(
+    spark: Any, engines: dict[str, tuple[Any, Any, Any]], name: str, engine: str, tmp_path: Path
+) -> None:
+    """Each expression written by Spark and the engine: the Parquet type Spark writes (the issue's table says
+    DuckDB's own was decimal(38,2), double, double, double and bigint; Sail's avg truncated and its ratio was a
+    decimal(38,8)), and the same values, exactly."""
     from pyspark.sql import functions as spark_functions
-    from sqlframe.duckdb import functions as F
 
+    session, F, _ = engines[engine]
     make, kind = SPARK_TYPES[name]
     on_spark = make(amounts(spark, spark_functions), spark_functions)
-    on_duck = make(amounts(duck, F), F)
+    on_engine = make(amounts(session, F), F)
     assert written_schema(on_spark, tmp_path / "spark") == [("x", kind)]  # Spark's truth, as the issue says
-    assert written_schema(on_duck, tmp_path / "duck") == [("x", kind)]
-    assert rows(spark.read.parquet(str(tmp_path / "duck"))) == rows(on_spark)
+    assert written_schema(on_engine, tmp_path / engine) == [("x", kind)]
+    assert rows(spark.read.parquet(str(tmp_path / engine))) == rows(on_spark)
 
 
 @pytest.mark.spark
-def test_decimal_division_and_average_round_half_up_at_spark_scale(spark: Any, duck: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["sail", "duckdb"])
+def test_decimal_division_and_average_round_half_up_at_spark_scale(
+    spark: Any, engines: dict[str, tuple[Any, Any, Any]], engine: str, tmp_path: Path
+) -> None:
     """Quotients whose next digit is 5 exactly, negative ones, and averages of 8 and 32 values (whose exact quotient
-    ends in 5 past the scale): DuckDB divides decimals in floating point, sparkflow in 128-bit integers."""
+    ends in 5 past the scale): DuckDB divides decimals in floating point and Sail truncates them, sparkflow divides
+    in 128-bit integers (DuckDB) or 256-bit decimals (Sail) and rounds half up."""
     from pyspark.sql import functions as spark_functions
-    from sqlframe.duckdb import functions as F
+
+    session, F, _ = engines[engine]
 
     values = [
         (group, f"{sign * number}.{(number * 37) % 100:02d}")
@@ -668,15 +691,19 @@ def test_decimal_division_and_average_round_half_up_at_spark_scale(spark: Any, d
         )
 
     on_spark = query(decimals(spark, spark_functions, values, "v", "decimal(12,2)"), spark_functions)
-    on_duck = query(decimals(duck, F, values, "v", "decimal(12,2)"), F)
-    assert written_schema(on_duck, tmp_path / "duck") == written_schema(on_spark, tmp_path / "spark")
-    assert rows(spark.read.parquet(str(tmp_path / "duck"))) == rows(on_spark)
+    on_engine = query(decimals(session, F, values, "v", "decimal(12,2)"), F)
+    assert written_schema(on_engine, tmp_path / engine) == written_schema(on_spark, tmp_path / "spark")
+    assert rows(spark.read.parquet(str(tmp_path / engine))) == rows(on_spark)
 
 
 @pytest.mark.spark
-def test_a_cast_to_an_integer_drops_the_fraction(spark: Any, duck: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["sail", "duckdb"])
+def test_a_cast_to_an_integer_drops_the_fraction(
+    spark: Any, engines: dict[str, tuple[Any, Any, Any]], engine: str, tmp_path: Path
+) -> None:
     from pyspark.sql import functions as spark_functions
-    from sqlframe.duckdb import functions as F
+
+    session, F, _ = engines[engine]
 
     values = [("2.50", 2.5), ("-2.70", -2.7), ("7.99", 0.5)]
 
@@ -688,9 +715,9 @@ def test_a_cast_to_an_integer_drops_the_fraction(spark: Any, duck: Any, tmp_path
         )
 
     on_spark = query(decimals(spark, spark_functions, values, "d", "decimal(5,2)", "f DOUBLE"), spark_functions)
-    on_duck = query(decimals(duck, F, values, "d", "decimal(5,2)", "f DOUBLE"), F)
-    assert written_schema(on_duck, tmp_path / "duck") == written_schema(on_spark, tmp_path / "spark")
-    assert rows(spark.read.parquet(str(tmp_path / "duck"))) == rows(on_spark) == [(-2, -2, -2), (2, 2, 2), (7, 0, 7)]
+    on_engine = query(decimals(session, F, values, "d", "decimal(5,2)", "f DOUBLE"), F)
+    assert written_schema(on_engine, tmp_path / engine) == written_schema(on_spark, tmp_path / "spark")
+    assert rows(spark.read.parquet(str(tmp_path / engine))) == rows(on_spark) == [(-2, -2, -2), (2, 2, 2), (7, 0, 7)]
 
 
 @pytest.mark.spark
@@ -742,63 +769,206 @@ def test_known_difference_joining_again_what_a_semi_join_used(duck: Any) -> None
         joined.collect()
 
 
-# --- Sail's known differences (docs/engines.md): each asserted exactly, so that a Sail upgrade that fixes one fails --
+# --- Sail: Spark's values and types (sparkflow/runtime/sail_semantics.py), and its known differences ------------
 
 
 @pytest.mark.spark
-def test_known_difference_sail_decimal_avg_truncates(spark: Any, engines: dict[str, tuple[Any, Any, Any]]) -> None:
-    """avg of a decimal(p, s) is a decimal(p + 4, s + 4): Spark rounds its last place half up, Sail 0.7.2 truncates
-    it (TPC-H q1)."""
+def test_sail_decimal_average_rounds_half_up(spark: Any, engines: dict[str, tuple[Any, Any, Any]]) -> None:
+    """avg of a decimal(p, s) is a decimal(p + 4, s + 4) whose last place Spark rounds half up (Sail 0.7.2 alone
+    truncates it: TPC-H q1), in an agg, a groupBy and a window; a group of NULLs has NULL."""
+    from pyspark.sql import Window as SparkWindow
+    from pyspark.sql import functions as F
+
+    session, connect_functions, window = engines["sail"]
+    values = [("a", "1.00"), ("a", "2.00"), ("a", "2.00"), ("b", "-1.00"), ("b", "-2.00"), ("b", "-2.00"), ("c", None)]
+
+    def averages(on: Any, functions: Any, over: Any) -> tuple[Any, ...]:
+        frame = on.createDataFrame(values, "g STRING, x STRING").withColumn(
+            "x", functions.col("x").cast("DECIMAL(10, 2)")
+        )
+        whole = frame.agg(functions.avg("x").alias("mean"), functions.mean("x").alias("also"))
+        grouped = frame.groupBy("g").agg(functions.avg("x").alias("mean"), functions.avg(functions.col("x")).alias("m"))
+        windowed = frame.select("g", functions.avg("x").over(over.partitionBy("g")).alias("mean"))
+        return (
+            [tuple(row) for row in whole.collect()],
+            columns(whole),
+            sorted(tuple(row) for row in grouped.collect()),
+            columns(grouped),
+            sorted(tuple(row) for row in windowed.collect()),
+            columns(windowed)[1:],
+        )
+
+    expected = averages(spark, F, SparkWindow)
+    assert expected[0] == [(decimal.Decimal("0.000000"), decimal.Decimal("0.000000"))]
+    assert expected[2][0] == ("a", decimal.Decimal("1.666667"), decimal.Decimal("1.666667"))
+    assert expected[2][1] == ("b", decimal.Decimal("-1.666667"), decimal.Decimal("-1.666667"))
+    assert expected[2][2] == ("c", None, None)
+    assert averages(session, connect_functions, window) == expected
+
+
+# Decimal types of the operands of the arithmetic compared with Spark: small and wide, with places and without.
+ARITHMETIC_TYPES = [(10, 2), (38, 4), (20, 0), (38, 20), (3, 1), (38, 10)]
+# Values whose quotients round half up at Spark's scale (1 / 64 = 0.015625), negative ones, and values that fill a
+# decimal(3, 1) (the cast rounds 1.25 half up).
+ARITHMETIC_ROWS = [("2", "3"), ("-2", "3"), ("1", "64"), ("-1", "64"), ("7", "-9"), ("1.25", "4"), ("99.9", "-0.7")]
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("operator", ["+", "-", "*", "/"])
+def test_sail_decimal_arithmetic_is_sparks(
+    spark: Any, engines: dict[str, tuple[Any, Any, Any]], operator: str, tmp_path: Path
+) -> None:
+    """Every pair of ARITHMETIC_TYPES: Spark's type (its DecimalPrecision rule: a decimal(38, 4) over a decimal(38,
+    4) is a decimal(38, 6); Sail 0.7.2 alone gives 4 places more than the dividend, truncated, and keeps every place
+    of a product up to 38 digits) and its value, rounded half up."""
+    import operator as python
+
     from pyspark.sql import functions as F
 
     session, connect_functions, _ = engines["sail"]
-    values = [("1.00",), ("2.00",), ("2.00",)]  # 5 / 3 = 1.666666...
+    apply = {"+": python.add, "-": python.sub, "*": python.mul, "/": python.truediv}[operator]
 
-    def average(on: Any, functions: Any) -> Any:
-        frame = on.createDataFrame(values, "x STRING").select(functions.col("x").cast("DECIMAL(10, 2)").alias("x"))
-        found = frame.agg(functions.avg("x").alias("mean"))
-        return found.first()[0], found.schema["mean"].dataType.simpleString()
+    def computed(on: Any, functions: Any) -> Any:
+        frame = on.createDataFrame(ARITHMETIC_ROWS, "a STRING, b STRING")
+        return frame.select(
+            *[
+                apply(functions.col("a").cast(f"decimal{left}"), functions.col("b").cast(f"decimal{right}")).alias(
+                    f"{left}{operator}{right}"
+                )
+                for left in ARITHMETIC_TYPES
+                for right in ARITHMETIC_TYPES
+            ]
+        )
 
-    assert average(spark, F) == (decimal.Decimal("1.666667"), "decimal(14,6)")
-    assert average(session, connect_functions) == (decimal.Decimal("1.666666"), "decimal(14,6)")
+    on_spark = computed(spark, F)
+    on_sail = computed(session, connect_functions)
+    assert written_schema(on_sail, tmp_path / "sail") == written_schema(on_spark, tmp_path / "spark")
+    assert rows(spark.read.parquet(str(tmp_path / "sail"))) == rows(on_spark)
 
 
 @pytest.mark.spark
-def test_known_difference_sail_decimal_division_scale(spark: Any, engines: dict[str, tuple[Any, Any, Any]]) -> None:
-    """A decimal division whose exact type would exceed 38 digits: Spark keeps 6 places (precision loss allowed),
-    Sail 0.7.2 keeps more (TPC-H q14)."""
+def test_sail_decimal_arithmetic_with_integers_is_sparks(
+    spark: Any, engines: dict[str, tuple[Any, Any, Any]], tmp_path: Path
+) -> None:
+    """An integer column beside a decimal counts as its decimal (INT: decimal(10, 0)), an integer literal as just its
+    digits (100: decimal(3, 0)); the ratio of sums of TPC-H q14 is a decimal(38, 6) (Sail 0.7.2 alone: (38, 8))."""
+    from pyspark.sql import functions as F
+
+    session, connect_functions, _ = engines["sail"]
+
+    def computed(on: Any, functions: Any) -> Any:
+        frame = amounts(on, functions)
+        price, discount, number = functions.col("price"), functions.col("discount"), functions.col("id")
+        revenue = price * (1 - discount)
+        return frame.select(
+            (price / number).alias("per_id"),
+            (price * 100).alias("hundredfold"),
+            (100 * price / 3).alias("third"),
+            (number / price).alias("inverse"),
+            (price - number * 2).alias("less"),
+            (price / functions.lit(3).cast("bigint")).alias("per_long"),
+        ).crossJoin(frame.agg((100 * functions.sum(revenue) / functions.sum(price)).alias("ratio")))
+
+    on_spark = computed(spark, F)
+    on_sail = computed(session, connect_functions)
+    assert written_schema(on_sail, tmp_path / "sail") == written_schema(on_spark, tmp_path / "spark")
+    assert ("ratio", "decimal128(38, 6)") in written_schema(on_spark, tmp_path / "spark-again")
+    assert rows(spark.read.parquet(str(tmp_path / "sail"))) == rows(on_spark)
+
+
+@pytest.mark.spark
+def test_sail_decimal_division_keeps_sparks_scale(spark: Any, engines: dict[str, tuple[Any, Any, Any]]) -> None:
+    """A decimal division whose exact type would exceed 38 digits keeps 6 places (precision loss allowed), rounded
+    half up (TPC-H q14)."""
     from pyspark.sql import functions as F
 
     session, connect_functions, _ = engines["sail"]
 
     def divided(on: Any, functions: Any) -> Any:
-        frame = on.createDataFrame([("100.00", "3.00")], "a STRING, b STRING").select(
+        frame = on.createDataFrame([("100.00", "3.00"), ("200.00", "3.00")], "a STRING, b STRING").select(
             functions.col("a").cast("DECIMAL(38, 4)").alias("a"), functions.col("b").cast("DECIMAL(38, 4)").alias("b")
         )
         found = frame.select((functions.col("a") / functions.col("b")).alias("q"))
-        return found.first()[0], found.schema["q"].dataType.simpleString()
+        return [row[0] for row in found.collect()], found.schema["q"].dataType.simpleString()
 
-    spark_value, spark_type = divided(spark, F)
-    sail_value, sail_type = divided(session, connect_functions)
-    assert (spark_value, spark_type) == (decimal.Decimal("33.333333"), "decimal(38,6)")
-    assert sail_type != spark_type and sail_value != spark_value
-    assert round(sail_value, 6) == spark_value
+    expected = ([decimal.Decimal("33.333333"), decimal.Decimal("66.666667")], "decimal(38,6)")
+    assert divided(spark, F) == expected
+    assert divided(session, connect_functions) == expected
 
 
 @pytest.mark.spark
-def test_known_difference_sail_round_of_a_double(spark: Any, engines: dict[str, tuple[Any, Any, Any]]) -> None:
-    """round of a DOUBLE: Spark rounds its shortest decimal form half up (round(150.545, 2) = 150.55), Sail 0.7.2 the
-    binary value (150.54), as DuckDB did before sparkflow's rewrite (the oracle's seed 38)."""
+def test_sail_round_of_a_double_is_sparks(spark: Any, engines: dict[str, tuple[Any, Any, Any]]) -> None:
+    """round of a DOUBLE: Spark rounds its shortest decimal form half up (round(150.545, 2) = 150.55), not the
+    binary value (150.54499999999998...: Sail 0.7.2's own 150.54), in a select, a filter, an orderBy, a groupBy key
+    and over an aggregate and a window; its column keeps Spark's name. The oracle's seed 38."""
+    from pyspark.sql import Window as SparkWindow
+    from pyspark.sql import functions as F
+
+    session, connect_functions, window = engines["sail"]
+    values = [("a", 150.545), ("a", 2.675), ("b", 0.5), ("b", 229.89499999999998)]
+
+    def rounded(on: Any, functions: Any, over: Any) -> tuple[Any, ...]:
+        frame = on.createDataFrame(values, "g STRING, x DOUBLE")
+        selected = frame.select("g", functions.round("x", 2))
+        filtered = frame.where(functions.round("x", 2) == 150.55).select("x")
+        ordered = frame.orderBy(functions.round("x", 2).desc()).select("x")
+        keyed = frame.groupBy(functions.round(functions.col("x") * 10, -1)).agg(functions.count("*").alias("n"))
+        summed = frame.groupBy("g").agg(functions.round(functions.sum("x"), 2).alias("total"))
+        windowed = frame.select(functions.round(functions.max("x").over(over.partitionBy("g")), 2).alias("top"))
+        return (
+            sorted(tuple(row) for row in selected.collect()),
+            columns(selected),
+            [row[0] for row in filtered.collect()],
+            [row[0] for row in ordered.collect()],
+            sorted(tuple(row) for row in keyed.collect()),
+            columns(keyed),
+            sorted(tuple(row) for row in summed.collect()),
+            sorted(row[0] for row in windowed.collect()),
+        )
+
+    expected = rounded(spark, F, SparkWindow)
+    assert expected[0] == [("a", 2.68), ("a", 150.55), ("b", 0.5), ("b", 229.89)]
+    assert expected[2] == [150.545]
+    assert rounded(session, connect_functions, window) == expected
+
+
+@pytest.mark.spark
+def test_sail_round_of_a_literal_is_sparks(spark: Any, engines: dict[str, tuple[Any, Any, Any]]) -> None:
+    """round of a literal DOUBLE, whose CASE the server folds by evaluating every branch: PySpark's own example
+    ``round(lit(2.5))`` failed with "Cannot cast string '2.5' to value of Int32 type" (make conformance)."""
     from pyspark.sql import functions as F
 
     session, connect_functions, _ = engines["sail"]
 
-    def rounded(on: Any, functions: Any) -> list[float]:
-        frame = on.createDataFrame([(150.545,), (2.675,), (0.5,)], "x DOUBLE")
-        return [row[0] for row in frame.select(functions.round("x", 2)).collect()]
+    def rounded(on: Any, functions: Any) -> list[tuple[Any, ...]]:
+        calls = [
+            call
+            for value in (2.5, 150.545, 1e20, 1e-9, -0.0, float("inf"))
+            for call in (
+                functions.round(functions.lit(value)),
+                functions.round(functions.lit(value), 2),
+                functions.bround(functions.lit(value), 2),
+            )
+        ]
+        return [tuple(row) for row in on.range(1).select(*calls).collect()]
 
-    assert rounded(spark, F) == [150.55, 2.68, 0.5]
-    assert rounded(session, connect_functions) == [150.54, 2.68, 0.5]
+    assert rounded(session, connect_functions) == rounded(spark, F)
+
+
+@pytest.mark.spark
+def test_known_difference_sail_round_in_sql_text(spark: Any, engines: dict[str, tuple[Any, Any, Any]]) -> None:
+    """SQL text (F.expr, selectExpr, a where string, spark.sql) reaches Sail as text: sparkflow does not rewrite it,
+    so a DOUBLE rounds as Sail rounds it (docs/engines.md). The same call through pyspark.sql.functions is Spark's."""
+    from pyspark.sql import functions as F
+
+    session, connect_functions, _ = engines["sail"]
+
+    def rounded(on: Any, functions: Any) -> list[tuple[Any, ...]]:
+        frame = on.createDataFrame([(150.545,)], "x DOUBLE")
+        return [tuple(row) for row in frame.select(functions.expr("round(x, 2)"), functions.round("x", 2)).collect()]
+
+    assert rounded(spark, F) == [(150.55, 150.55)]
+    assert rounded(session, connect_functions) == [(150.54, 150.55)]
 
 
 @pytest.mark.spark

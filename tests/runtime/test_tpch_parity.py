@@ -48,17 +48,10 @@ UNSUPPORTED: dict[str, dict[str, str]] = {
     "sail": {"orders_by_month": "two aggregates of one column in one agg(), one of them over a cast of it"},
     "duckdb": {},
 }
-# Queries whose results differ from Spark's: column types as found, then whether values differ. Each is listed in
-# docs/engines.md and pinned value by value in test_engine_parity.py (test_known_difference_sail_decimal_*).
-DIFFERENCES: dict[str, dict[str, list[str]]] = {
-    "sail": {
-        # avg of a decimal: Sail 0.7.2 truncates the last place, Spark rounds it half up.
-        "q1_pricing_summary": ["values differ"],
-        # decimal division: Sail 0.7.2 keeps 8 places where Spark's precision-loss rule keeps 6.
-        "q14_promotion_effect": ["promo_revenue: decimal128(38, 8) (Spark: decimal128(38, 6))", "values differ"],
-    },
-    "duckdb": {},
-}
+# Queries whose results differ from Spark's: column types as found, then whether values differ. None do: Sail's own
+# avg of a decimal (q1) and decimal division (q14) did, until sparkflow's rewrite (sparkflow/runtime/sail_semantics.py;
+# test_engine_parity.py::test_sail_decimal_*).
+DIFFERENCES: dict[str, dict[str, list[str]]] = {"sail": {}, "duckdb": {}}
 
 
 @pytest.mark.spark
