@@ -9,16 +9,17 @@ price (their keys are the same).
   least a minute; a Cloud Run job bills vCPUs and memory.
 * Serverless Spark: a driver and two executors of 4 vCPUs and 16 GB each (Dataproc Serverless's documented
   default, taken for EMR Serverless too) for at least a minute; Dataproc counts 12 DCUs for them.
-* Object storage, as the runtime reads and writes it: a run's working files under ``_work/`` (attempts, split
-  files, shuffle objects) are deleted right after the run publishes, and a key stage's map task writes ONE shuffle
-  object (plus its commit manifest), which reduce tasks read by byte ranges. So, per task: one listing per input; a
-  whole task reads each object of its inputs (an upstream output has one part per chunk or bucket) and writes its
-  output in ``_work/`` then copies it into place; a split task writes its manifests, item lists and plan; a map task
-  reads its chunk and writes one object (a key stage's: plus its commit manifest); a reduce task makes one ranged GET
-  per map task's object and writes its part; a commit task copies the parts into place and writes a manifest and a
-  marker. Storage is priced for the time it is held: what ``_work/`` holds (attempts, shuffle objects) for the run's
-  estimated seconds (the ``*_gb_months`` keys); the stage outputs the run keeps under its folder (nothing deletes
-  them) for a month (``*_kept_gb_months``); the tables published to sinks for a month (``*_sink_gb_months``).
+* Object storage, as the runtime reads and writes it: a run's working files under ``_work/`` (attempts, split files,
+  shuffle objects) are deleted right after the run publishes, and a key stage's map task writes ONE shuffle object
+  (plus its commit manifest), which reduce tasks read by byte ranges. So, per task: one listing per input; a whole
+  task reads each object of its inputs (an upstream output has one part per chunk or bucket) and writes its output in
+  ``_work/`` then copies it into place; a split task writes its manifests, item lists and plan; a map task reads its
+  chunk and writes one object (a key stage's: plus its commit manifest); a reduce task reads each map task's commit
+  manifest (its index) and makes one ranged GET of its object, then writes its part; a commit task copies the parts
+  into place and writes a manifest and a marker. Storage is priced for the time it is held: what ``_work/`` holds
+  (attempts, shuffle objects) for the run's estimated seconds (the ``*_gb_months`` keys); the stage outputs the run
+  keeps under its folder (nothing deletes them) for a month (``*_kept_gb_months``); the tables published to sinks for
+  a month (``*_sink_gb_months``).
 """
 
 from __future__ import annotations
@@ -173,8 +174,9 @@ def _storage(
             per_task = 1 + (SHUFFLE_COMMIT_FILES if done.buckets else 0)
             gets, writes = gets + phase.count, writes + phase.count * per_task
         elif phase.name == "reduce":
-            # one ranged GET per map task's shuffle object (map tasks span every split input's chunks)
-            gets, writes = gets + phase.count * (done.chunks or 1), writes + phase.count
+            # per map task (map tasks span every split input's chunks): its commit manifest (the index) and one
+            # ranged GET of its shuffle object (taken as never empty)
+            gets, writes = gets + phase.count * 2 * (done.chunks or 1), writes + phase.count
         elif phase.name == "commit":
             lists, writes = lists + 1, writes + _parts(done) + COMMIT_FILES  # a copy per part
     storage = STORAGE[target]
