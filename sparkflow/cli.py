@@ -14,6 +14,7 @@ import click
 
 from sparkflow import engines
 from sparkflow.errors import SparkflowError
+from sparkflow.layout import WORK_EXPIRY_DAYS
 
 if TYPE_CHECKING:  # the commands import the estimate module when they run, keeping the CLI quick to start
     from sparkflow.estimate import Seconds
@@ -258,6 +259,19 @@ def _parse_pairs(values: tuple[str, ...], option: str, form: str = "NAME=VALUE")
     return parsed
 
 
+def _work_expiry_option(where: str) -> Callable[[F], F]:
+    """``--work-expiry-days``: after how many days the storage's lifecycle rule deletes what failed runs left under
+    ``<storage root>/_work/`` (a run that publishes deletes its own at once)."""
+    return click.option(
+        "--work-expiry-days",
+        type=click.IntRange(min=0),
+        default=WORK_EXPIRY_DAYS,
+        show_default=True,
+        help=f"{where}: working files failed runs left under <storage root>/_work/ are deleted after this many "
+        "days (resume a failed run before; 0: no rule).",
+    )
+
+
 def _param_option(command: F) -> F:
     """``--param NAME=VALUE``: a value of the pipeline's parameter NAME (``sf.param``) for this run."""
     return click.option(
@@ -285,6 +299,12 @@ def _param_option(command: F) -> F:
 )
 @click.option("--chunk-size", help="Input per chunk for every split stage, e.g. 64MB (default: from each stage).")
 @click.option("--sink", "sinks", multiple=True, metavar="NAME=URI", help="Publish sink NAME to URI instead.")
+@click.option(
+    "--keep-work",
+    is_flag=True,
+    help="Keep the run's working files (attempts, claims, split manifests, shuffle buckets under "
+    "<storage>/_work/<pipeline>/<run>/) for debugging; by default a run deletes them once it has published.",
+)
 @_param_option
 def run(
     pipeline: str,
@@ -297,12 +317,14 @@ def run(
     engine: str | None,
     chunk_size: str | None,
     sinks: tuple[str, ...],
+    keep_work: bool,
     params: tuple[str, ...],
 ) -> None:
     """Run PIPELINE here, with Spark in local mode and a local folder as storage.
 
-    When every stage has committed, the run publishes its sinks and becomes the pipeline's latest run (what
-    `sparkflow show` reads). Exits 0 when the run succeeded, 1 when a stage or publishing failed.
+    When every stage has committed, the run publishes its sinks, becomes the pipeline's latest run (what
+    `sparkflow show` reads) and deletes its working files (not with --keep-work; a failed run keeps them for
+    --resume). Exits 0 when the run succeeded, 1 when a stage or publishing failed.
     """
     from rich.console import Console
 
@@ -338,6 +360,7 @@ def run(
             chunk_bytes=chunk_bytes,
             sinks=_parse_pairs(sinks, "--sink", "NAME=URI, e.g. --sink revenue_table=/tmp/revenue/"),
             params=from_command_line(plan, params),
+            keep_work=keep_work,
         )
     if as_json:
         click.echo(json.dumps(_with_estimates(summary.to_dict(), estimated), indent=2, default=str))
@@ -542,6 +565,7 @@ def _definition_for(chosen: Any, target: str) -> tuple[Any, str]:
 @click.option("--input", "inputs", multiple=True, metavar="NAME=URI", help="Let the functions read source NAME at URI.")
 @click.option("--storage-root", help="gcp: gs://bucket/prefix/ runs write under (default: the pipeline's storage=).")
 @click.option("--image-uri", help="gcp: the image the service and job run (default: IMAGE_URI, to fill in).")
+@_work_expiry_option("package prints (aws) or writes as lifecycle.json (gcp) the storage bucket's lifecycle rule")
 @click.option(
     "--engine",
     type=click.Choice(engines.NAMES),
@@ -558,6 +582,7 @@ def package_command(
     inputs: tuple[str, ...],
     storage_root: str | None,
     image_uri: str | None,
+    work_expiry_days: int,
     engine: str,
     python_version: str | None,
     wheelhouse: str | None,
@@ -583,6 +608,7 @@ def package_command(
             engine=engine,
             python_version=python_version,
             wheelhouse=wheelhouse,
+            work_expiry_days=work_expiry_days,
         )
         plan, text = _definition_for(chosen, target)
         lines = get_target(target).package(chosen, plan, text, options)
@@ -624,6 +650,7 @@ def package_command(
     "container stages, EmrImageUri=... for serverless Spark stages; deploy names any that is missing.",
 )
 @click.option("--role-arn", help="aws: a service role CloudFormation acts as (default: your credentials).")
+@_work_expiry_option("aws: deploy sets the storage bucket's lifecycle rule")
 @click.option(
     "--input",
     "inputs",
@@ -668,6 +695,7 @@ def deploy_command(
     code_bucket: str | None,
     parameters: tuple[str, ...],
     role_arn: str | None,
+    work_expiry_days: int,
     inputs: tuple[str, ...],
     project: str | None,
     region: str | None,
@@ -707,6 +735,7 @@ def deploy_command(
             profile=profile,
             code_bucket=code_bucket,
             parameters=_parse_pairs(parameters, "--parameter"),
+            work_expiry_days=work_expiry_days,
             project=project,
             service_url=service_url,
             job=job,
@@ -760,6 +789,11 @@ def delete_command(
     metavar="RUN_ID",
     help="Run the failed run RUN_ID again (same run id, storage and inputs): stages it committed answer at once.",
 )
+@click.option(
+    "--keep-work",
+    is_flag=True,
+    help='Keep the run\'s working files once it has published (execution input {"keep_work": true}).',
+)
 @click.option("--no-follow", is_flag=True, help="Print the execution's id and return at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's end (or, with --no-follow, its id) as JSON.")
 @click.option("--project", help="gcp: the Google Cloud project id.")
@@ -772,6 +806,7 @@ def start_command(
     run_id: str | None,
     params: tuple[str, ...],
     resume_run: str | None,
+    keep_work: bool,
     no_follow: bool,
     as_json: bool,
     project: str | None,
@@ -798,7 +833,13 @@ def start_command(
         deployed = get_target(target)
         values = _start_params(chosen, target, params)  # refused here, before anything is sent
         options = ShipOptions(
-            inputs=_parse_inputs(inputs), stack=stack, region=region, profile=profile, project=project, params=values
+            inputs=_parse_inputs(inputs),
+            stack=stack,
+            region=region,
+            profile=profile,
+            project=project,
+            params=values,
+            keep_work=keep_work,
         )
         if resume_run:
             execution = deployed.resume(chosen, options, resume_run)

@@ -17,13 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.dsl.trace import StageCall, Trace
-from sparkflow.errors import ConfinementError, EnvironmentProblem, EventError, InputError
-from sparkflow.layout import node_location, rejects_location, run_location, value_key, work_location
+from sparkflow.errors import ConfinementError, EnvironmentProblem, EventError, InputError, StorageError
+from sparkflow.layout import (
+    node_location,
+    rejects_location,
+    run_location,
+    run_work_location,
+    value_key,
+    work_location,
+)
 from sparkflow.params import from_event
 from sparkflow.runtime import engines, failures, logs, records, storage
 from sparkflow.runtime.engines import Engine
 from sparkflow.runtime.fanout import Fused, Input
-from sparkflow.runtime.protocol import EVENT_VERSION, validate_event, validate_result
+from sparkflow.runtime.protocol import EVENT_VERSION, KEEP_WORK_FIELD, validate_event, validate_result
 
 if TYPE_CHECKING:  # the Plan is loaded with the function's configuration, not when its entry point is imported
     from sparkflow.plan import Plan, PlanSource, PlanTask
@@ -495,8 +502,26 @@ def _write_output(
     }
 
 
+def _remove_work(work: str, fields: dict[str, Any]) -> None:
+    """Delete a published run's working files. A failure is a warning, not a failed run: the outputs and
+    ``_latest.json`` are already published, and what is left expires under the storage's lifecycle rule
+    (:data:`sparkflow.layout.WORK_EXPIRY_DAYS`)."""
+    try:
+        storage.remove_folder(work)
+    except StorageError as error:
+        logs.log("work not deleted", severity="WARNING", location=work, detail=str(error)[:2000], **fields)
+        return
+    logs.log("work deleted", location=work, **fields)
+
+
 def _publish(event: dict[str, Any], config: RuntimeConfig, started: float, values: dict[str, Any]) -> dict[str, Any]:
-    """The run's publish task (see :mod:`sparkflow.runtime.publish`): every sink, then ``_latest.json``."""
+    """The run's publish task (see :mod:`sparkflow.runtime.publish`): every sink, then ``_latest.json``, then the
+    run's working files are deleted (unless the run's input says ``keep_work``).
+
+    Last, so that a publish that fails leaves the run as resumable as any failed run. Once ``_latest.json`` names
+    the run nothing reads them: ``show``, ``read_output`` and a run resumed again read the outputs'
+    ``_COMMITTED.json`` (a committed stage never opens its claim or split manifests), the logs are the run's
+    ``_logs.jsonl``, and quarantined records live under the run's ``_rejects/``, not here."""
     from sparkflow.dsl.sink import sink_uri
     from sparkflow.runtime import publish
 
@@ -544,6 +569,11 @@ def _publish(event: dict[str, Any], config: RuntimeConfig, started: float, value
             "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         storage.write_file(latest, json.dumps(record, indent=2, sort_keys=True).encode())
+        work = confinement.check_write(run_work_location(root, pipeline.name, run_id), "work folder")
+        if run.get("params", {}).get(KEEP_WORK_FIELD):
+            logs.log("work kept", location=work, **context.fields())
+        else:
+            _remove_work(work, context.fields())
     except Exception as error:
         logs.log(
             "publish failed", severity="ERROR", error=type(error).__name__, detail=str(error)[:2000], **context.fields()

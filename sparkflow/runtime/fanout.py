@@ -3,10 +3,10 @@
 A stage the compiler marked for splitting (``partition="rows"`` or ``partition_by=``) runs as:
 
 * **split** (one task): measures the real input (:mod:`sparkflow.runtime.split`) and writes, under the stage's
-  work folder (``<run>/_work/<node>/``), ``split/plan.json`` (what is split, into how many chunks and buckets)
-  and the item lists the state machine fans out over (``split/map-items.json``, ``split/reduce-items.json``). A
-  rows stage splits its first dataset input and reads its other inputs whole; a key stage splits every dataset
-  input.
+  work folder (``<root>/_work/<pipeline>/<run>/<node>/``), ``split/plan.json`` (what is split, into how many
+  chunks and buckets) and the item lists the state machine fans out over (``split/map-items.json``,
+  ``split/reduce-items.json``). A rows stage splits its first dataset input and reads its other inputs whole; a
+  key stage splits every dataset input.
 * **map** (one task per chunk): a rows stage runs the user's function on its chunk and commits the result as
   one part (``parts/chunk-NNNNN/``); a key stage assigns every row of its chunk to one of P buckets by a hash
   of the key columns and commits them as one shuffle object (``shuffle/<input>/chunk-NNNNN/``): every bucket's
@@ -47,7 +47,7 @@ from sparkflow.runtime import failures, records, shuffle, split, storage
 if TYPE_CHECKING:
     from sparkflow.plan import PlanSource
 
-# Folders of a split stage's work folder (``<run>/_work/<node>/``).
+# Folders of a split stage's work folder (:func:`sparkflow.layout.work_location`).
 SPLIT = "split"
 PARTS = "parts"
 SHUFFLE = "shuffle"

@@ -102,6 +102,7 @@ def run_plan(
     sinks: dict[str, str] | None = None,
     publish: bool = True,
     params: Mapping[str, Any] | None = None,
+    keep_work: bool = False,
 ) -> RunSummary:
     """Run ``plan`` here and return its summary (status ``failed`` when a node failed: nothing is raised).
 
@@ -120,6 +121,8 @@ def run_plan(
             run parts of a pipeline, such as ``sparkflow verify``, do not).
         params: parameter name -> value (``sf.param``; ``--param``); the others take their defaults. An unknown
             name, a value of another type or a required parameter left out is refused before anything runs.
+        keep_work: keep the run's working files (``<storage>/_work/<pipeline>/<run>/``) once it has published; by
+            default publishing deletes them. A run that fails or does not publish keeps them either way.
 
     Spark stages run in this process; stages on an engine that needs a process of its own (sail, duckdb: see
     :attr:`sparkflow.engines.EngineSpec.prepare`) run in worker processes of that engine
@@ -190,6 +193,8 @@ def run_plan(
             given["sinks"] = targets
         if values:  # as `sparkflow start` sends them: every value, defaults included, so each event names them all
             given[INPUT_FIELD] = values
+        if keep_work:
+            given[protocol.KEEP_WORK_FIELD] = True
         _execute(plan, config, summary, given, workers or os.cpu_count() or 1, on_update, handler)
         finished = all(n.status in _DONE for n in summary.nodes.values())
         if finished and publish:

@@ -34,6 +34,10 @@ ENGINE_LOG_VARIABLE = "SPARKFLOW_ENGINE_LOG"
 #: A container task's event (a Cloud Run job task, an ECS task): the definition sets it as an override.
 EVENT_VARIABLE = "SPARKFLOW_EVENT"
 
+#: The field of a run's input (``run.params``: ``sparkflow start --input '{"keep_work": true}'``, ``sparkflow run
+#: --keep-work``) that keeps the run's working files after it has published; by default the publish task deletes them.
+KEEP_WORK_FIELD = "keep_work"
+
 #: Errors another attempt of the same task cannot fix (by class name, as Lambda reports a function's error): a bad
 #: event, a missing or corrupt input, a refused location, the stage's own code failing (``StageError``), an API the
 #: engine cannot run. The state machines do not retry them, the container entry exits 2 for them, the HTTP entry

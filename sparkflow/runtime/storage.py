@@ -8,7 +8,9 @@ source location.
 **Published outputs.** A stage's output folder (``<run>/<node>/``) holds exactly its committed Parquet files,
 ``_SUCCESS`` and ``_COMMITTED.json``, so any Parquet reader (pyarrow, pandas, Spark, DuckDB, Athena) pointed at
 it reads exactly the committed rows without knowing about sparkflow. Everything else a task writes lives in the
-node's work folder (``<run>/_work/<node>/``): attempts, split manifests, shuffle buckets, chunk parts.
+node's work folder (``<root>/_work/<pipeline>/<run>/<node>/``: :func:`sparkflow.layout.work_location`): attempts,
+split manifests, shuffle buckets, chunk parts. A run deletes its work folders once it has published (a failed run
+keeps them, for resuming).
 
 **Publishing** (:func:`publish`), so that a retried, killed or duplicated task never leaves partial or
 duplicated rows where a reader looks:
@@ -278,7 +280,7 @@ def claim(work: str, manifest: dict[str, Any]) -> dict[str, Any]:
     if create_file(uri, json.dumps(manifest, indent=2, sort_keys=True).encode()):
         return manifest
     claimed: dict[str, Any] | None = read_json(uri)
-    if claimed is None:  # created, then gone: nothing deletes claims, so storage misbehaves; a retry may help
+    if claimed is None:  # created, then gone: only a published run's cleanup deletes claims; a retry may help
         raise StorageError(f"the claim {uri!r} exists but cannot be read")
     return claimed
 
@@ -302,6 +304,19 @@ def publish(location: str, work: str, manifest: dict[str, Any]) -> dict[str, Any
     write_file(join(location, SUCCESS), b"")
     commit(location, published)
     return published
+
+
+def remove_folder(location: str) -> None:
+    """Delete everything under ``location`` (S3: batched DeleteObjects); nothing there is fine, so that a retried
+    caller finishes what an earlier attempt started."""
+    fs, path = filesystem(location)
+    fs.invalidate_cache()
+    try:
+        fs.rm(path.rstrip("/"), recursive=True)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise StorageError(f"cannot delete {location!r}: {error}") from error
 
 
 def copy_files(uris: list[str], location: str, names: list[str]) -> None:

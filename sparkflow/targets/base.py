@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sparkflow.errors import OptionError, SparkflowError
+from sparkflow.layout import WORK_EXPIRY_DAYS
 from sparkflow.plan import Plan
 
 if TYPE_CHECKING:
@@ -121,6 +122,9 @@ class ShipOptions:
         trigger_service_account: gcp: the service account a triggered pipeline's Eventarc trigger executes the
             workflow as.
         params: ``start``: every parameter's value for the run (``sf.param``), already checked against the Plan.
+        keep_work: ``start``: keep the run's working files once it has published (``--keep-work``).
+        work_expiry_days: ``package`` (gcp) and ``deploy`` (aws): the days after which the storage's lifecycle rule
+            deletes working files failed runs left (0: no rule).
     """
 
     out: str = "build"
@@ -143,6 +147,8 @@ class ShipOptions:
     scheduler_service_account: str | None = None
     trigger_service_account: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+    keep_work: bool = False
+    work_expiry_days: int = WORK_EXPIRY_DAYS
 
     def storage(self, pipeline: Pipeline) -> str:
         """Where runs of ``pipeline`` write: ``--storage-root``, else the pipeline's ``storage=``."""

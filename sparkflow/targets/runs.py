@@ -184,14 +184,18 @@ def resume_refusal(run_id: str, status: str, execution: str, status_command: str
     return None
 
 
-def run_input(sources: Mapping[str, str], params: Mapping[str, Any] | None = None) -> str:
-    """A run's input: where it reads each source (name -> location; the declared location for the others) and its
-    parameter values (``{"params": {...}}``, which every task's event carries; the Plan's defaults for the others)."""
+def run_input(sources: Mapping[str, str], params: Mapping[str, Any] | None = None, keep_work: bool = False) -> str:
+    """A run's input: where it reads each source (name -> location; the declared location for the others), its
+    parameter values (``{"params": {...}}``, which every task's event carries; the Plan's defaults for the others)
+    and, with ``keep_work``, ``{"keep_work": true}``: the publish task then keeps the run's working files."""
     from sparkflow.params import INPUT_FIELD
+    from sparkflow.runtime.protocol import KEEP_WORK_FIELD
 
     document: dict[str, Any] = {"sources": dict(sorted(sources.items()))}
     if params:
         document[INPUT_FIELD] = dict(params)
+    if keep_work:
+        document[KEEP_WORK_FIELD] = True
     return json.dumps(document)
 
 

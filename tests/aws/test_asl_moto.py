@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from sparkflow.compiler import compile_pipeline, plan_pipeline
+from sparkflow.layout import work_location
 from sparkflow.loading import load_pipelines
 from sparkflow.plan import Plan
 from sparkflow.runtime.protocol import validate_event
@@ -33,7 +34,8 @@ def protocol_double(aws: MotoAws, double: LambdaDouble) -> None:
     def handler(payload: dict[str, Any]) -> Any:
         if payload.get("phase") != "split":
             return {"ok": True}
-        base = f"runs/{payload['pipeline']}/{payload['run']['id']}/_work/{payload['node']}/split"
+        work = work_location(STORAGE, payload["pipeline"], payload["run"]["id"], payload["node"])
+        base = work[len(f"s3://{BUCKET}/") :] + "split"
         for name, count in (("map", CHUNKS), ("reduce", BUCKETS)):
             body = json.dumps([{"chunk": index} for index in range(count)])
             s3.put_object(Bucket=BUCKET, Key=f"{base}/{name}-items.json", Body=body.encode())

@@ -37,7 +37,7 @@ from typing import Any
 
 from sparkflow.compiler import plan_pipeline
 from sparkflow.dsl.pipeline import Pipeline
-from sparkflow.layout import WORK
+from sparkflow.layout import WORK, run_work_location
 from sparkflow.loading import load_pipeline
 from sparkflow.plan import Plan
 from sparkflow.runtime import logs, shuffle, storage
@@ -107,8 +107,16 @@ class Reference:
     retries: dict[str, int]
 
 
-def run(subject: Subject, inputs: dict[str, str], plan: FaultPlan, folder: Path, root: str | None = None) -> Outcome:
-    """Run ``subject`` once under ``plan`` and check what every reader sees.
+def run(
+    subject: Subject,
+    inputs: dict[str, str],
+    plan: FaultPlan,
+    folder: Path,
+    root: str | None = None,
+    keep_work: bool = False,
+) -> Outcome:
+    """Run ``subject`` once under ``plan`` and check what every reader sees: the run's folder and its work folder
+    (while it runs; a run that publishes deletes its work folder unless ``keep_work``).
 
     Storage is ``root`` (``s3://...`` on the moto server ``AWS_ENDPOINT_URL`` names), else ``folder/storage``;
     the plan, its journal and the KV store are under ``folder``.
@@ -121,9 +129,10 @@ def run(subject: Subject, inputs: dict[str, str], plan: FaultPlan, folder: Path,
     root = root or str(folder / "storage")
     run_id = f"trial-{folder.name}"
     run_uri = storage.join(storage.normalize(root), compiled.pipeline, run_id)
+    work_uri = storage.normalize(run_work_location(root, compiled.pipeline, run_id))
     kv = f"sqlite:///{folder / 'kv.sqlite'}" if storage.is_remote(root) else None
     started = time.monotonic()
-    with fault_environment(plan_file), _reader(run_uri) as seen, _log_file(folder / "runtime-logs.jsonl"):
+    with fault_environment(plan_file), _reader(run_uri, work_uri) as seen, _log_file(folder / "runtime-logs.jsonl"):
         summary = run_plan(
             compiled,
             pipeline,
@@ -134,9 +143,10 @@ def run(subject: Subject, inputs: dict[str, str], plan: FaultPlan, folder: Path,
             chunk_bytes=subject.chunk_bytes,
             workers=2,
             kv=kv,
+            keep_work=keep_work,
         )
     seconds = time.monotonic() - started
-    problems = sorted(set(seen)) + visible_problems(run_uri) + twin_failures(plan)
+    problems = sorted(set(seen)) + visible_problems(run_uri, work_uri) + twin_failures(plan)
     if summary.status != "succeeded":
         failed = {node.node: node.error for node in summary.nodes.values() if node.status == "failed"}
         problems.insert(0, f"run failed: {failed or summary.error}")
@@ -320,16 +330,24 @@ def _rows(data: bytes) -> list[tuple[Any, ...]]:
     return [tuple(row.values()) for row in parquet_rows(data)]
 
 
-def _published(run_uri: str) -> dict[str, tuple[Any, ...]]:
-    """What readers of the run may open, from one listing: every ``_COMMITTED.json`` (stages, parts, shuffle
-    chunks), every claim, and every JSON file of a work folder (split plans, chunk manifests and the item lists a
-    Distributed Map's ItemReader reads); URI -> a version that changes when the file is replaced."""
-    fs, path = storage.filesystem(run_uri)
+def _published(*uris: str) -> dict[str, tuple[Any, ...]]:
+    """What readers of the run may open, from one listing of each of ``uris`` (the run's folder, its work folder):
+    every ``_COMMITTED.json`` (stages, parts, shuffle chunks), every claim, and every JSON file of a work folder
+    (split plans, chunk manifests and the item lists a Distributed Map's ItemReader reads); URI -> a version that
+    changes when the file is replaced."""
+    published: dict[str, tuple[Any, ...]] = {}
+    for uri in uris:
+        published |= _listed(uri)
+    return published
+
+
+def _listed(uri: str) -> dict[str, tuple[Any, ...]]:
+    fs, path = storage.filesystem(uri)
     fs.invalidate_cache()
     if not fs.exists(path):
         return {}
     found: dict[str, dict[str, Any]] = fs.find(path, detail=True)
-    remote = storage.is_remote(run_uri)
+    remote = storage.is_remote(uri)
     return {
         fs.unstrip_protocol(name) if remote else name: tuple(info.get(key) for key in ("ino", "mtime", "ETag", "size"))
         for name, info in sorted(found.items())
@@ -337,10 +355,10 @@ def _published(run_uri: str) -> dict[str, tuple[Any, ...]]:
     }
 
 
-def visible_problems(run_uri: str) -> list[str]:
-    """What is wrong with what readers can see: every manifest must list only whole files whose rows add up,
-    every split file must be whole JSON."""
-    return [problem for uri in _published(run_uri) for problem in _check(uri, _read(uri))]
+def visible_problems(*uris: str) -> list[str]:
+    """What is wrong with what readers can see under ``uris`` (a run's folder, its work folder): every manifest
+    must list only whole files whose rows add up, every split file must be whole JSON."""
+    return [problem for uri in _published(*uris) for problem in _check(uri, _read(uri))]
 
 
 def _check(uri: str, data: bytes) -> list[str]:
@@ -385,8 +403,9 @@ def _check_folder(where: str, manifest: dict[str, Any]) -> list[str]:
 
 
 @contextmanager
-def _reader(run_uri: str, interval: float = 0.05) -> Iterator[list[str]]:
-    """A reader polling the run while it runs; yields the problems it found (filled in when the block ends).
+def _reader(*uris: str, interval: float = 0.05) -> Iterator[list[str]]:
+    """A reader polling the run (``uris``: its folder, its work folder) while it runs; yields the problems it found
+    (filled in when the block ends).
 
     It checks every version of every manifest it sees: a manifest replaced by a later attempt is checked again.
     """
@@ -397,7 +416,7 @@ def _reader(run_uri: str, interval: float = 0.05) -> Iterator[list[str]]:
     def poll() -> None:
         while not stop.wait(interval):
             try:
-                for uri, version in _published(run_uri).items():
+                for uri, version in _published(*uris).items():
                     if (uri, version) not in checked:
                         checked.add((uri, version))
                         problems.extend(_check(uri, _read(uri)))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from sparkflow.layout import WORK
 from tests.faults.driver import (
     SUBJECTS,
     Reference,
@@ -153,9 +154,10 @@ def test_the_oracle_sees_a_partial_file_a_lost_row_and_a_duplicated_row(
 ) -> None:
     """The checks above can fail: tampering with a fault-free run's committed output is caught every way."""
     ref = references["ledger"]
-    clean = run(ref.subject, ref.inputs, FaultPlan(str(tmp_path / "journal")), tmp_path / "clean")
+    clean = run(ref.subject, ref.inputs, FaultPlan(str(tmp_path / "journal")), tmp_path / "clean", keep_work=True)
     assert clean.problems == [] and clean.outputs == ref.outputs
     run_dir = next((tmp_path / "clean" / "storage" / "ledger").iterdir())
+    work_dir = tmp_path / "clean" / "storage" / WORK / "ledger" / run_dir.name
     run_uri, balances = str(run_dir), run_dir / "balances"  # a key stage: one part per bucket
     manifest = json.loads((balances / "_COMMITTED.json").read_text())
     assert len(manifest["files"]) > 1
@@ -184,18 +186,18 @@ def test_the_oracle_sees_a_partial_file_a_lost_row_and_a_duplicated_row(
     assert any("a reader of the folder sees" in problem for problem in visible_problems(run_uri))
     shutil.rmtree(balances / "_attempts")
 
-    mapped = run_dir / "_work" / "balances" / "shuffle"  # a map task's shuffle object, read through its index
+    mapped = work_dir / "balances" / "shuffle"  # a map task's shuffle object, read through its index
     shuffled = next(mapped.glob("*/chunk-*/_COMMITTED.json"))
     shuffle_object = shuffled.parent / json.loads(shuffled.read_text())["files"][0]
     data = shuffle_object.read_bytes()
     shuffle_object.write_bytes(data[:-1])
-    assert any("missing or partial" in problem for problem in visible_problems(run_uri))
+    assert any("missing or partial" in problem for problem in visible_problems(run_uri, str(work_dir)))
     shuffle_object.write_bytes(data)
-    assert visible_problems(run_uri) == []
+    assert visible_problems(run_uri, str(work_dir)) == []
 
-    plan = run_dir / "_work" / "balances" / "split" / "plan.json"
+    plan = work_dir / "balances" / "split" / "plan.json"
     plan.write_bytes(plan.read_bytes()[:-10])
-    assert visible_problems(run_uri) == [f"{plan}: a torn JSON file: {_json_error(plan)}"]
+    assert visible_problems(run_uri, str(work_dir)) == [f"{plan}: a torn JSON file: {_json_error(plan)}"]
 
 
 def _json_error(path: Path) -> str:

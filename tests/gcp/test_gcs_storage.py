@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from sparkflow.compiler import plan_pipeline
+from sparkflow.layout import work_root
 from sparkflow.loading import load_pipeline
 from sparkflow.runtime import storage
 from sparkflow.runtime.datasets import local_copy
@@ -70,3 +71,6 @@ def test_a_split_run_on_gs_storage_equals_the_local_run(spark: Any, gcs: str, tm
         listed = sorted(Path(item).name for item in fs.ls(path) if item.endswith(".parquet"))
         manifest = storage.read_manifest(location)
         assert manifest is not None and listed == sorted(manifest["files"])  # no attempt or part left visible
+    fs, work = storage.filesystem(work_root(f"gs://{BUCKET}/root/"))
+    fs.invalidate_cache()
+    assert not fs.exists(work) or fs.find(work) == []  # the run deleted its working files once it had published

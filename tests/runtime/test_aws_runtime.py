@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from sparkflow.compiler import compile_pipeline, plan_pipeline
+from sparkflow.layout import work_root
 from sparkflow.loading import load_pipeline
 from sparkflow.runtime import aws as lambda_entry
 from sparkflow.runtime import storage
@@ -174,3 +175,35 @@ def test_failing_stage_fails_the_execution_naming_it(
     assert execution["error"] == "StageFailed"
     assert "stage counts failed" in execution["cause"] and "ConfinementError" in execution["cause"]
     assert [call.node for call in lambda_double.calls] == ["counts"]  # its split task reads books for words
+
+
+@pytest.mark.parametrize("keep_work", [False, True], ids=["deleted", "kept"])
+def test_a_published_run_deletes_its_work_on_s3(
+    tmp_path: Path, moto_aws: MotoAws, lambda_double: LambdaDouble, monkeypatch: Any, keep_work: bool
+) -> None:
+    """The run's publish task deletes its working files from S3 (``{"keep_work": true}`` in the execution input
+    keeps them); its outputs stay."""
+    s3 = moto_aws.client("s3")
+    if BUCKET not in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=BUCKET)
+    path = example("wordcount")
+    pipeline = load_pipeline(str(path))
+    prefix = f"data/{uuid.uuid4().hex[:8]}"
+    sources = upload_sources(moto_aws, pipeline, prefix)
+    root = f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}/"
+    env = {"SPARKFLOW_ALLOWED_INPUTS": f"s3://{BUCKET}/{prefix}/"}
+    arn = deploy_with_runtime(moto_aws, lambda_double, monkeypatch, path, root, env)
+    execution = moto_aws.run(arn, {"sources": sources, **({"keep_work": True} if keep_work else {})}, timeout=600)
+    assert execution["status"] == "SUCCEEDED", execution
+    run_id = json.loads(execution["output"])["run_id"]
+
+    def keys(location: str) -> list[str]:
+        found = s3.list_objects_v2(Bucket=BUCKET, Prefix=location[len(f"s3://{BUCKET}/") :])
+        return [item["Key"] for item in found.get("Contents", [])]
+
+    work = keys(work_root(root))
+    if keep_work:
+        assert any(key.endswith("/counts/split/plan.json") for key in work), work
+    else:
+        assert work == []
+    assert storage.read_manifest(f"{root}{pipeline.name}/{run_id}/top/") is not None

@@ -24,6 +24,7 @@ from rich.console import Console
 from sparkflow.cli import main
 from sparkflow.compiler import plan_pipeline
 from sparkflow.errors import InputError
+from sparkflow.layout import work_location
 from sparkflow.loading import load_pipeline
 from sparkflow.progress import summary_table
 from sparkflow.runtime import workers
@@ -234,7 +235,8 @@ def test_a_retried_chunk_task_rewrites_its_quarantined_records(spark: Any, tmp_p
         for chunk in range(chunks):
             handle({**base, "phase": "map", "chunk": chunk})
         before = kept.read_text()
-        (run / "_work" / "totals" / "parts" / "chunk-00001" / "_COMMITTED.json").unlink()  # died before committing
+        work = Path(work_location(str(storage), "bad_records", "r1", "totals"))
+        (work / "parts" / "chunk-00001" / "_COMMITTED.json").unlink()  # died before committing
         again = handle({**base, "phase": "map", "chunk": 1, "attempt": "retry"})
         committed = handle({**base, "phase": "commit"})
     assert again["status"] == "committed" and again["output"]["rejected"] == 1

@@ -44,7 +44,10 @@ def test_a_combined_split_run_shuffles_partial_results_and_equals_one_plain_job(
     pipeline = load_pipeline(f"{COMBINERS}:combined")
     plan = plan_pipeline(pipeline, LOCAL)
     assert all(task.fanout is not None and task.fanout.combine for task in plan.tasks)
-    summary = run_plan(plan, pipeline, storage_root=str(tmp_path), run_id="r", chunk_bytes=TINY, engine=engine)
+    # The shuffle is read below: the run keeps its working files.
+    summary = run_plan(
+        plan, pipeline, storage_root=str(tmp_path), run_id="r", chunk_bytes=TINY, engine=engine, keep_work=True
+    )
     assert summary.status == "succeeded", summary
     expected = reference_outputs(spark, pipeline)
     for node in ("per_page", "longest"):
@@ -60,7 +63,9 @@ def test_without_combine_map_tasks_shuffle_every_row(tmp_path: Path) -> None:
     pipeline = load_pipeline(f"{COMBINERS}:combined")
     plan = plan_pipeline(pipeline, LOCAL)
     off = tuple(replace(task, fanout=replace(task.fanout, combine=False)) for task in plan.tasks if task.fanout)
-    run_plan(replace(plan, tasks=off), pipeline, storage_root=str(tmp_path), run_id="r", chunk_bytes=TINY)
+    run_plan(
+        replace(plan, tasks=off), pipeline, storage_root=str(tmp_path), run_id="r", chunk_bytes=TINY, keep_work=True
+    )
     assert shuffled_rows(tmp_path, "combined", "r", "per_page") == EVENTS
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from sparkflow.compiler import plan_pipeline
+from sparkflow.layout import work_location
 from sparkflow.loading import load_pipeline
 from sparkflow.runtime import execute, storage
 from sparkflow.runtime.execute import RuntimeConfig, handle_event
@@ -49,7 +50,7 @@ def committed(spark: Any, location: Path) -> list[tuple[Any, ...]]:
 
 
 def work(root: Path) -> Path:
-    return root / "wordcount" / "r1" / "_work" / "words"
+    return Path(work_location(str(root), "wordcount", "r1", "words"))
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 
 from sparkflow.compiler import plan_pipeline
 from sparkflow.errors import InputError
+from sparkflow.layout import work_location
 from sparkflow.loading import load_pipeline
 from sparkflow.runtime import execute, fanout
 from sparkflow.runtime.execute import handle_event
@@ -69,9 +70,11 @@ def test_split_run_on_duckdb_equals_one_plain_job(spark: Any, path: Path, tmp_pa
 def test_join_buckets_both_inputs_by_the_same_key(spark: Any, tmp_path: Path) -> None:
     """revenue's enrich joins orders and customers: both are split and bucketed by customer_id."""
     pipeline = load_pipeline(str(example("revenue")))
-    summary = run_plan(plan_pipeline(pipeline, LOCAL), pipeline, storage_root=str(tmp_path), chunk_bytes=TINY)
+    summary = run_plan(
+        plan_pipeline(pipeline, LOCAL), pipeline, storage_root=str(tmp_path), chunk_bytes=TINY, keep_work=True
+    )
     assert summary.status == "succeeded"
-    plan_file = tmp_path / "revenue" / summary.run_id / "_work" / "enrich" / "split" / "plan.json"
+    plan_file = Path(work_location(str(tmp_path), "revenue", summary.run_id, "enrich")) / "split" / "plan.json"
     plan = json.loads(plan_file.read_text())
     assert [item["param"] for item in plan["inputs"]] == ["orders", "customers"]
     assert all(item["chunks"] >= 1 for item in plan["inputs"]) and plan["buckets"] > 1

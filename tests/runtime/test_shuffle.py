@@ -242,7 +242,8 @@ def test_the_map_phase_on_s3_makes_two_puts_per_map_task_whatever_the_buckets(
     with counted_writes(root) as writes:
         for chunk in range(maps):
             run.phase("map", chunk)
-    prefix = f"root/shuffled/r-{chunk_kib}/_work/per_user/shuffle/events"
+    work = work_location(root, "shuffled", f"r-{chunk_kib}", "per_user").removeprefix(f"s3://{bucket}/")
+    prefix = f"{work}shuffle/events"
     assert sorted(writes) == sorted(
         f"PutObject {prefix}/chunk-{chunk:05d}/{name}"
         for chunk in range(maps)

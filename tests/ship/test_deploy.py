@@ -131,6 +131,10 @@ def test_deploy_creates_the_stack_then_updates_it_in_place_then_changes_nothing(
     assert definition["States"]["Run-new"]["Parameters"]["run"]["storage"] == f"s3://{BUCKET}/first/"
     assert described["tracingConfiguration"] == {"enabled": True}
     assert described["loggingConfiguration"]["level"] == "ERROR"
+    # The storage bucket's rule expiring failed runs' working files (the bucket is not the stack's).
+    lifecycle = moto_aws.client("s3").get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
+    assert {"Prefix": "first/_work/"} in [rule["Filter"] for rule in lifecycle]
+    assert lines[-1] == f"lifecycle rule sparkflow-work:first: s3://{BUCKET}/first/_work/ expires after 7 days"
     function_arns = all_function_arns(moto_aws)
 
     again, lines = image_deploy(

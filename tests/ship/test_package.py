@@ -119,6 +119,12 @@ def test_stage_role_touches_only_storage_sources_sinks_table_and_logs(path: Path
         ("s3:GetObject", key(STORAGE_OBJECTS), none),
         ("s3:PutObject", key(STORAGE_OBJECTS), none),
         ("s3:ListBucket", key(STORAGE_BUCKET), storage_condition),
+        # The publish task deletes the run's working files: only under the storage root's _work/.
+        (
+            "s3:DeleteObject",
+            key({"Fn::Sub": "arn:${AWS::Partition}:s3:::${StorageBucket}/${StoragePrefix}/_work/*"}),
+            none,
+        ),
         ("logs:CreateLogStream", key({"Fn::GetAtt": ["StageLogGroup", "Arn"]}), none),
         ("logs:PutLogEvents", key({"Fn::GetAtt": ["StageLogGroup", "Arn"]}), none),
     }

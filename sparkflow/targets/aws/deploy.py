@@ -1,4 +1,5 @@
-"""Deploy a pipeline to AWS as the CloudFormation stack of the template `sparkflow package` writes, nothing else.
+"""Deploy a pipeline to AWS as the CloudFormation stack of the template `sparkflow package` writes, and the one
+lifecycle rule of the storage bucket that the stack cannot set (:mod:`sparkflow.targets.aws.lifecycle`).
 
 ``deploy`` uploads what the stack reads from S3 (the duckdb engine's function zip, the serverless Spark stages'
 entry script) to the code bucket, fills the template's parameters (the image, the code, the storage root, and any
@@ -24,8 +25,10 @@ from typing import Any
 import yaml
 
 from sparkflow.errors import OptionError
+from sparkflow.layout import WORK_EXPIRY_DAYS
 from sparkflow.targets.aws import cloudformation
 from sparkflow.targets.aws.cloudformation import DeployError, Report
+from sparkflow.targets.aws.lifecycle import apply_work_rule
 from sparkflow.targets.aws.locations import storage_location
 
 Clients = Callable[[str], Any]
@@ -100,8 +103,10 @@ def deploy(
     role_arn: str | None = None,
     report: Report = lambda line: None,
     poll_s: float = 5.0,
+    work_expiry_days: int = WORK_EXPIRY_DAYS,
 ) -> str:
-    """Create or update the stack ``stack_name`` from ``packaged``; return its state machine's ARN.
+    """Create or update the stack ``stack_name`` from ``packaged``, then the storage bucket's lifecycle rule that
+    expires failed runs' working files (:mod:`sparkflow.targets.aws.lifecycle`); return the state machine's ARN.
 
     Args:
         packaged: the template and the files it reads from S3.
@@ -114,6 +119,7 @@ def deploy(
         role_arn: a CloudFormation service role to act as (default: the caller's credentials).
         report: called with each line of progress (the change set, the stack events).
         poll_s: the pause between readings of the change set and the stack.
+        work_expiry_days: after how many days the bucket's lifecycle rule deletes working files (0: no rule).
 
     Raises:
         OptionError: a bad stack name, an unknown parameter or a missing one, before anything is sent.
@@ -150,6 +156,7 @@ def deploy(
         report=report,
         poll_s=poll_s,
     )
+    apply_work_rule(s3, storage, work_expiry_days, report)
     return _state_machine(stack_name, found)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sparkflow.layout import WORK
 from sparkflow.targets.aws.locations import S3Location
 
 # Step Functions' log delivery and X-Ray actions support no resource-level permissions: AWS requires "*"
@@ -112,8 +113,9 @@ def stage_statements(
     log_group_arn: Any,
     writes: list[S3Location] | None = None,
 ) -> list[dict[str, Any]]:
-    """The functions may read and write the storage prefix, read the sources, publish to the sinks (read, write and,
-    to replace a Parquet folder, delete under each), use the KV table, write logs.
+    """The functions may read and write the storage prefix (and delete the working files under it), read the sources,
+    publish to the sinks (read, write and, to replace a Parquet folder, delete under each), use the KV table, write
+    logs.
 
     Args:
         sub: turns a string with ``${AWS::Partition}`` (and, in templates, ``${Parameter}``) into a value.
@@ -137,6 +139,13 @@ def stage_statements(
             "Action": ["s3:ListBucket"],
             "Resource": [sub(f"{s3}{storage.bucket}")],
             "Condition": {"StringLike": {"s3:prefix": [sub(storage.key), sub(f"{storage.key}/*")]}},
+        },
+        {
+            # The publish task deletes the run's working files; nothing else of the storage root is ever deleted.
+            "Sid": "DeleteWork",
+            "Effect": "Allow",
+            "Action": ["s3:DeleteObject"],
+            "Resource": [sub(f"{s3}{storage.bucket}/{storage.key}/{WORK}/*")],
         },
     ]
     for number, location in enumerate(reads, start=1):

@@ -4,6 +4,7 @@ never when compiling."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -37,8 +38,31 @@ def package(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOption
             f"  aws s3 cp {built.path} s3://BUCKET/{key}",
             f"  aws cloudformation deploy --template-file {os.path.join(options.out, 'template.yaml')} --stack-name "
             f"{pipeline.name} --capabilities CAPABILITY_IAM --parameter-overrides CodeBucket=BUCKET",
+            *_lifecycle_lines(pipeline, options),
         ]
-    return [*_package_image(pipeline, plan, definition, options), *_trigger_lines(plan, options, options.storage_root)]
+    return [
+        *_package_image(pipeline, plan, definition, options),
+        *_trigger_lines(plan, options, options.storage_root),
+        *_lifecycle_lines(pipeline, options),
+    ]
+
+
+def _lifecycle_lines(pipeline: Pipeline, options: ShipOptions) -> list[str]:
+    """The storage bucket's lifecycle rule, which `sparkflow deploy` sets and a stack deployed by hand does not
+    (:mod:`sparkflow.targets.aws.lifecycle`)."""
+    from sparkflow.targets.aws.lifecycle import work_rule
+    from sparkflow.targets.aws.locations import storage_location
+
+    root = options.storage_root or pipeline.storage
+    if options.work_expiry_days == 0 or not root or not root.startswith("s3://"):
+        return []
+    storage = storage_location(root)
+    rule = json.dumps(work_rule(storage, options.work_expiry_days), sort_keys=True)
+    return [
+        f"lifecycle: `sparkflow deploy` adds to bucket {storage.bucket}'s lifecycle rules the one that deletes what "
+        f"failed runs leave under {storage.key}/_work/ after {options.work_expiry_days} days; deploying by hand, "
+        f"add it yourself: {rule}"
+    ]
 
 
 def _shipping(options: ShipOptions) -> EngineSpec:
@@ -131,6 +155,7 @@ def deploy(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOptions
         parameters=options.parameters,
         role_arn=options.role_arn,
         report=_to_stderr,
+        work_expiry_days=options.work_expiry_days,
     )
     for line in trigger:
         _to_stderr(line)
@@ -188,7 +213,9 @@ def start(pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
 
     made = clients(options.region, options.profile)
     state_machine = find_state_machine(stack_name(pipeline, options), clients=made)
-    return start_execution(state_machine, options.inputs, run_id=run_id, clients=made, params=options.params)
+    return start_execution(
+        state_machine, options.inputs, run_id=run_id, clients=made, params=options.params, keep_work=options.keep_work
+    )
 
 
 def resume(pipeline: Pipeline, options: ShipOptions, run_id: str) -> str:

@@ -60,16 +60,18 @@ def start(
     run_id: str | None = None,
     clients: Clients | None = None,
     params: Mapping[str, Any] | None = None,
+    keep_work: bool = False,
 ) -> str:
     """Start a run reading each source from ``sources`` (name -> location), with the parameter values ``params``
-    (``{"params": {...}}`` in the execution input, which every task's event carries); return the execution ARN."""
+    (``{"params": {...}}`` in the execution input, which every task's event carries), keeping its working files
+    with ``keep_work``; return the execution ARN."""
     sfn = (clients or default_clients)("stepfunctions")
     answer = _call(
         f"starting a run of {state_machine_arn}",
         sfn.start_execution,
         stateMachineArn=state_machine_arn,
         name=run_id or new_run_id(),
-        input=run_input(sources, params),
+        input=run_input(sources, params, keep_work),
     )
     return str(answer["executionArn"])
 

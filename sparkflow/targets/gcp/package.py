@@ -10,6 +10,8 @@ service and job that run it.
   stage, the CPU that memory requires.
 * ``job.yaml`` (Cloud Run job): what the workflow runs for a fan-out with many chunks; the same image with
   ``python -m sparkflow.runtime job``, ``taskCount`` set per execution by the workflow.
+* ``lifecycle.json``: the storage bucket's lifecycle rule deleting what failed runs left under the storage root's
+  ``_work/`` after some days (:mod:`sparkflow.targets.gcp.lifecycle`).
 * ``job-<N>mb.yaml`` (Cloud Run jobs), one per memory size of the stages placed on a container: each execution
   runs one whole stage (one task), for up to 24 hours.
 * ``dataproc/Dockerfile`` and ``dataproc/entry.py`` when stages are placed on serverless Spark: the custom
@@ -30,12 +32,14 @@ import yaml
 from sparkflow import engines
 from sparkflow.dsl.pipeline import Pipeline
 from sparkflow.errors import PackageError
+from sparkflow.layout import WORK_EXPIRY_DAYS
 from sparkflow.plan import Plan, PlanTask
 from sparkflow.shipping.engine_fit import check_engine
 from sparkflow.shipping.environment import function_environment
 from sparkflow.shipping.image import engine_values
 from sparkflow.shipping.project import DOCKERIGNORE, PROJECT_DIR, copy_project, pipeline_spec, plan_path, write_files
 from sparkflow.shipping.requirements import pyspark_version, requirements_text
+from sparkflow.targets.gcp.lifecycle import LIFECYCLE_FILE, lifecycle_text
 from sparkflow.targets.templating import render
 
 BASE_IMAGE = "python:3.11-slim"
@@ -207,9 +211,11 @@ def package(
     image: str | None = None,
     inputs: Mapping[str, str] | None = None,
     engine: str = engines.DEFAULT,
+    work_expiry_days: int = WORK_EXPIRY_DAYS,
 ) -> list[str]:
     """Write the Cloud Run build context and resource files of ``pipeline`` into ``out_dir`` for ``engine``; return
-    the paths.
+    the paths. With ``work_expiry_days`` (0: none), also the storage bucket's ``lifecycle.json``
+    (:mod:`sparkflow.targets.gcp.lifecycle`).
 
     Raises:
         PackageError: stages the engine's functions would not run as declared
@@ -250,6 +256,8 @@ def package(
         "job.yaml": _dump(job(plan, image=chosen_image, storage_root=storage, kv=used_kv, inputs=given, engine=engine)),
         ".dockerignore": DOCKERIGNORE,
     }
+    if work_expiry_days > 0:
+        files[LIFECYCLE_FILE] = lifecycle_text(storage, work_expiry_days)
     for memory in sorted({task.memory_mb for task in plan.tasks if task.placement == "container"}):
         resource = job(
             plan, image=chosen_image, storage_root=storage, kv=used_kv, inputs=given, memory=memory, engine=engine

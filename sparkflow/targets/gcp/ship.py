@@ -18,6 +18,7 @@ from sparkflow.shipping.engine_fit import check_engine
 from sparkflow.shipping.project import context_summary
 from sparkflow.targets.base import ShipOptions
 from sparkflow.targets.gcp.emit import CONTAINER_JOB_ENV_PREFIX, JOB_ENV, SERVICE_URL_ENV, STORAGE_ROOT_ENV
+from sparkflow.targets.gcp.lifecycle import LIFECYCLE_FILE, bucket_of
 from sparkflow.targets.runs import RunStatus
 
 SCHEDULE_JOB_FILE = "scheduler-job.json"
@@ -40,9 +41,17 @@ def package(pipeline: Pipeline, plan: Plan, definition: str, options: ShipOption
         image=options.image_uri,
         inputs=options.inputs,
         engine=options.engine,
+        work_expiry_days=options.work_expiry_days,
     )
     contents = "Dockerfile, service.yaml, job.yaml, project/, sparkflow/"
     lines = [f"wrote {len(written)} files to {options.out}: {contents}", *context_summary(Path(options.out))]
+    if options.work_expiry_days > 0:
+        bucket = bucket_of(options.storage(pipeline))
+        lines.append(
+            f"wrote {Path(options.out) / LIFECYCLE_FILE}: failed runs' working files expire after "
+            f"{options.work_expiry_days} days once you run `gcloud storage buckets update gs://{bucket} "
+            f"--lifecycle-file={LIFECYCLE_FILE}` (it replaces the bucket's lifecycle rules: merge any it has)"
+        )
     if plan.start_schedule is not None:
         lines.append(_write_schedule_job(plan, plan.start_schedule, options))
     if plan.start_trigger is not None:
@@ -195,7 +204,9 @@ def start(pipeline: Pipeline, options: ShipOptions, run_id: str | None) -> str:
         raise OptionError(
             "--run-id cannot be chosen on GCP: Workflows names each execution, and its id is the run's id"
         )
-    return start_execution(pipeline.name, *_place(options), options.inputs, params=options.params)
+    return start_execution(
+        pipeline.name, *_place(options), options.inputs, params=options.params, keep_work=options.keep_work
+    )
 
 
 def _place(options: ShipOptions) -> tuple[str, str]:

@@ -58,16 +58,17 @@ def start(
     sources: Mapping[str, str],
     *,
     params: Mapping[str, Any] | None = None,
+    keep_work: bool = False,
     client: ExecutionsClient | None = None,
 ) -> str:
-    """Start a run reading each source from ``sources`` (name -> location) with the parameter values ``params``;
-    return the execution's name."""
+    """Start a run reading each source from ``sources`` (name -> location) with the parameter values ``params``,
+    keeping its working files with ``keep_work``; return the execution's name."""
     from google.cloud.workflows import executions_v1
 
     from sparkflow.targets.runs import run_input
 
     workflow = f"projects/{project}/locations/{region}/workflows/{pipeline_name}"
-    execution = executions_v1.Execution(argument=run_input(sources, params))
+    execution = executions_v1.Execution(argument=run_input(sources, params, keep_work))
     created = _call(
         f"starting a run of {workflow}", _client(client).create_execution, parent=workflow, execution=execution
     )
