@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXAMPLES := $(wildcard examples/*/pipeline.py)
 TARGETS := aws gcp
 
-.PHONY: demo test lint typecheck unit long-checks faults oracle conformance definitions check-definitions bench clean
+.PHONY: demo test lint typecheck docs unit long-checks faults oracle conformance definitions check-definitions bench clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ demo: $(STAMP)
 	@for target in $(TARGETS); do $(BIN)/sparkflow compile $(EXAMPLES) --target $$target; done
 	$(BIN)/sparkflow run examples/wordcount/pipeline.py --storage .sparkflow
 
-test: $(STAMP) lint typecheck unit
+test: $(STAMP) lint typecheck docs unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -26,6 +26,11 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# The documentation site (mkdocs.yml, docs/) into build/site, with --strict: a broken link or anchor, a page missing
+# from the navigation or a reference that no longer resolves fails. Nothing is fetched from the internet.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 unit: $(STAMP)
 	$(BIN)/pytest

@@ -89,7 +89,11 @@ def _zip_options(command: F) -> F:
 @main.command()
 @click.argument("pipelines", nargs=-1, required=True, metavar="PIPELINE...")
 @_target_option("Where the pipeline will run.")
-@click.option("--out", type=click.Path(file_okay=False), help="Folder for the definitions (default: see README).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Folder for the definitions (default: beside the pipeline file, or [tool.sparkflow] out).",
+)
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff if a definition is stale or missing.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written or checked as JSON.")
 @click.option(

@@ -1,8 +1,8 @@
 """The Spark engine: one local SparkSession per process, created on first use and kept for warm invocations.
 
-The configuration is for short single-machine jobs (see the README and docs/performance.md): no UI, few shuffle
-partitions, no adaptive re-planning, loopback networking, the JIT and collector chosen from the first task's input
-(:func:`jvm_tuning`), driver memory from the memory the Plan gives the task.
+The configuration is for short single-machine jobs (see docs/concepts/plan.md and docs/performance.md): no UI, few
+shuffle partitions, no adaptive re-planning, loopback networking, the JIT and collector chosen from the first task's
+input (:func:`jvm_tuning`), driver memory from the memory the Plan gives the task.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ import pytest
 from tests.faults.load import measure
 
 # What the whole process tree (executor, DuckDB workers; or moto, the handler and DuckDB) may hold at once. Its
-# peak does not grow with the number of chunks: 2,000 chunks need no more than 200 (see README, make faults).
+# peak does not grow with the number of chunks: 2,000 chunks need no more than 200 (see docs/concepts/guarantees.md,
+# make faults).
 BOUND_MIB = 1024
 
 

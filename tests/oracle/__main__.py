@@ -178,4 +178,5 @@ if __name__ == "__main__":
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)  # no interpreter finalization: Arrow's thread pools can abort a finished process (README)
+    # No interpreter finalization: Arrow's thread pools can abort a finished process (docs/concepts/guarantees.md).
+    os._exit(code)

@@ -29,7 +29,7 @@ RUN_KINDS = ("whole", "split")
 ENGINES = ("spark", "sail", "duckdb")
 ALL_RUNS: tuple[tuple[str, str], ...] = tuple((kind, engine) for kind in RUN_KINDS for engine in ENGINES)
 MIN_CHUNK_BYTES, MAX_CHUNK_BYTES = 256, 1024
-# The documented refusal of a skewed bucket (README "Input of any size: split stages"): not a wrong answer.
+# The documented refusal of a skewed bucket (docs/concepts/split.md, "Input of any size"): not a wrong answer.
 _SKEW_REFUSAL = "skew on"
 
 
