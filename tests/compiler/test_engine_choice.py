@@ -152,6 +152,6 @@ def test_a_sail_package_refuses_a_stage_auto_kept_on_spark(tmp_path: Path) -> No
     (tmp_path / "pipeline.py").write_text(source, encoding="utf-8")
     pipeline = load_pipeline(str(tmp_path / "pipeline.py"))
     plan, definition = plan_pipeline(pipeline, "aws"), compile_pipeline(pipeline, "aws")
-    refused = r'engine="auto" runs stage\(s\) priced \(.*pipeline.py:\d+\) \(spark: uses functions.round, where sail '
+    refused = r'engine="auto" runs stage\(s\) priced \(.*pipeline.py:\d+\) \(spark: uses functions.expr, where sail '
     with pytest.raises(PackageError, match=refused):
         package(pipeline, plan, definition, tmp_path / "out", engine="sail")
