@@ -86,6 +86,35 @@ def _zip_options(command: F) -> F:
 
 
 @main.command()
+@click.argument("folder", default=".", metavar="[FOLDER]")
+def init(folder: str) -> None:
+    """Start a new project in FOLDER (default: this folder) that works at once.
+
+    \b
+    It writes:
+      pipeline.py                      a small pipeline (revenue per country)
+      data/orders.csv                  its sample input, read by local runs
+      tests/test_pipeline.py           runs it on the sample, `verify`, `compile --check`
+      definitions/                     the compiled AWS and GCP definitions
+      .github/workflows/sparkflow.yml  CI: the definitions are current, verify, pytest
+      pyproject.toml                   pins this sparkflow; definitions go to definitions/
+      .gitignore, README.md            what to change first
+
+    FOLDER must be new or empty (a .git folder alone is fine): nothing is overwritten, and nothing is written
+    when something fails. Then: cd FOLDER && sparkflow run pipeline.py
+    """
+    from sparkflow.starter import write_project
+
+    with _user_errors():
+        written = write_project(folder)
+    where = os.path.relpath(folder)
+    for path in written:
+        click.echo(f"wrote {os.path.join(where, path) if where != '.' else path}")
+    enter = f"cd {where} && " if where != "." else ""
+    click.echo(f"next: {enter}sparkflow run pipeline.py  (then read README.md)")
+
+
+@main.command()
 @click.argument("pipelines", nargs=-1, required=True, metavar="PIPELINE...")
 @_target_option("Where the pipeline will run.")
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for the definitions (default: see README).")
