@@ -229,11 +229,25 @@ def graph(pipeline: str, target: str, form: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the estimate as JSON (sorted keys, no timestamps).")
 @click.option("--write", is_flag=True, help="Write <name>.plan-<target>.json beside the definitions instead.")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff if a written estimate is stale.")
+@click.option(
+    "--wide",
+    is_flag=True,
+    help="Show every column (memory, timeout, input, chunks, buckets, orchestration steps), however wide.",
+)
 def plan_command(
-    pipelines: tuple[str, ...], target: str, inputs: tuple[str, ...], as_json: bool, write: bool, check: bool
+    pipelines: tuple[str, ...],
+    target: str,
+    inputs: tuple[str, ...],
+    as_json: bool,
+    write: bool,
+    check: bool,
+    wide: bool,
 ) -> None:
     """Estimate a run of PIPELINE before running it: per stage where it runs, its memory, timeout, chunks, buckets,
-    tasks, orchestration steps, seconds (the chunk model) and cost at list prices, with totals."""
+    tasks, orchestration steps, seconds (the chunk model) and cost at list prices, with totals.
+
+    The table shows stage, runs on, tasks, seconds and cost, to fit 80 columns; --wide adds the other columns, and
+    --json has every figure. Warnings and assumptions follow the table."""
     from rich.console import Console
 
     from sparkflow.compiler import plan_pipeline
@@ -242,6 +256,7 @@ def plan_command(
     from sparkflow.estimate.sizes import parse_input_sizes
     from sparkflow.loading import load_pipelines
     from sparkflow.outputs import default_out_dir, definition_path
+    from sparkflow.terminal import wrapped
 
     stale = 0
     with _user_errors():
@@ -260,10 +275,15 @@ def plan_command(
                     click.echo(f"wrote {os.path.relpath(path)}")
                 elif as_json:
                     click.echo(to_json(estimate), nl=False)
-                else:  # wide when piped: the table has eleven columns
-                    Console(width=None if sys.stdout.isatty() else 200).print(table(estimate))
+                else:
+                    shown = table(estimate, wide=wide)
+                    console = Console()
+                    if wide:  # as wide as its eleven columns need, whatever the terminal's width
+                        needed = Console(width=10_000).measure(shown).maximum
+                        console = Console(width=max(console.width, needed))
+                    console.print(shown)
                     for line in notes(estimate):
-                        click.echo(line)
+                        click.echo(wrapped(line))
     if stale:
         click.echo(f"{stale} estimate(s) out of date: run `sparkflow plan --write`", err=True)
         sys.exit(1)
@@ -334,9 +354,10 @@ def run(
     from sparkflow.compiler import plan_pipeline
     from sparkflow.loading import load_pipeline
     from sparkflow.params import from_command_line
-    from sparkflow.progress import Progress, summary_table
+    from sparkflow.progress import Progress, node_lines, summary_table
     from sparkflow.runtime.local import run_plan
     from sparkflow.targets.local import LOCAL
+    from sparkflow.terminal import shown_path, shown_paths, wrapped
     from sparkflow.units import parse_size
 
     console = Console(stderr=True)
@@ -368,15 +389,18 @@ def run(
         click.echo(json.dumps(_with_estimates(summary.to_dict(), estimated), indent=2, default=str))
     else:
         Console().print(summary_table(summary))
-        for failed in (node for node in summary.nodes.values() if node.error):  # whole, never cut
-            click.echo(f"\n{failed.error}\n", err=True)
-        for node, location in summary.outputs.items():
-            click.echo(f"output {node}: {location}")
+        for line in node_lines(summary):
+            click.echo(wrapped(line))
+        for error in (node.error for node in summary.nodes.values() if node.error):  # whole, never cut
+            click.echo(f"\n{wrapped(shown_paths(error))}\n", err=True)
+        for node, location in summary.outputs.items():  # whole, for scripts that read them
+            click.echo(f"output {node}: {shown_path(location)}")
         for name, published in summary.sinks.items():
             rows = f"{published['rows']:,} rows"
-            click.echo(f"sink {name} ({published['format']}, {published['mode']}): {published['uri']} ({rows})")
+            where = shown_path(published["uri"])
+            click.echo(f"sink {name} ({published['format']}, {published['mode']}): {where} ({rows})")
         if summary.error:
-            click.echo(f"error: {summary.error}", err=True)
+            click.echo(wrapped(f"error: {shown_paths(summary.error)}"), err=True)
     if summary.status != "succeeded":
         sys.exit(1)
 
@@ -881,12 +905,13 @@ def _print_end(final: Any, as_json: bool = False) -> None:
     from dataclasses import asdict
 
     from sparkflow.targets.runs import summary_lines
+    from sparkflow.terminal import wrapped
 
     if as_json:
         click.echo(json.dumps(asdict(final), indent=2, default=str))
     else:
-        for line in summary_lines(final):
-            click.echo(line, err=not final.succeeded)
+        for line in summary_lines(final):  # a failure's prose wrapped to the terminal; an output's line kept whole
+            click.echo(line if final.succeeded else wrapped(line), err=not final.succeeded)
     if final.finished and not final.succeeded:
         sys.exit(1)
 
