@@ -27,7 +27,9 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except SparkflowError as error:
-        click.echo(f"error: {error}", err=True)
+        from sparkflow.terminal import for_person
+
+        click.echo(for_person(f"error: {error}", sys.stderr), err=True)
         sys.exit(2)
 
 
@@ -92,13 +94,14 @@ def init(folder: str) -> None:
 
     \b
     It writes:
-      pipeline.py                      a small pipeline (revenue per country)
-      data/orders.csv                  its sample input, read by local runs
-      tests/test_pipeline.py           runs it on the sample, `verify`, `compile --check`
-      definitions/                     the compiled AWS and GCP definitions
-      .github/workflows/sparkflow.yml  CI: the definitions are current, verify, pytest
-      pyproject.toml                   pins this sparkflow; definitions go to definitions/
-      .gitignore, README.md            what to change first
+      pipeline.py             a small pipeline (revenue per country)
+      data/orders.csv         its sample input, read by local runs
+      tests/test_pipeline.py  runs it on the sample; verify; compile --check
+      definitions/            the compiled AWS and GCP definitions
+      .github/workflows/sparkflow.yml
+                              CI: definitions current, verify, pytest
+      pyproject.toml          pins this sparkflow; out = "definitions"
+      .gitignore, README.md   what to change first
 
     FOLDER must be new or empty (a .git folder alone is fine): nothing is overwritten, and nothing is written
     when something fails. Then: cd FOLDER && sparkflow run pipeline.py
@@ -466,11 +469,12 @@ def show(
         from rich.console import Console
 
         from sparkflow.progress import rows_table
+        from sparkflow.terminal import shown_path, wrapped
 
         total = f" of {found.rows:,}" if found.rows is not None else ""
         where = f"{found.kind} {name}" + (f" of run {found.run_id}" if found.run_id else "")
         Console().print(rows_table(table))
-        click.echo(f"{table.num_rows:,}{total} row(s) of {where}: {found.uri}")
+        click.echo(wrapped(f"{table.num_rows:,}{total} row(s) of {where}: {shown_path(found.uri)}"))
 
 
 @main.command()
@@ -510,6 +514,7 @@ def verify(
     from sparkflow.loading import load_pipelines
     from sparkflow.params import from_command_line
     from sparkflow.targets.local import LOCAL
+    from sparkflow.terminal import for_person
     from sparkflow.verify import verify as check
 
     failed = False
@@ -531,8 +536,8 @@ def verify(
             if as_json:
                 continue
             for message in report.messages():
-                click.echo(f"error: {message}", err=True)
-            click.echo(report.verdict())
+                click.echo(for_person(f"error: {message}", sys.stderr), err=True)
+            click.echo(for_person(report.verdict()))
     if as_json:
         click.echo(json.dumps(reports, indent=2))
     if failed:
@@ -553,15 +558,17 @@ def _engine_log(storage: str) -> None:
 
 def _warn_local_sources(chosen: Any, inputs: dict[str, str]) -> None:
     """A deployed function cannot read this machine's files: say so for every local source not given a location."""
+    from sparkflow.terminal import for_person
+
     for source in chosen.trace().sources.values():
         if ("://" in source.uri and not source.uri.startswith("file://")) or source.name in inputs:
             continue
-        click.echo(
+        warning = (
             f"warning: {source.origin}: source {source.name!r} is the local path {source.uri!r}, which deployed "
             f"functions cannot read: pass --input {source.name}=s3://... (or gs://...) here, and the same location "
-            f'in each run\'s input ({{"sources": {{"{source.name}": "..."}}}})',
-            err=True,
+            f'in each run\'s input ({{"sources": {{"{source.name}": "..."}}}})'
         )
+        click.echo(for_person(warning, sys.stderr), err=True)
 
 
 def _definition_for(chosen: Any, target: str) -> tuple[Any, str]:
@@ -569,6 +576,7 @@ def _definition_for(chosen: Any, target: str) -> tuple[Any, str]:
     from sparkflow.compiler import definition_text, plan_pipeline
     from sparkflow.outputs import default_out_dir, definition_path
     from sparkflow.targets import get_target
+    from sparkflow.terminal import for_person
 
     plan = plan_pipeline(chosen, target)
     text = definition_text(plan, target)
@@ -576,11 +584,11 @@ def _definition_for(chosen: Any, target: str) -> tuple[Any, str]:
     if os.path.isfile(checked_in):
         with open(checked_in, encoding="utf-8") as handle:
             if handle.read() != text:
-                click.echo(
+                stale = (
                     f"warning: {os.path.relpath(checked_in)} is out of date; using the compiled definition "
-                    "(run `sparkflow compile` and commit it)",
-                    err=True,
+                    "(run `sparkflow compile` and commit it)"
                 )
+                click.echo(for_person(stale, sys.stderr), err=True)
     return plan, text
 
 
@@ -635,8 +643,10 @@ def package_command(
         )
         plan, text = _definition_for(chosen, target)
         lines = get_target(target).package(chosen, plan, text, options)
+    from sparkflow.terminal import for_person
+
     for line in lines:
-        click.echo(line)
+        click.echo(for_person(line))
 
 
 @main.command("deploy")
@@ -965,7 +975,14 @@ def logs_command(
         nodes = stage_nodes(plan_pipeline(chosen, where), stage)  # as the run was planned: which stages are fused
         options = ShipOptions(storage_root=storage, stack=stack, project=project, region=region, profile=profile)
         for record in where.logs(chosen, options, LogQuery(run_id, nodes, follow=follow)):
-            click.echo(json.dumps(record, sort_keys=True) if as_json else line(record))
+            click.echo(json.dumps(record, sort_keys=True) if as_json else _log_line(line(record)))
+
+
+def _log_line(text: str) -> str:
+    """A log line wrapped to the terminal a person reads it in; piped (to grep, a file), one record per line."""
+    from sparkflow.terminal import is_terminal, wrapped
+
+    return wrapped(text) if is_terminal(sys.stdout) else text
 
 
 @main.command("status")

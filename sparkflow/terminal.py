@@ -7,7 +7,9 @@ terminal's width (80 columns when it cannot be told, as when piped; ``COLUMNS`` 
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
+from typing import TextIO
 
 
 def width() -> int:
@@ -15,6 +17,18 @@ def width() -> int:
     from rich.console import Console
 
     return Console().width
+
+
+def is_terminal(stream: TextIO | None = None) -> bool:
+    """Whether ``stream`` (default: standard output) is a terminal, which a person reads, rather than a pipe or a
+    file, which a program may read line by line."""
+    return (stream or sys.stdout).isatty()
+
+
+def for_person(text: str, stream: TextIO | None = None) -> str:
+    """``text`` (an ``error:`` or ``warning:`` line, a log record) as it is written to ``stream``: in a terminal,
+    paths from the working folder and wrapped to its width; to a pipe or a file, as it is, one line for grep."""
+    return wrapped(shown_paths(text)) if is_terminal(stream) else text
 
 
 def shown_path(location: str) -> str:
