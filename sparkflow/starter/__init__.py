@@ -40,7 +40,7 @@ def write_project(folder: str) -> list[str]:
         SparkflowError: ``folder`` is a file, or a folder that already holds something.
     """
     destination = os.path.abspath(folder)
-    _refuse_occupied(folder, destination)
+    _refuse_occupied(folder if folder not in ("", ".") else destination, destination)  # "." names no folder
     parent = os.path.dirname(destination)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".sparkflow-init-", dir=parent)  # same file system: the moves are renames

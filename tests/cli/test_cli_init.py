@@ -86,3 +86,13 @@ def test_init_refuses_a_file(tmp_path: Path) -> None:
     done = invoke("init", str(tmp_path / "taken"))
     assert done.exit_code == 2
     assert "taken: is a file, not a folder: give `sparkflow init` a new or empty folder" in done.output
+
+
+def test_init_in_a_folder_that_is_not_empty_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    here = tmp_path / "project"
+    (here / "src").mkdir(parents=True)
+    (here / "code.py").write_text("", encoding="utf-8")
+    monkeypatch.chdir(here)
+    done = invoke("init")
+    assert done.exit_code == 2
+    assert f"error: {here}: the folder is not empty (code.py, src)" in done.output
