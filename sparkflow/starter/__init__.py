@@ -50,6 +50,8 @@ def write_project(folder: str) -> list[str]:
         _move_into(staging, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        while staging in sys.path:  # loading the pipeline put its folder there, which is gone now
+            sys.path.remove(staging)
     return sorted(written)
 
 
