@@ -915,13 +915,13 @@ def _print_end(final: Any, as_json: bool = False) -> None:
     from dataclasses import asdict
 
     from sparkflow.targets.runs import summary_lines
-    from sparkflow.terminal import wrapped
+    from sparkflow.terminal import for_person
 
     if as_json:
         click.echo(json.dumps(asdict(final), indent=2, default=str))
     else:
-        for line in summary_lines(final):  # a failure's prose wrapped to the terminal; an output's line kept whole
-            click.echo(line if final.succeeded else wrapped(line), err=not final.succeeded)
+        for line in summary_lines(final):  # a failure wrapped in a terminal; an output's line kept whole for scripts
+            click.echo(line if final.succeeded else for_person(line, sys.stderr), err=not final.succeeded)
     if final.finished and not final.succeeded:
         sys.exit(1)
 
