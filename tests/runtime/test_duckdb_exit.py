@@ -25,7 +25,7 @@ print(lines.groupBy("value").count().collect())
 """
 
 
-def test_a_process_that_ran_duckdb_work_ends_without_leaked_lines(tmp_path: Path) -> None:
+def test_a_process_that_ran_duckdb_work_ends_without_nanobind_warnings(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("one\ntwo\none\n", encoding="utf-8")
     done = subprocess.run(
         [sys.executable, "-c", READ_AND_COUNT, str(tmp_path)], capture_output=True, text=True, timeout=120, check=False
