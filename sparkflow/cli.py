@@ -360,7 +360,7 @@ def run(
     from sparkflow.progress import Progress, node_lines, summary_table
     from sparkflow.runtime.local import run_plan
     from sparkflow.targets.local import LOCAL
-    from sparkflow.terminal import shown_path, shown_paths, wrapped
+    from sparkflow.terminal import for_person, shown_path, shown_paths, wrapped
     from sparkflow.units import parse_size
 
     console = Console(stderr=True)
@@ -396,12 +396,12 @@ def run(
             click.echo(wrapped(line))
         for error in (node.error for node in summary.nodes.values() if node.error):  # whole, never cut
             click.echo(f"\n{wrapped(shown_paths(error))}\n", err=True)
-        for node, location in summary.outputs.items():  # whole, for scripts that read them
-            click.echo(f"output {node}: {shown_path(location)}")
+        for node, location in summary.outputs.items():  # wrapped only in a terminal: one line for scripts
+            click.echo(for_person(f"output {node}: {shown_path(location)}"))
         for name, published in summary.sinks.items():
             rows = f"{published['rows']:,} rows"
             where = shown_path(published["uri"])
-            click.echo(f"sink {name} ({published['format']}, {published['mode']}): {where} ({rows})")
+            click.echo(for_person(f"sink {name} ({published['format']}, {published['mode']}): {where} ({rows})"))
         if summary.error:
             click.echo(wrapped(f"error: {shown_paths(summary.error)}"), err=True)
     if summary.status != "succeeded":

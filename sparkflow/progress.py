@@ -69,7 +69,7 @@ def node_lines(summary: RunSummary) -> list[str]:
             continue
         if node.value is not None:
             lines.append(f"{_stage(node)}: {_short(node.value)} ({shown_path(node.output or '')})")
-        elif node.output:
+        elif node.output and node.node not in summary.outputs:  # the pipeline's outputs follow as `output` lines
             lines.append(f"{_stage(node)}: {shown_path(node.output)}")
         if node.rejects:
             lines.append(f"{_stage(node)}: rejected records in {shown_path(node.rejects)}")
