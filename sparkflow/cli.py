@@ -28,7 +28,9 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except SparkflowError as error:
-        click.echo(f"error: {error}", err=True)
+        from sparkflow.terminal import for_person
+
+        click.echo(for_person(f"error: {error}", sys.stderr), err=True)
         sys.exit(2)
 
 
@@ -84,6 +86,36 @@ def _zip_options(command: F) -> F:
     return click.option(
         "--python", "python_version", help="--engine duckdb: the Lambda Python, 3.11-3.13 (default: this one's)."
     )(command)
+
+
+@main.command()
+@click.argument("folder", default=".", metavar="[FOLDER]")
+def init(folder: str) -> None:
+    """Start a new project in FOLDER (default: this folder) that works at once.
+
+    \b
+    It writes:
+      pipeline.py             a small pipeline (revenue per country)
+      data/orders.csv         its sample input, read by local runs
+      tests/test_pipeline.py  runs it on the sample; verify; compile --check
+      definitions/            the compiled AWS and GCP definitions
+      .github/workflows/sparkflow.yml
+                              CI: definitions current, verify, pytest
+      pyproject.toml          pins this sparkflow; out = "definitions"
+      .gitignore, README.md   what to change first
+
+    FOLDER must be new or empty (a .git folder alone is fine): nothing is overwritten, and nothing is written
+    when something fails. Then: cd FOLDER && sparkflow run pipeline.py
+    """
+    from sparkflow.starter import write_project
+
+    with _user_errors():
+        written = write_project(folder)
+    where = os.path.relpath(folder)
+    for path in written:
+        click.echo(f"wrote {os.path.join(where, path) if where != '.' else path}")
+    enter = f"cd {where} && " if where != "." else ""
+    click.echo(f"next: {enter}sparkflow run pipeline.py  (then read README.md)")
 
 
 @main.command()
@@ -205,11 +237,25 @@ def graph(pipeline: str, target: str, form: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the estimate as JSON (sorted keys, no timestamps).")
 @click.option("--write", is_flag=True, help="Write <name>.plan-<target>.json beside the definitions instead.")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff if a written estimate is stale.")
+@click.option(
+    "--wide",
+    is_flag=True,
+    help="Show every column (memory, timeout, input, chunks, buckets, orchestration steps), however wide.",
+)
 def plan_command(
-    pipelines: tuple[str, ...], target: str, inputs: tuple[str, ...], as_json: bool, write: bool, check: bool
+    pipelines: tuple[str, ...],
+    target: str,
+    inputs: tuple[str, ...],
+    as_json: bool,
+    write: bool,
+    check: bool,
+    wide: bool,
 ) -> None:
     """Estimate a run of PIPELINE before running it: per stage where it runs, its memory, timeout, chunks, buckets,
-    tasks, orchestration steps, seconds (the chunk model) and cost at list prices, with totals."""
+    tasks, orchestration steps, seconds (the chunk model) and cost at list prices, with totals.
+
+    The table shows stage, runs on, tasks, seconds and cost, to fit 80 columns; --wide adds the other columns, and
+    --json has every figure. Warnings and assumptions follow the table."""
     from rich.console import Console
 
     from sparkflow.compiler import plan_pipeline
@@ -218,6 +264,7 @@ def plan_command(
     from sparkflow.estimate.sizes import parse_input_sizes
     from sparkflow.loading import load_pipelines
     from sparkflow.outputs import default_out_dir, definition_path
+    from sparkflow.terminal import wrapped
 
     stale = 0
     with _user_errors():
@@ -236,10 +283,15 @@ def plan_command(
                     click.echo(f"wrote {os.path.relpath(path)}")
                 elif as_json:
                     click.echo(to_json(estimate), nl=False)
-                else:  # wide when piped: the table has eleven columns
-                    Console(width=None if sys.stdout.isatty() else 200).print(table(estimate))
+                else:
+                    shown = table(estimate, wide=wide)
+                    console = Console()
+                    if wide:  # as wide as its eleven columns need, whatever the terminal's width
+                        needed = Console(width=10_000).measure(shown).maximum
+                        console = Console(width=max(console.width, needed))
+                    console.print(shown)
                     for line in notes(estimate):
-                        click.echo(line)
+                        click.echo(wrapped(line))
     if stale:
         click.echo(f"{stale} estimate(s) out of date: run `sparkflow plan --write`", err=True)
         sys.exit(1)
@@ -338,9 +390,10 @@ def run(
     from sparkflow.compiler import plan_pipeline
     from sparkflow.loading import load_pipeline
     from sparkflow.params import from_command_line
-    from sparkflow.progress import Progress, summary_table
+    from sparkflow.progress import Progress, node_lines, summary_table
     from sparkflow.runtime.local import run_plan
     from sparkflow.targets.local import LOCAL
+    from sparkflow.terminal import for_person, shown_path, shown_paths, wrapped
     from sparkflow.units import parse_size
 
     console = Console(stderr=True)
@@ -376,15 +429,18 @@ def run(
         click.echo(json.dumps(_with_estimates(summary.to_dict(), estimated), indent=2, default=str))
     else:
         Console().print(summary_table(summary))
-        for failed in (node for node in summary.nodes.values() if node.error):  # whole, never cut
-            click.echo(f"\n{failed.error}\n", err=True)
-        for node, location in summary.outputs.items():
-            click.echo(f"output {node}: {location}")
+        for line in node_lines(summary):
+            click.echo(wrapped(line))
+        for error in (node.error for node in summary.nodes.values() if node.error):  # whole, never cut
+            click.echo(f"\n{wrapped(shown_paths(error))}\n", err=True)
+        for node, location in summary.outputs.items():  # wrapped only in a terminal: one line for scripts
+            click.echo(for_person(f"output {node}: {shown_path(location)}"))
         for name, published in summary.sinks.items():
             rows = f"{published['rows']:,} rows"
-            click.echo(f"sink {name} ({published['format']}, {published['mode']}): {published['uri']} ({rows})")
+            where = shown_path(published["uri"])
+            click.echo(for_person(f"sink {name} ({published['format']}, {published['mode']}): {where} ({rows})"))
         if summary.error:
-            click.echo(f"error: {summary.error}", err=True)
+            click.echo(wrapped(f"error: {shown_paths(summary.error)}"), err=True)
     if summary.status != "succeeded":
         sys.exit(1)
 
@@ -461,11 +517,12 @@ def show(
         from rich.console import Console
 
         from sparkflow.progress import rows_table
+        from sparkflow.terminal import shown_path, wrapped
 
         total = f" of {found.rows:,}" if found.rows is not None else ""
         where = f"{found.kind} {name}" + (f" of run {found.run_id}" if found.run_id else "")
         Console().print(rows_table(table))
-        click.echo(f"{table.num_rows:,}{total} row(s) of {where}: {found.uri}")
+        click.echo(wrapped(f"{table.num_rows:,}{total} row(s) of {where}: {shown_path(found.uri)}"))
 
 
 @main.command()
@@ -505,6 +562,7 @@ def verify(
     from sparkflow.loading import load_pipelines
     from sparkflow.params import from_command_line
     from sparkflow.targets.local import LOCAL
+    from sparkflow.terminal import for_person
     from sparkflow.verify import verify as check
 
     failed = False
@@ -526,8 +584,8 @@ def verify(
             if as_json:
                 continue
             for message in report.messages():
-                click.echo(f"error: {message}", err=True)
-            click.echo(report.verdict())
+                click.echo(for_person(f"error: {message}", sys.stderr), err=True)
+            click.echo(for_person(report.verdict()))
     if as_json:
         click.echo(json.dumps(reports, indent=2))
     if failed:
@@ -548,15 +606,17 @@ def _engine_log(storage: str) -> None:
 
 def _warn_local_sources(chosen: Any, inputs: dict[str, str]) -> None:
     """A deployed function cannot read this machine's files: say so for every local source not given a location."""
+    from sparkflow.terminal import for_person
+
     for source in chosen.trace().sources.values():
         if ("://" in source.uri and not source.uri.startswith("file://")) or source.name in inputs:
             continue
-        click.echo(
+        warning = (
             f"warning: {source.origin}: source {source.name!r} is the local path {source.uri!r}, which deployed "
             f"functions cannot read: pass --input {source.name}=s3://... (or gs://...) here, and the same location "
-            f'in each run\'s input ({{"sources": {{"{source.name}": "..."}}}})',
-            err=True,
+            f'in each run\'s input ({{"sources": {{"{source.name}": "..."}}}})'
         )
+        click.echo(for_person(warning, sys.stderr), err=True)
 
 
 def _definition_for(chosen: Any, target: str) -> tuple[Any, str]:
@@ -564,6 +624,7 @@ def _definition_for(chosen: Any, target: str) -> tuple[Any, str]:
     from sparkflow.compiler import definition_text, plan_pipeline
     from sparkflow.outputs import default_out_dir, definition_path
     from sparkflow.targets import get_target
+    from sparkflow.terminal import for_person
 
     plan = plan_pipeline(chosen, target)
     text = definition_text(plan, target)
@@ -571,11 +632,11 @@ def _definition_for(chosen: Any, target: str) -> tuple[Any, str]:
     if os.path.isfile(checked_in):
         with open(checked_in, encoding="utf-8") as handle:
             if handle.read() != text:
-                click.echo(
+                stale = (
                     f"warning: {os.path.relpath(checked_in)} is out of date; using the compiled definition "
-                    "(run `sparkflow compile` and commit it)",
-                    err=True,
+                    "(run `sparkflow compile` and commit it)"
                 )
+                click.echo(for_person(stale, sys.stderr), err=True)
     return plan, text
 
 
@@ -633,8 +694,10 @@ def package_command(
         )
         plan, text = _definition_for(chosen, target)
         lines = get_target(target).package(chosen, plan, text, options)
+    from sparkflow.terminal import for_person
+
     for line in lines:
-        click.echo(line)
+        click.echo(for_person(line))
 
 
 @main.command("deploy")
@@ -918,12 +981,13 @@ def _print_end(final: Any, as_json: bool = False) -> None:
     from dataclasses import asdict
 
     from sparkflow.targets.runs import summary_lines
+    from sparkflow.terminal import for_person
 
     if as_json:
         click.echo(json.dumps(asdict(final), indent=2, default=str))
     else:
-        for line in summary_lines(final):
-            click.echo(line, err=not final.succeeded)
+        for line in summary_lines(final):  # a failure wrapped in a terminal; an output's line kept whole for scripts
+            click.echo(line if final.succeeded else for_person(line, sys.stderr), err=not final.succeeded)
     if final.finished and not final.succeeded:
         sys.exit(1)
 
@@ -977,7 +1041,14 @@ def logs_command(
         nodes = stage_nodes(plan_pipeline(chosen, where), stage)  # as the run was planned: which stages are fused
         options = ShipOptions(storage_root=storage, stack=stack, project=project, region=region, profile=profile)
         for record in where.logs(chosen, options, LogQuery(run_id, nodes, follow=follow)):
-            click.echo(json.dumps(record, sort_keys=True) if as_json else line(record))
+            click.echo(json.dumps(record, sort_keys=True) if as_json else _log_line(line(record)))
+
+
+def _log_line(text: str) -> str:
+    """A log line wrapped to the terminal a person reads it in; piped (to grep, a file), one record per line."""
+    from sparkflow.terminal import is_terminal, wrapped
+
+    return wrapped(text) if is_terminal(sys.stdout) else text
 
 
 @main.command("status")

@@ -33,24 +33,47 @@ class Progress:
 
 
 def summary_table(summary: RunSummary) -> Table:
+    """One row per stage, with short values only, so that it fits 80 columns; where each stage's output is, and a
+    failure, are :func:`node_lines` below it. The rejected column is there when a source counts bad records."""
     given = ", ".join(f"{name}={value!r}" for name, value in summary.params.items())
     title = f"run {summary.run_id} of {summary.pipeline}: {summary.status} in {summary.seconds:.1f} s"
     table = Table(title=title + (f" ({given})" if given else ""))
-    for column in ("stage", "status", "chunks", "rows", "rejected", "bytes", "seconds", "output"):
-        numeric = column in ("chunks", "rows", "rejected", "bytes", "seconds")
-        table.add_column(column, justify="right" if numeric else "left")
+    rejected = any(node.rejected is not None for node in summary.nodes.values())
+    columns = ["stage", "status", "chunks", "rows", *(["rejected"] if rejected else []), "bytes", "seconds"]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("stage", "status") else "right")
     for node in summary.nodes.values():
-        table.add_row(
-            " + ".join([*node.fused, node.node]),  # fused stages ran inside this one's map tasks
-            f"[{_STYLE.get(node.status, 'white')}]{node.status}[/]",
-            _chunks(node),
-            _number(node.rows),
-            _number(node.rejected),
-            _number(node.bytes),
-            "" if node.seconds is None else f"{node.seconds:.2f}",
-            _output(node),
-        )
+        cells = {
+            "stage": _stage(node),
+            "status": f"[{_STYLE.get(node.status, 'white')}]{node.status}[/]",
+            "chunks": _chunks(node),
+            "rows": _number(node.rows),
+            "rejected": _number(node.rejected),
+            "bytes": _number(node.bytes),
+            "seconds": "" if node.seconds is None else f"{node.seconds:.2f}",
+        }
+        table.add_row(*(cells[column] for column in columns))
     return table
+
+
+def node_lines(summary: RunSummary) -> list[str]:
+    """What goes below the table, one line per stage with something to say, in full: where its output is (paths
+    from the working folder), its value, where its rejected records are, or where it failed."""
+    from sparkflow.terminal import shown_path
+
+    lines = []
+    for node in summary.nodes.values():
+        if node.error:  # its last line (as Python ends a traceback); the whole of it is printed after these lines
+            last = [line for line in node.error.splitlines() if line.strip()][-1].strip()
+            lines.append(f"{_stage(node)}: {last}" + (f" ({shown_path(node.where)})" if node.where else ""))
+            continue
+        if node.value is not None:
+            lines.append(f"{_stage(node)}: {_short(node.value)} ({shown_path(node.output or '')})")
+        elif node.output and node.node not in summary.outputs:  # the pipeline's outputs follow as `output` lines
+            lines.append(f"{_stage(node)}: {shown_path(node.output)}")
+        if node.rejects:
+            lines.append(f"{_stage(node)}: rejected records in {shown_path(node.rejects)}")
+    return lines
 
 
 def rows_table(table: Any) -> Table:
@@ -73,13 +96,8 @@ def _number(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
 
 
-def _output(node: NodeSummary) -> str:
-    if node.error:  # its last line (as Python ends a traceback: "ValueError: boom"); the whole of it is printed below
-        last = [line for line in node.error.splitlines() if line.strip()][-1].strip()
-        shown = last if len(last) <= 100 else last[:97] + "..."
-        return f"{shown} ({node.where})" if node.where else shown
-    shown = f"{_short(node.value)} ({node.output})" if node.value is not None else node.output or ""
-    return f"{shown}; rejected records in {node.rejects}" if node.rejects else shown
+def _stage(node: NodeSummary) -> str:
+    return " + ".join([*node.fused, node.node])  # fused stages ran inside this one's map tasks
 
 
 def _short(value: Any) -> str:

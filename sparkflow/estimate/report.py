@@ -181,8 +181,13 @@ def _rounded(values: Any) -> dict[str, float | None]:
     return {key: int(value) if value is not None and value == int(value) else value for key, value in rounded.items()}
 
 
-def table(estimate: Estimate) -> Any:
-    """A rich Table: one row per stage, then the run's own row and the totals."""
+# The columns of the table that fits 80 columns; `sparkflow plan --wide` shows them all.
+NARROW = ("stage", "runs on", "tasks", "seconds", "cost (USD)")
+
+
+def table(estimate: Estimate, wide: bool = False) -> Any:
+    """A rich Table: one row per stage, then the run's own row and the totals. Narrow (:data:`NARROW`, to fit 80
+    columns) unless ``wide``: then also memory, timeout, input, chunks, buckets and orchestration steps."""
     from rich.table import Table
 
     data = document(estimate)
@@ -206,10 +211,12 @@ def table(estimate: Estimate) -> Any:
         ("seconds", f"{total['seconds']:,.1f}"),
         ("cost (USD)", _usd(total["cost_usd_priced"])),
     ]
-    for name, footer in columns:
+    shown = [index for index, (name, _) in enumerate(columns) if wide or name in NARROW]
+    for index in shown:
+        name, footer = columns[index]
         grid.add_column(name, footer=footer, justify="left" if name in ("stage", "runs on") else "right")
     for item in data["stages"]:
-        grid.add_row(
+        cells = [
             item["stage"] + "".join(f" + {inner}" for inner in item["fused"]),
             f"{item['runs_on']} ({item['engine']})",
             f"{item['memory_mb']:,} MB",
@@ -221,10 +228,12 @@ def table(estimate: Estimate) -> Any:
             f"{item[steps]:,}",
             f"{item['seconds']:,.1f}",
             _usd(item["cost_usd_priced"]),
-        )
+        ]
+        grid.add_row(*(cells[index] for index in shown))
     run = data["run"]
     cells = ["(run: start, publish)", run["runs_on"], *[""] * 5, "1", f"{run[steps]:,}", ""]
-    grid.add_row(*cells, _usd(run["cost_usd_priced"]))
+    cells.append(_usd(run["cost_usd_priced"]))
+    grid.add_row(*(cells[index] for index in shown))
     return grid
 
 

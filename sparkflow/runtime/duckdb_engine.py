@@ -36,6 +36,7 @@ compressions (bzip2, zlib) are decompressed into the task's scratch folder first
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sys
@@ -57,7 +58,7 @@ if TYPE_CHECKING:  # execute imports the engines: at run time this module import
     from sparkflow.plan import PlanSource
 
 _LOCK = threading.Lock()
-_STATE: dict[str, Any] = {"active": False, "session": None}
+_STATE: dict[str, Any] = {"active": False, "session": None, "close_at_exit": False}
 # DuckDB errors that mean the generated SQL uses something DuckDB lacks (not bad data). A BinderException is the
 # user's mistake instead (see _USER_MISTAKES): a column that does not exist, a function given the wrong types.
 _UNSUPPORTED_DUCKDB = ("CatalogException", "BinderException", "ParserException", "NotImplementedException")
@@ -107,7 +108,29 @@ def session(memory_mb: int) -> Any:
         connection.execute("SET temp_directory = ?", [spill])  # not the working directory: read-only on Lambda
         connection.execute("SET preserve_insertion_order = true")
         _STATE["session"] = created
+        if not _STATE["close_at_exit"]:
+            atexit.register(close)
+            _STATE["close_at_exit"] = True
         return created
+
+
+def close() -> None:
+    """Close the process's DuckDB session and drop every reference to it; the next :func:`session` makes a new one.
+
+    Registered with :mod:`atexit` when the session is made: atexit runs before the interpreter tears its modules
+    down, and a DuckDB connection still alive then makes duckdb's nanobind bindings print ``nanobind: leaked N
+    instances`` (and types, functions) on stderr when the process ends — after pytest, or a script that ran a
+    pipeline through :func:`sparkflow.runtime.local.run_plan`. (Processes that leave through
+    :func:`sparkflow.runtime.shutdown.exit_now` skip finalization and never print it.)
+    """
+    with _LOCK:
+        created, _STATE["session"] = _STATE["session"], None
+        if created is None:
+            return
+        udfs = getattr(created, "_udf_conn", None)  # sqlframe's cursor for its SOUNDEX function
+        if udfs is not None:
+            udfs.close()
+        created.stop()  # closes the connection and forgets sqlframe's singleton session
 
 
 class DuckDBEngine(LocalFiles):

@@ -120,8 +120,9 @@ _STYLES = {PENDING: "dim", RUNNING: "yellow", DONE: "green", FAILED: "bold red",
 
 
 def status_table(run: RunStatus) -> Any:
-    """A rich Table of the run: one row per stage (state, runs finished / started, seconds, error); with estimates,
-    a second one of each stage's measured and estimated seconds."""
+    """A rich Table of the run: one row per stage (state, runs finished / started, seconds), short enough for 80
+    columns (a failed stage's error and cause, long, are :func:`summary_lines`, printed whole below it); with
+    estimates, a second one of each stage's measured and estimated seconds."""
     from rich.console import Group
     from rich.table import Table
 
@@ -132,15 +133,13 @@ def status_table(run: RunStatus) -> Any:
     table.add_column("state")
     table.add_column("runs", justify="right")
     table.add_column("seconds", justify="right")
-    table.add_column("error")
     for stage in run.stages:
         runs = f"{stage.finished}/{stage.started}" if stage.started else ""
         if stage.chunks is not None:
             chunks = stage.chunks
             runs = f"{chunks.succeeded}/{chunks.total} chunks" + (f", {chunks.failed} failed" if chunks.failed else "")
-        error = f"{stage.error}: {stage.cause}" if stage.state == FAILED else ""
         state = f"[{_STYLES[stage.state]}]{stage.state}[/]"
-        table.add_row(stage.name, state, runs, _seconds(stage.seconds), error, end_section=False)
+        table.add_row(stage.name, state, runs, _seconds(stage.seconds), end_section=False)
     if not run.timings:
         return table
     times = Table(title="seconds", title_justify="left")

@@ -18,7 +18,9 @@ from sparkflow.targets.runlogs import LogQuery, local_records
 RESUMABLE = Path(__file__).resolve().parents[1] / "resources" / "resumable" / "pipeline.py"
 
 
-def test_logs_of_a_local_run_one_line_per_record_by_stage_and_as_json(tmp_path: Path) -> None:
+def test_logs_of_a_local_run_one_line_per_record_by_stage_and_as_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     prices = tmp_path / "prices.csv"
     prices.write_text("status,fee\npaid,-0.5\n", encoding="utf-8")
     storage, runner = str(tmp_path / "storage"), CliRunner()
@@ -32,6 +34,14 @@ def test_logs_of_a_local_run_one_line_per_record_by_stage_and_as_json(tmp_path: 
     assert "stage start" in lines[0]
     assert "stage failed  error=StageError  ValueError: prices holds 1 negative fee(s): fix the prices file" in lines[1]
     assert lines[0][:4].isdigit() and lines[0][19:24].startswith(".") and lines[0][23] == "Z"  # UTC, milliseconds
+
+    # in a terminal 80 wide, each record wrapped to it: the same words, one record's continuation indented
+    monkeypatch.setattr("sparkflow.terminal.is_terminal", lambda stream=None: True)
+    arguments = ["logs", str(RESUMABLE), "r1", "--storage", storage, "--stage", "report"]
+    narrow = CliRunner(env={"COLUMNS": "80"}).invoke(main, arguments).stdout
+    assert [line for line in narrow.splitlines() if len(line) > 80] == []
+    assert narrow.split() == shown.stdout.split()
+    monkeypatch.undo()
 
     fused = runner.invoke(main, ["logs", str(RESUMABLE), "r1", "--storage", storage, "--stage", "paid"])
     phases = {line.split()[2] for line in fused.stdout.splitlines()}  # paid runs inside spend's tasks

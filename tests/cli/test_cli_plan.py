@@ -92,11 +92,28 @@ def test_more_input_costs_more_and_unconfirmed_prices_are_named_not_counted() ->
     assert small["prices"]["workflows_internal_steps"]["note"].startswith("not confirmed")
 
 
-def test_human_output_has_a_row_per_stage_and_totals() -> None:
-    result = invoke("plan", str(EXAMPLES / "revenue" / "pipeline.py"), "--target", "aws", "--input", "orders=10GiB")
+def at_80_columns(*args: str) -> Result:
+    return CliRunner(env={"COLUMNS": "80"}).invoke(main, list(args), catch_exceptions=False)
+
+
+def unwrapped(output: str) -> str:
+    """Lines wrapped to the terminal's width joined again (a continuation line is indented by two more)."""
+    return re.sub(r"\n  +", " ", output)
+
+
+@pytest.mark.parametrize("target", ["aws", "gcp"])
+def test_human_output_has_a_row_per_stage_and_totals_in_80_columns(target: str) -> None:
+    arguments = ["plan", str(EXAMPLES / "revenue" / "pipeline.py"), "--target", target, "--input", "orders=10GiB"]
+    result = at_80_columns(*arguments)
     assert result.exit_code == 0, result.output
-    for text in ("enrich", "revenue_by_country", "total", "prices checked", "not priced: lambda_ephemeral"):
+    assert [line for line in result.output.splitlines() if len(line) > 80] == []
+    assert re.search(r"┃ stage +┃ runs on +┃ tasks ┃ seconds ┃ cost \(USD\) ┃", result.output)
+    for text in ("enrich", "revenue_by_country", "total", "prices checked", "not priced: "):
         assert text in result.output
+    wide = at_80_columns(*arguments, "--wide")
+    assert re.search(r"┃ stage +┃ runs on +┃ +memory ┃ timeout ┃ +input ┃ chunks ┃ buckets ┃ tasks ┃", wide.output)
+    assert unwrapped(wide.output).count("\n") == unwrapped(result.output).count("\n")  # the same rows and notes
+    assert at_80_columns(*arguments, "--json").output == at_80_columns(*arguments, "--json", "--wide").output
 
 
 def test_json_is_sorted_and_names_the_price_date() -> None:
@@ -176,7 +193,7 @@ def test_compressed_files_are_read_whole_and_plan_says_so(tmp_path: Path) -> Non
     result = invoke("plan", str(tmp_path / "pipeline.py"))
     assert result.exit_code == 0, result.output
     big = (tmp_path / "logs" / "day=1" / "big.log.gz").stat().st_size
-    lines = [line for line in result.output.splitlines() if line.startswith(("note:", "warning:"))]
+    lines = [line for line in unwrapped(result.output).splitlines() if line.startswith(("note:", "warning:"))]
     assert lines == [
         "note: source archive: 1 compressed file (zstd, 3.0 GiB) cannot be split: it is read whole, in one chunk",
         "warning: source archive: 2024.log.zst (3.0 GiB compressed) is larger than a chunk of stage counts_2 "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +39,16 @@ def show(*arguments: str) -> Any:
     return CliRunner().invoke(main, ["show", *arguments])
 
 
-def test_show_prints_the_newest_runs_output(storage: str) -> None:
-    result = show(REVENUE, "revenue_by_country", "--storage", storage)
+def test_show_prints_the_newest_runs_output_in_80_columns(storage: str) -> None:
+    arguments = ["show", REVENUE, "revenue_by_country", "--storage", storage]
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(main, arguments)
     assert result.exit_code == 0, result.output
+    assert [line for line in result.output.splitlines() if len(line) > 80 and storage not in line] == []
     lines = result.output.splitlines()
     assert "country" in lines[1] and "revenue" in lines[1] and "orders" in lines[1]
     location = f"{storage}/revenue/second/revenue_by_country"
-    assert lines[-1] == f"6 of 6 row(s) of output revenue_by_country of run second: {location}"
+    last = re.sub(r"\n  +", " ", result.output).splitlines()[-1]  # the location goes to a line of its own if long
+    assert last == f"6 of 6 row(s) of output revenue_by_country of run second: {location}"
 
 
 def test_show_as_json_and_csv_gives_the_rows_read_output_gives(storage: str) -> None:
@@ -71,7 +75,8 @@ def test_show_reads_a_run_folder_and_sinks(storage: str) -> None:
     orders = sf.read_output(REVENUE, "enriched_orders", storage=storage)  # Parquet, country=XX/ folders
     assert sorted(orders.column_names) == sorted(sf.read_output(REVENUE, "enrich", storage=storage).column_names)
     shown = show(REVENUE, "revenue_history", "--storage", storage, "--limit", "2")
-    assert shown.exit_code == 0 and shown.output.splitlines()[-1].startswith("2 row(s) of sink revenue_history")
+    last = re.sub(r"\n  +", " ", shown.output).splitlines()[-1]  # the location wrapped below it when long
+    assert shown.exit_code == 0 and last.startswith("2 row(s) of sink revenue_history")
 
 
 def test_a_value_stage_shows_its_value(storage: str) -> None:

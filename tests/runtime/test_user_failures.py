@@ -36,22 +36,34 @@ def frame(function: str, text: str) -> str:
 INTERNALS = ("/sparkflow/", "py4j", "site-packages", "org.apache.spark", "java.lang")
 
 
-@pytest.mark.parametrize("engine", ["spark", "duckdb"])
-def test_an_exception_of_the_stage_shows_its_frames_everywhere_and_is_not_retried(tmp_path: Path, engine: str) -> None:
-    result = CliRunner().invoke(main, ["run", f"{FAILING}:boom", "--storage", str(tmp_path), "--engine", engine])
-    assert result.exit_code == 1
-    expected = "\n".join(
+def traceback(file: str | Path = FAILING) -> str:
+    """The failure of pipeline boom as the user reads it, its frames naming ``file``."""
+    return "\n".join(
         [
             "stage 'checked' failed: ValueError: boom: the orders are not checked",
             "Traceback (most recent call last, your code only):",
-            frame("checked", "check(orders)"),
-            frame("check", 'raise ValueError("boom: the orders are not checked")'),
+            frame("checked", "check(orders)").replace(str(FAILING), str(file)),
+            frame("check", 'raise ValueError("boom: the orders are not checked")').replace(str(FAILING), str(file)),
             "ValueError: boom: the orders are not checked",
         ]
     )
-    table = result.output.partition("\nstage 'checked' failed:")[0]
-    assert "ValueError:" in table  # the table's row shows the error's last line; the whole of it follows the table
-    assert expected in result.output
+
+
+@pytest.mark.parametrize("engine", ["spark", "duckdb"])
+def test_an_exception_of_the_stage_shows_its_frames_everywhere_and_is_not_retried(
+    tmp_path: Path, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(FAILING.parents[2])  # the checkout's tests/: paths under it are shown from there
+    arguments = ["run", f"{FAILING}:boom", "--storage", str(tmp_path), "--engine", engine]
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(main, arguments)
+    assert result.exit_code == 1
+    assert [line for line in result.output.splitlines() if len(line) > 80] == []
+    table, _, below = result.output.partition("└")
+    assert "│ checked │ failed │" in table
+    # below the table: the stage's error's last line and where, then the whole of it, paths from the working folder
+    assert "checked: ValueError: boom: the orders are not checked\n  (resources/failing/pipeline.py:" in below
+    assert traceback("resources/failing/pipeline.py") in below
+    expected = traceback()
     summary = json.loads(
         CliRunner()
         .invoke(main, ["run", f"{FAILING}:boom", "--storage", str(tmp_path), "--engine", engine, "--json"])
@@ -137,15 +149,20 @@ def test_the_state_machine_fails_with_the_users_traceback_and_no_retry(
     assert [call.node for call in lambda_double.calls] == ["checked"]  # StageError is final: no retry
 
 
-def test_a_long_error_is_printed_whole_below_the_table(tmp_path: Path) -> None:
+def test_a_long_error_is_printed_whole_below_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bad record's error ends with what to declare: the table shows its last line, and all of it follows."""
     bad = tmp_path / "orders.csv"
     bad.write_text("order_id,customer_id,amount,order_date\n1,16,522.53,2026-07-20\n2,sixteen,10.0,2026-07-21\n")
     arguments = ["run", f"{FAILING}:malformed", "--storage", str(tmp_path / "runs"), "--input", f"orders={bad}"]
-    result = CliRunner().invoke(main, [*arguments, "--engine", "duckdb"])
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # neither file is under the working folder: paths shown whole
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(main, [*arguments, "--engine", "duckdb"])
     assert result.exit_code == 1
+    too_long = [line for line in result.output.splitlines() if len(line) > 80]
+    assert [line for line in too_long if str(bad) not in line and str(FAILING) not in line] == []  # a path is whole
+    printed = " ".join(result.output.split())  # wrapped to 80 columns at spaces: every word of it is there
     assert (
         f'declare on_bad_record="skip" (drop and count bad records) or "quarantine" (also keep them under the '
         f"run's _rejects/) on sf.source('orders') at {FAILING}:{line('orders = sf.source(')}"
-    ) in result.output
-    assert f"line 3 of '{bad}': '2,sixteen,10.0,2026-07-21' does not parse" in result.output
+    ) in printed
+    assert f"line 3 of '{bad}': '2,sixteen,10.0,2026-07-21' does not parse" in printed

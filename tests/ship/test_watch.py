@@ -283,3 +283,22 @@ def test_follow_reads_only_the_events_since_its_last_reading() -> None:
     assert history.pages_read == 1  # the newest page reaches an event already read: no more pages
     assert second == status(execution, clients=lambda service: history)
     assert second.stages[50].state == "running" and second.stages[51].state == PENDING
+
+
+def test_a_failed_runs_status_fits_80_columns_and_its_error_follows_whole() -> None:
+    """`sparkflow status` / `start`: the table holds short values; the failed stage's error and cause, however long,
+    are the lines printed below it."""
+    from rich.console import Console
+
+    from sparkflow.targets.runs import RunStatus, StageStatus
+
+    cause = "ValueError: " + "the orders of customer 16 are not checked " * 4 + "(pipeline.py:15)"
+    stages = (
+        StageStatus("a_stage_with_a_long_descriptive_name", DONE, 1, 1, seconds=12.5),
+        StageStatus("counts", FAILED, 1, 1, error="StageError", cause=cause),
+    )
+    run = RunStatus("arn:aws:states:us-east-1:123456789012:execution:wordcount:run-1", "run-1", "FAILED", stages)
+    console = Console(width=80, record=True)
+    console.print(status_table(run))
+    assert [line for line in console.export_text().splitlines() if len(line) > 80] == []
+    assert summary_lines(run) == [f"stage counts failed: StageError: {cause}"]
