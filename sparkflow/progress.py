@@ -37,7 +37,9 @@ def summary_table(summary: RunSummary) -> Table:
     failure, are :func:`node_lines` below it. The rejected column is there when a source counts bad records."""
     given = ", ".join(f"{name}={value!r}" for name, value in summary.params.items())
     title = f"run {summary.run_id} of {summary.pipeline}: {summary.status} in {summary.seconds:.1f} s"
-    table = Table(title=title + (f" ({given})" if given else ""))
+    title += f" ({given})" if given else ""
+    # As wide as its title (the console's width at most), so that the title is not folded over a narrow table.
+    table = Table(title=title, title_justify="left", min_width=len(title))
     rejected = any(node.rejected is not None for node in summary.nodes.values())
     columns = ["stage", "status", "chunks", "rows", *(["rejected"] if rejected else []), "bytes", "seconds"]
     for column in columns:
