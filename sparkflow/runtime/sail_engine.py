@@ -62,7 +62,6 @@ def prepare() -> None:
         if _STATE["prepared"]:
             return
         os.environ[CONNECT_MODE_VARIABLE] = "1"
-        os.environ.setdefault("RUST_LOG", "error")  # Sail's server logs its start and stop at INFO
         _STATE["prepared"] = True
 
 
@@ -80,6 +79,7 @@ def session(memory_mb: int) -> Any:
         scratch = os.path.join(tempfile.gettempdir(), f"sparkflow-sail-{os.getpid()}")
         os.makedirs(os.path.join(scratch, "spill"), exist_ok=True)  # Sail refuses to start a session without it
         budget = max(256, int(memory_mb * ENGINES["sail"].memory_share)) * 1024**2
+        os.environ.setdefault("RUST_LOG", "error")  # Sail's server logs its start and stop at INFO
         # Sail reads its configuration from SAIL_* variables when the server starts.
         os.environ.update(
             {
