@@ -420,6 +420,11 @@ def _run_phase(
     from sparkflow.runtime import fanout
 
     assert task.fanout is not None  # handle_event refuses a phase of a task the Plan does not split
+    if phase not in task.fanout.phases():
+        raise EventError(
+            f"event field 'phase': stage {task.stage!r} is split by {task.fanout.mode} in plan "
+            f"{config.plan.digest!r}: its phases are {', '.join(task.fanout.phases())}, not {phase!r}"
+        )
     # The run's own size (sparkflow run --chunk-bytes, an execution's params) over the event's (the Plan's in a
     # compiled definition; a hand-written event may ask for another) over the Plan's.
     chunk_bytes = run.get("params", {}).get("chunk_bytes") or event.get("chunk_bytes") or task.fanout.chunk_bytes

@@ -487,6 +487,47 @@ def _bucketize(engine: Any, frame: Any, keys: list[str], buckets: int) -> Any:
     return frame.withColumn(shuffle.BUCKET_COLUMN, ((hashed % count) + count) % count)
 
 
+# --- partition -----------------------------------------------------------------------------------------------
+
+
+def _partition(job: Job, plan: dict[str, Any]) -> dict[str, Any]:
+    """Choose the reducers from the map tasks' indexes (see :mod:`sparkflow.runtime.partition`): write one file per
+    reducer, then the reduce phase's item list, then last ``reducers.json``, so a retried task that finds it answers
+    from it without doing the work again."""
+    split_folder = storage.join(job.work, SPLIT)
+    done = storage.read_json(storage.join(split_folder, partition.REDUCERS))
+    if done is not None:
+        return _pointer(job.work, {"items": plan["items"], "buckets": len(done["reducers"])})
+    objects = partition.read_objects(job.work, plan["inputs"], job.call.stage.name)
+    sizes = partition.bucket_sizes(objects, plan["buckets"])
+    hot = partition.skewed(sizes, plan["chunk_bytes"], SKEW_FACTOR)
+    if hot is not None:
+        raise _skew(job, plan, hot, sizes[hot], sum(sizes) / len(sizes))
+    runs = partition.group(sizes, plan["chunk_bytes"])
+    params = [item["param"] for item in plan["inputs"]]
+
+    def write(number: int) -> None:
+        low, high = runs[number]
+        _write_json(partition.reducer_uri(split_folder, number), partition.reducer_file(objects, params, low, high))
+
+    partition.concurrently(write, range(len(runs)))
+    _write_json(storage.join(split_folder, "reduce-items.json"), [{"chunk": r} for r in range(len(runs))])
+    _write_json(storage.join(split_folder, partition.REDUCERS), {"reducers": [list(run) for run in runs]})
+    return _pointer(job.work, {"items": plan["items"], "buckets": len(runs)})
+
+
+def _skew(job: Job, plan: dict[str, Any], bucket: int, size: int, mean: float) -> InputError:
+    """The refusal of a bucket far larger than both the chunk budget and the average bucket: a few keys hold most
+    rows (see :func:`sparkflow.runtime.partition.skewed`)."""
+    return InputError(
+        f"stage {job.call.stage.name!r}: bucket {bucket} holds {size / 1024**2:,.2f} MiB of input, more than "
+        f"{SKEW_FACTOR} x both its chunk budget ({plan['chunk_bytes'] / 1024**2:,.2f} MiB) and the average bucket "
+        f"({mean / 1024**2:,.2f} MiB): a few key values hold most rows (skew on "
+        f"{list(job.partition_by)}); give the stage more memory= or a larger chunk_size=, "
+        "or pre-aggregate the hot keys"
+    )
+
+
 # --- reduce --------------------------------------------------------------------------------------------------
 
 
@@ -512,52 +553,11 @@ def _reduce(job: Job, number: int, reducer: dict[str, Any]) -> dict[str, Any]:
             values[item.param] = job.whole(item)
     if job.merge is None or job.merge is job.call.stage.fn:  # no combining, or combine=True: the stage again
         return _commit_part(job, job.engine(), job.run_stage(values), part)
-    # The merge takes the bucket's partial results alone (a combined stage has one input carrying rows).
+    # The merge takes the reducer's partial results alone (a combined stage has one input carrying rows).
     merging = job.call.stage.merging()
     with failures.running(merging):
         output = job.merge(values[chosen[0].param])
     return _commit_part(job, job.engine(), output, part, merging)
-
-
-# --- partition -----------------------------------------------------------------------------------------------
-
-
-def _partition(job: Job, plan: dict[str, Any]) -> dict[str, Any]:
-    """Choose the reducers from the map tasks' indexes (see :mod:`sparkflow.runtime.partition`): write one file per
-    reducer, then the reduce phase's item list, then last ``reducers.json``, so a retried task that finds it answers
-    from it without doing the work again."""
-    split_folder = storage.join(job.work, SPLIT)
-    done = storage.read_json(storage.join(split_folder, partition.REDUCERS))
-    if done is not None:
-        return _pointer(job.work, {"items": plan["items"], "buckets": len(done["reducers"])})
-    objects = partition.read_objects(job.work, plan["inputs"], job.call.stage.name)
-    sizes = partition.bucket_sizes(objects, plan["buckets"])
-    hot = partition.skewed(sizes, plan["chunk_bytes"], SKEW_FACTOR)
-    if hot is not None:
-        _refuse_skew(job, plan, hot, sizes[hot], sum(sizes) / len(sizes))
-    runs = partition.group(sizes, plan["chunk_bytes"])
-    params = [item["param"] for item in plan["inputs"]]
-
-    def write(number: int) -> None:
-        low, high = runs[number]
-        _write_json(partition.reducer_uri(split_folder, number), partition.reducer_file(objects, params, low, high))
-
-    partition.concurrently(write, range(len(runs)))
-    _write_json(storage.join(split_folder, "reduce-items.json"), [{"chunk": r} for r in range(len(runs))])
-    _write_json(storage.join(split_folder, partition.REDUCERS), {"reducers": [list(run) for run in runs]})
-    return _pointer(job.work, {"items": plan["items"], "buckets": len(runs)})
-
-
-def _refuse_skew(job: Job, plan: dict[str, Any], bucket: int, size: int, mean: float) -> None:
-    """Refuse a bucket far larger than both the chunk budget and the average bucket: a few keys hold most rows (see
-    :func:`sparkflow.runtime.partition.skewed`)."""
-    raise InputError(
-        f"stage {job.call.stage.name!r}: bucket {bucket} holds {size / 1024**2:,.2f} MiB of input, more than "
-        f"{SKEW_FACTOR} x both its chunk budget ({plan['chunk_bytes'] / 1024**2:,.2f} MiB) and the average bucket "
-        f"({mean / 1024**2:,.2f} MiB): a few key values hold most rows (skew on "
-        f"{list(job.partition_by)}); give the stage more memory= or a larger chunk_size=, "
-        "or pre-aggregate the hot keys"
-    )
 
 
 # --- commit --------------------------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
+from functools import cached_property
+from itertools import accumulate
 from typing import Any
 
 from sparkflow.errors import StorageError
@@ -61,10 +63,12 @@ class Index:
 
     def offsets(self) -> list[int]:
         """R + 1 offsets, Spark's index file: bucket b is bytes ``[offsets[b], offsets[b + 1])``."""
-        found = [0]
-        for size in self.sizes():
-            found.append(found[-1] + size)
-        return found
+        return list(self._offsets)
+
+    @cached_property
+    def _offsets(self) -> tuple[int, ...]:
+        # Computed once: the partition task takes a span of every map object for every reducer.
+        return tuple(accumulate(self.sizes(), initial=0))
 
     def sizes(self) -> list[int]:
         """Each bucket's bytes, in bucket order."""
@@ -80,7 +84,7 @@ class Index:
         lengths = tuple(length for files in self.files[low:high] for length in files)
         if not lengths:
             return None
-        return Range(uri, self.offsets()[low], lengths)
+        return Range(uri, self._offsets[low], lengths)
 
     def sample(self, uri: str) -> Range:
         """The object's first Parquet file (any bucket's, or the schema file): enough to learn its columns."""

@@ -13,12 +13,16 @@ from typing import Any
 import pytest
 
 from sparkflow.compiler import plan_pipeline
+from sparkflow.errors import EventError
 from sparkflow.layout import work_location
 from sparkflow.loading import load_pipeline
 from sparkflow.runtime import partition, shuffle
+from sparkflow.runtime.execute import handle_event
 from sparkflow.runtime.fanout import SKEW_FACTOR
 from sparkflow.runtime.local import run_plan
 from sparkflow.targets.local import LOCAL
+from tests.examples import example
+from tests.runtime.configs import runtime_config
 from tests.runtime.reference import committed_rows, reference_outputs, rows
 
 
@@ -145,3 +149,11 @@ def test_a_combined_word_count_runs_far_fewer_reducers_than_buckets(spark: Any, 
     assert json.loads((split / "reduce-items.json").read_text()) == [{"chunk": r} for r in range(len(reducers))]
     expected = reference_outputs(spark, pipeline)
     assert committed_rows(spark, summary.outputs["counts"]) == rows(expected["counts"])
+
+
+def test_a_stage_split_by_rows_has_no_partition_phase(tmp_path: Path) -> None:
+    pipeline = load_pipeline(str(example("wordcount")))
+    config = runtime_config(pipeline=pipeline, storage_root=str(tmp_path))
+    event = {"version": 1, "pipeline": "wordcount", "node": "words", "phase": "partition"}
+    with pytest.raises(EventError, match=r"stage 'words' is split by rows in plan '[0-9a-f]{16}': its phases are "):
+        handle_event({**event, "run": {"id": "r1", "storage": f"{tmp_path}/"}}, config)

@@ -204,7 +204,11 @@ def test_a_retried_map_task_leaves_only_its_committed_object_to_the_reducers(spa
             == manifest["bytes"]
             == (part.parent / f"chunk-{chunk:05d}" / manifest["files"][0]).stat().st_size
         )
-    run.reduce_all()
+    reducers = run.reduce_all()
+    written = {path: path.stat().st_mtime_ns for path in (Path(run.work) / "split").rglob("*.json")}
+    again = run.phase("partition")  # a retried partition task answers from reducers.json: nothing is written again
+    assert again["buckets"] == reducers
+    assert {path: path.stat().st_mtime_ns for path in (Path(run.work) / "split").rglob("*.json")} == written
     committed = run.phase("commit")
     assert committed["rows"] == USERS
     assert sums(spark, run.output, tmp_path / "read") == expected_sums()
