@@ -76,11 +76,12 @@ class PlanInput:
 @dataclass(frozen=True)
 class Fanout:
     """How a split stage runs: a split task measures its input and writes a manifest of chunks; one map task
-    per chunk; for ``key`` stages one reduce task per bucket after map tasks bucketed rows by key; then a
-    commit task publishes the parts as the stage's output.
+    per chunk; for ``key`` stages, after map tasks bucketed rows by key, a partition task groups the buckets into
+    reducers by what they hold, and one reduce task per reducer; then a commit task publishes the parts as the
+    stage's output.
 
     Attributes:
-        mode: ``rows`` (split -> map -> commit) or ``key`` (split -> map -> reduce -> commit).
+        mode: ``rows`` (split -> map -> commit) or ``key`` (split -> map -> partition -> reduce -> commit).
         split: the parameters whose inputs are cut into chunks (a join splits both of its inputs).
         chunk_bytes: input bytes per chunk (the run may override it).
         max_concurrency: how many chunk tasks may run at once.
@@ -94,6 +95,13 @@ class Fanout:
     chunk_bytes: int
     max_concurrency: int
     combine: bool = field(default=False, metadata={_OMITTED_AT_DEFAULT: True})
+
+    def phases(self) -> tuple[str, ...]:
+        """The stage's phases in the order they run: a key stage's partition task chooses, from what its map tasks
+        shuffled, how many reduce tasks run (see :mod:`sparkflow.runtime.partition`)."""
+        if self.mode == "key":
+            return ("split", "map", "partition", "reduce", "commit")
+        return ("split", "map", "commit")
 
 
 @dataclass(frozen=True)

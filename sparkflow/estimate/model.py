@@ -2,12 +2,14 @@
 
 A task takes a fixed start-up plus its input bytes over the engine's throughput (the same throughput the split
 pass sizes chunks with: each engine's :attr:`~sparkflow.engines.EngineSpec.chunk_model`). A split stage is a
-split task, one map task per chunk, for key stages one reduce task per bucket, and a commit task, as the runtime
-runs it; its chunks and buckets are counted the way the runtime's split phase counts them. Tasks of a phase run
-``concurrency`` at a time. A stage's output is its dataset inputs times its shrink (:mod:`sparkflow.shrink`: measured
-in a local run, else the combined default for a ``combine=`` stage, else 1); a value stage writes no dataset. A key
-stage's reduce tasks read the shuffle: every row, or with ``combine=`` the map tasks' partial results (the stage's
-shrunk output). The pipeline takes the longest path through the Plan's schedule.
+split task, one map task per chunk, for key stages a partition task and one reduce task per reducer, and a commit
+task, as the runtime runs it; its chunks are counted the way the runtime's split phase counts them, its reducers
+the way its partition phase groups buckets: a chunk budget of the shuffle each (at most the split's buckets).
+Tasks of a phase run ``concurrency`` at a time. A stage's output is its dataset inputs times its shrink
+(:mod:`sparkflow.shrink`: measured in a local run, else the combined default for a ``combine=`` stage, else 1); a
+value stage writes no dataset. A key stage's reduce tasks read the shuffle: every row, or with ``combine=`` the map
+tasks' partial results (the stage's shrunk output). The pipeline takes the longest path through the Plan's
+schedule.
 
 The start-up and the throughput figures, and where each was measured, are in docs/performance.md ("Estimates").
 """
@@ -75,7 +77,8 @@ class StageWork:
         output_bytes: what it writes (0 for a value stage): its input times ``shrink``.
         shuffle_bytes: what a key stage's map tasks write for its reduce tasks (0 for other stages).
         shrink: its output per input byte, and where that figure comes from.
-        chunks, buckets: of a split stage (buckets: key stages), else None.
+        chunks, buckets: of a split stage (buckets: a key stage's reduce tasks, which the partition task chooses
+            from the shuffle's bytes), else None.
         phases: its tasks, in order.
         seconds: from its first task's start to its last task's end.
         speedup: the machine's throughput over the model's (vCPUs / 2 for containers and serverless Spark).
@@ -195,10 +198,13 @@ def _stage(
     buckets = None
     shuffle = 0
     if fanout.mode == "key":
-        buckets = max(1, min(MAX_BUCKETS, math.ceil(split_bytes / chunk)))
+        fine = max(1, min(MAX_BUCKETS, math.ceil(split_bytes / chunk)))  # what the split task plans, from the input
         # combine=: map tasks shuffle their partial results (bounded by the stage's shrunk output), else every row.
         shuffle = round(total * shrunk.ratio) if fanout.combine else split_bytes + others
+        # The partition task gives each reducer contiguous fine buckets up to a chunk of what was shuffled.
+        buckets = max(1, min(fine, math.ceil(shuffle / chunk)))
         each = shuffle / buckets
+        phases_list.append(Phase("partition", 1, 0, start))
         phases_list.append(Phase("reduce", buckets, each, seconds(each)))
     phases_list.append(Phase("commit", 1, 0, start))
     phases = tuple(phases_list)

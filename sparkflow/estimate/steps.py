@@ -89,8 +89,9 @@ def workflow_steps(plan: Plan, definition: Mapping[str, Any], work: Mapping[str,
     """Billed steps per stage id (and ``run``) of one successful execution of a Workflows ``definition``.
 
     A call of a subworkflow bills the subworkflow's steps to the calling stage. Inside a subworkflow the walk knows
-    the call's literal arguments and the stage's chunks and buckets (what its split call answers,
-    ``split.output.chunks`` and ``.buckets``), which decide its switches and ``parallel for`` ranges.
+    the call's literal arguments and the stage's chunks and reducers (what its split and partition calls answer,
+    ``split.output.chunks`` and ``partition.output.buckets``), which decide its switches and ``parallel for``
+    ranges.
     """
     counts: Counter[str] = Counter()
     _Workflow(definition, by_length(plan), work, counts).steps(definition["main"]["steps"], RUN, {})
@@ -144,14 +145,15 @@ class _Workflow:
         self.steps(subworkflow["steps"], owner, inner, times)
 
     def _value(self, value: Any, owner: str, scope: Mapping[str, Any]) -> Any:
-        """A literal, a variable of ``scope``, or the chunks or buckets a split answers; None if unknown."""
+        """A literal, a variable of ``scope``, or the chunks a split or the reducers a partition answers; None if
+        unknown."""
         if not (isinstance(value, str) and value.startswith("${")):
             return value
         name = value[2:-1]
         stage = self.work.get(owner)
         if name == "split.output.chunks":
             return stage.chunks if stage else 0
-        if name == "split.output.buckets":
+        if name == "partition.output.buckets":  # the reducers the partition call chose
             return stage.buckets if stage else 0
         return scope.get(name)
 

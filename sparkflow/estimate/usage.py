@@ -14,9 +14,10 @@ price (their keys are the same).
   (plus its commit manifest), which reduce tasks read by byte ranges. So, per task: one listing per input; a whole
   task reads each object of its inputs (an upstream output has one part per chunk or bucket) and writes its output in
   ``_work/`` then copies it into place; a split task writes its manifests, item lists and plan; a map task reads its
-  chunk and writes one object (a key stage's: plus its commit manifest); a reduce task reads each map task's commit
-  manifest (its index) and makes one ranged GET of its object, then writes its part; a commit task copies the parts
-  into place and writes a manifest and a marker. Storage is priced for the time it is held: what ``_work/`` holds
+  chunk and writes one object (a key stage's: plus its commit manifest); a partition task reads each map task's commit
+  manifest (its index) once and writes a file per reducer; a reduce task reads its file and makes one ranged GET of
+  each map object, then writes its part; a commit task copies the parts into place and writes a manifest and a
+  marker. Storage is priced for the time it is held: what ``_work/`` holds
   (attempts, shuffle objects) for the run's estimated seconds (the ``*_gb_months`` keys); the stage outputs the run
   keeps under its folder (nothing deletes them) for a month (``*_kept_gb_months``); the tables published to sinks for
   a month (``*_sink_gb_months``).
@@ -42,6 +43,7 @@ FAN_JOB_OVER = 20  # Workflows runs a fan-out of more tasks as a Cloud Run job (
 COMMIT_FILES = 2  # a manifest and the _SUCCESS marker
 SHUFFLE_COMMIT_FILES = 1  # a key stage's map task: the commit manifest beside its one shuffle object
 SPLIT_FILES = 4  # a split task: manifests, item lists and the split plan
+PARTITION_FILES = 2  # a partition task, besides a file per reducer: the reduce item list and the reducers' list
 #: A month of storage, in seconds (730 hours: the month AWS's and Google's storage prices are per).
 MONTH_S = 730 * 3600
 STORAGE = {"aws": "s3", "gcp": "gcs"}
@@ -173,10 +175,14 @@ def _storage(
         elif phase.name == "map":
             per_task = 1 + (SHUFFLE_COMMIT_FILES if done.buckets else 0)
             gets, writes = gets + phase.count, writes + phase.count * per_task
+        elif phase.name == "partition":
+            # every map task's commit manifest (its index) once; a file per reducer, the reduce item list and the
+            # reducers' list
+            gets, writes = gets + (done.chunks or 1), writes + (done.buckets or 1) + PARTITION_FILES
         elif phase.name == "reduce":
-            # per map task (map tasks span every split input's chunks): its commit manifest (the index) and one
-            # ranged GET of its shuffle object (taken as never empty)
-            gets, writes = gets + phase.count * 2 * (done.chunks or 1), writes + phase.count
+            # its reducer file, and one ranged GET of each map task's shuffle object (taken as never empty; map tasks
+            # span every split input's chunks)
+            gets, writes = gets + phase.count * (1 + (done.chunks or 1)), writes + phase.count
         elif phase.name == "commit":
             lists, writes = lists + 1, writes + _parts(done) + COMMIT_FILES  # a copy per part
     storage = STORAGE[target]

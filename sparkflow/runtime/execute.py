@@ -154,8 +154,8 @@ def handle_event(event: object, config: RuntimeConfig) -> dict[str, Any]:
         existing = storage.publish(location, work, claimed)
     if existing is not None:
         logs.log("stage skipped: already committed", **context.fields())
-        if phase == "split":  # a resumed run: no chunk to map or reduce, the state machine goes straight to commit
-            return _committed_split(context, work, started)
+        if phase in ("split", "partition"):  # a resumed run: no chunk to map or reduce, straight to commit
+            return _committed_split(context, work, started, phase)
         return _result(context, existing, location, started, "already-committed")
 
     logs.log("stage start", **context.fields())
@@ -420,6 +420,11 @@ def _run_phase(
     from sparkflow.runtime import fanout
 
     assert task.fanout is not None  # handle_event refuses a phase of a task the Plan does not split
+    if phase not in task.fanout.phases():
+        raise EventError(
+            f"event field 'phase': stage {task.stage!r} is split by {task.fanout.mode} in plan "
+            f"{config.plan.digest!r}: its phases are {', '.join(task.fanout.phases())}, not {phase!r}"
+        )
     # The run's own size (sparkflow run --chunk-bytes, an execution's params) over the event's (the Plan's in a
     # compiled definition; a hand-written event may ask for another) over the Plan's.
     chunk_bytes = run.get("params", {}).get("chunk_bytes") or event.get("chunk_bytes") or task.fanout.chunk_bytes
@@ -607,14 +612,15 @@ def _open_kv(config: RuntimeConfig, run: dict[str, Any]) -> Any:
     return open_kv(f"sqlite:///{os.path.join(storage.normalize(root), '_kv.sqlite')}")
 
 
-def _committed_split(context: _Context, work: str, started: float) -> dict[str, Any]:
-    """The split task's answer for a stage already committed (a resumed run): no chunks and no buckets, so neither
-    the state machine (which skips the map and reduce states on ``already-committed``) nor ``sparkflow run`` starts
-    a chunk task. The item lists it names are where a split would put them; they are never read."""
+def _committed_split(context: _Context, work: str, started: float, phase: str) -> dict[str, Any]:
+    """The split (or partition) task's answer for a stage already committed (a resumed run): no chunks and no
+    buckets, so neither the state machine (which skips the map, partition and reduce states on
+    ``already-committed``) nor ``sparkflow run`` starts a chunk task. The item lists it names are where a split
+    would put them; they are never read."""
     from sparkflow.runtime.fanout import pointer_to_nothing
 
     result = _result(context, pointer_to_nothing(work), "", started, "already-committed")
-    result["phase"] = "split"
+    result["phase"] = phase
     return validate_result(result)
 
 

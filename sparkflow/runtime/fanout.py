@@ -1,12 +1,12 @@
-"""Split stages at run time: the split, map, reduce and commit phases of one stage.
+"""Split stages at run time: the split, map, partition, reduce and commit phases of one stage.
 
 A stage the compiler marked for splitting (``partition="rows"`` or ``partition_by=``) runs as:
 
 * **split** (one task): measures the real input (:mod:`sparkflow.runtime.split`) and writes, under the stage's
   work folder (``<root>/_work/<pipeline>/<run>/<node>/``), ``split/plan.json`` (what is split, into how many
-  chunks and buckets) and the item lists the state machine fans out over (``split/map-items.json``,
-  ``split/reduce-items.json``). A rows stage splits its first dataset input and reads its other inputs whole; a
-  key stage splits every dataset input.
+  chunks, and a key stage's P fine buckets: one per chunk budget of input, at most :data:`MAX_BUCKETS`) and the
+  item list the state machine fans the map phase out over (``split/map-items.json``). A rows stage splits its first
+  dataset input and reads its other inputs whole; a key stage splits every dataset input.
 * **map** (one task per chunk): a rows stage runs the user's function on its chunk and commits the result as
   one part (``parts/chunk-NNNNN/``); a key stage assigns every row of its chunk to one of P buckets by a hash
   of the key columns and commits them as one shuffle object (``shuffle/<input>/chunk-NNNNN/``): every bucket's
@@ -15,17 +15,23 @@ A stage the compiler marked for splitting (``partition="rows"`` or ``partition_b
   makes one data PUT whatever P is: a terabyte in 3,414 chunks and 1,000 buckets makes 3,414, not 3.4 million. A
   key stage the Plan combines (``combine=``) first runs the user's function on its chunk and buckets those partial
   results instead of its rows, as Spark's partial aggregation does before its shuffle.
-* **reduce** (one task per bucket, key stages): reads bucket b of every split input, one ranged read of each map
-  object where the bucket is not empty (all rows of a key are in one bucket, in every input, so joins and
-  aggregates see whole keys), runs the user's function (a combined stage: its merge, on the union of the bucket's
-  partial results) and commits one part (``parts/bucket-NNNNN/``). A bucket much larger than the chunk budget is
-  refused as skew (its size comes from the map tasks' indexes).
+* **partition** (one task, key stages): reads every map task's index once and groups the P fine buckets into R
+  reducers, runs of contiguous buckets of at most a chunk budget of shuffled bytes each, as Spark's adaptive
+  execution coalesces shuffle partitions (see :mod:`sparkflow.runtime.partition`): a combined word count whose
+  shuffle is 2% of its input runs a fiftieth of the reducers. A bucket much larger than the chunk budget is refused
+  here as skew. It writes one file per reducer (``split/reduce/r-NNNNN.json``: its byte ranges in every map object),
+  the reduce phase's item list (``split/reduce-items.json``) and last ``split/reducers.json``.
+* **reduce** (one task per reducer, key stages): reads its file and its buckets of every split input, one ranged
+  read of each map object where they are not empty (all rows of a key are in one bucket, in every input, so joins
+  and aggregates see whole keys), runs the user's function (a combined stage: its merge, on the union of the
+  partial results) and commits one part (``parts/reducer-NNNNN/``).
 * **commit** (one task): checks that every part is committed and publishes their files together as the stage's
   output (see :func:`sparkflow.runtime.storage.publish`), so readers downstream — sparkflow's or any Parquet
   reader — see a split stage's output exactly like a whole stage's.
 
 Every part is committed like any output (see :mod:`sparkflow.runtime.storage`), so a retried or duplicated
-chunk task never leaves partial or duplicated rows; a phase whose work is committed is not done again.
+chunk task never leaves partial or duplicated rows; a phase whose work is committed (a split plan, a partition's
+``reducers.json``, a part) is not done again.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from sparkflow import compression
 from sparkflow.dsl.trace import StageCall
 from sparkflow.errors import EventError, InputError, StorageError
-from sparkflow.runtime import failures, records, shuffle, split, storage
+from sparkflow.runtime import failures, partition, records, shuffle, split, storage
 
 if TYPE_CHECKING:
     from sparkflow.plan import PlanSource
@@ -50,7 +56,7 @@ if TYPE_CHECKING:
 # Folders of a split stage's work folder (:func:`sparkflow.layout.work_location`).
 SPLIT = "split"
 PARTS = "parts"
-SHUFFLE = "shuffle"
+SHUFFLE = partition.SHUFFLE
 MAX_BUCKETS = 1000
 # A reducer may take this many chunk budgets before its bucket counts as skewed (a conservative budget).
 SKEW_FACTOR = 4
@@ -154,18 +160,31 @@ class Fused:
 
 
 def run_phase(job: Job, phase: str, chunk: int | None) -> dict[str, Any]:
-    """Run one phase; returns the manifest to report (for map/reduce: the part's; for commit: the stage's)."""
+    """Run one phase; returns the manifest to report (for map/reduce: the part's; for commit: the stage's; for
+    split and partition: where the item lists are)."""
     if phase == "split":
         return _split(job)
     plan = _read_plan(job.work)
     if phase == "commit":
         return _commit(job, plan)
-    count = len(plan["items"]) if phase == "map" else plan["buckets"]
+    if phase == "partition":
+        return _partition(job, plan)
+    if phase == "map":
+        _check_item(phase, chunk, len(plan["items"]))
+        assert chunk is not None
+        return _map(job, plan, chunk)
+    # A reducer reads its own file only; the reducer count is read when that file is missing, to say why.
+    reducer = _read_reducer(job.work, chunk) if chunk is not None and chunk >= 0 else None
+    if reducer is None:
+        _check_item(phase, chunk, len(_read_reducers(job.work)))
+        raise InputError(f"no reducer file for reducer {chunk} in {job.work!r}: the partition task's files are broken")
+    assert chunk is not None
+    return _reduce(job, chunk, reducer)
+
+
+def _check_item(phase: str, chunk: int | None, count: int) -> None:
     if chunk is None or not 0 <= chunk < count:
         raise EventError(f"event field 'chunk' is {chunk!r}: the {phase} phase of this run has items 0 to {count - 1}")
-    if phase == "map":
-        return _map(job, plan, chunk)
-    return _reduce(job, plan, chunk)
 
 
 # --- split ---------------------------------------------------------------------------------------------------
@@ -195,14 +214,14 @@ def _split(job: Job) -> dict[str, Any]:
     plan = {"version": 1, "mode": job.mode, "buckets": buckets, "chunk_bytes": job.chunk_bytes, "inputs": inputs}
     plan["items"] = items
     _write_json(storage.join(job.work, SPLIT, "map-items.json"), [{"chunk": k} for k in range(len(items))])
-    if job.mode == "key":
-        _write_json(storage.join(job.work, SPLIT, "reduce-items.json"), [{"chunk": b} for b in range(buckets)])
     _write_json(plan_uri, plan)  # last: a plan that exists is complete
     return _pointer(job.work, plan)
 
 
 def _pointer(work: str, plan: dict[str, Any]) -> dict[str, Any]:
-    """Where the item lists are, as the state machine's ItemReader needs them (S3 bucket and key)."""
+    """Where the item lists are, as the state machine's ItemReader needs them (S3 bucket and key), and how many
+    items: ``buckets`` is the split's fine bucket count in the split's answer, the reducer count in the partition's
+    (the reduce phase fans out over the partition's answer)."""
     bucket, key = _bucket_key(storage.join(work, SPLIT))
     return {
         "kind": "split",
@@ -468,21 +487,63 @@ def _bucketize(engine: Any, frame: Any, keys: list[str], buckets: int) -> Any:
     return frame.withColumn(shuffle.BUCKET_COLUMN, ((hashed % count) + count) % count)
 
 
+# --- partition -----------------------------------------------------------------------------------------------
+
+
+def _partition(job: Job, plan: dict[str, Any]) -> dict[str, Any]:
+    """Choose the reducers from the map tasks' indexes (see :mod:`sparkflow.runtime.partition`): write one file per
+    reducer, then the reduce phase's item list, then last ``reducers.json``, so a retried task that finds it answers
+    from it without doing the work again."""
+    split_folder = storage.join(job.work, SPLIT)
+    done = storage.read_json(storage.join(split_folder, partition.REDUCERS))
+    if done is not None:
+        return _pointer(job.work, {"items": plan["items"], "buckets": len(done["reducers"])})
+    objects = partition.read_objects(job.work, plan["inputs"], job.call.stage.name)
+    sizes = partition.bucket_sizes(objects, plan["buckets"])
+    hot = partition.skewed(sizes, plan["chunk_bytes"], SKEW_FACTOR)
+    if hot is not None:
+        raise _skew(job, plan, hot, sizes[hot], sum(sizes) / len(sizes))
+    runs = partition.group(sizes, plan["chunk_bytes"])
+    params = [item["param"] for item in plan["inputs"]]
+
+    def write(number: int) -> None:
+        low, high = runs[number]
+        _write_json(partition.reducer_uri(split_folder, number), partition.reducer_file(objects, params, low, high))
+
+    partition.concurrently(write, range(len(runs)))
+    _write_json(storage.join(split_folder, "reduce-items.json"), [{"chunk": r} for r in range(len(runs))])
+    _write_json(storage.join(split_folder, partition.REDUCERS), {"reducers": [list(run) for run in runs]})
+    return _pointer(job.work, {"items": plan["items"], "buckets": len(runs)})
+
+
+def _skew(job: Job, plan: dict[str, Any], bucket: int, size: int, mean: float) -> InputError:
+    """The refusal of a bucket far larger than both the chunk budget and the average bucket: a few keys hold most
+    rows (see :func:`sparkflow.runtime.partition.skewed`)."""
+    return InputError(
+        f"stage {job.call.stage.name!r}: bucket {bucket} holds {size / 1024**2:,.2f} MiB of input, more than "
+        f"{SKEW_FACTOR} x both its chunk budget ({plan['chunk_bytes'] / 1024**2:,.2f} MiB) and the average bucket "
+        f"({mean / 1024**2:,.2f} MiB): a few key values hold most rows (skew on "
+        f"{list(job.partition_by)}); give the stage more memory= or a larger chunk_size=, "
+        "or pre-aggregate the hot keys"
+    )
+
+
 # --- reduce --------------------------------------------------------------------------------------------------
 
 
-def _reduce(job: Job, plan: dict[str, Any], bucket: int) -> dict[str, Any]:
-    part = storage.join(job.work, PARTS, f"bucket-{bucket:05d}")
+def _reduce(job: Job, number: int, reducer: dict[str, Any]) -> dict[str, Any]:
+    """Reducer ``number``: its run of fine buckets from every split input, as the partition phase wrote in
+    ``reducer`` (one ranged read per map object where those buckets hold anything), then the stage (or its merge)."""
+    part = storage.join(job.work, PARTS, f"reducer-{number:05d}")
     existing = storage.read_manifest(part)
     if existing is not None:
         return existing
     chosen = job.planned_split()
     values: dict[str, Any] = {}
-    found = [_bucket_ranges(job, plan["inputs"][index], bucket, plan["buckets"]) for index in range(len(chosen))]
-    _check_skew(job, plan, bucket, sum(size for _, _, size, _ in found), sum(mean for _, _, _, mean in found))
-    for index, item in enumerate(chosen):
-        ranges, sample, _, _ = found[index]
-        paths = shuffle.fetch(ranges or [sample], job.folder(f"bucket-{item.param}"))
+    for item, described in zip(chosen, reducer["inputs"], strict=True):
+        ranges, sample = partition.reducer_ranges(job.work, described)
+        # An input these buckets are empty in everywhere: its sample range, for its columns only.
+        paths = shuffle.fetch(ranges if sample is None else [sample], job.folder(f"reduce-{item.param}"))
         frame = _read_local(job, item, {"format": "parquet", "header": False}, paths)
         if shuffle.BUCKET_COLUMN in frame.columns:
             frame = frame.drop(shuffle.BUCKET_COLUMN)
@@ -492,54 +553,11 @@ def _reduce(job: Job, plan: dict[str, Any], bucket: int) -> dict[str, Any]:
             values[item.param] = job.whole(item)
     if job.merge is None or job.merge is job.call.stage.fn:  # no combining, or combine=True: the stage again
         return _commit_part(job, job.engine(), job.run_stage(values), part)
-    # The merge takes the bucket's partial results alone (a combined stage has one input carrying rows).
+    # The merge takes the reducer's partial results alone (a combined stage has one input carrying rows).
     merging = job.call.stage.merging()
     with failures.running(merging):
         output = job.merge(values[chosen[0].param])
     return _commit_part(job, job.engine(), output, part, merging)
-
-
-def _check_skew(job: Job, plan: dict[str, Any], bucket: int, size: int, mean: float) -> None:
-    """Refuse a bucket far larger than both the chunk budget and the average bucket: a few keys hold most rows.
-
-    Both conditions matter: tiny chunks make every bucket larger than the budget (Parquet's per-file overhead),
-    and evenly large buckets are no skew (the split planned too few buckets and every reducer copes alike).
-    """
-    if size > SKEW_FACTOR * plan["chunk_bytes"] and size > SKEW_FACTOR * mean:
-        raise InputError(
-            f"stage {job.call.stage.name!r}: bucket {bucket} holds {size / 1024**2:,.2f} MiB of input, more than "
-            f"{SKEW_FACTOR} x both its chunk budget ({plan['chunk_bytes'] / 1024**2:,.2f} MiB) and the average bucket "
-            f"({mean / 1024**2:,.2f} MiB): a few key values hold most rows (skew on "
-            f"{list(job.partition_by)}); give the stage more memory= or a larger chunk_size=, "
-            "or pre-aggregate the hot keys"
-        )
-
-
-def _bucket_ranges(
-    job: Job, described: dict[str, Any], bucket: int, buckets: int
-) -> tuple[list[shuffle.Range], shuffle.Range, int, float]:
-    """Where ``bucket``'s bytes are in every map object of one input (objects where it is empty left out), a range
-    that carries the input's schema (for a bucket empty everywhere), the bucket's bytes and the mean bytes of all
-    buckets of this input. Only the map tasks' commit manifests are read here, never their data."""
-    ranges: list[shuffle.Range] = []
-    sample: shuffle.Range | None = None
-    size = 0
-    everything = 0
-    for chunk in range(described["chunks"]):
-        part = storage.join(job.work, SHUFFLE, described["param"], f"chunk-{chunk:05d}")
-        manifest = storage.read_manifest(part)
-        if manifest is None:
-            raise InputError(f"stage {job.call.stage.name!r}: chunk {chunk} of {described['param']!r} is not mapped")
-        index = shuffle.Index.from_json(manifest["index"])
-        uri = storage.join(part, manifest["files"][0])
-        found = index.bucket(uri, bucket)
-        if found is not None:
-            ranges.append(found)
-            size += found.end - found.start
-        sample = sample or index.sample(uri)
-        everything += sum(index.sizes())
-    assert sample is not None, "every split input has at least one chunk"
-    return ranges, sample, size, everything / max(1, buckets)
 
 
 # --- commit --------------------------------------------------------------------------------------------------
@@ -548,7 +566,7 @@ def _bucket_ranges(
 def _commit(job: Job, plan: dict[str, Any]) -> dict[str, Any]:
     """Publish every part's files as the stage's output: part p's i-th file as ``part-<p>-<i>.parquet``."""
     if plan["mode"] == "key":
-        parts = [f"bucket-{bucket:05d}" for bucket in range(plan["buckets"])]
+        parts = [f"reducer-{number:05d}" for number in range(len(_read_reducers(job.work)))]
     else:
         parts = [f"chunk-{chunk:05d}" for chunk in range(plan["inputs"][0]["chunks"])]
     sources: dict[str, str] = {}
@@ -598,6 +616,20 @@ def _read_plan(work: str) -> dict[str, Any]:
         raise InputError(f"no split plan in {work!r}: the stage's split task has not finished in this run")
     checked: dict[str, Any] = plan
     return checked
+
+
+def _read_reducers(work: str) -> list[list[int]]:
+    """The partition phase's reducers: each one's run of fine buckets ``[low, high]``."""
+    done = storage.read_json(storage.join(work, SPLIT, partition.REDUCERS))
+    if done is None:
+        raise InputError(f"no reducers in {work!r}: the stage's partition task has not finished in this run")
+    reducers: list[list[int]] = done["reducers"]
+    return reducers
+
+
+def _read_reducer(work: str, number: int) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = storage.read_json(partition.reducer_uri(storage.join(work, SPLIT), number))
+    return found
 
 
 def _write_json(uri: str, document: Any) -> None:

@@ -424,24 +424,25 @@ def _fanout(
     workers: int,
     notify: Callable[[NodeSummary], None],
 ) -> dict[str, Any]:
-    """A split stage, as its state machine runs it: split, map over chunks, reduce over buckets, commit.
+    """A split stage, as its state machine runs it: split, map over chunks, (key stages) partition and reduce over
+    the reducers it chose, commit.
 
     Each chunk task is retried on its own, as a Distributed Map retries its items.
     """
     assert task.fanout is not None
     started = time.monotonic()
     split = _attempts({**event, "phase": "split", "chunk_bytes": task.fanout.chunk_bytes}, handler, task, node)
-    # A stage a resumed run finds committed has no chunks (None: the table shows none, not 0).
-    node.chunks, node.buckets = split["output"]["chunks"] or None, split["output"]["buckets"] or None
+    # A stage a resumed run finds committed has no chunks (None: the table shows none, not 0) and no partition.
+    node.chunks = split["output"]["chunks"] or None
     notify(node)
-    phases = [("map", node.chunks), *([("reduce", node.buckets)] if node.buckets else [])]
-    total = sum(count or 0 for _, count in phases)
-    step = max(1, total // 10)  # report progress about ten times per stage, however many chunks
-    for phase, count in phases:
+
+    def fan(phase: str, count: int) -> None:
+        total = (node.chunks or 0) + (node.buckets or 0)  # the reducers count once the partition task chose them
+        step = max(1, total // 10)  # report progress about ten times per stage, however many chunks
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"sparkflow-{task.id}-{phase}") as pool:
             futures = [
                 pool.submit(_attempts, {**event, "phase": phase, "chunk": index}, handler, task, NodeSummary(task.id))
-                for index in range(count or 0)
+                for index in range(count)
             ]
             try:
                 for future in as_completed(futures):
@@ -453,6 +454,13 @@ def _fanout(
                 for future in futures:
                     future.cancel()
                 raise
+
+    fan("map", node.chunks or 0)
+    if "partition" in task.fanout.phases() and split["status"] != "already-committed":
+        # Its attempts are counted like a chunk task's, on their own: the node's count stays its split's and commit's.
+        partitioned = _attempts({**event, "phase": "partition"}, handler, task, NodeSummary(task.id))
+        node.buckets = partitioned["output"]["buckets"] or None
+        fan("reduce", node.buckets or 0)
     committed = _attempts({**event, "phase": "commit"}, handler, task, node)
     return {**committed, "seconds": round(time.monotonic() - started, 3)}  # the whole stage, not its last task
 

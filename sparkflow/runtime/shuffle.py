@@ -5,16 +5,17 @@ bucket (``_bucket=N/part-...parquet``); :func:`pack` concatenates those files, i
 object per map task, and returns its :class:`Index`: for each bucket, the lengths of the complete Parquet files
 it holds, in order (Spark's shuffle writes a data file and an index file of offsets; here the index travels in the
 map task's commit manifest). So a map task uploads one object whatever R is — M map tasks make M data PUTs, not
-M x R — and a reduce task reads bucket b's bytes from each map object with one ranged GET, skipping the objects
-whose range is empty.
+M x R — and a reduce task reads its buckets' bytes from each map object with one ranged GET, skipping the objects
+where they are empty.
 
 Why lengths rather than one offset per bucket: an engine may write several files into one bucket's folder, and
 each is a complete Parquet file only on its own (concatenated Parquet files are not one Parquet file: each footer
 addresses its own file). Keeping each file whole needs no Parquet rewriting, which could change the types Spark
 wrote; a bucket's files are still one contiguous byte range, read with one request and cut apart locally.
 
-Per-bucket sizes stay in the index (:meth:`Index.sizes`), so a later change can choose the reducer count after the
-map phase by giving a reducer a run of contiguous buckets: contiguous buckets are one contiguous byte range.
+Per-bucket sizes stay in the index (:meth:`Index.sizes`), so the partition phase (:mod:`sparkflow.runtime.partition`)
+chooses the reducer count after the map phase by giving each reducer a run of contiguous buckets: contiguous buckets
+are one contiguous byte range (:meth:`Index.span`), still one ranged GET per map object.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
+from functools import cached_property
+from itertools import accumulate
 from typing import Any
 
 from sparkflow.errors import StorageError
@@ -60,10 +63,12 @@ class Index:
 
     def offsets(self) -> list[int]:
         """R + 1 offsets, Spark's index file: bucket b is bytes ``[offsets[b], offsets[b + 1])``."""
-        found = [0]
-        for size in self.sizes():
-            found.append(found[-1] + size)
-        return found
+        return list(self._offsets)
+
+    @cached_property
+    def _offsets(self) -> tuple[int, ...]:
+        # Computed once: the partition task takes a span of every map object for every reducer.
+        return tuple(accumulate(self.sizes(), initial=0))
 
     def sizes(self) -> list[int]:
         """Each bucket's bytes, in bucket order."""
@@ -71,9 +76,15 @@ class Index:
 
     def bucket(self, uri: str, bucket: int) -> Range | None:
         """Bucket ``bucket``'s range of the object at ``uri``; None when the bucket is empty (nothing to read)."""
-        if not self.files[bucket]:
+        return self.span(uri, bucket, bucket + 1)
+
+    def span(self, uri: str, low: int, high: int) -> Range | None:
+        """Buckets ``low`` to ``high - 1`` of the object at ``uri`` as one range (contiguous buckets are contiguous
+        bytes); None when all of them are empty."""
+        lengths = tuple(length for files in self.files[low:high] for length in files)
+        if not lengths:
             return None
-        return Range(uri, self.offsets()[bucket], self.files[bucket])
+        return Range(uri, self._offsets[low], lengths)
 
     def sample(self, uri: str) -> Range:
         """The object's first Parquet file (any bucket's, or the schema file): enough to learn its columns."""

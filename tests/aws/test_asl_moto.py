@@ -21,24 +21,26 @@ pytestmark = pytest.mark.moto
 
 BUCKET = "sparkflow-test-bucket"
 STORAGE = f"s3://{BUCKET}/runs/"
-CHUNKS, BUCKETS = 3, 2  # what the double's split tasks answer
+CHUNKS, BUCKETS = 3, 2  # what the double's split tasks answer (chunks) and its partition tasks (reducers)
 
 
 def protocol_double(aws: MotoAws, double: LambdaDouble) -> None:
-    """Answer like the runtime does, without doing the work: a split task writes its item lists to S3 (the
-    Distributed Map's ItemReader reads them) and answers where they are; every other task answers ok."""
+    """Answer like the runtime does, without doing the work: a split task writes the map item list to S3 (the
+    Distributed Map's ItemReader reads it) and a partition task the reduce item list, and both answer where they
+    are; every other task answers ok."""
     s3 = aws.client("s3")
     if BUCKET not in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket=BUCKET)
 
     def handler(payload: dict[str, Any]) -> Any:
-        if payload.get("phase") != "split":
+        phase = payload.get("phase")
+        if phase not in ("split", "partition"):
             return {"ok": True}
         work = work_location(STORAGE, payload["pipeline"], payload["run"]["id"], payload["node"])
         base = work[len(f"s3://{BUCKET}/") :] + "split"
-        for name, count in (("map", CHUNKS), ("reduce", BUCKETS)):
-            body = json.dumps([{"chunk": index} for index in range(count)])
-            s3.put_object(Bucket=BUCKET, Key=f"{base}/{name}-items.json", Body=body.encode())
+        name, count = ("map", CHUNKS) if phase == "split" else ("reduce", BUCKETS)
+        body = json.dumps([{"chunk": index} for index in range(count)])
+        s3.put_object(Bucket=BUCKET, Key=f"{base}/{name}-items.json", Body=body.encode())
         output = {"kind": "split", "bucket": BUCKET, "map_items": f"{base}/map-items.json"}
         output.update({"reduce_items": f"{base}/reduce-items.json", "results": f"{base}/results/"})
         return {"status": "committed", "output": {**output, "chunks": CHUNKS, "buckets": BUCKETS}}
@@ -56,7 +58,8 @@ def spans(double: LambdaDouble) -> dict[str, tuple[float, float]]:
 
 
 def expected_calls(plan: Plan) -> Counter[tuple[str | None, str | None]]:
-    """The tasks a run makes: one per whole stage; split, a map per chunk, a reduce per bucket and a commit; then
+    """The tasks a run makes: one per whole stage; split, a map per chunk, (key stages) a partition and a reduce per
+    reducer, and a commit; then
     the run's publish task (no node)."""
     expected: Counter[tuple[str | None, str | None]] = Counter({("publish", "publish"): 1})
     for task in plan.tasks:
@@ -65,6 +68,7 @@ def expected_calls(plan: Plan) -> Counter[tuple[str | None, str | None]]:
             continue
         expected.update({(task.id, "split"): 1, (task.id, "map"): CHUNKS, (task.id, "commit"): 1})
         if task.fanout.mode == "key":
+            expected[(task.id, "partition")] += 1
             expected[(task.id, "reduce")] += BUCKETS
     return expected
 

@@ -57,9 +57,9 @@ def test_plan_check_reports_a_stale_estimate(tmp_path: Path) -> None:
 
 def test_a_split_stage_follows_the_chunk_model() -> None:
     """--input books=1GiB: the map phase has ceil(1 GiB / chunk) tasks, each a cold start plus its share of the
-    bytes at the engine's throughput, and the key stage as many buckets, each reading its share of the combined
-    partial results (counts has combine=: its measured shrink, wordcount.shrink.json); the state machine enters
-    every chunk's child state once."""
+    bytes at the engine's throughput; the partition task gives the key stage a reducer per chunk of its shuffle, the
+    combined partial results (counts has combine=: its measured shrink, wordcount.shrink.json), each reading its
+    share of them; the state machine enters every chunk's and reducer's child state once."""
     pipeline = load_pipeline(str(EXAMPLES / "wordcount" / "pipeline.py"))
     plan = plan_pipeline(pipeline, "aws")
     counts = plan.task("counts")
@@ -67,15 +67,23 @@ def test_a_split_stage_follows_the_chunk_model() -> None:
     data = document(estimate_plan(plan, pipeline, "aws", {"books": GiB}))
     stage = next(item for item in data["stages"] if item["stage"] == "counts")
     chunks = math.ceil(GiB / counts.fanout.chunk_bytes)
-    assert (stage["chunks"], stage["buckets"], stage["tasks"]) == (chunks, chunks, 2 * chunks + 2)
+    measured = shrink.load(pipeline.origin.file, pipeline.name)["counts"].ratio
+    shuffled = round(GiB * measured)
+    reducers = math.ceil(shuffled / counts.fanout.chunk_bytes)
+    assert (stage["chunks"], stage["buckets"], stage["tasks"]) == (chunks, reducers, chunks + reducers + 3)
     throughput = ENGINES["spark"].chunk_model.throughput
     each = CLOUD_TASK_START_S["spark"] + GiB / chunks / throughput
-    measured = shrink.load(pipeline.origin.file, pipeline.name)["counts"].ratio
-    reduce = CLOUD_TASK_START_S["spark"] + round(GiB * measured) / chunks / throughput
-    assert [phase["seconds_each"] for phase in stage["phases"]][1:3] == [round(each, 1), round(reduce, 1)]
-    # split, the Choice that skips a stage a resumed run finds committed, map and reduce with items, commit
-    assert stage["state_transitions"] == 1 + 1 + (1 + chunks) * 2 + 1
-    assert stage["usage"]["lambda_requests"] == 2 * chunks + 2
+    reduce = CLOUD_TASK_START_S["spark"] + shuffled / reducers / throughput
+    phases = {phase["phase"]: phase["seconds_each"] for phase in stage["phases"]}
+    assert [phases["map"], phases["partition"], phases["reduce"]] == [
+        round(each, 1),
+        round(CLOUD_TASK_START_S["spark"], 1),
+        round(reduce, 1),
+    ]
+    # split, the Choice that skips a stage a resumed run finds committed, map with its items, partition, reduce with
+    # its items, commit
+    assert stage["state_transitions"] == 1 + 1 + (1 + chunks) + 1 + (1 + reducers) + 1
+    assert stage["usage"]["lambda_requests"] == chunks + reducers + 3
     gb_seconds = counts.memory_mb / 1024 * stage["task_seconds"]
     assert stage["usage"]["lambda_gb_seconds"] == pytest.approx(gb_seconds, rel=1e-3)
 

@@ -17,7 +17,7 @@ from sparkflow.compiler import plan_pipeline
 from sparkflow.errors import CompileError
 from sparkflow.estimate import estimate_plan
 from sparkflow.estimate.report import document
-from sparkflow.estimate.usage import COMMIT_FILES, MONTH_S, SHUFFLE_COMMIT_FILES
+from sparkflow.estimate.usage import COMMIT_FILES, MONTH_S, PARTITION_FILES, SHUFFLE_COMMIT_FILES
 from sparkflow.loading import load_pipeline
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -93,20 +93,32 @@ def test_working_files_are_priced_for_the_run_and_kept_outputs_and_sinks_for_a_m
     assert estimate.seconds < MONTH_S / 100  # so the working files cost a small share of a month
 
 
-def test_a_map_task_writes_one_shuffle_object_and_each_reduce_task_reads_its_index_and_range_per_map_task(
-    tmp_path: Path,
-) -> None:
+def test_a_map_task_writes_one_shuffle_object_and_the_partition_task_reads_each_index_once(tmp_path: Path) -> None:
     data = estimated(wordcount(tmp_path), "aws", {"books": 100 * GiB})
     counts = stage(data, "counts")
     chunks, buckets = counts["chunks"], counts["buckets"]
     assert isinstance(chunks, int) and isinstance(buckets, int) and buckets > 1
-    # split: its 4 files and one listing; map: one object and its manifest each; reduce: its part each; commit:
-    # a copy per part, its manifest and marker, one listing
-    puts = (4 + 1) + chunks * (1 + SHUFFLE_COMMIT_FILES) + buckets + (buckets + COMMIT_FILES + 1)
+    # split: its 4 files and one listing; map: one object and its manifest each; partition: a file per reducer, the
+    # reduce item list and the reducers' list; reduce: its part each; commit: a copy per part, its manifest and
+    # marker, one listing
+    puts = (4 + 1) + chunks * (1 + SHUFFLE_COMMIT_FILES) + (buckets + PARTITION_FILES) + buckets
+    puts += buckets + COMMIT_FILES + 1
     assert counts["usage"]["s3_put_requests"] == puts  # type: ignore[index]
-    # map: its chunk each; reduce: each map task's manifest (the index) and one ranged GET of its object
-    assert counts["usage"]["s3_get_requests"] == chunks + buckets * 2 * chunks  # type: ignore[index]
+    # map: its chunk each; partition: each map task's manifest (the index) once; reduce: its reducer file and one
+    # ranged GET of each map object
+    assert counts["usage"]["s3_get_requests"] == chunks + chunks + buckets * (1 + chunks)  # type: ignore[index]
     assert counts["usage"]["s3_put_requests"] < chunks * buckets  # type: ignore[index,operator]
+
+
+def test_a_combined_stage_has_a_reducer_per_chunk_of_its_shuffle_not_of_its_input(tmp_path: Path) -> None:
+    """wordcount's counts combines: its map tasks shuffle about a tenth of its input (the combined shrink), so the
+    partition task gives it about a tenth of the buckets the split plans, as reducers."""
+    data = estimated(wordcount(tmp_path), "aws", {"books": 100 * GiB})
+    counts = stage(data, "counts")
+    chunks, buckets = counts["chunks"], counts["buckets"]
+    assert isinstance(chunks, int) and isinstance(buckets, int)
+    assert 1 <= buckets <= chunks / 5
+    assert [phase["phase"] for phase in counts["phases"]] == ["split", "map", "partition", "reduce", "commit"]  # type: ignore[index,union-attr]
 
 
 AFTER_A_SPLIT = """

@@ -85,14 +85,14 @@ class StageDouble:
     was written, a wrong URL, auth or timeout) instead of raising them, so a test reports them plainly rather
     than as a workflow failure.
 
-    A split stage is called once per phase (split, then map per chunk, reduce per bucket, commit): ``calls``
+    A split stage is called once per phase (split, map per chunk, partition, reduce per reducer, commit): ``calls``
     records each stage's starting call (the whole stage, or its split), ``phase_calls`` the others, and a stage
     counts as committed once its whole call or its commit call answered. The run's publish calls (no node) go to
     ``published``; publishing before every stage committed is a problem.
 
     Attributes:
         failures: node -> the errors its first calls raise, one per call; later calls (and other nodes) succeed.
-        chunks, buckets: what the double's split calls answer.
+        chunks, buckets: what the double's split calls answer (buckets: and its partition calls, as reducers).
     """
 
     plan: Plan
@@ -167,9 +167,9 @@ class StageDouble:
 
     def _answer(self, event: dict[str, Any], node: str, phase: str | None) -> dict[str, Any]:
         task = self.plan.task(node)
-        if phase == "split":
+        if phase in ("split", "partition"):
             assert task.fanout is not None
-            buckets = self.buckets if task.fanout.mode == "key" else 0
+            buckets = self.buckets if task.fanout.mode == "key" else 0  # the split's buckets, the partition's reducers
             output: dict[str, Any] = {"kind": "split", "bucket": "", "map_items": "m", "reduce_items": "r"}
             output.update({"results": "x", "chunks": self.chunks, "buckets": buckets})
         elif task.output == "value":

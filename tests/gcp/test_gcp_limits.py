@@ -127,7 +127,8 @@ def test_steps_estimate_of_a_split_stage_counts_its_costlier_fan_out() -> None:
     per_for = 1 + emit_module.PARALLEL_FOR_MAX * call  # the for step, then one call per chunk, at most 20
     per_job = 1 + (1 + (1 + check._CONNECTOR_POLLS + 1))  # the call: the event, the job with its polling, the raise
     fan = 1 + (1 + max(per_for, per_job))  # the call of the fan subworkflow: a switch runs one of its sides
-    counts = 1 + (call + 1 + fan + (1 + fan) + call)  # the call: split, committed?, map, reduce (a switch), commit
+    # the call: split, committed?, map, the reduce switch (partition, reduce), commit
+    counts = 1 + (call + 1 + fan + (1 + call + fan) + call)
     start = 2  # run-start, run-resumed
     assert check.estimate_steps(yaml.safe_load(text)) == start + counts + call + post + 1  # ..., top, publish
     assert check.estimate_steps(yaml.safe_load(text)) < limits.STEPS_PER_EXECUTION.value

@@ -111,15 +111,17 @@ def base_event(storage: Path) -> dict[str, Any]:
 def run_node(
     handle: Callable[[dict[str, Any]], dict[str, Any]], storage: Path, chunk_bytes: int | None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The node's final result and its map tasks' results: one whole task, or split, map every chunk, reduce
-    every bucket (a stage split by key), commit."""
+    """The node's final result and its map tasks' results: one whole task, or split, map every chunk, partition
+    and reduce every reducer (a stage split by key), commit."""
     base = base_event(storage)
     if chunk_bytes is None:
         return handle(base), []
     split = handle({**base, "phase": "split", "chunk_bytes": chunk_bytes})["output"]
     maps = [handle({**base, "phase": "map", "chunk": chunk}) for chunk in range(split["chunks"])]
-    for bucket in range(split["buckets"]):
-        handle({**base, "phase": "reduce", "chunk": bucket})
+    if split["buckets"]:
+        reducers = handle({**base, "phase": "partition"})["output"]["buckets"]
+        for reducer in range(reducers):
+            handle({**base, "phase": "reduce", "chunk": reducer})
     return handle({**base, "phase": "commit"}), maps
 
 

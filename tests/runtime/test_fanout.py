@@ -136,8 +136,9 @@ def test_skewed_bucket_is_reported(spark: Any, tmp_path: Path) -> None:
         handle_event({**base, "phase": "map", "chunk": chunk}, config)
     key = spark.createDataFrame([("hot",)], ["user"]).select(F.col("user").cast("string"))
     hot = key.select(F.pmod(F.hash("user"), F.lit(split["buckets"]))).first()[0]
+    # Refused by the partition task, from the map tasks' indexes, before any reducer runs.
     with pytest.raises(InputError, match=rf"bucket {hot} holds .*skew on \['user'\]"):
-        handle_event({**base, "phase": "reduce", "chunk": hot}, config)
+        handle_event({**base, "phase": "partition"}, config)
     assert execute.pipeline_trace(pipeline).calls["per_user"].stage.options.partition_by == ("user",)
 
 

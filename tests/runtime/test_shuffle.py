@@ -1,7 +1,9 @@
 """Shuffle objects (issue 28): a key stage's map task writes one object per chunk, its buckets' Parquet files in
 bucket order, and an index of byte ranges in its commit manifest; a reduce task reads its bucket's range from each
 map object. The index alone (no Spark) first, then map tasks on the local disk (a retried one) and on moto's S3,
-where the map phase's PUTs are counted at the S3 API: two per map task, whatever the number of buckets."""
+where the map phase's PUTs are counted at the S3 API (two per map task, whatever the number of buckets) and so are
+the GETs of the partition and reduce phases (each map manifest once, then per reducer its file and one range per
+map object where its buckets hold anything: not a manifest and a range per map task and bucket)."""
 
 from __future__ import annotations
 
@@ -78,6 +80,10 @@ def test_pack_places_every_bucket_file_and_fetch_reads_each_bucket_back(tmp_path
         assert found is not None
         assert (found.start, found.end) == (index.offsets()[bucket], index.offsets()[bucket + 1])
         assert values(shuffle.fetch([found], str(tmp_path / f"read-{bucket}"))) == expected
+    assert index.span(uri, 1, 2) is None
+    run = index.span(uri, 1, 4)  # contiguous buckets (an empty one first): one range, their files in order
+    assert run is not None and (run.start, run.end) == (index.offsets()[1], index.offsets()[4])
+    assert values(shuffle.fetch([run], str(tmp_path / "span"))) == [3, 4, 5, 6]
     both = [index.bucket(uri, 0), index.bucket(uri, 3)]
     assert values(shuffle.fetch([r for r in both if r is not None], str(tmp_path / "both"))) == [1, 2, 6]
     assert values(shuffle.fetch([index.sample(uri)], str(tmp_path / "sample"))) == [1, 2]  # bucket 0's first file
@@ -132,6 +138,13 @@ class Run:
         self.base = {"version": 1, "pipeline": "shuffled", "node": "per_user", "run": run}
         self.work = work_location(root, "shuffled", run_id, "per_user")
         self.output = node_location(root, "shuffled", run_id, "per_user")
+
+    def reduce_all(self) -> int:
+        """The partition task, then every reducer it chose; how many."""
+        reducers: int = self.phase("partition")["buckets"]
+        for number in range(reducers):
+            self.phase("reduce", number)
+        return reducers
 
     def phase(self, phase: str, chunk: int | None = None, **fields: Any) -> dict[str, Any]:
         event = {**self.base, "phase": phase, **fields} | ({} if chunk is None else {"chunk": chunk})
@@ -191,16 +204,23 @@ def test_a_retried_map_task_leaves_only_its_committed_object_to_the_reducers(spa
             == manifest["bytes"]
             == (part.parent / f"chunk-{chunk:05d}" / manifest["files"][0]).stat().st_size
         )
-    for bucket in range(split["buckets"]):
-        run.phase("reduce", bucket)
+    reducers = run.reduce_all()
+    written = {path: path.stat().st_mtime_ns for path in (Path(run.work) / "split").rglob("*.json")}
+    again = run.phase("partition")  # a retried partition task answers from reducers.json: nothing is written again
+    assert again["buckets"] == reducers
+    assert {path: path.stat().st_mtime_ns for path in (Path(run.work) / "split").rglob("*.json")} == written
     committed = run.phase("commit")
     assert committed["rows"] == USERS
     assert sums(spark, run.output, tmp_path / "read") == expected_sums()
 
 
+WRITES = ("PutObject", "CopyObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload")
+
+
 @contextmanager
-def counted_writes(root: str) -> Iterator[list[str]]:
-    """The keys of every S3 write request (PUT, copy, multipart) the runtime's s3fs client sends while inside."""
+def counted_requests(root: str, events: tuple[str, ...] = WRITES) -> Iterator[list[str]]:
+    """The keys of every S3 request of ``events`` (by default the writes: PUT, copy, multipart) the runtime's s3fs
+    client sends while inside."""
     fs, _ = storage.filesystem(root)
     fs.connect()  # s3fs makes its botocore client on first use: make it now, to hook its events
     seen: list[str] = []
@@ -208,7 +228,6 @@ def counted_writes(root: str) -> Iterator[list[str]]:
     def record(params: dict[str, Any], model: Any, **_: Any) -> None:
         seen.append(f"{model.name} {params.get('Key', '')}")
 
-    events = ("PutObject", "CopyObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload")
     for name in events:
         fs.s3.meta.events.register(f"before-parameter-build.s3.{name}", record)
     try:
@@ -221,7 +240,7 @@ def counted_writes(root: str) -> Iterator[list[str]]:
 @pytest.mark.spark
 @pytest.mark.moto
 @pytest.mark.parametrize("chunk_kib", [8, 4])
-def test_the_map_phase_on_s3_makes_two_puts_per_map_task_whatever_the_buckets(
+def test_on_s3_map_tasks_make_two_puts_each_and_the_partition_reads_their_manifests_once(
     spark: Any, chunk_kib: int, tmp_path: Path, moto_aws: MotoAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every map task's writes, counted at the S3 API: its shuffle object and its commit manifest, however many
@@ -239,7 +258,7 @@ def test_the_map_phase_on_s3_makes_two_puts_per_map_task_whatever_the_buckets(
     maps, buckets = split["chunks"], split["buckets"]
     assert maps >= 2 and buckets >= 4
 
-    with counted_writes(root) as writes:
+    with counted_requests(root) as writes:
         for chunk in range(maps):
             run.phase("map", chunk)
     work = work_location(root, "shuffled", f"r-{chunk_kib}", "per_user").removeprefix(f"s3://{bucket}/")
@@ -258,7 +277,26 @@ def test_the_map_phase_on_s3_makes_two_puts_per_map_task_whatever_the_buckets(
     )
     assert filled > len(writes), "the per-bucket layout would have written more objects than the whole phase now"
 
-    for number in range(buckets):
-        run.phase("reduce", number)
+    shuffled = f"{prefix}/chunk-"
+    with counted_requests(root, ("GetObject",)) as partitioned:
+        reducers = run.phase("partition")["buckets"]
+    manifests = sorted(f"GetObject {shuffled}{chunk:05d}/{storage.MANIFEST}" for chunk in range(maps))
+    assert sorted(key for key in partitioned if key.startswith(f"GetObject {shuffled}")) == manifests
+    assert 1 <= reducers <= buckets
+    files = f"{work}split/reduce/r-"
+    with counted_requests(root, ("GetObject",)) as reduced:
+        for number in range(reducers):
+            run.phase("reduce", number)
+    ranges = 0
+    for number in range(reducers):
+        reducer = json.loads(s3.get_object(Bucket=bucket, Key=f"{files}{number:05d}.json")["Body"].read())
+        ranges += sum(len(item["ranges"]) or 1 for item in reducer["inputs"])  # a sample range when all empty
+    read = [key for key in reduced if key.startswith((f"GetObject {shuffled}", f"GetObject {files}"))]
+    assert sorted(key for key in read if key.startswith(f"GetObject {files}")) == sorted(
+        f"GetObject {files}{number:05d}.json" for number in range(reducers)
+    )
+    assert not [key for key in read if key.endswith(storage.MANIFEST)], "reducers read no map manifest"
+    assert len(read) == reducers + ranges <= reducers * (1 + maps)
+    assert maps + len(read) < 2 * maps * buckets, "the reducers each read every manifest and range before"
     assert run.phase("commit")["rows"] == USERS
     assert sums(spark, run.output, tmp_path / "read") == expected_sums()

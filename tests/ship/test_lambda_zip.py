@@ -93,8 +93,10 @@ ISOLATED = textwrap.dedent(
     results.append(split)
     for chunk in range(split["output"]["chunks"]):
         results.append(handler({**event, "node": "totals", "phase": "map", "chunk": chunk}, None))
-    for bucket in range(split["output"]["buckets"]):
-        results.append(handler({**event, "node": "totals", "phase": "reduce", "chunk": bucket}, None))
+    partitioned = handler({**event, "node": "totals", "phase": "partition"}, None)
+    results.append(partitioned)
+    for reducer in range(partitioned["output"]["buckets"]):
+        results.append(handler({**event, "node": "totals", "phase": "reduce", "chunk": reducer}, None))
     results.append(handler({**event, "node": "totals", "phase": "commit"}, None))
     import boto3, s3fs  # the clients a stage makes on AWS, from the service models left in the zip
 

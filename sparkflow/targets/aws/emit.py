@@ -257,13 +257,15 @@ class _Builder:
                 task,
             )
             return task.id
-        phases = ["split", "map", *(["reduce"] if fanout.mode == "key" else []), "commit"]
+        phases = fanout.phases()
         names = [f"{task.id}-{phase}" for phase in phases]
         followers = [*names[1:], next_state]
+        # The split and partition tasks answer with where the item lists are: a few strings, whatever the number of
+        # chunks. The partition task's answer replaces the split's: the reduce map reads the reducers it chose.
         pointer = {"bucket.$": "$.Payload.output.bucket", "status.$": "$.Payload.status"}
-        pointer.update({f"{phase}.$": f"$.Payload.output.{phase}_items" for phase in phases[1:-1]})
+        fanned = [phase for phase in phases if phase in ("map", "reduce")]  # Distributed Maps over an item list
+        pointer.update({f"{phase}.$": f"$.Payload.output.{phase}_items" for phase in fanned})
         committed = f"{task.id}-committed"
-        # The split task answers with where its item lists are: a few strings, whatever the number of chunks.
         self.put(
             states,
             names[0],
@@ -288,7 +290,11 @@ class _Builder:
             task,
         )
         for phase, name, following in zip(phases[1:-1], names[1:-1], followers[1:-1], strict=True):
-            self.put(states, name, {**self._distributed_map(task, phase), "Catch": catch, **_next(following)}, task)
+            if phase == "partition":
+                state = {**self._invoke(task, {"phase": phase}), "ResultSelector": pointer, "ResultPath": "$.split"}
+            else:
+                state = self._distributed_map(task, phase)
+            self.put(states, name, {**state, "Catch": catch, **_next(following)}, task)
         self.put(
             states,
             names[-1],
@@ -450,7 +456,7 @@ class _Builder:
         ]
 
     def _distributed_map(self, task: PlanTask, phase: str) -> dict[str, Any]:
-        """One child execution per chunk (map) or bucket (reduce), read from the item list in S3.
+        """One child execution per chunk (map) or reducer (reduce), read from the item list in S3.
 
         The item list stays in S3 (ItemReader) and each child answers an empty object (``OutputPath: null``),
         so what the Map state gathers is a few bytes per item (about 30 KB for 10,000 chunks, well under the

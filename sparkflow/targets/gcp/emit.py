@@ -26,8 +26,9 @@ Shape of every definition:
     exponential backoff) and an ``except`` that raises an error naming the stage and the pipeline; returns the
     runtime's result. One per distinct pair of retries and timeout: a retry policy's ``max_retries`` and an HTTP
     call's ``timeout`` are numbers in the definition, not expressions.
-  * ``sparkflow_split_r<retries>_t<timeout>``: a split stage: split -> map -> reduce (key stages) -> commit. The
-    split call answers with the number of chunks and buckets; a stage a resumed run finds committed answers
+  * ``sparkflow_split_r<retries>_t<timeout>``: a split stage: split -> map -> (key stages) partition -> reduce ->
+    commit. The split call answers with the number of chunks, the partition call with the number of reducers; a
+    stage a resumed run finds committed answers
     ``already-committed`` and goes straight to its commit. ``sparkflow_fan_r<retries>_t<timeout>`` runs one
     phase's items: a handful as a ``parallel for`` (Workflows runs at most 20 iterations at once), more as one
     execution of the Cloud Run job ``SPARKFLOW_JOB`` with one task per item (``sparkflow_chunks``), each task
@@ -447,10 +448,11 @@ class _Builder:
         }
 
     def _split(self, calls: Policy, jobs_only: bool) -> dict[str, Any]:
-        """split -> one call per chunk (map) -> one per bucket (reduce, key stages) -> commit.
+        """split -> one call per chunk (map) -> (key stages) partition -> one per reducer (reduce) -> commit.
 
-        The split call answers with the number of chunks and buckets. A stage that a resumed run finds committed
-        answers ``already-committed`` with no chunk: straight to the commit call, which answers at once.
+        The split call answers with the number of chunks; the partition call, with the number of reducers it chose
+        from what the map tasks shuffled. A stage that a resumed run finds committed answers ``already-committed``
+        with no chunk: straight to the commit call, which answers at once.
         """
         stage = stage_subworkflow(calls)
         common = {"run": f"${{{RUN}}}", "node": "${node}"}
@@ -474,7 +476,13 @@ class _Builder:
                 {
                     "reduce": {
                         "switch": [
-                            {"condition": "${reduce}", "steps": [{"buckets": fan("reduce", "${split.output.buckets}")}]}
+                            {
+                                "condition": "${reduce}",
+                                "steps": [
+                                    {"partition": phase_call({"phase": "partition"}, result="partition")},
+                                    {"buckets": fan("reduce", "${partition.output.buckets}")},
+                                ],
+                            }
                         ]
                     }
                 },
