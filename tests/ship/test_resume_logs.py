@@ -128,7 +128,12 @@ def test_a_failed_run_resumes_in_the_cloud_running_only_what_failed(
             ("tidy", "split"),
         ]
         skipped = {stage["name"]: stage["state"] for stage in resumed["stages"] if stage["state"] == "skipped"}
-        assert skipped == {"spend-map": "skipped", "spend-reduce": "skipped", "tidy-map": "skipped"}
+        assert skipped == {
+            "spend-map": "skipped",
+            "spend-partition": "skipped",
+            "spend-reduce": "skipped",
+            "tidy-map": "skipped",
+        }
 
         plain = runner.invoke(main, ["start", str(RESUMABLE), *common, *inputs, "--json"])
         assert plain.exit_code == 0, plain.output
@@ -192,7 +197,7 @@ def check_estimates(runner: CliRunner, started: dict[str, Any], pipeline: Any) -
     states = {state["name"]: state for state in final["stages"]}
     for name in ("spend-split", "spend-map", "spend-commit", "report"):
         assert states[name]["seconds"] == round(states[name]["ended_at"] - states[name]["started_at"], 3) >= 0
-    spend = [states[name] for name in ("spend-split", "spend-map", "spend-reduce", "spend-commit")]
+    spend = [states[name] for name in ("spend-split", "spend-map", "spend-partition", "spend-reduce", "spend-commit")]
     span = max(state["ended_at"] for state in spend) - min(state["started_at"] for state in spend)
     assert final["timings"]["spend"]["seconds"] == round(span, 3)
     assert all(timing["seconds"] is not None for timing in final["timings"].values())
