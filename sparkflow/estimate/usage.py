@@ -38,6 +38,7 @@ BILLED_MINIMUM_S = 60  # Fargate, EMR Serverless and Dataproc Serverless bill at
 LAMBDA_TMP_MB, LAMBDA_FREE_TMP_MB = 10_240, 512
 FARGATE_EPHEMERAL_GB, FARGATE_FREE_EPHEMERAL_GB = 200, 20
 SPARK_WORKERS, SPARK_WORKER_VCPUS, SPARK_WORKER_GB, SPARK_EXECUTORS = 3, 4, 16, 2
+SERVERLESS_SPARK_VCPUS = SPARK_EXECUTORS * SPARK_WORKER_VCPUS  # what reads the input: the executors
 SPARK_WORKER_DCUS = 4  # 4 vCPUs x 0.6 + 16 GB x 0.1 (at most 8 GB per vCPU)
 FAN_JOB_OVER = 20  # Workflows runs a fan-out of more tasks as a Cloud Run job (see targets/gcp/emit.py)
 COMMIT_FILES = 2  # a manifest and the _SUCCESS marker
@@ -57,7 +58,7 @@ def speedups(plan: Plan, target: str) -> dict[str, float]:
         if task.placement == "container":
             faster[task.id] = _container(task, target)[0] / MODEL_VCPUS
         elif task.placement == "serverless-spark":
-            faster[task.id] = SPARK_EXECUTORS * SPARK_WORKER_VCPUS / MODEL_VCPUS
+            faster[task.id] = SERVERLESS_SPARK_VCPUS / MODEL_VCPUS
     return faster
 
 

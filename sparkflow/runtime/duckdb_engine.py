@@ -64,6 +64,8 @@ _STATE: dict[str, Any] = {"active": False, "session": None, "close_at_exit": Fal
 _UNSUPPORTED_DUCKDB = ("CatalogException", "BinderException", "ParserException", "NotImplementedException")
 _USER_MISTAKES = ("BinderException",)
 # DuckDB errors of its file readers: a corrupt CSV / JSON record or a value that does not fit the schema.
+# A cast DuckDB does not implement (its error and message), which Spark does: TIMESTAMP WITH TIME ZONE to BIGINT.
+_CAST_MISSING = ("ConversionException", "Unimplemented type for cast")
 _MALFORMED = ("CSV Error", "Error when sniffing file", "Malformed JSON", "JSON transform error", "Could not convert")
 # Text is split into lines in blocks of this many bytes (the memory a text read holds at once).
 _TEXT_BLOCK = 32 * 1024 * 1024
@@ -450,7 +452,10 @@ def unsupported_api(error: BaseException) -> str | None:
             column = getattr(innermost.f_locals.get("self"), "expression", None)
             return f"DataFrame.{getattr(column, 'alias_or_name', '?')}"
         return _public(innermost.f_code.co_qualname)
-    if type(error).__name__ in _UNSUPPORTED_DUCKDB and type(error).__module__.startswith(("duckdb", "_duckdb")):
+    from_duckdb = type(error).__module__.startswith(("duckdb", "_duckdb"))
+    if from_duckdb and type(error).__name__ == _CAST_MISSING[0] and _CAST_MISSING[1] in str(error):
+        return "Column.cast"  # a cast Spark has and DuckDB lacks: a timestamp to a number (Spark: epoch seconds)
+    if type(error).__name__ in _UNSUPPORTED_DUCKDB and from_duckdb:
         return "this DataFrame code as DuckDB SQL"
     return None
 

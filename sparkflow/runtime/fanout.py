@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 # Folders of a split stage's work folder (:func:`sparkflow.layout.work_location`).
 SPLIT = "split"
 PARTS = "parts"
-SHUFFLE = partition.SHUFFLE
+# (the map tasks' shuffle objects: partition.map_part)
 MAX_BUCKETS = 1000
 # A reducer may take this many chunk budgets before its bucket counts as skewed (a conservative budget).
 SKEW_FACTOR = 4
@@ -164,22 +164,25 @@ def run_phase(job: Job, phase: str, chunk: int | None) -> dict[str, Any]:
     split and partition: where the item lists are)."""
     if phase == "split":
         return _split(job)
+    if phase == "reduce":
+        # A reducer reads its own file only (not the split plan); the reducer count is read when that file is
+        # missing, to say why.
+        reducer = _read_reducer(job.work, chunk) if chunk is not None and chunk >= 0 else None
+        if reducer is None:
+            _check_item(phase, chunk, len(_read_reducers(job.work)))
+            raise InputError(
+                f"no reducer file for reducer {chunk} in {job.work!r}: the partition task's files are broken"
+            )
+        assert chunk is not None
+        return _reduce(job, chunk, reducer)
     plan = _read_plan(job.work)
     if phase == "commit":
         return _commit(job, plan)
     if phase == "partition":
         return _partition(job, plan)
-    if phase == "map":
-        _check_item(phase, chunk, len(plan["items"]))
-        assert chunk is not None
-        return _map(job, plan, chunk)
-    # A reducer reads its own file only; the reducer count is read when that file is missing, to say why.
-    reducer = _read_reducer(job.work, chunk) if chunk is not None and chunk >= 0 else None
-    if reducer is None:
-        _check_item(phase, chunk, len(_read_reducers(job.work)))
-        raise InputError(f"no reducer file for reducer {chunk} in {job.work!r}: the partition task's files are broken")
+    _check_item(phase, chunk, len(plan["items"]))
     assert chunk is not None
-    return _reduce(job, chunk, reducer)
+    return _map(job, plan, chunk)
 
 
 def _check_item(phase: str, chunk: int | None, count: int) -> None:
@@ -314,7 +317,7 @@ def _map(job: Job, plan: dict[str, Any], item_index: int) -> dict[str, Any]:
     if job.mode == "rows":
         part = storage.join(job.work, PARTS, f"chunk-{chunk_index:05d}")
     else:
-        part = storage.join(job.work, SHUFFLE, described["param"], f"chunk-{chunk_index:05d}")
+        part = storage.join(job.work, partition.map_part(described["param"], chunk_index))
     existing = storage.read_manifest(part)
     if existing is not None:
         return existing
@@ -586,7 +589,7 @@ def _commit(job: Job, plan: dict[str, Any]) -> dict[str, Any]:
         mapped.append(manifest)
     if plan["mode"] == "key":
         mapped = [
-            storage.read_manifest(storage.join(job.work, SHUFFLE, item["param"], f"chunk-{chunk:05d}"))
+            storage.read_manifest(storage.join(job.work, partition.map_part(item["param"], chunk)))
             for item in plan["inputs"]
             for chunk in range(item["chunks"])
         ]

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sparkflow.errors import InputError
 from sparkflow.runtime import shuffle, storage
 
-SHUFFLE = "shuffle"  # the map tasks' shuffle parts, below the stage's work folder (as fanout.SHUFFLE)
+SHUFFLE = "shuffle"  # the map tasks' shuffle parts, below the stage's work folder (see map_part)
 REDUCE = "reduce"  # the reducers' files, below the split folder
 REDUCERS = "reducers.json"  # the phase's answer, written last: a file that exists means the phase is complete
 #: Manifests read (and reducer files written) at once: the phase waits on storage round trips, not on its CPU.
@@ -47,8 +46,15 @@ def concurrently(function: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
     """``function`` over ``items``, :data:`CONCURRENCY` at a time, results in the items' order."""
     if len(items) <= 1:
         return [function(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor  # here: it imports logging, and the runtime imports this module
+
     with ThreadPoolExecutor(max_workers=min(CONCURRENCY, len(items)), thread_name_prefix="sparkflow-partition") as pool:
         return list(pool.map(function, items))
+
+
+def map_part(param: str, chunk: int) -> str:
+    """Where a map task of a key stage commits its shuffle object, relative to the stage's work folder."""
+    return posixpath.join(SHUFFLE, param, f"chunk-{chunk:05d}")
 
 
 def read_objects(work: str, inputs: list[dict[str, Any]], stage: str) -> list[list[MapObject]]:
@@ -58,7 +64,7 @@ def read_objects(work: str, inputs: list[dict[str, Any]], stage: str) -> list[li
 
     def read(wanted_one: tuple[str, int]) -> MapObject:
         param, chunk = wanted_one
-        relative = posixpath.join(SHUFFLE, param, f"chunk-{chunk:05d}")
+        relative = map_part(param, chunk)
         manifest = storage.read_manifest(storage.join(work, relative))
         if manifest is None:
             raise InputError(f"stage {stage!r}: chunk {chunk} of {param!r} is not mapped")

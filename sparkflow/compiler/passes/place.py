@@ -90,9 +90,9 @@ def _in_time(options: StageOptions, size: int, vcpus: float) -> bool:
 
 
 def _serverless_spark_vcpus() -> int:
-    from sparkflow.estimate.usage import SPARK_EXECUTORS, SPARK_WORKER_VCPUS
+    from sparkflow.estimate.usage import SERVERLESS_SPARK_VCPUS
 
-    return SPARK_EXECUTORS * SPARK_WORKER_VCPUS
+    return SERVERLESS_SPARK_VCPUS
 
 
 def _place(graph: nx.DiGraph, item: StageNode, target: Target, size: int) -> StageNode:
